@@ -1,0 +1,1 @@
+"""villagewatch relay: serves what ingest takes in (hub, WebRTC, API, pages)."""

@@ -1,0 +1,94 @@
+"""Command line: `python -m relay run|check-config` (also the `villagewatch` script)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from relay.app import create_app
+from relay.config import Config, ConfigError, load_config
+
+logger = logging.getLogger("relay")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="villagewatch", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the node")
+    run.add_argument("--config", default="config.yaml", help="YAML file (default: %(default)s)")
+    run.add_argument("--listen", help="HOST:PORT, overrides node.listen")
+    run.add_argument("--log-level", default="INFO")
+    check = commands.add_parser("check-config", help="validate a config file, start nothing")
+    check.add_argument("file")
+    args = parser.parse_args(argv)
+
+    if args.command == "check-config":
+        return check_config(args.file)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return 1
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    host, port = _split_listen(args.listen or config.node.listen)
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(serve(config, host, port))
+    return 0
+
+
+def check_config(path: str) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print("\n".join(exc.problems), file=sys.stderr)
+        return 1
+    print(
+        f"{path}: ok (node {config.node.id}: {len(config.sites)} sites, "
+        f"{len(config.cameras)} cameras, {len(config.walls)} walls)"
+    )
+    return 0
+
+
+async def serve(config: Config, host: str, port: int) -> None:
+    """Run until SIGINT or SIGTERM, then stop every subsystem in order."""
+    runner = web.AppRunner(create_app(config), handle_signals=False, access_log=None)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        logger.info("node %s listening on http://%s:%d/", config.node.id, shown, port)
+        await stop.wait()
+        logger.info("stopping")
+    finally:
+        await runner.cleanup()
+
+
+def _split_listen(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+def _loop_factory() -> type[asyncio.AbstractEventLoop] | None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        return uvloop.Loop
+    return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""The node's JSON API: health, cameras and the site tree. Never a camera URL."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from ingest import SourceState
+from relay.config import Config
+from relay.hub import Hub
+from relay.keys import CONFIG, HUB
+
+STARTED = web.AppKey("started", float)
+
+
+def setup(app: web.Application) -> None:
+    app[STARTED] = time.monotonic()
+    app.router.add_get("/api/health", health)
+    app.router.add_get("/api/cameras", cameras)
+    app.router.add_get("/api/cameras/{camera_id}", camera)
+    app.router.add_get("/api/sites", sites)
+
+
+async def health(request: web.Request) -> web.Response:
+    config, hub = request.app[CONFIG], request.app[HUB]
+    states = [hub.camera_state(c.id) for c in config.cameras]
+    return web.json_response(
+        {
+            "status": "ok",
+            "node": config.node.id,
+            "uptime": round(time.monotonic() - request.app[STARTED], 1),
+            "cameras": len(states),
+            "online": states.count(SourceState.ONLINE),
+        }
+    )
+
+
+async def cameras(request: web.Request) -> web.Response:
+    config, hub = request.app[CONFIG], request.app[HUB]
+    return web.json_response([camera_json(hub, c.id) for c in config.cameras])
+
+
+async def camera(request: web.Request) -> web.Response:
+    camera_id = request.match_info["camera_id"]
+    if request.app[CONFIG].camera(camera_id) is None:
+        raise web.HTTPNotFound(text=f"no camera {camera_id!r}")
+    return web.json_response(camera_json(request.app[HUB], camera_id))
+
+
+def camera_json(hub: Hub, camera_id: str) -> dict[str, object]:
+    streams = {ch.stream: ch.source.snapshot() for ch in hub.camera_channels(camera_id)}
+    for channel in hub.camera_channels(camera_id):
+        streams[channel.stream]["viewers"] = len(channel.subscribers)
+    main = streams["main"]
+    cam = next(c for c in hub.config.cameras if c.id == camera_id)
+    return {
+        "id": cam.id,
+        "name": cam.name,
+        "site": cam.site,
+        "always_on": cam.always_on,
+        "state": str(hub.camera_state(camera_id)),
+        "last_error": main["last_error"],
+        "info": main["info"],
+        "stats": main["stats"],
+        "streams": streams,
+    }
+
+
+async def sites(request: web.Request) -> web.Response:
+    return web.json_response(site_tree(request.app[CONFIG], request.app[HUB]))
+
+
+def site_tree(config: Config, hub: Hub) -> list[dict[str, object]]:
+    """Roots of the site tree; each node counts the cameras of its whole subtree."""
+    children: dict[str | None, list[str]] = {}
+    for site in config.sites:
+        children.setdefault(site.parent, []).append(site.id)
+    names = {s.id: s.name for s in config.sites}
+    own: dict[str, list[SourceState]] = {s.id: [] for s in config.sites}
+    for cam in config.cameras:
+        own[cam.site].append(hub.camera_state(cam.id))
+
+    def build(site_id: str) -> dict[str, object]:
+        kids = [build(k) for k in children.get(site_id, [])]
+        states = own[site_id]
+        online = states.count(SourceState.ONLINE) + sum(int(str(k["online"])) for k in kids)
+        total = len(states) + sum(int(str(k["cameras"])) for k in kids)
+        return {
+            "id": site_id,
+            "name": names[site_id],
+            "cameras": total,
+            "online": online,
+            "offline": total - online,
+            "children": kids,
+        }
+
+    return [build(root) for root in children.get(None, [])]

@@ -1,0 +1,233 @@
+"""The node's one YAML file: strict models, ${ENV} secrets, errors with file:line.
+
+`load_config(path)` returns a validated `Config` or raises `ConfigError` whose
+`problems` each read `FILE:LINE: key.path: what is wrong`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from ingest import SourceSettings
+
+Loc = tuple[str | int, ...]
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+CAMERA_SCHEMES = ("rtsp", "rtsps", "http", "https", "synthetic")
+LAYOUTS = ("1", "2x2", "3x3", "4x4", "5x5", "1+5", "1+7", "1+12")
+
+Id = Annotated[str, Field(pattern=ID_PATTERN, description="letters, digits, - and _")]
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _listen(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("must be HOST:PORT, e.g. 0.0.0.0:8080")
+    return value
+
+
+def _camera_url(value: str) -> str:
+    scheme = urlsplit(value).scheme
+    if scheme not in CAMERA_SCHEMES:
+        raise ValueError(
+            f"URL must start with one of {', '.join(s + '://' for s in CAMERA_SCHEMES)}"
+        )
+    return value
+
+
+ListenAddress = Annotated[str, AfterValidator(_listen)]
+CameraUrl = Annotated[str, AfterValidator(_camera_url)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NodeConfig(Strict):
+    id: Id
+    name: str = Field(min_length=1, max_length=100)
+    listen: ListenAddress = "127.0.0.1:8080"
+
+
+class SiteConfig(Strict):
+    id: Id
+    name: str = Field(min_length=1, max_length=100)
+    parent: Id | None = Field(None, description="the site above this one; none for a root")
+
+
+class CameraConfig(Strict):
+    id: Id
+    name: str = Field(min_length=1, max_length=100)
+    site: Id
+    main: CameraUrl
+    sub: CameraUrl | None = None
+    always_on: bool = Field(True, description="false: opened at the first viewer")
+    idle_timeout: float = Field(30.0, ge=0, le=3600, description="on-demand close delay, s")
+    connect_timeout: float = Field(5.0, gt=0, le=60)
+    stall_timeout: float = Field(5.0, gt=0, le=120, description="no data this long: stalled")
+    backoff_max: float = Field(10.0, ge=0.5, le=600, description="reconnect delay cap, s")
+
+    def source_settings(self) -> SourceSettings:
+        return SourceSettings(
+            connect_timeout=self.connect_timeout,
+            stall_timeout=self.stall_timeout,
+            backoff_max=self.backoff_max,
+        )
+
+
+class WallConfig(Strict):
+    id: Id
+    name: str = Field("", max_length=100)
+    site: Id
+    layout: Literal[LAYOUTS] = "3x3"  # type: ignore[valid-type]
+    cameras: list[Id] = Field(default_factory=list)
+    dwell: float = Field(20.0, ge=3, le=3600, description="tour: seconds per page")
+
+
+class Config(Strict):
+    node: NodeConfig
+    sites: list[SiteConfig] = Field(min_length=1)
+    cameras: list[CameraConfig] = Field(default_factory=list)
+    walls: list[WallConfig] = Field(default_factory=list)
+
+    def camera(self, camera_id: str) -> CameraConfig | None:
+        return next((c for c in self.cameras if c.id == camera_id), None)
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: cannot read: not UTF-8 text"]) from None
+    return parse_config(text, str(path))
+
+
+def parse_config(text: str, filename: str = "<config>") -> Config:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 0
+        raise ConfigError([f"{filename}:{line}: syntax error: {exc.problem}"]) from None
+    if not isinstance(root, yaml.MappingNode):
+        raise ConfigError([f"{filename}:1: the file must be a mapping of sections"])
+    tree = _Tree()
+    data = tree.plain(root)
+    problems = tree.problems
+    if not problems:
+        try:
+            config = Config.model_validate(data)
+        except ValidationError as exc:
+            problems = [(tuple(e["loc"]), _message(e)) for e in exc.errors()]
+        else:
+            problems = list(cross_check(config))
+    if problems:
+        raise ConfigError(
+            [f"{filename}:{_line(loc, tree.lines)}: {_path(loc)}: {m}" for loc, m in problems]
+        )
+    return config
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    if error["type"] == "missing":
+        return "required key is missing"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+class _Tree:
+    """Plain data from a YAML node tree, with each key's line and ${ENV} expanded."""
+
+    def __init__(self) -> None:
+        self.lines: dict[Loc, int] = {}
+        self.problems: list[tuple[Loc, str]] = []
+        self._constructor = yaml.SafeLoader("")
+
+    def plain(self, node: yaml.Node, loc: Loc = ()) -> Any:
+        self.lines.setdefault(loc, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                self.lines[(*loc, key)] = key_node.start_mark.line + 1
+                if key in out:
+                    self.problems.append(((*loc, key), "duplicate key"))
+                out[key] = self.plain(value_node, (*loc, key))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.plain(n, (*loc, i)) for i, n in enumerate(node.value)]
+        value = self._constructor.construct_object(node, deep=True)
+        if not isinstance(value, str):
+            return value
+        missing = [name for name in _ENV.findall(value) if name not in os.environ]
+        if missing:
+            self.problems.append((loc, f"environment variable {missing[0]} is not set"))
+        return _ENV.sub(lambda m: os.environ.get(m.group(1), ""), value)
+
+
+def cross_check(config: Config) -> Iterator[tuple[Loc, str]]:
+    """What one model cannot see: references, duplicates, the site tree's shape."""
+    for section in ("sites", "cameras", "walls"):
+        seen: set[str] = set()
+        for i, item in enumerate(getattr(config, section)):
+            if item.id in seen:
+                yield (section, i, "id"), f"duplicate id {item.id!r}"
+            seen.add(item.id)
+    sites = {s.id: s for s in config.sites}
+    cameras = {c.id for c in config.cameras}
+    for i, site in enumerate(config.sites):
+        if site.parent is not None and site.parent not in sites:
+            yield ("sites", i, "parent"), f"unknown site {site.parent!r}"
+        elif _in_cycle(site.id, sites):
+            yield ("sites", i, "parent"), f"site {site.id!r} is its own ancestor (a cycle)"
+    for i, cam in enumerate(config.cameras):
+        if cam.site not in sites:
+            yield ("cameras", i, "site"), f"unknown site {cam.site!r}"
+    for i, wall in enumerate(config.walls):
+        if wall.site not in sites:
+            yield ("walls", i, "site"), f"unknown site {wall.site!r}"
+        for j, cam_id in enumerate(wall.cameras):
+            if cam_id not in cameras:
+                yield ("walls", i, "cameras", j), f"unknown camera {cam_id!r}"
+
+
+def _in_cycle(site_id: str, sites: Mapping[str, SiteConfig]) -> bool:
+    seen = {site_id}
+    parent = sites[site_id].parent
+    while parent is not None and parent in sites:
+        if parent in seen:
+            return parent == site_id
+        seen.add(parent)
+        parent = sites[parent].parent
+    return False
+
+
+def _line(loc: Loc, lines: Mapping[Loc, int]) -> int:
+    while loc not in lines:
+        loc = loc[:-1]
+    return lines[loc]
+
+
+def _path(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top)"
