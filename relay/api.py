@@ -12,6 +12,7 @@ from relay.hub import Hub
 from relay.keys import CONFIG, HUB
 
 STARTED = web.AppKey("started", float)
+DOWN = (SourceState.OFFLINE, SourceState.STALLED)  # idle on-demand cameras are not down
 
 
 def setup(app: web.Application) -> None:
@@ -84,15 +85,14 @@ def site_tree(config: Config, hub: Hub) -> list[dict[str, object]]:
     def build(site_id: str) -> dict[str, object]:
         kids = [build(k) for k in children.get(site_id, [])]
         states = own[site_id]
-        online = states.count(SourceState.ONLINE) + sum(int(str(k["online"])) for k in kids)
-        total = len(states) + sum(int(str(k["cameras"])) for k in kids)
-        return {
-            "id": site_id,
-            "name": names[site_id],
-            "cameras": total,
-            "online": online,
-            "offline": total - online,
-            "children": kids,
+        counts = {
+            "cameras": len(states),
+            "online": states.count(SourceState.ONLINE),
+            "offline": sum(s in DOWN for s in states),
         }
+        for kid in kids:
+            for key in counts:
+                counts[key] += int(str(kid[key]))
+        return {"id": site_id, "name": names[site_id], **counts, "children": kids}
 
     return [build(root) for root in children.get(None, [])]

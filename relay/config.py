@@ -98,11 +98,37 @@ class WallConfig(Strict):
     dwell: float = Field(20.0, ge=3, le=3600, description="tour: seconds per page")
 
 
+def _ice_url(value: str) -> str:
+    if not value.startswith(("stun:", "turn:", "turns:")):
+        raise ValueError("must start with stun:, turn: or turns:")
+    return value
+
+
+class IceServerConfig(Strict):
+    urls: list[Annotated[str, AfterValidator(_ice_url)]] = Field(min_length=1)
+    username: str | None = None
+    credential: str | None = None
+
+
+class WebRtcConfig(Strict):
+    host_addresses: list[str] = Field(
+        default_factory=list,
+        description="addresses offered as ICE host candidates; empty: every interface",
+    )
+    ice_servers: list[IceServerConfig] = Field(
+        default_factory=list, description="STUN/TURN servers; none by default"
+    )
+    max_viewers: int = Field(200, ge=1, le=10000, description="WHEP sessions on this node")
+    max_viewers_per_camera: int = Field(50, ge=1, le=10000)
+    connect_timeout: float = Field(15.0, gt=0, le=120, description="ICE must connect within")
+
+
 class Config(Strict):
     node: NodeConfig
     sites: list[SiteConfig] = Field(min_length=1)
     cameras: list[CameraConfig] = Field(default_factory=list)
     walls: list[WallConfig] = Field(default_factory=list)
+    webrtc: WebRtcConfig = WebRtcConfig()
 
     def camera(self, camera_id: str) -> CameraConfig | None:
         return next((c for c in self.cameras if c.id == camera_id), None)

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ingest import CameraSource, MediaPacket, SourceState
+from ingest.packet import MediaKind
 from relay.config import CameraConfig, Config
 
 logger = logging.getLogger(__name__)
 
 StreamName = Literal["main", "sub"]
+BOTH: frozenset[MediaKind] = frozenset(("video", "audio"))
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,11 @@ class SubscriptionClosed(Exception):
 class Subscription:
     """A consumer's bounded view of a channel; `await get()` the next packet."""
 
-    def __init__(self, channel: Channel, limit: int) -> None:
-        self.channel = channel
+    def __init__(self, fanout: FanOut, kinds: frozenset[MediaKind], limit: int) -> None:
+        self.fanout = fanout
+        self.kinds = kinds
         self.limit = limit
+        self.backlog: list[MediaPacket] = []  # the part of the GOP cache it started with
         self.dropped = 0
         self.delivered = 0
         self._queue: deque[MediaPacket] = deque()
@@ -87,10 +91,69 @@ class Subscription:
         self._queue.clear()
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
-        self.channel.unsubscribe(self)
+        self.fanout.unsubscribe(self)
 
 
-class Channel:
+class FanOut:
+    """A GOP cache and the subscribers of one stream of packets."""
+
+    def __init__(self, name: str, settings: HubSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self.subscribers: set[Subscription] = set()
+        self._gop: list[MediaPacket] = []
+        self._gop_bytes = 0
+
+    def publish(self, packet: MediaPacket) -> None:
+        self._cache(packet)
+        for sub in self.subscribers:
+            if packet.kind in sub.kinds:
+                sub.put(packet)
+
+    def _cache(self, packet: MediaPacket) -> None:
+        if packet.kind == "video" and packet.keyframe:
+            self.clear_cache()
+        elif not self._gop:
+            return  # no keyframe yet: nothing decodable to cache
+        self._gop.append(packet)
+        self._gop_bytes += len(packet.data)
+        age = packet.received - self._gop[0].received
+        if self._gop_bytes > self.settings.gop_max_bytes or age > self.settings.gop_max_seconds:
+            self.clear_cache()
+
+    def clear_cache(self) -> None:
+        self._gop = []
+        self._gop_bytes = 0
+
+    def gop(self) -> list[MediaPacket]:
+        return list(self._gop)
+
+    def subscribe(
+        self, kinds: frozenset[MediaKind] = BOTH, limit: int | None = None
+    ) -> Subscription:
+        """A new subscriber; video ones start with the cached GOP."""
+        backlog = [p for p in self._gop if p.kind in kinds] if "video" in kinds else []
+        sub = Subscription(self, kinds, max(limit or self.settings.queue_packets, len(backlog) + 1))
+        for packet in backlog:
+            sub.put(packet)
+        sub.backlog = backlog
+        self.subscribers.add(sub)
+        self.first_joined()
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.subscribers.discard(sub)
+        if not self.subscribers:
+            self.last_left()
+
+    def first_joined(self) -> None:
+        """Called on every subscribe; subclasses start what they need."""
+
+    def last_left(self) -> None:
+        """Called when the last subscriber is gone."""
+
+
+class Channel(FanOut):
     """One stream of one camera: its source, GOP cache and subscribers."""
 
     def __init__(
@@ -101,66 +164,51 @@ class Channel:
         settings: HubSettings,
         on_state: Callable[[Channel], None] | None = None,
     ) -> None:
+        super().__init__(f"{camera.id}/{stream}", settings)
         self.camera = camera
         self.stream: StreamName = stream
-        self.settings = settings
+        self._on_state = on_state
         self.source = CameraSource(
-            f"{camera.id}/{stream}",
+            self.name,
             url,
             label=camera.name,
             settings=camera.source_settings(),
             on_packet=self.publish,
-            on_state=lambda _source: on_state(self) if on_state else None,
+            on_state=self._state_changed,
         )
-        self.subscribers: set[Subscription] = set()
-        self._gop: list[MediaPacket] = []
-        self._gop_bytes = 0
         self._idle_close: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        self._online = asyncio.Event()
 
     @property
     def always_on(self) -> bool:
         return self.camera.always_on
 
+    def _state_changed(self, _source: CameraSource) -> None:
+        if self.source.state is SourceState.ONLINE:
+            self._online.set()
+        else:
+            self._online.clear()
+            self.clear_cache()  # never serve a picture from before an outage
+        if self._on_state is not None:
+            self._on_state(self)
+
+    async def wait_online(self) -> None:
+        """Until the camera sends; its stream info is known by then."""
+        await self._online.wait()
+
     def start(self) -> None:
         if self.always_on:
             self.source.start()
 
-    def publish(self, packet: MediaPacket) -> None:
-        self._cache(packet)
-        for sub in self.subscribers:
-            sub.put(packet)
-
-    def _cache(self, packet: MediaPacket) -> None:
-        if packet.kind == "video" and packet.keyframe:
-            self._gop.clear()
-            self._gop_bytes = 0
-        elif not self._gop:
-            return  # no keyframe yet: nothing decodable to cache
-        self._gop.append(packet)
-        self._gop_bytes += len(packet.data)
-        age = packet.received - self._gop[0].received
-        if self._gop_bytes > self.settings.gop_max_bytes or age > self.settings.gop_max_seconds:
-            self._gop.clear()
-            self._gop_bytes = 0
-
-    def gop(self) -> list[MediaPacket]:
-        return list(self._gop)
-
-    def subscribe(self, limit: int | None = None) -> Subscription:
-        sub = Subscription(self, max(limit or self.settings.queue_packets, len(self._gop) + 1))
-        for packet in self._gop:
-            sub.put(packet)
-        self.subscribers.add(sub)
+    def first_joined(self) -> None:
         if self._idle_close is not None:
             self._idle_close.cancel()
             self._idle_close = None
         self.source.start()
-        return sub
 
-    def unsubscribe(self, sub: Subscription) -> None:
-        self.subscribers.discard(sub)
-        if not self.subscribers and not self.always_on and self.source.running:
+    def last_left(self) -> None:
+        if not self.always_on and self.source.running:
             loop = asyncio.get_running_loop()
             self._idle_close = loop.call_later(self.camera.idle_timeout, self._close_idle)
 
@@ -168,10 +216,9 @@ class Channel:
         self._idle_close = None
         if not self.subscribers:
             logger.info(
-                "camera %s: no viewer for %.0f s, closing", self.source.id, self.camera.idle_timeout
+                "camera %s: no viewer for %.0f s, closing", self.name, self.camera.idle_timeout
             )
-            self._gop.clear()
-            self._gop_bytes = 0
+            self.clear_cache()
             task = asyncio.create_task(self.source.stop())
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)

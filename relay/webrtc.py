@@ -1,0 +1,186 @@
+"""WebRTC media for viewers: encoded packets from the hub, never decoded per viewer.
+
+A viewer's tracks hand aiortc the camera's own H.264 (or the channel's one shared
+transcode) packet by packet. Timestamps are rewritten so the cached GOP a viewer
+starts with plays at once instead of lagging behind live by its age, and so a
+camera that reconnects with a new clock never makes RTP time run backwards.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import aioice.ice
+import av
+from aiortc import MediaStreamTrack, RTCIceServer, RTCRtpSender
+from aiortc.codecs import CODECS
+from aiortc.mediastreams import MediaStreamError
+from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecCapability, RTCRtpCodecParameters
+from aiortc.sdp import parse_h264_profile_level_id
+
+from ingest import MediaPacket
+from relay.config import WebRtcConfig
+from relay.hub import Subscription, SubscriptionClosed
+
+VIDEO_CLOCK = 90000
+VIDEO_TIME_BASE = Fraction(1, VIDEO_CLOCK)
+MAX_JUMP_SECONDS = 5.0
+
+# FFmpeg's profile names -> the profile-level-id we answer with (level 3.1, as
+# browsers offer; a software decoder does not hold a stream to its level).
+PROFILE_LEVEL_IDS = {
+    "Constrained Baseline": "42e01f",
+    "Baseline": "42001f",
+    "Main": "4d001f",
+    "High": "64001f",
+}
+
+
+def register_h264_profiles() -> None:
+    """Let aiortc negotiate Main and High profile H.264, not only Constrained Baseline.
+
+    Real cameras send Main or High; to pass their packets through, the answer must
+    name that profile. aiortc keeps its codec list in one module-level table.
+    """
+    video = CODECS["video"]
+    present = {c.parameters.get("profile-level-id") for c in video if c.name == "H264"}
+    payload_type = max(c.payloadType or 0 for c in video) + 1
+    for plid in ("4d001f", "64001f"):
+        if plid in present:
+            continue
+        video.append(
+            RTCRtpCodecParameters(
+                mimeType="video/H264",
+                clockRate=VIDEO_CLOCK,
+                payloadType=payload_type,
+                rtcpFeedback=[
+                    RTCRtcpFeedback(type="nack"),
+                    RTCRtcpFeedback(type="nack", parameter="pli"),
+                    RTCRtcpFeedback(type="goog-remb"),
+                ],
+                parameters={
+                    "level-asymmetry-allowed": "1",
+                    "packetization-mode": "1",
+                    "profile-level-id": plid,
+                },
+            )
+        )
+        video.append(
+            RTCRtpCodecParameters(
+                mimeType="video/rtx",
+                clockRate=VIDEO_CLOCK,
+                payloadType=payload_type + 1,
+                parameters={"apt": payload_type},
+            )
+        )
+        payload_type += 2
+
+
+def h264_preferences(profile: str | None) -> list[RTCRtpCodecCapability]:
+    """The H.264 codecs (and their RTX) that carry a camera's profile as it is."""
+    plid = PROFILE_LEVEL_IDS.get(profile or "Constrained Baseline", "42e01f")
+    wanted = parse_h264_profile_level_id(plid)[0]
+    codecs = RTCRtpSender.getCapabilities("video").codecs
+    chosen = [
+        c
+        for c in codecs
+        if c.name == "H264"
+        and parse_h264_profile_level_id(str(c.parameters.get("profile-level-id")))[0] == wanted
+    ]
+    return chosen + [c for c in codecs if c.name == "rtx"]
+
+
+def audio_preferences(codec: str) -> list[RTCRtpCodecCapability]:
+    mime = {"pcm_alaw": "audio/PCMA", "pcm_mulaw": "audio/PCMU"}[codec]
+    return [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType == mime]
+
+
+def ice_servers(config: WebRtcConfig) -> list[RTCIceServer]:
+    return [
+        RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
+        for s in config.ice_servers
+    ]
+
+
+def use_host_addresses(addresses: list[str]) -> None:
+    """Offer exactly these ICE host candidates (aioice otherwise takes every interface
+    but loopback; a node behind NAT names its reachable address here)."""
+    if addresses:
+        chosen = list(addresses)
+
+        def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+            return chosen
+
+        aioice.ice.get_host_addresses = host_addresses
+
+
+def ticks(packet: MediaPacket, clock: int) -> int | None:
+    return None if packet.pts is None else int(packet.pts * packet.time_base * clock)
+
+
+class Retimer:
+    """Maps a source's timestamps to a continuous, strictly rising RTP clock."""
+
+    def __init__(self, clock: int, frame_ticks: int) -> None:
+        self.clock = clock
+        self.frame_ticks = frame_ticks
+        self._offset = 0
+        self._last: int | None = None
+
+    def __call__(self, packet: MediaPacket) -> int:
+        raw, last = ticks(packet, self.clock), self._last
+        if last is None:
+            out = raw or 0
+        elif raw is None:
+            out = last + self.frame_ticks
+        else:
+            out = raw + self._offset
+            if out <= last or out - last > MAX_JUMP_SECONDS * self.clock:
+                self._offset = last + self.frame_ticks - raw  # a new clock: carry on
+                out = raw + self._offset
+        self._last = out
+        return out
+
+    def set(self, value: int) -> int:
+        self._last, self._offset = value, 0
+        return value
+
+
+class PacketTrack(MediaStreamTrack):
+    """Hands aiortc the encoded packets of one subscription.
+
+    The cached GOP a video viewer starts with gets consecutive ticks ending at the
+    newest cached packet's own time: the browser decodes it at once and shows the
+    live picture, instead of playing the GOP out and lagging behind by its age.
+    """
+
+    def __init__(self, kind: str, subscription: Subscription, clock: int) -> None:
+        super().__init__()
+        self.kind = kind
+        self._sub = subscription
+        self._time_base = Fraction(1, clock)
+        self._retime = Retimer(clock, clock // 25 if kind == "video" else clock // 50)
+        backlog = subscription.backlog
+        self._squeeze_end = ticks(backlog[-1], clock) if backlog else None
+        self._squeeze_left = len(backlog) if self._squeeze_end is not None else 0
+
+    async def recv(self) -> Any:
+        try:
+            packet = await self._sub.get()
+        except SubscriptionClosed:
+            self.stop()
+            raise MediaStreamError from None
+        if self._squeeze_left and self._squeeze_end is not None:
+            self._squeeze_left -= 1
+            ts = self._retime.set(self._squeeze_end - self._squeeze_left)
+        else:
+            ts = self._retime(packet)
+        out = av.Packet(packet.data)
+        out.pts = ts
+        out.time_base = self._time_base
+        return out
+
+    def stop(self) -> None:
+        super().stop()
+        self._sub.close()

@@ -1,0 +1,354 @@
+"""WHEP playback (draft-ietf-wish-whep): POST an SDP offer, DELETE the session.
+
+Any WHEP player works: `POST /whep/{camera_id}[?stream=main|sub]` with
+`application/sdp` answers `201 Created`, the session's `Location` and the SDP
+answer; `DELETE` on that location ends it. Every refusal is a status code and a
+one-line reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.exceptions import InvalidStateError, OperationError
+from aiortc.sdp import SessionDescription, parse_h264_profile_level_id
+
+from ingest import SourceState
+from relay.config import CameraConfig, Config
+from relay.hub import Channel, FanOut, Hub, Subscription
+from relay.keys import CONFIG, HUB
+from relay.transcode import Transcoder, needs_transcode
+from relay.webrtc import (
+    PROFILE_LEVEL_IDS,
+    PacketTrack,
+    audio_preferences,
+    h264_preferences,
+    ice_servers,
+    register_h264_profiles,
+    use_host_addresses,
+)
+
+logger = logging.getLogger(__name__)
+
+MAX_OFFER_BYTES = 64 * 1024
+RETRY_OFFLINE = "5"
+RETRY_FULL = "10"
+AUDIO_PASSTHROUGH = ("pcm_alaw", "pcm_mulaw")
+
+
+class WhepRefused(Exception):
+    def __init__(self, status: int, reason: str, retry_after: str | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+@dataclass(eq=False)
+class WhepSession:
+    id: str
+    camera_id: str
+    stream: str
+    peer: str
+    pc: RTCPeerConnection
+    subscriptions: list[Subscription] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    _closed: asyncio.Future[None] | None = None
+
+    async def close(self) -> None:
+        """Idempotent; concurrent callers wait for the same close."""
+        if self._closed is None:
+            self._closed = asyncio.get_running_loop().create_future()
+            try:
+                for sub in self.subscriptions:
+                    sub.close()
+                await self.pc.close()
+            finally:
+                self._closed.set_result(None)
+        await asyncio.shield(self._closed)
+
+
+class WhepService:
+    """The node's WebRTC viewing sessions and the shared transcoders they use."""
+
+    def __init__(self, config: Config, hub: Hub) -> None:
+        self.config = config
+        self.hub = hub
+        self.sessions: dict[str, WhepSession] = {}
+        self.transcoders: dict[str, Transcoder] = {}
+        self._tasks: set[asyncio.Task[bool]] = set()
+        register_h264_profiles()
+        use_host_addresses(config.webrtc.host_addresses)
+
+    def viewers(self, camera_id: str) -> int:
+        return sum(s.camera_id == camera_id for s in self.sessions.values())
+
+    def check_limits(self, camera: CameraConfig) -> None:
+        limits = self.config.webrtc
+        if len(self.sessions) >= limits.max_viewers:
+            raise WhepRefused(503, "this node serves its maximum of viewers", RETRY_FULL)
+        if self.viewers(camera.id) >= limits.max_viewers_per_camera:
+            raise WhepRefused(503, "this camera has its maximum of viewers", RETRY_FULL)
+
+    async def open(self, channel: Channel, offer: str, peer: str) -> tuple[WhepSession, str]:
+        parsed = _parse_offer(offer)
+        if channel.source.state in (SourceState.OFFLINE, SourceState.STALLED):
+            raise WhepRefused(409, f"camera is {channel.source.state}", RETRY_OFFLINE)
+        video = channel.subscribe(frozenset(("video",)))
+        subs = [video]
+        try:
+            try:
+                async with asyncio.timeout(channel.camera.connect_timeout + 1):
+                    await channel.wait_online()
+            except TimeoutError:
+                raise WhepRefused(409, "camera is not sending", RETRY_OFFLINE) from None
+            info = channel.source.info
+            assert info is not None
+            offered = _offered_h264_profiles(parsed)
+            wanted = parse_h264_profile_level_id(
+                PROFILE_LEVEL_IDS.get(info.profile or "", "42e01f")
+            )[0]
+            feed: FanOut = channel
+            profile = info.profile
+            if needs_transcode(channel) or wanted not in offered:
+                feed, profile = self._transcoder(channel), "Constrained Baseline"
+                video.close()
+                video = feed.subscribe(frozenset(("video",)))
+                subs = [video]
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(self.config.webrtc)))
+            session = WhepSession(
+                secrets.token_urlsafe(16), channel.camera.id, channel.stream, peer, pc, subs
+            )
+            answer = await self._negotiate(
+                session, offer=offer, video=video, profile=profile, parsed=parsed, channel=channel
+            )
+        except BaseException:
+            for sub in subs:
+                sub.close()
+            raise
+        self.sessions[session.id] = session
+        self._watch(session)
+        logger.info(
+            "viewer %s: camera %s/%s from %s",
+            session.id[:8],
+            session.camera_id,
+            session.stream,
+            peer,
+        )
+        return session, answer
+
+    async def _negotiate(
+        self,
+        session: WhepSession,
+        *,
+        offer: str,
+        video: Subscription,
+        profile: str | None,
+        parsed: SessionDescription,
+        channel: Channel,
+    ) -> str:
+        pc = session.pc
+        try:
+            # Transceivers made before the offer is applied keep their codec choice.
+            video_track = PacketTrack("video", video, 90000)
+            pc.addTransceiver(video_track, "sendonly").setCodecPreferences(
+                h264_preferences(profile)
+            )
+            audio_codec = channel.source.info.audio_codec if channel.source.info else None
+            if audio_codec in AUDIO_PASSTHROUGH and any(m.kind == "audio" for m in parsed.media):
+                assert audio_codec is not None
+                audio = channel.subscribe(frozenset(("audio",)))
+                session.subscriptions.append(audio)
+                pc.addTransceiver(
+                    PacketTrack("audio", audio, 8000), "sendonly"
+                ).setCodecPreferences(audio_preferences(audio_codec))
+            elif audio_codec:
+                logger.info(
+                    "camera %s: %s audio is not sent to browsers", channel.name, audio_codec
+                )
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except (ValueError, OperationError, InvalidStateError) as exc:
+            await pc.close()
+            raise WhepRefused(400, f"cannot answer this offer: {exc}") from None
+        except BaseException:
+            await pc.close()
+            raise
+        return pc.localDescription.sdp
+
+    def _transcoder(self, channel: Channel) -> Transcoder:
+        transcoder = self.transcoders.get(channel.name)
+        if transcoder is None:
+            transcoder = self.transcoders[channel.name] = Transcoder(channel)
+        return transcoder
+
+    def _watch(self, session: WhepSession) -> None:
+        pc = session.pc
+
+        @pc.on("connectionstatechange")
+        def _changed() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                self.end_later(session.id)
+
+        def _deadline() -> None:
+            if pc.connectionState != "connected":
+                logger.info("viewer %s: never connected", session.id[:8])
+                self.end_later(session.id)
+
+        asyncio.get_running_loop().call_later(self.config.webrtc.connect_timeout, _deadline)
+
+    def end_later(self, session_id: str) -> None:
+        if session_id in self.sessions:
+            task = asyncio.create_task(self.end(session_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def end(self, session_id: str) -> bool:
+        session = self.sessions.pop(session_id, None)
+        if session is None:
+            return False
+        await session.close()
+        logger.info("viewer %s: ended after %.0f s", session_id[:8], time.time() - session.started)
+        return True
+
+    async def close(self) -> None:
+        async with asyncio.TaskGroup() as group:
+            for session_id in list(self.sessions):
+                group.create_task(self.end(session_id))
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        for transcoder in self.transcoders.values():
+            await transcoder.close()
+
+
+def _parse_offer(offer: str) -> SessionDescription:
+    try:
+        parsed = SessionDescription.parse(offer)
+    except (ValueError, IndexError, KeyError) as exc:
+        raise WhepRefused(400, f"unparsable SDP offer ({type(exc).__name__})") from None
+    if not any(m.kind == "video" for m in parsed.media):
+        raise WhepRefused(400, "the offer has no video")
+    if not _offered_h264_profiles(parsed):
+        raise WhepRefused(400, "the offer has no H.264 video (packetization-mode 1)")
+    return parsed
+
+
+def _offered_h264_profiles(parsed: SessionDescription) -> set[object]:
+    profiles: set[object] = set()
+    for media in parsed.media:
+        for codec in media.rtp.codecs if media.kind == "video" else []:
+            if codec.name != "H264" or str(codec.parameters.get("packetization-mode")) != "1":
+                continue
+            with contextlib.suppress(ValueError):
+                plid = str(codec.parameters.get("profile-level-id", "42e01f"))
+                profiles.add(parse_h264_profile_level_id(plid)[0])
+    return profiles
+
+
+# --- HTTP -------------------------------------------------------------------
+
+WHEP = web.AppKey("whep", WhepService)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_route("OPTIONS", "/whep/{camera_id}", options)
+    app.router.add_post("/whep/{camera_id}", post_offer)
+    app.router.add_delete("/whep/sessions/{session_id}", delete_session)
+    app.router.add_patch("/whep/sessions/{session_id}", patch_session)
+    app.router.add_route("OPTIONS", "/whep/sessions/{session_id}", session_options)
+    app.cleanup_ctx.append(_service)
+
+
+async def _service(app: web.Application) -> AsyncIterator[None]:
+    app[WHEP] = WhepService(app[CONFIG], app[HUB])
+    yield
+    await app[WHEP].close()
+
+
+def _links(config: Config) -> list[str]:
+    links = []
+    for server in config.webrtc.ice_servers:
+        for url in server.urls:
+            link = f'<{url}>; rel="ice-server"'
+            if server.username is not None:
+                link += f'; username="{server.username}"; credential="{server.credential or ""}"'
+                link += '; credential-type="password"'
+            links.append(link)
+    return links
+
+
+def _refusal(status: int, reason: str, retry_after: str | None = None) -> web.Response:
+    headers = {"Retry-After": retry_after} if retry_after else {}
+    return web.Response(status=status, text=reason + "\n", headers=headers)
+
+
+async def options(request: web.Request) -> web.Response:
+    response = web.Response(
+        status=204,
+        headers={
+            "Accept-Post": "application/sdp",
+            "Allow": "OPTIONS, POST",
+        },
+    )
+    for link in _links(request.app[CONFIG]):
+        response.headers.add("Link", link)
+    return response
+
+
+async def post_offer(request: web.Request) -> web.Response:
+    config, service = request.app[CONFIG], request.app[WHEP]
+    camera = config.camera(request.match_info["camera_id"])
+    if camera is None:
+        return _refusal(404, "no such camera")
+    if request.content_type != "application/sdp":
+        return _refusal(415, "the offer must be sent as Content-Type: application/sdp")
+    stream = request.query.get("stream", "sub" if camera.sub else "main")
+    channel = request.app[HUB].channel(camera.id, "sub" if stream == "sub" else "main")
+    if stream not in ("main", "sub") or channel is None:
+        return _refusal(400, f"stream must be main{' or sub' if camera.sub else ''}")
+    if (request.content_length or 0) > MAX_OFFER_BYTES:
+        return _refusal(413, "the offer is too large")
+    try:
+        service.check_limits(camera)
+        offer = (await request.content.read(MAX_OFFER_BYTES + 1)).decode("utf-8", "replace")
+        if len(offer) > MAX_OFFER_BYTES:
+            return _refusal(413, "the offer is too large")
+        session, answer = await service.open(channel, offer, request.remote or "?")
+    except WhepRefused as refused:
+        return _refusal(refused.status, refused.reason, refused.retry_after)
+    response = web.Response(
+        status=201,
+        body=answer.encode(),
+        content_type="application/sdp",
+        headers={"Location": f"/whep/sessions/{session.id}", "ETag": f'"{session.id}"'},
+    )
+    for link in _links(config):
+        response.headers.add("Link", link)
+    return response
+
+
+async def delete_session(request: web.Request) -> web.Response:
+    if not await request.app[WHEP].end(request.match_info["session_id"]):
+        return _refusal(404, "no such session")
+    return web.Response(status=200)
+
+
+async def patch_session(request: web.Request) -> web.Response:
+    if request.match_info["session_id"] not in request.app[WHEP].sessions:
+        return _refusal(404, "no such session")
+    response = _refusal(405, "trickle ICE is not needed: the answer carries every candidate")
+    response.headers["Allow"] = "OPTIONS, DELETE"
+    return response
+
+
+async def session_options(request: web.Request) -> web.Response:
+    return web.Response(status=204, headers={"Allow": "OPTIONS, DELETE"})
