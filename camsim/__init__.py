@@ -17,6 +17,7 @@ The server binds 127.0.0.1 only (the ``host`` argument).
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import queue
@@ -30,12 +31,13 @@ from types import TracebackType
 from typing import IO
 from urllib.parse import quote
 
-__all__ = ["CameraSimulator", "CamsimError", "MountSpec", "SERVER_SCRIPT", "server_python"]
+__all__ = ["SERVER_SCRIPT", "CameraSimulator", "CamsimError", "MountSpec", "server_python"]
 
 SERVER_SCRIPT = Path(__file__).resolve().with_name("server.py")
 DEFAULT_PYTHON = "/usr/bin/python3"
 _COMMAND_TIMEOUT = 5.0
 _STOP_GRACE = 3.0
+_MIN_ANSWER_WAIT = 2.0
 _STDERR_LINES = 200
 
 
@@ -69,7 +71,9 @@ class MountSpec:
         if self.bframes and (self.codec != "h264" or self.profile != "high"):
             raise ValueError(f"mount {self.name!r}: bframes need codec h264 and profile high")
         if self.width <= 0 or self.height <= 0 or self.fps <= 0 or self.keyframe_interval <= 0:
-            raise ValueError(f"mount {self.name!r}: size, fps and keyframe_interval must be positive")
+            raise ValueError(
+                f"mount {self.name!r}: size, fps and keyframe_interval must be positive"
+            )
 
 
 def server_python() -> str:
@@ -127,7 +131,9 @@ class CameraSimulator:
         """
         with self._lock:
             if self._proc is not None:
-                raise CamsimError("simulator already started")
+                if self._proc.poll() is None:
+                    raise CamsimError("simulator already started")
+                self._reap()  # the server died on its own: start afresh
             deadline = time.monotonic() + timeout
             while True:
                 error = self._spawn(deadline)
@@ -228,7 +234,9 @@ class CameraSimulator:
         ]
         for thread in self._threads:
             thread.start()
-        line = self._next_line(max(0.0, deadline - time.monotonic()))
+        # Even past the deadline, give a retried spawn a moment to answer so
+        # the caller sees its real error ("cannot listen ..."), not a timeout.
+        line = self._next_line(max(_MIN_ANSWER_WAIT, deadline - time.monotonic()))
         if line is not None and line.startswith("ready "):
             self.port = int(line.split()[1])
             return None
@@ -278,10 +286,8 @@ class CameraSimulator:
                 proc.kill()
                 proc.wait()
         if proc.stdin is not None:
-            try:
+            with contextlib.suppress(OSError):
                 proc.stdin.close()
-            except OSError:
-                pass
         for thread in self._threads:
             thread.join(1.0)
         self._threads = []

@@ -88,7 +88,9 @@ def build_launch(spec: dict[str, Any]) -> str:
         if bframes:
             if profile != "high":
                 raise ValueError(f"mount {name!r}: bframes need profile 'high'")
-            encoder = f"x264enc speed-preset=ultrafast key-int-max={key_int_max} bframes=2 b-adapt=false"
+            encoder = (
+                f"x264enc speed-preset=ultrafast key-int-max={key_int_max} bframes=2 b-adapt=false"
+            )
         else:
             encoder = f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={key_int_max}"
         if profile == "high":
@@ -162,7 +164,12 @@ class Mount:
 
 class Simulator:
     def __init__(
-        self, address: str, port: int, specs: list[dict[str, Any]], user: str | None, password: str | None
+        self,
+        address: str,
+        port: int,
+        specs: list[dict[str, Any]],
+        user: str | None,
+        password: str | None,
     ) -> None:
         self.address = address
         self.loop: Any = GLib.MainLoop()
@@ -236,7 +243,9 @@ class Simulator:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--address", default=DEFAULT_ADDRESS, help="address to bind (default 127.0.0.1)")
+    parser.add_argument(
+        "--address", default=DEFAULT_ADDRESS, help="address to bind (default 127.0.0.1)"
+    )
     parser.add_argument("--port", type=int, required=True, help="TCP port, 0 = any free port")
     parser.add_argument("--mounts", required=True, help="JSON list of mount specs")
     parser.add_argument("--user")
@@ -248,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     Gst.init(None)
     try:
         specs = json.loads(args.mounts)
-        if not isinstance(specs, list) or not all(isinstance(s, dict) and s.get("name") for s in specs):
+        if not isinstance(specs, list) or not all(
+            isinstance(s, dict) and s.get("name") for s in specs
+        ):
             raise ValueError("--mounts must be a JSON list of objects with a name")
         simulator = Simulator(args.address, args.port, specs, args.user, args.password)
     except ValueError as exc:

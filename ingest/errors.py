@@ -36,8 +36,10 @@ def endpoint(url: str) -> str:
     return f"{host}:{port}" if port else host
 
 
-def describe(exc: BaseException, url: str, elapsed: float, timeout: float) -> str:
-    """Turn a connect or read failure into an operator's sentence."""
+def describe(
+    exc: BaseException, url: str, *, connecting: bool, elapsed: float, timeout: float
+) -> str:
+    """Turn a connect (`connecting`) or read failure into an operator's sentence."""
     where = endpoint(url)
     if isinstance(exc, CameraError):
         return str(exc)
@@ -49,8 +51,8 @@ def describe(exc: BaseException, url: str, elapsed: float, timeout: float) -> st
         return f"connection refused by {where} (camera off, or wrong port)"
     if _errno(exc) in (errno.EHOSTUNREACH, errno.ENETUNREACH):
         return f"no route to {where} (network down?)"
-    if isinstance(exc, av.error.ExitError | TimeoutError) or elapsed >= timeout * 0.9:
-        return f"no answer from {where}"
+    if connecting and (isinstance(exc, av.error.ExitError) or elapsed >= timeout * 0.9):
+        return f"no answer from {where}"  # FFmpeg says "invalid data" for a timeout too
     if isinstance(exc, EOFError | av.error.EOFError):
         return "camera closed the stream"
     if isinstance(exc, av.error.InvalidDataError):

@@ -110,6 +110,7 @@ class CameraSource:
         self.stats = SourceStats()
         self._task: asyncio.Task[None] | None = None
         self._failures = 0
+        self._opened_at: float | None = None
 
     @property
     def running(self) -> bool:
@@ -134,9 +135,17 @@ class CameraSource:
     async def _supervise(self) -> None:
         while True:
             started = time.monotonic()
+            self._opened_at = None
             error = await self._connect_and_read()
-            elapsed = time.monotonic() - started
-            message = describe(error, self._url, elapsed, self.settings.connect_timeout)
+            connecting = self._opened_at is None
+            elapsed = (self._opened_at or time.monotonic()) - started
+            message = describe(
+                error,
+                self._url,
+                connecting=connecting,
+                elapsed=elapsed,
+                timeout=self.settings.connect_timeout,
+            )
             stalled = isinstance(error, StreamStalled)
             self.stats.online_since = None
             self._set_state(SourceState.STALLED if stalled else SourceState.OFFLINE, message)
@@ -195,15 +204,16 @@ class CameraSource:
     def _pump(self, reader: Reader, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
         info = reader.info
         loop.call_soon_threadsafe(self._opened, info)
-        last = time.monotonic()
+        last_video = time.monotonic()
         while not stop.is_set():
             packet = reader.read()
             now = time.monotonic()
+            if now - last_video > self.settings.stall_timeout:
+                raise StreamStalled("stream stopped sending")  # audio alone is not enough
             if packet is None:
-                if now - last > self.settings.stall_timeout:
-                    raise StreamStalled("stream stopped sending")
                 continue
-            last = now
+            if packet.kind == "video":
+                last_video = now
             if reader.info is not info:
                 info = reader.info
                 loop.call_soon_threadsafe(self._opened, info)
@@ -211,6 +221,7 @@ class CameraSource:
 
     def _opened(self, info: StreamInfo) -> None:
         self.info = info
+        self._opened_at = self._opened_at or time.monotonic()
 
     def _received(self, packet: MediaPacket) -> None:
         if self._task is None:

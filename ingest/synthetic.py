@@ -78,6 +78,7 @@ class SyntheticReader:
             audio_codec=None,
         )
         self._pattern = _gradient(self.width, self.height)
+        self._chroma = _chroma(label, self.width, self.height)
         self._font = _font(max(12, self.height // 18))
         self._overlay: tuple[int, npt.NDArray[np.uint8]] | None = None
         self._frame_index = 0
@@ -105,7 +106,7 @@ class SyntheticReader:
         x = (n * 6) % (w - box)
         y = int((h - box) * (0.5 + 0.4 * np.sin(n / 10)))
         yuv[y : y + box, x : x + box] = 235
-        yuv[h:] = 128
+        yuv[h:] = self._chroma
         text = self._text_overlay()
         yuv[: text.shape[0], : text.shape[1]] = np.maximum(
             yuv[: text.shape[0], : text.shape[1]] // 3, text
@@ -145,6 +146,16 @@ def _gradient(width: int, height: int) -> npt.NDArray[np.uint8]:
     y = np.arange(height)[:, None]
     wave = (x * 255 // width + y // 4) % 220 + 16
     return wave.astype(np.uint8)
+
+
+def _chroma(label: str, width: int, height: int) -> npt.NDArray[np.uint8]:
+    """A tint of its own for each camera (U plane rows, then V plane rows)."""
+    hue = (sum(label.encode()) % 360) * np.pi / 180
+    u, v = 128 + 48 * np.cos(hue), 128 + 48 * np.sin(hue)
+    chroma = np.empty((height // 2, width), np.uint8)
+    chroma[: height // 4] = int(u)
+    chroma[height // 4 :] = int(v)
+    return chroma
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:

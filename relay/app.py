@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from relay import api, whep
+from relay import api, pages, whep
 from relay.config import Config
 from relay.hub import Hub, HubSettings
 from relay.keys import CONFIG, HUB
@@ -19,6 +19,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
     app.cleanup_ctx.append(_hub)
     api.setup(app)
     whep.setup(app)
+    pages.setup(app)
     return app
 
 

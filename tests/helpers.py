@@ -8,16 +8,20 @@ import threading
 from collections.abc import Callable
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float, what: str = "") -> float:
-    """Poll `predicate` until true; return the seconds it took. Fails after `timeout`."""
+async def wait_until(predicate: Callable[[], bool], within: float, what: str = "") -> float:
+    """Poll `predicate` until true; return the seconds it took. Fails after `within` s.
+
+    For state that has no event to await: threads, file descriptors, what another
+    process did. Where the code under test offers an event, tests await that.
+    """
     loop = asyncio.get_running_loop()
     start = loop.time()
     try:
-        async with asyncio.timeout(timeout):
-            while not predicate():
+        async with asyncio.timeout(within):
+            while not predicate():  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
     except TimeoutError:
-        raise AssertionError(f"not within {timeout} s: {what or predicate}") from None
+        raise AssertionError(f"not within {within} s: {what or predicate}") from None
     return loop.time() - start
 
 

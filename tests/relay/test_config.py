@@ -160,5 +160,5 @@ def test_run_refuses_a_bad_file_and_starts_nothing(tmp_path: Path) -> None:
 
 
 def test_missing_file() -> None:
-    with pytest.raises(ConfigError, match="nope.yaml: cannot read"):
+    with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read"):
         load_config("nope.yaml")

@@ -1,0 +1,55 @@
+"""Real Chromium plays the node's pages: frames decoded, counted by getStats()."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from tests.conftest import ARTIFACTS, NodeFactory, node_yaml
+from tests.helpers import wait_until
+
+# In the page: poll getStats() until a frame is decoded; ms since the offer left.
+FIRST_FRAME_JS = """
+async () => {
+  const deadline = performance.now() + 10000;
+  while (performance.now() < deadline) {
+    const stats = window.player && await window.player.stats();
+    if (stats && stats.framesDecoded > 0) {
+      return {ms: performance.now() - window.player.offerSentAt, codec: stats.codecId};
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  return null;
+}
+"""
+
+
+async def test_first_frame_within_a_second_despite_4s_keyframes(
+    start_node: NodeFactory, browser: Any
+) -> None:
+    node = await start_node(
+        node_yaml(
+            "  - {id: gate, name: 村口 Gate, site: village,\n"
+            "     main: 'synthetic://640x360?fps=15&keyframe_interval=4'}\n"
+        )
+    )
+    channel = node.hub.channel("gate")
+    assert channel is not None
+    await wait_until(lambda: len(channel.gop()) > 0, 10, "a keyframe in the GOP cache")
+    # Join late in the GOP: without the cache a viewer would wait for the next keyframe.
+    await wait_until(
+        lambda: time.monotonic() - channel.gop()[0].received > 1.5, 5, "an old keyframe"
+    )
+    page = await browser.new_page()
+    await page.goto(f"{node.url}/view/gate")
+    first = await page.evaluate(FIRST_FRAME_JS)
+    assert first is not None, "no frame decoded within 10 s"
+    assert first["ms"] < 1000, f"first frame after {first['ms']:.0f} ms"
+    decoded = await page.evaluate("async () => (await window.player.stats()).framesDecoded")
+    await asyncio.sleep(1)  # then live frames keep coming
+    later = await page.evaluate("async () => (await window.player.stats()).framesDecoded")
+    assert later > decoded
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "view-gate.png"))
+    await page.close()
