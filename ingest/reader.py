@@ -7,6 +7,7 @@ the built-in test pattern for synthetic://. Both hand out the same packets.
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Iterator
 from fractions import Fraction
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import av
+import av.container.core
 import av.error
 from av.audio.stream import AudioStream
 from av.container import InputContainer
@@ -37,7 +39,9 @@ class Reader(Protocol):
     def close(self) -> None: ...
 
 
-def open_reader(url: str, *, label: str, connect_timeout: float) -> Reader:
+def open_reader(url: str, *, label: str, connect_timeout: float, stop: threading.Event) -> Reader:
+    """Open a camera in the calling thread; `stop` interrupts any blocking call in it."""
+    _stopping.event = stop
     scheme = urlsplit(url).scheme
     if scheme == "synthetic":
         from ingest.synthetic import SyntheticReader
@@ -46,6 +50,31 @@ def open_reader(url: str, *, label: str, connect_timeout: float) -> Reader:
     if scheme in ("rtsp", "rtsps", "http", "https"):
         return AvReader(url, connect_timeout=connect_timeout)
     raise CameraError(f"unsupported URL scheme {scheme!r}")
+
+
+_stopping = threading.local()
+
+
+class _InterruptibleClock:
+    """PyAV's FFmpeg interrupt callback asks `time.monotonic()` whether a blocking
+    call (connect, RTSP handshake, read) has run out of time. Once the calling
+    thread's source is stopping, every answer is far later than the last, so the
+    call returns at once: a silent camera cannot hold a stop for its timeout."""
+
+    def monotonic(self) -> float:
+        stop: threading.Event | None = getattr(_stopping, "event", None)
+        now = time.monotonic()
+        if stop is None or not stop.is_set():
+            return now
+        _stopping.jump = getattr(_stopping, "jump", 0.0) + 1e6
+        return now + float(_stopping.jump)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+if getattr(av.container.core, "time", None) is time:
+    av.container.core.time = _InterruptibleClock()  # type: ignore[attr-defined]
 
 
 class AvReader:

@@ -187,7 +187,10 @@ class CameraSource:
         error: BaseException = EOFError()
         try:
             reader = open_reader(
-                self._url, label=self._label, connect_timeout=self.settings.connect_timeout
+                self._url,
+                label=self._label,
+                connect_timeout=self.settings.connect_timeout,
+                stop=stop,
             )
         except Exception as exc:
             error = exc
