@@ -233,7 +233,7 @@ class WhepService:
 def _parse_offer(offer: str) -> SessionDescription:
     try:
         parsed = SessionDescription.parse(offer)
-    except (ValueError, IndexError, KeyError) as exc:
+    except (ValueError, IndexError, KeyError, AssertionError) as exc:
         raise WhepRefused(400, f"unparsable SDP offer ({type(exc).__name__})") from None
     if not any(m.kind == "video" for m in parsed.media):
         raise WhepRefused(400, "the offer has no video")

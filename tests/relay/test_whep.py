@@ -1,0 +1,253 @@
+"""WHEP over real WebRTC (aiortc on both ends, 127.0.0.1 only) from real cameras."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Iterator
+
+import aiohttp
+import aioice.ice
+import psutil
+import pytest
+
+from camsim import CameraSimulator, MountSpec
+from relay.whep import WHEP
+from relay.whepclient import WhepClient
+from tests.conftest import NodeFactory, node_yaml
+from tests.helpers import open_fds, wait_until
+
+MOUNTS = [
+    MountSpec("baseline", width=640, height=360, fps=15),
+    MountSpec("high", profile="high", width=640, height=360, fps=15, audio="pcma"),
+    MountSpec("hevc", codec="h265", width=640, height=360, fps=15),
+    MountSpec("bframes", profile="high", bframes=True, width=640, height=360, fps=15),
+]
+
+
+@pytest.fixture(scope="module")
+def cameras() -> Iterator[CameraSimulator]:
+    with CameraSimulator(MOUNTS) as sim:
+        yield sim
+
+
+def camera_yaml(sim: CameraSimulator, *names: str) -> str:
+    return "".join(
+        f"  - {{id: {n}, name: {n}, site: village, main: '{sim.url(n)}'}}\n" for n in names
+    )
+
+
+@pytest.mark.parametrize(
+    ("mount", "transcoded", "profile"),
+    [
+        ("baseline", False, "42e01f"),
+        ("high", False, "64001f"),
+        ("hevc", True, "42e01f"),
+        ("bframes", True, "42e01f"),
+    ],
+)
+async def test_client_decodes_every_kind_of_camera(
+    cameras: CameraSimulator, start_node: NodeFactory, mount: str, transcoded: bool, profile: str
+) -> None:
+    node = await start_node(node_yaml(camera_yaml(cameras, mount)))
+    async with aiohttp.ClientSession() as http:
+        client = WhepClient(f"{node.url}/whep/{mount}", audio=True)
+        try:
+            await client.connect(http)
+            answer = client.pc.remoteDescription.sdp
+            assert f"profile-level-id={profile}" in answer
+            async with asyncio.timeout(10):
+                await client.first_frame()
+                await wait_until(lambda: client.watch.frames >= 20, 10)
+            assert client.watch.sizes == {(640, 360)}
+            service = node.app[WHEP]
+            assert (f"{mount}/main" in service.transcoders) is transcoded
+            if mount == "high":  # G.711 passes through to the viewer
+                await wait_until(lambda: client.watch.audio_frames > 10, 5, "audio frames")
+        finally:
+            await client.close(http)
+    if transcoded:  # the shared transcoder stops with its last viewer
+        transcoder = node.app[WHEP].transcoders[f"{mount}/main"]
+        await wait_until(lambda: transcoder._task is None, 5)
+
+
+async def test_transcoder_is_shared_by_all_viewers(
+    cameras: CameraSimulator, start_node: NodeFactory
+) -> None:
+    node = await start_node(node_yaml(camera_yaml(cameras, "hevc")))
+    async with aiohttp.ClientSession() as http:
+        clients = [WhepClient(f"{node.url}/whep/hevc") for _ in range(3)]
+        try:
+            for c in clients:
+                await c.connect(http)
+            async with asyncio.timeout(15):
+                await asyncio.gather(*(c.first_frame() for c in clients))
+            channel = node.hub.channel("hevc")
+            assert channel is not None
+            assert len(channel.subscribers) == 1, "one decode for every viewer"
+            assert len(node.app[WHEP].transcoders["hevc/main"].subscribers) == 3
+        finally:
+            for c in clients:
+                await c.close(http)
+
+
+OFFER_AUDIO_ONLY = (
+    "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:0 PCMU/8000\r\n"
+)
+
+
+async def offer_sdp() -> str:
+    client = WhepClient("http://127.0.0.1:1/")
+    client.pc.addTransceiver("video", direction="recvonly")
+    await client.pc.setLocalDescription(await client.pc.createOffer())
+    sdp: str = client.pc.localDescription.sdp
+    await client.pc.close()
+    return sdp
+
+
+async def test_every_refusal_has_its_status_and_reason(start_node: NodeFactory) -> None:
+    node = await start_node(
+        node_yaml(
+            "  - {id: gate, name: Gate, site: village, main: 'synthetic://320x240?fps=10'}\n"
+            "  - {id: dead, name: Dead, site: village, main: 'rtsp://127.0.0.1:1/x',\n"
+            "     backoff_max: 1}\n",
+            extra=("webrtc_extra: here\n".replace("webrtc_extra: here\n", "")),
+        ).replace(
+            "webrtc: {host_addresses: [127.0.0.1]}",
+            "webrtc: {host_addresses: [127.0.0.1], max_viewers_per_camera: 1,"
+            " ice_servers: [{urls: ['turn:127.0.0.1:3478'], username: u, credential: p}]}",
+        )
+    )
+    offer = await offer_sdp()
+    sdp = {"Content-Type": "application/sdp"}
+    async with aiohttp.ClientSession(node.url) as http:
+
+        async def post(path: str, body: str, headers: dict[str, str] = sdp) -> tuple[int, str]:
+            async with http.post(path, data=body, headers=headers) as r:
+                return r.status, (await r.text()).strip()
+
+        assert await post("/whep/nope", offer) == (404, "no such camera")
+        assert (await post("/whep/gate", offer, {"Content-Type": "text/plain"}))[0] == 415
+        assert await post("/whep/gate?stream=sub", offer) == (400, "stream must be main")
+        broken = "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rtpmap:96\r\n"
+        status, reason = await post("/whep/gate", broken)
+        assert status == 400 and reason.startswith("unparsable SDP offer")
+        assert await post("/whep/gate", "hello") == (400, "the offer has no video")
+        assert await post("/whep/gate", OFFER_AUDIO_ONLY) == (400, "the offer has no video")
+        assert (await post("/whep/gate", "x" * 70_000))[0] == 413
+
+        dead = node.hub.channel("dead")
+        assert dead is not None
+        await wait_until(lambda: dead.source.state == "offline", 5)
+        async with http.post("/whep/dead", data=offer, headers=sdp) as r:
+            assert r.status == 409
+            assert r.headers["Retry-After"] == "5"
+            assert "camera is offline" in await r.text()
+
+        async with http.post("/whep/gate", data=offer, headers=sdp) as r:
+            assert r.status == 201
+            assert r.content_type == "application/sdp"
+            assert 'rel="ice-server"' in r.headers["Link"]
+            session = r.headers["Location"]
+        async with http.post("/whep/gate", data=offer, headers=sdp) as r:
+            assert r.status == 503
+            assert r.headers["Retry-After"]
+
+        async with http.options("/whep/gate") as r:
+            assert r.status == 204
+            assert r.headers["Accept-Post"] == "application/sdp"
+            assert r.headers["Link"].startswith("<turn:127.0.0.1:3478>")
+        async with http.patch(
+            session,
+            data="a=end-of-candidates",
+            headers={"Content-Type": "application/trickle-ice-sdpfrag"},
+        ) as r:
+            assert r.status == 405
+            assert "DELETE" in r.headers["Allow"]
+        async with http.delete(session) as r:
+            assert r.status == 200
+        assert node.app[WHEP].sessions == {}
+        async with http.delete(session) as r:
+            assert r.status == 404
+
+
+def udp_sockets() -> int:
+    return len(psutil.Process().net_connections(kind="udp"))
+
+
+@pytest.mark.slow
+async def test_sessions_deleted_and_abandoned_free_everything(
+    start_node: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """200 sessions: 100 DELETEd, 97 never connected, 3 whose viewer process is killed."""
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.5)  # consent lost after ~3 s
+    node = await start_node(
+        node_yaml(
+            "  - {id: gate, name: Gate, site: village, main: 'synthetic://320x240?fps=10'}\n"
+        ).replace(
+            "webrtc: {host_addresses: [127.0.0.1]}",
+            "webrtc: {host_addresses: [127.0.0.1], connect_timeout: 3,"
+            " max_viewers: 300, max_viewers_per_camera: 300}",
+        )
+    )
+    channel = node.hub.channel("gate")
+    assert channel is not None
+    await channel.wait_online()
+    service = node.app[WHEP]
+    await asyncio.sleep(0.5)
+    baseline = (udp_sockets(), open_fds(), len(asyncio.all_tasks()))
+
+    killed = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "relay.whepclient",
+            f"{node.url}/whep/gate",
+            "--seconds",
+            "60",
+            "--host",
+            "127.0.0.1",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        for _ in range(3)
+    ]
+    offer = await offer_sdp()
+    locations: list[str] = []
+    async with aiohttp.ClientSession(node.url) as http:
+        for _ in range(197):
+            async with http.post(
+                "/whep/gate", data=offer, headers={"Content-Type": "application/sdp"}
+            ) as r:
+                assert r.status == 201, await r.text()
+                locations.append(r.headers["Location"])
+        await wait_until(
+            lambda: (
+                sum(s.pc.connectionState == "connected" for s in service.sessions.values()) == 3
+            ),
+            20,
+            "the three viewer processes connected",
+        )
+        assert len(service.sessions) == 200
+        for process in killed:
+            os.kill(process.pid, signal.SIGKILL)
+            await process.wait()
+        for location in locations[:100]:
+            async with http.delete(location) as r:
+                assert r.status == 200
+    assert len(service.sessions) == 100
+    await wait_until(lambda: not service.sessions, 15, "abandoned sessions freed")
+    assert channel.subscribers == set()
+    await wait_until(
+        lambda: all(
+            now <= then
+            for now, then in zip(
+                (udp_sockets(), open_fds(), len(asyncio.all_tasks())), baseline, strict=True
+            )
+        ),
+        10,
+        f"UDP sockets, fds and tasks back to {baseline}",
+    )
