@@ -17,7 +17,7 @@ from aiortc import MediaStreamTrack, RTCIceServer, RTCRtpSender
 from aiortc.codecs import CODECS
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecCapability, RTCRtpCodecParameters
-from aiortc.sdp import parse_h264_profile_level_id
+from aiortc.sdp import H264Profile, parse_h264_profile_level_id
 
 from ingest import MediaPacket
 from relay.config import WebRtcConfig
@@ -27,13 +27,17 @@ VIDEO_CLOCK = 90000
 VIDEO_TIME_BASE = Fraction(1, VIDEO_CLOCK)
 MAX_JUMP_SECONDS = 5.0
 
-# FFmpeg's profile names -> the profile-level-id we answer with (level 3.1, as
-# browsers offer; a software decoder does not hold a stream to its level).
-PROFILE_LEVEL_IDS = {
-    "Constrained Baseline": "42e01f",
-    "Baseline": "42001f",
-    "Main": "4d001f",
-    "High": "64001f",
+# For each camera profile (FFmpeg's names), the answer profiles to pass it through
+# under, best first: its own, then a profile whose decoders take it too (H.264
+# Annex A). High falls back to Main: Debian's Chromium offers no High, only Main
+# and High 4:4:4, and its one software decoder plays High sent as Main but no
+# frame at all under High 4:4:4 (both tried in tests/relay/test_browser.py).
+# Level 3.1, as browsers offer: a software decoder does not hold a stream to it.
+COMPATIBLE_PROFILES = {
+    "Constrained Baseline": ("42e01f", "42001f", "4d001f", "64001f"),
+    "Baseline": ("42001f",),
+    "Main": ("4d001f", "64001f"),
+    "High": ("64001f", "4d001f"),
 }
 
 
@@ -77,9 +81,16 @@ def register_h264_profiles() -> None:
         payload_type += 2
 
 
-def h264_preferences(profile: str | None) -> list[RTCRtpCodecCapability]:
-    """The H.264 codecs (and their RTX) that carry a camera's profile as it is."""
-    plid = PROFILE_LEVEL_IDS.get(profile or "Constrained Baseline", "42e01f")
+def answer_profile(camera_profile: str | None, offered: set[H264Profile]) -> str | None:
+    """The profile-level-id to answer for a camera's H.264, or None: transcode it."""
+    for plid in COMPATIBLE_PROFILES.get(camera_profile or "Constrained Baseline", ()):
+        if parse_h264_profile_level_id(plid)[0] in offered:
+            return plid
+    return None
+
+
+def h264_preferences(plid: str) -> list[RTCRtpCodecCapability]:
+    """The H.264 codecs (and their RTX) of one profile, to answer with."""
     wanted = parse_h264_profile_level_id(plid)[0]
     codecs = RTCRtpSender.getCapabilities("video").codecs
     chosen = [

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InvalidStateError, OperationError
-from aiortc.sdp import SessionDescription, parse_h264_profile_level_id
+from aiortc.sdp import H264Profile, SessionDescription, parse_h264_profile_level_id
 
 from ingest import SourceState
 from relay.config import CameraConfig, Config
@@ -27,8 +27,8 @@ from relay.hub import Channel, FanOut, Hub, Subscription
 from relay.keys import CONFIG, HUB
 from relay.transcode import Transcoder, needs_transcode
 from relay.webrtc import (
-    PROFILE_LEVEL_IDS,
     PacketTrack,
+    answer_profile,
     audio_preferences,
     h264_preferences,
     ice_servers,
@@ -113,13 +113,12 @@ class WhepService:
             info = channel.source.info
             assert info is not None
             offered = _offered_h264_profiles(parsed)
-            wanted = parse_h264_profile_level_id(
-                PROFILE_LEVEL_IDS.get(info.profile or "", "42e01f")
-            )[0]
             feed: FanOut = channel
-            profile = info.profile
-            if needs_transcode(channel) or wanted not in offered:
-                feed, profile = self._transcoder(channel), "Constrained Baseline"
+            plid = None if needs_transcode(channel) else answer_profile(info.profile, offered)
+            if plid is None:
+                feed = self._transcoder(channel)
+                plid = answer_profile("Constrained Baseline", offered)
+                assert plid is not None  # every H.264 decoder takes Constrained Baseline
                 video.close()
                 video = feed.subscribe(frozenset(("video",)))
                 subs = [video]
@@ -128,7 +127,7 @@ class WhepService:
                 secrets.token_urlsafe(16), channel.camera.id, channel.stream, peer, pc, subs
             )
             answer = await self._negotiate(
-                session, offer=offer, video=video, profile=profile, parsed=parsed, channel=channel
+                session, offer=offer, video=video, plid=plid, parsed=parsed, channel=channel
             )
         except BaseException:
             for sub in subs:
@@ -151,7 +150,7 @@ class WhepService:
         *,
         offer: str,
         video: Subscription,
-        profile: str | None,
+        plid: str,
         parsed: SessionDescription,
         channel: Channel,
     ) -> str:
@@ -159,9 +158,7 @@ class WhepService:
         try:
             # Transceivers made before the offer is applied keep their codec choice.
             video_track = PacketTrack("video", video, 90000)
-            pc.addTransceiver(video_track, "sendonly").setCodecPreferences(
-                h264_preferences(profile)
-            )
+            pc.addTransceiver(video_track, "sendonly").setCodecPreferences(h264_preferences(plid))
             audio_codec = channel.source.info.audio_codec if channel.source.info else None
             if audio_codec in AUDIO_PASSTHROUGH and any(m.kind == "audio" for m in parsed.media):
                 assert audio_codec is not None
@@ -242,8 +239,8 @@ def _parse_offer(offer: str) -> SessionDescription:
     return parsed
 
 
-def _offered_h264_profiles(parsed: SessionDescription) -> set[object]:
-    profiles: set[object] = set()
+def _offered_h264_profiles(parsed: SessionDescription) -> set[H264Profile]:
+    profiles: set[H264Profile] = set()
     for media in parsed.media:
         for codec in media.rtp.codecs if media.kind == "video" else []:
             if codec.name != "H264" or str(codec.parameters.get("packetization-mode")) != "1":

@@ -6,6 +6,8 @@ import asyncio
 import time
 from typing import Any
 
+from camsim import CameraSimulator, MountSpec
+from relay.whep import WHEP
 from tests.conftest import ARTIFACTS, NodeFactory, node_yaml
 from tests.helpers import wait_until
 
@@ -16,7 +18,9 @@ async () => {
   while (performance.now() < deadline) {
     const stats = window.player && await window.player.stats();
     if (stats && stats.framesDecoded > 0) {
-      return {ms: performance.now() - window.player.offerSentAt, codec: stats.codecId};
+      const report = await window.player.pc.getStats();
+      const codec = report.get(stats.codecId);
+      return {ms: performance.now() - window.player.offerSentAt, fmtp: codec.sdpFmtpLine};
     }
     await new Promise((r) => setTimeout(r, 10));
   }
@@ -53,3 +57,22 @@ async def test_first_frame_within_a_second_despite_4s_keyframes(
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "view-gate.png"))
     await page.close()
+
+
+async def test_high_profile_camera_passes_through_to_chromium(
+    start_node: NodeFactory, browser: Any
+) -> None:
+    """Real cameras send High profile: Chromium decodes it as sent, no transcode.
+
+    Debian's Chromium offers no High profile, so the node answers Main for it."""
+    with CameraSimulator([MountSpec("high", profile="high", fps=15)]) as sim:
+        node = await start_node(
+            node_yaml(f"  - {{id: high, name: High, site: village, main: '{sim.url('high')}'}}\n")
+        )
+        page = await browser.new_page()
+        await page.goto(f"{node.url}/view/high")
+        first = await page.evaluate(FIRST_FRAME_JS)
+        assert first is not None, "Chromium decoded no frame"
+        assert "profile-level-id=4d001f" in first["fmtp"], first
+        assert node.app[WHEP].transcoders == {}, "passed through, not transcoded"
+        await page.close()
