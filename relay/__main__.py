@@ -39,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    for chatty in ("aioice", "aiortc"):  # a line per ICE check is noise to an operator
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
     host, port = _split_listen(args.listen or config.node.listen)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve(config, host, port))
@@ -70,7 +72,7 @@ async def serve(config: Config, host: str, port: int) -> None:
         site = web.TCPSite(runner, host, port)
         await site.start()
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-        logger.info("node %s listening on http://%s:%d/", config.node.id, shown, port)
+        logger.info("node %s: open http://%s:%d/ in a browser", config.node.id, shown, port)
         await stop.wait()
         logger.info("stopping")
     finally:

@@ -14,6 +14,7 @@ STATIC = Path(__file__).parent / "static"
 
 
 def setup(app: web.Application) -> None:
+    app.router.add_get("/", index)
     app.router.add_get("/view/{camera_id}", view)
     app.router.add_static("/static/", STATIC, append_version=False)
 
@@ -26,6 +27,11 @@ def render(template: str, **values: str) -> str:
         text = text.replace("{{" + key + "_json}}", safe_json)
         text = text.replace("{{" + key + "}}", html.escape(value))
     return text
+
+
+async def index(request: web.Request) -> web.Response:
+    page = render("index.html", name=request.app[CONFIG].node.name)
+    return web.Response(text=page, content_type="text/html")
 
 
 async def view(request: web.Request) -> web.Response:
