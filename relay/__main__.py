@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import getpass
 import logging
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 
@@ -14,6 +16,7 @@ from aiohttp import web
 
 from relay.app import create_app
 from relay.config import Config, ConfigError, load_config
+from relay.passwords import hash_password, hash_token, new_secret
 
 logger = logging.getLogger("relay")
 
@@ -27,10 +30,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--log-level", default="INFO")
     check = commands.add_parser("check-config", help="validate a config file, start nothing")
     check.add_argument("file")
+    hasher = commands.add_parser("hash-password", help="print a password_hash for config.yaml")
+    hasher.add_argument("--token", action="store_true", help="make a node token and its hash")
     args = parser.parse_args(argv)
 
     if args.command == "check-config":
         return check_config(args.file)
+    if args.command == "hash-password":
+        return hash_password_command(token=args.token)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -44,6 +51,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     host, port = _split_listen(args.listen or config.node.listen)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve(config, host, port))
+    return 0
+
+
+def hash_password_command(*, token: bool) -> int:
+    if token:
+        secret = new_secret()
+        print(f"token (give it to the other node): {secret}")
+        print(f"token_hash (put it in config.yaml): {hash_token(secret)}")
+        return 0
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            print("the two passwords differ", file=sys.stderr)
+            return 1
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        print("use at least 8 characters", file=sys.stderr)
+        return 1
+    print(hash_password(password))
     return 0
 
 
@@ -62,6 +89,10 @@ def check_config(path: str) -> int:
 
 async def serve(config: Config, host: str, port: int) -> None:
     """Run until SIGINT or SIGTERM, then stop every subsystem in order."""
+    ssl_context = None
+    if config.node.tls is not None:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(config.node.tls.cert, config.node.tls.key)
     runner = web.AppRunner(create_app(config), handle_signals=False, access_log=None)
     await runner.setup()
     stop = asyncio.Event()
@@ -69,10 +100,13 @@ async def serve(config: Config, host: str, port: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        site = web.TCPSite(runner, host, port)
+        site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
-        logger.info("node %s: open http://%s:%d/ in a browser", config.node.id, shown, port)
+        scheme = "https" if ssl_context else "http"
+        logger.info("node %s: open %s://%s:%d/ in a browser", config.node.id, scheme, shown, port)
+        if config.node.login_hint:
+            logger.info("log in: %s", config.node.login_hint)
         await stop.wait()
         logger.info("stopping")
     finally:

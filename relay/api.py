@@ -7,6 +7,7 @@ import time
 from aiohttp import web
 
 from ingest import SourceState
+from relay.access import PUBLIC, add_route, logged_in, user_of
 from relay.config import Config
 from relay.hub import Hub
 from relay.keys import CONFIG, HUB
@@ -17,36 +18,27 @@ DOWN = (SourceState.OFFLINE, SourceState.STALLED)  # idle on-demand cameras are 
 
 def setup(app: web.Application) -> None:
     app[STARTED] = time.monotonic()
-    app.router.add_get("/api/health", health)
-    app.router.add_get("/api/cameras", cameras)
-    app.router.add_get("/api/cameras/{camera_id}", camera)
-    app.router.add_get("/api/sites", sites)
+    add_route(app, "GET", "/api/health", health, PUBLIC)
+    add_route(app, "GET", "/api/cameras", cameras, logged_in())
+    add_route(app, "GET", "/api/cameras/{camera_id}", camera, logged_in(scope="camera"))
+    add_route(app, "GET", "/api/sites", sites, logged_in())
 
 
 async def health(request: web.Request) -> web.Response:
-    config, hub = request.app[CONFIG], request.app[HUB]
-    states = [hub.camera_state(c.id) for c in config.cameras]
+    """For monitoring: public, so it says nothing about cameras."""
+    uptime = round(time.monotonic() - request.app[STARTED], 1)
     return web.json_response(
-        {
-            "status": "ok",
-            "node": config.node.id,
-            "uptime": round(time.monotonic() - request.app[STARTED], 1),
-            "cameras": len(states),
-            "online": states.count(SourceState.ONLINE),
-        }
+        {"status": "ok", "node": request.app[CONFIG].node.id, "uptime": uptime}
     )
 
 
 async def cameras(request: web.Request) -> web.Response:
-    config, hub = request.app[CONFIG], request.app[HUB]
-    return web.json_response([camera_json(hub, c.id) for c in config.cameras])
+    config, hub, user = request.app[CONFIG], request.app[HUB], user_of(request)
+    return web.json_response([camera_json(hub, c.id) for c in config.cameras if user.sees(c.site)])
 
 
 async def camera(request: web.Request) -> web.Response:
-    camera_id = request.match_info["camera_id"]
-    if request.app[CONFIG].camera(camera_id) is None:
-        raise web.HTTPNotFound(text=f"no camera {camera_id!r}")
-    return web.json_response(camera_json(request.app[HUB], camera_id))
+    return web.json_response(camera_json(request.app[HUB], request.match_info["camera_id"]))
 
 
 def camera_json(hub: Hub, camera_id: str) -> dict[str, object]:
@@ -69,18 +61,22 @@ def camera_json(hub: Hub, camera_id: str) -> dict[str, object]:
 
 
 async def sites(request: web.Request) -> web.Response:
-    return web.json_response(site_tree(request.app[CONFIG], request.app[HUB]))
+    config, hub = request.app[CONFIG], request.app[HUB]
+    return web.json_response(site_tree(config, hub, user_of(request).sites))
 
 
-def site_tree(config: Config, hub: Hub) -> list[dict[str, object]]:
-    """Roots of the site tree; each node counts the cameras of its whole subtree."""
+def site_tree(config: Config, hub: Hub, visible: frozenset[str]) -> list[dict[str, object]]:
+    """The visible part of the site tree; each site counts its whole subtree's cameras."""
     children: dict[str | None, list[str]] = {}
     for site in config.sites:
-        children.setdefault(site.parent, []).append(site.id)
+        if site.id in visible:
+            parent = site.parent if site.parent in visible else None  # a scope's top is a root
+            children.setdefault(parent, []).append(site.id)
     names = {s.id: s.name for s in config.sites}
-    own: dict[str, list[SourceState]] = {s.id: [] for s in config.sites}
+    own: dict[str, list[SourceState]] = {s: [] for s in visible}
     for cam in config.cameras:
-        own[cam.site].append(hub.camera_state(cam.id))
+        if cam.site in visible:
+            own[cam.site].append(hub.camera_state(cam.id))
 
     def build(site_id: str) -> dict[str, object]:
         kids = [build(k) for k in children.get(site_id, [])]

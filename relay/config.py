@@ -57,10 +57,55 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TlsConfig(Strict):
+    cert: str = Field(description="PEM certificate chain file")
+    key: str = Field(description="PEM private key file")
+
+
 class NodeConfig(Strict):
     id: Id
     name: str = Field(min_length=1, max_length=100)
     listen: ListenAddress = "127.0.0.1:8080"
+    data_dir: str = Field("var", description="where the node keeps its SQLite files")
+    tls: TlsConfig | None = None
+    login_hint: str = Field("", max_length=500, description="shown on the login page and at start")
+
+
+Role = Literal["admin", "officer", "operator", "viewer", "node"]
+
+
+def _password_hash(value: str) -> str:
+    parts = value.split("$")
+    if len(parts) != 6 or parts[0] != "scrypt":
+        raise ValueError("must come from `python -m relay hash-password` (scrypt$...)")
+    return value
+
+
+def _token_hash(value: str) -> str:
+    if not re.fullmatch(r"sha256\$[0-9a-f]{64}", value):
+        raise ValueError("must come from `python -m relay hash-password --token` (sha256$...)")
+    return value
+
+
+class UserConfig(Strict):
+    name: Id
+    role: Role
+    sites: list[Id] = Field(default_factory=list, description="sees these sites' subtrees")
+    password_hash: Annotated[str, AfterValidator(_password_hash)] | None = None
+    token_hash: Annotated[str, AfterValidator(_token_hash)] | None = Field(
+        None, description="a fixed Bearer token, for another node"
+    )
+
+
+class AuthConfig(Strict):
+    session_hours: float = Field(12.0, gt=0, le=24 * 30)
+    login_window_minutes: float = Field(15.0, gt=0, le=24 * 60)
+    login_failures_per_address: int = Field(10, ge=1, le=1000)
+    login_failures_per_user: int = Field(5, ge=1, le=1000, description="then slowed down")
+
+
+class AuditConfig(Strict):
+    retention_days: int = Field(365, ge=1, le=3650)
 
 
 class SiteConfig(Strict):
@@ -129,9 +174,29 @@ class Config(Strict):
     cameras: list[CameraConfig] = Field(default_factory=list)
     walls: list[WallConfig] = Field(default_factory=list)
     webrtc: WebRtcConfig = WebRtcConfig()
+    users: list[UserConfig] = Field(default_factory=list)
+    auth: AuthConfig = AuthConfig()
+    audit: AuditConfig = AuditConfig()
 
     def camera(self, camera_id: str) -> CameraConfig | None:
         return next((c for c in self.cameras if c.id == camera_id), None)
+
+    def wall(self, wall_id: str) -> WallConfig | None:
+        return next((w for w in self.walls if w.id == wall_id), None)
+
+    def subtree(self, site_ids: list[str]) -> frozenset[str]:
+        """The sites named and every site below them."""
+        children: dict[str | None, list[str]] = {}
+        for site in self.sites:
+            children.setdefault(site.parent, []).append(site.id)
+        found: set[str] = set()
+        todo = [s for s in site_ids if s in {x.id for x in self.sites}]
+        while todo:
+            site_id = todo.pop()
+            if site_id not in found:
+                found.add(site_id)
+                todo.extend(children.get(site_id, []))
+        return frozenset(found)
 
 
 def load_config(path: str | Path) -> Config:
@@ -211,19 +276,33 @@ class _Tree:
 
 def cross_check(config: Config) -> Iterator[tuple[Loc, str]]:
     """What one model cannot see: references, duplicates, the site tree's shape."""
-    for section in ("sites", "cameras", "walls"):
+    yield from _duplicates(config)
+    yield from _site_tree(config)
+    yield from _references(config)
+
+
+def _duplicates(config: Config) -> Iterator[tuple[Loc, str]]:
+    for section, key in (("sites", "id"), ("cameras", "id"), ("walls", "id"), ("users", "name")):
         seen: set[str] = set()
         for i, item in enumerate(getattr(config, section)):
-            if item.id in seen:
-                yield (section, i, "id"), f"duplicate id {item.id!r}"
-            seen.add(item.id)
+            value = getattr(item, key)
+            if value in seen:
+                yield (section, i, key), f"duplicate {key} {value!r}"
+            seen.add(value)
+
+
+def _site_tree(config: Config) -> Iterator[tuple[Loc, str]]:
     sites = {s.id: s for s in config.sites}
-    cameras = {c.id for c in config.cameras}
     for i, site in enumerate(config.sites):
         if site.parent is not None and site.parent not in sites:
             yield ("sites", i, "parent"), f"unknown site {site.parent!r}"
         elif _in_cycle(site.id, sites):
             yield ("sites", i, "parent"), f"site {site.id!r} is its own ancestor (a cycle)"
+
+
+def _references(config: Config) -> Iterator[tuple[Loc, str]]:
+    sites = {s.id for s in config.sites}
+    cameras = {c.id for c in config.cameras}
     for i, cam in enumerate(config.cameras):
         if cam.site not in sites:
             yield ("cameras", i, "site"), f"unknown site {cam.site!r}"
@@ -233,6 +312,14 @@ def cross_check(config: Config) -> Iterator[tuple[Loc, str]]:
         for j, cam_id in enumerate(wall.cameras):
             if cam_id not in cameras:
                 yield ("walls", i, "cameras", j), f"unknown camera {cam_id!r}"
+    for i, user in enumerate(config.users):
+        if user.password_hash is None and user.token_hash is None:
+            yield ("users", i), "needs a password_hash or a token_hash"
+        if user.role != "admin" and not user.sites:
+            yield ("users", i, "sites"), f"role {user.role} needs at least one site"
+        for j, site_id in enumerate(user.sites):
+            if site_id not in sites:
+                yield ("users", i, "sites", j), f"unknown site {site_id!r}"
 
 
 def _in_cycle(site_id: str, sites: Mapping[str, SiteConfig]) -> bool:

@@ -2,8 +2,12 @@
 
 from aiohttp import web
 
+from relay.audit import AuditLog
 from relay.config import Config
+from relay.db import Database
 from relay.hub import Hub
 
 CONFIG = web.AppKey("config", Config)
 HUB = web.AppKey("hub", Hub)
+DB = web.AppKey("db", Database)
+AUDIT = web.AppKey("audit", AuditLog)

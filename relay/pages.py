@@ -8,15 +8,16 @@ from pathlib import Path
 
 from aiohttp import web
 
+from relay.access import add_route, add_static, logged_in
 from relay.keys import CONFIG
 
 STATIC = Path(__file__).parent / "static"
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/", index)
-    app.router.add_get("/view/{camera_id}", view)
-    app.router.add_static("/static/", STATIC, append_version=False)
+    add_route(app, "GET", "/", index, logged_in(page=True))
+    add_route(app, "GET", "/view/{camera_id}", view, logged_in(scope="camera", page=True))
+    add_static(app, "/static/", str(STATIC))
 
 
 def render(template: str, **values: str) -> str:
@@ -36,7 +37,6 @@ async def index(request: web.Request) -> web.Response:
 
 async def view(request: web.Request) -> web.Response:
     camera = request.app[CONFIG].camera(request.match_info["camera_id"])
-    if camera is None:
-        raise web.HTTPNotFound(text="no such camera")
+    assert camera is not None  # the access rule checked it
     page = render("view.html", camera=camera.id, name=camera.name)
     return web.Response(text=page, content_type="text/html")

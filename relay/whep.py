@@ -22,9 +22,12 @@ from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.sdp import H264Profile, SessionDescription, parse_h264_profile_level_id
 
 from ingest import SourceState
+from relay.access import PUBLIC, add_route, logged_in, user_of
+from relay.audit import AuditLog
+from relay.auth import User
 from relay.config import CameraConfig, Config
 from relay.hub import Channel, FanOut, Hub, Subscription
-from relay.keys import CONFIG, HUB
+from relay.keys import AUDIT, CONFIG, HUB
 from relay.transcode import Transcoder, needs_transcode
 from relay.webrtc import (
     PacketTrack,
@@ -58,6 +61,8 @@ class WhepSession:
     camera_id: str
     stream: str
     peer: str
+    user: str
+    credential: str  # the session or token hash the viewer came with
     pc: RTCPeerConnection
     subscriptions: list[Subscription] = field(default_factory=list)
     started: float = field(default_factory=time.time)
@@ -79,9 +84,10 @@ class WhepSession:
 class WhepService:
     """The node's WebRTC viewing sessions and the shared transcoders they use."""
 
-    def __init__(self, config: Config, hub: Hub) -> None:
+    def __init__(self, config: Config, hub: Hub, audit: AuditLog) -> None:
         self.config = config
         self.hub = hub
+        self.audit = audit
         self.sessions: dict[str, WhepSession] = {}
         self.transcoders: dict[str, Transcoder] = {}
         self._tasks: set[asyncio.Task[bool]] = set()
@@ -98,7 +104,9 @@ class WhepService:
         if self.viewers(camera.id) >= limits.max_viewers_per_camera:
             raise WhepRefused(503, "this camera has its maximum of viewers", RETRY_FULL)
 
-    async def open(self, channel: Channel, offer: str, peer: str) -> tuple[WhepSession, str]:
+    async def open(
+        self, channel: Channel, offer: str, peer: str, user: User
+    ) -> tuple[WhepSession, str]:
         parsed = _parse_offer(offer)
         if channel.source.state in (SourceState.OFFLINE, SourceState.STALLED):
             raise WhepRefused(409, f"camera is {channel.source.state}", RETRY_OFFLINE)
@@ -124,7 +132,14 @@ class WhepService:
                 subs = [video]
             pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(self.config.webrtc)))
             session = WhepSession(
-                secrets.token_urlsafe(16), channel.camera.id, channel.stream, peer, pc, subs
+                secrets.token_urlsafe(16),
+                channel.camera.id,
+                channel.stream,
+                peer,
+                user.name,
+                user.credential,
+                pc,
+                subs,
             )
             answer = await self._negotiate(
                 session, offer=offer, video=video, plid=plid, parsed=parsed, channel=channel
@@ -135,6 +150,15 @@ class WhepService:
             raise
         self.sessions[session.id] = session
         self._watch(session)
+        await self.audit.record(
+            "view.start",
+            user=user.name,
+            address=peer,
+            camera=channel.camera.id,
+            site=channel.camera.site,
+            session=session.id[:8],
+            stream=channel.stream,
+        )
         logger.info(
             "viewer %s: camera %s/%s from %s",
             session.id[:8],
@@ -213,8 +237,28 @@ class WhepService:
         if session is None:
             return False
         await session.close()
+        await self.audit.record(
+            "view.end",
+            user=session.user,
+            address=session.peer,
+            camera=session.camera_id,
+            session=session.id[:8],
+            seconds=round(time.time() - session.started),
+        )
         logger.info("viewer %s: ended after %.0f s", session_id[:8], time.time() - session.started)
         return True
+
+    async def end_credential(self, credential: str) -> None:
+        """End the sessions opened with a revoked token or ended login."""
+        for session in list(self.sessions.values()):
+            if session.credential == credential:
+                await self.end(session.id)
+
+    async def end_users_not_in(self, names: set[str]) -> None:
+        """After a config reload: the sessions of removed users end."""
+        for session in list(self.sessions.values()):
+            if session.user not in names:
+                await self.end(session.id)
 
     async def close(self) -> None:
         async with asyncio.TaskGroup() as group:
@@ -257,18 +301,27 @@ WHEP = web.AppKey("whep", WhepService)
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_route("OPTIONS", "/whep/{camera_id}", options)
-    app.router.add_post("/whep/{camera_id}", post_offer)
-    app.router.add_delete("/whep/sessions/{session_id}", delete_session)
-    app.router.add_patch("/whep/sessions/{session_id}", patch_session)
-    app.router.add_route("OPTIONS", "/whep/sessions/{session_id}", session_options)
+    add_route(app, "OPTIONS", "/whep/{camera_id}", options, PUBLIC)  # CORS preflights
+    add_route(app, "POST", "/whep/{camera_id}", post_offer, logged_in(scope="camera"))
+    add_route(app, "DELETE", "/whep/sessions/{session_id}", delete_session, logged_in())
+    add_route(app, "PATCH", "/whep/sessions/{session_id}", patch_session, logged_in())
+    add_route(app, "OPTIONS", "/whep/sessions/{session_id}", session_options, PUBLIC)
     app.cleanup_ctx.append(_service)
 
 
 async def _service(app: web.Application) -> AsyncIterator[None]:
-    app[WHEP] = WhepService(app[CONFIG], app[HUB])
+    app[WHEP] = WhepService(app[CONFIG], app[HUB], app[AUDIT])
     yield
     await app[WHEP].close()
+
+
+def _own_session(request: web.Request) -> WhepSession | None:
+    """The session named in the path, if it is this user's (an admin's: any)."""
+    session = request.app[WHEP].sessions.get(request.match_info["session_id"])
+    user = user_of(request)
+    if session is None or (session.user != user.name and user.role != "admin"):
+        return None
+    return session
 
 
 def _links(config: Config) -> list[str]:
@@ -304,8 +357,7 @@ async def options(request: web.Request) -> web.Response:
 async def post_offer(request: web.Request) -> web.Response:
     config, service = request.app[CONFIG], request.app[WHEP]
     camera = config.camera(request.match_info["camera_id"])
-    if camera is None:
-        return _refusal(404, "no such camera")
+    assert camera is not None  # the access rule checked it
     if request.content_type != "application/sdp":
         return _refusal(415, "the offer must be sent as Content-Type: application/sdp")
     stream = request.query.get("stream", "sub" if camera.sub else "main")
@@ -319,7 +371,9 @@ async def post_offer(request: web.Request) -> web.Response:
         offer = (await request.content.read(MAX_OFFER_BYTES + 1)).decode("utf-8", "replace")
         if len(offer) > MAX_OFFER_BYTES:
             return _refusal(413, "the offer is too large")
-        session, answer = await service.open(channel, offer, request.remote or "?")
+        session, answer = await service.open(
+            channel, offer, request.remote or "?", user_of(request)
+        )
     except WhepRefused as refused:
         return _refusal(refused.status, refused.reason, refused.retry_after)
     response = web.Response(
@@ -334,13 +388,14 @@ async def post_offer(request: web.Request) -> web.Response:
 
 
 async def delete_session(request: web.Request) -> web.Response:
-    if not await request.app[WHEP].end(request.match_info["session_id"]):
+    session = _own_session(request)
+    if session is None or not await request.app[WHEP].end(session.id):
         return _refusal(404, "no such session")
     return web.Response(status=200)
 
 
 async def patch_session(request: web.Request) -> web.Response:
-    if request.match_info["session_id"] not in request.app[WHEP].sessions:
+    if _own_session(request) is None:
         return _refusal(404, "no such session")
     response = _refusal(405, "trickle ICE is not needed: the answer carries every candidate")
     response.headers["Allow"] = "OPTIONS, DELETE"

@@ -15,6 +15,7 @@ from relay.app import create_app
 from relay.config import Config, parse_config
 from relay.hub import Hub
 from relay.keys import HUB
+from relay.passwords import hash_password, hash_token
 from tests.helpers import free_port
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -47,13 +48,17 @@ NodeFactory = Callable[[str | Config], Awaitable[Node]]
 
 
 @pytest.fixture
-async def start_node() -> AsyncIterator[NodeFactory]:
+async def start_node(tmp_path: Path) -> AsyncIterator[NodeFactory]:
     """Start a node from YAML text (or a Config) on a free 127.0.0.1 port."""
     runners: list[web.AppRunner] = []
 
     async def start(config: str | Config) -> Node:
         if isinstance(config, str):
             config = parse_config(config)
+        data_dir = tmp_path / f"node{len(runners)}"
+        config = config.model_copy(
+            update={"node": config.node.model_copy(update={"data_dir": str(data_dir)})}
+        )
         app = create_app(config)
         runner = web.AppRunner(app, handle_signals=False)
         await runner.setup()
@@ -67,12 +72,34 @@ async def start_node() -> AsyncIterator[NodeFactory]:
         await runner.cleanup()
 
 
+ADMIN_TOKEN = "test-admin-token"
+PASSWORD = "test-password"
+PASSWORD_HASH = hash_password(PASSWORD)
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def users_yaml(*users: tuple[str, str, str]) -> str:
+    """`users:` with an admin (password and ADMIN_TOKEN) and (name, role, sites) more."""
+    lines = [
+        "users:",
+        f"  - {{name: admin, role: admin, password_hash: '{PASSWORD_HASH}',"
+        f" token_hash: '{hash_token(ADMIN_TOKEN)}'}}",
+    ]
+    for name, role, sites in users:
+        lines.append(
+            f"  - {{name: {name}, role: {role}, sites: [{sites}],"
+            f" password_hash: '{PASSWORD_HASH}', token_hash: '{hash_token(name + '-token')}'}}"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def node_yaml(cameras: str, extra: str = "") -> str:
     """A one-site node config around `cameras` (YAML list items, 2-space indented)."""
     return (
         "node: {id: test, name: Test node}\n"
         "sites: [{id: village, name: Village}]\n"
         "webrtc: {host_addresses: [127.0.0.1]}\n"
+        f"{users_yaml()}"
         f"cameras:\n{cameras}{extra}"
     )
 
@@ -91,3 +118,11 @@ async def browser() -> AsyncIterator[Any]:
             yield browser
         finally:
             await browser.close()
+
+
+async def log_in(page: Any, node: Node, name: str = "admin") -> None:
+    """Log the browser page in through the real login endpoint (cookie kept)."""
+    response = await page.request.post(
+        f"{node.url}/api/login", data={"name": name, "password": PASSWORD}
+    )
+    assert response.ok, await response.text()

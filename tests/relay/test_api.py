@@ -6,7 +6,7 @@ import aiohttp
 
 from camsim import CameraSimulator, MountSpec
 from ingest import SourceState
-from tests.conftest import NodeFactory
+from tests.conftest import ADMIN, NodeFactory, users_yaml
 from tests.helpers import wait_until
 
 SECRET = "Cam-Pa55word"
@@ -17,7 +17,7 @@ sites:
   - {{id: station, name: Station}}
   - {{id: east, name: East, parent: station}}
   - {{id: west, name: West, parent: station}}
-cameras:
+{users}cameras:
   - {{id: gate, name: Gate, site: east, main: '{good}', sub: 'synthetic://320x240?fps=5'}}
   - {{id: pond, name: Pond, site: west, main: '{wrong}'}}
   - {{id: lane, name: Lane, site: west, main: 'synthetic://320x240', always_on: false}}
@@ -28,13 +28,13 @@ async def test_cameras_sites_and_health_without_secrets(start_node: NodeFactory)
     with CameraSimulator([MountSpec("cam")], user="admin", password=SECRET) as sim:
         good = sim.url("cam")
         wrong = good.replace(SECRET, SECRET + "x")
-        node = await start_node(CONFIG.format(good=good, wrong=wrong))
+        node = await start_node(CONFIG.format(good=good, wrong=wrong, users=users_yaml()))
         pond = node.hub.channel("pond")
         gate = node.hub.channel("gate")
         assert pond is not None and gate is not None
         await wait_until(lambda: pond.source.state is SourceState.OFFLINE, 10)
         await wait_until(lambda: gate.source.state is SourceState.ONLINE, 10)
-        async with aiohttp.ClientSession(node.url) as http:
+        async with aiohttp.ClientSession(node.url, headers=ADMIN) as http:
             bodies = []
             for path in ("/api/health", "/api/cameras", "/api/cameras/gate", "/api/sites"):
                 async with http.get(path) as r:

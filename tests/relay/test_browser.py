@@ -8,7 +8,7 @@ from typing import Any
 
 from camsim import CameraSimulator, MountSpec
 from relay.whep import WHEP
-from tests.conftest import ARTIFACTS, NodeFactory, node_yaml
+from tests.conftest import ARTIFACTS, NodeFactory, log_in, node_yaml
 from tests.helpers import wait_until
 
 # In the page: poll getStats() until a frame is decoded; ms since the offer left.
@@ -46,6 +46,7 @@ async def test_first_frame_within_a_second_despite_4s_keyframes(
         lambda: time.monotonic() - channel.gop()[0].received > 1.5, 5, "an old keyframe"
     )
     page = await browser.new_page()
+    await log_in(page, node)
     await page.goto(f"{node.url}/view/gate")
     first = await page.evaluate(FIRST_FRAME_JS)
     assert first is not None, "no frame decoded within 10 s"
@@ -70,6 +71,7 @@ async def test_high_profile_camera_passes_through_to_chromium(
             node_yaml(f"  - {{id: high, name: High, site: village, main: '{sim.url('high')}'}}\n")
         )
         page = await browser.new_page()
+        await log_in(page, node)
         await page.goto(f"{node.url}/view/high")
         first = await page.evaluate(FIRST_FRAME_JS)
         assert first is not None, "Chromium decoded no frame"

@@ -16,7 +16,7 @@ import pytest
 from camsim import CameraSimulator, MountSpec
 from relay.whep import WHEP
 from relay.whepclient import WhepClient
-from tests.conftest import NodeFactory, node_yaml
+from tests.conftest import ADMIN, ADMIN_TOKEN, NodeFactory, node_yaml
 from tests.helpers import open_fds, wait_until
 
 MOUNTS = [
@@ -53,7 +53,7 @@ async def test_client_decodes_every_kind_of_camera(
 ) -> None:
     node = await start_node(node_yaml(camera_yaml(cameras, mount)))
     async with aiohttp.ClientSession() as http:
-        client = WhepClient(f"{node.url}/whep/{mount}", audio=True)
+        client = WhepClient(f"{node.url}/whep/{mount}", audio=True, token=ADMIN_TOKEN)
         try:
             await client.connect(http)
             answer = client.pc.remoteDescription.sdp
@@ -78,7 +78,7 @@ async def test_transcoder_is_shared_by_all_viewers(
 ) -> None:
     node = await start_node(node_yaml(camera_yaml(cameras, "hevc")))
     async with aiohttp.ClientSession() as http:
-        clients = [WhepClient(f"{node.url}/whep/hevc") for _ in range(3)]
+        clients = [WhepClient(f"{node.url}/whep/hevc", token=ADMIN_TOKEN) for _ in range(3)]
         try:
             for c in clients:
                 await c.connect(http)
@@ -123,7 +123,7 @@ async def test_every_refusal_has_its_status_and_reason(start_node: NodeFactory) 
     )
     offer = await offer_sdp()
     sdp = {"Content-Type": "application/sdp"}
-    async with aiohttp.ClientSession(node.url) as http:
+    async with aiohttp.ClientSession(node.url, headers=ADMIN) as http:
 
         async def post(path: str, body: str, headers: dict[str, str] = sdp) -> tuple[int, str]:
             async with http.post(path, data=body, headers=headers) as r:
@@ -208,6 +208,8 @@ async def test_sessions_deleted_and_abandoned_free_everything(
             f"{node.url}/whep/gate",
             "--seconds",
             "60",
+            "--token",
+            ADMIN_TOKEN,
             "--host",
             "127.0.0.1",
             stdout=asyncio.subprocess.DEVNULL,
@@ -217,7 +219,7 @@ async def test_sessions_deleted_and_abandoned_free_everything(
     ]
     offer = await offer_sdp()
     locations: list[str] = []
-    async with aiohttp.ClientSession(node.url) as http:
+    async with aiohttp.ClientSession(node.url, headers=ADMIN) as http:
         for _ in range(197):
             async with http.post(
                 "/whep/gate", data=offer, headers={"Content-Type": "application/sdp"}

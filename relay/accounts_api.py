@@ -1,0 +1,148 @@
+"""Login, logout, who am I, API tokens, and the audit log, over HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from aiohttp import web
+
+from relay.access import (
+    ACCOUNTS,
+    PEOPLE,
+    PUBLIC,
+    SESSION_COOKIE,
+    add_route,
+    logged_in,
+    refuse,
+    user_of,
+)
+from relay.auth import LoginRefused
+from relay.keys import AUDIT, CONFIG
+from relay.pages import render
+from relay.whep import WHEP
+
+MAX_JSON = 16 * 1024
+
+
+def setup(app: web.Application) -> None:
+    add_route(app, "GET", "/login", login_page, PUBLIC)
+    add_route(app, "POST", "/api/login", login, PUBLIC)
+    add_route(app, "POST", "/api/logout", logout, logged_in())
+    add_route(app, "GET", "/api/me", me, logged_in())
+    add_route(app, "GET", "/api/tokens", tokens, logged_in(PEOPLE))
+    add_route(app, "POST", "/api/tokens", create_token, logged_in(PEOPLE))
+    add_route(app, "DELETE", "/api/tokens/{token_id}", revoke_token, logged_in(PEOPLE))
+    add_route(app, "GET", "/api/audit", audit, logged_in(frozenset({"admin"})))
+
+
+async def read_json(request: web.Request) -> dict[str, Any]:
+    """A JSON object body, or a 4xx that says what is wrong with it."""
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(text="send Content-Type: application/json\n")
+    raw = await request.content.read(MAX_JSON + 1)
+    if len(raw) > MAX_JSON:
+        raise web.HTTPRequestEntityTooLarge(MAX_JSON, len(raw), text="body too large\n")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text="body is not valid JSON\n") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object\n")
+    return body
+
+
+def text_field(body: dict[str, Any], key: str, max_len: int) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        raise web.HTTPBadRequest(text=f"{key} must be text of 1 to {max_len} characters\n")
+    return value
+
+
+async def login_page(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    page = render("login.html", name=config.node.name, hint=config.node.login_hint)
+    return web.Response(text=page, content_type="text/html")
+
+
+async def login(request: web.Request) -> web.Response:
+    body = await read_json(request)
+    name = text_field(body, "name", 64)
+    password = text_field(body, "password", 256)
+    address = request.remote or "?"
+    audit = request.app[AUDIT]
+    try:
+        secret, user = await request.app[ACCOUNTS].login(name, password, address)
+    except LoginRefused as refused:
+        await audit.record("login.failed", user=name[:64], address=address, status=refused.status)
+        headers = {"Retry-After": str(refused.retry_after)} if refused.retry_after else {}
+        return refuse(refused.status, refused.reason, **headers)
+    await audit.record("login", user=user.name, address=address)
+    config = request.app[CONFIG]
+    response = web.json_response({"name": user.name, "role": user.role})
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=int(config.auth.session_hours * 3600),
+        httponly=True,
+        samesite="Strict",
+        secure=config.node.tls is not None,
+        path="/",
+    )
+    return response
+
+
+async def logout(request: web.Request) -> web.Response:
+    user = user_of(request)
+    await request.app[ACCOUNTS].logout(user)
+    await request.app[AUDIT].record("logout", user=user.name, address=request.remote)
+    response = web.json_response({"ok": True})
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+async def me(request: web.Request) -> web.Response:
+    user = user_of(request)
+    return web.json_response({"name": user.name, "role": user.role, "sites": sorted(user.sites)})
+
+
+async def tokens(request: web.Request) -> web.Response:
+    return web.json_response(await request.app[ACCOUNTS].list_tokens(user_of(request)))
+
+
+async def create_token(request: web.Request) -> web.Response:
+    user = user_of(request)
+    name = text_field(await read_json(request), "name", 100)
+    token_id, secret = await request.app[ACCOUNTS].create_token(user, name)
+    await request.app[AUDIT].record("token.create", user=user.name, token=token_id, name=name)
+    return web.json_response({"id": token_id, "name": name, "token": secret}, status=201)
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    user = user_of(request)
+    raw = request.match_info["token_id"]
+    if not raw.isdigit() or len(raw) > 18:
+        return refuse(404, "no such token")
+    digest = await request.app[ACCOUNTS].revoke_token(user, int(raw))
+    if digest is None:
+        return refuse(404, "no such token")
+    await request.app[WHEP].end_credential(digest)
+    await request.app[AUDIT].record("token.revoke", user=user.name, token=int(raw))
+    return web.json_response({"ok": True})
+
+
+async def audit(request: web.Request) -> web.Response:
+    query = request.query
+    filters: dict[str, Any] = {}
+    for key in ("user", "camera", "action"):
+        if key in query:
+            filters[key] = query[key][:200]
+    for key in ("since", "until"):
+        if key in query:
+            try:
+                filters[key] = float(query[key])
+            except ValueError:
+                return refuse(400, f"{key} must be a Unix time in seconds")
+    entries = await request.app[AUDIT].query(**filters)
+    return web.json_response({"now": time.time(), "entries": entries})

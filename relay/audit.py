@@ -1,0 +1,93 @@
+"""The append-only audit log: who logged in, watched what, raised or acknowledged what."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from relay.db import Database
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    time REAL NOT NULL,
+    action TEXT NOT NULL,
+    user TEXT,
+    address TEXT,
+    camera TEXT,
+    site TEXT,
+    detail TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_time ON audit(time);
+CREATE TRIGGER IF NOT EXISTS audit_append_only BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+"""
+
+QUERY_LIMIT = 1000
+
+
+class AuditLog:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def record(
+        self,
+        action: str,
+        *,
+        user: str | None = None,
+        address: str | None = None,
+        camera: str | None = None,
+        site: str | None = None,
+        **detail: Any,
+    ) -> None:
+        await self.db.insert(
+            "INSERT INTO audit (time, action, user, address, camera, site, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                time.time(),
+                action,
+                user,
+                address,
+                camera,
+                site,
+                json.dumps(detail, ensure_ascii=False) if detail else None,
+            ),
+        )
+
+    async def query(
+        self,
+        *,
+        user: str | None = None,
+        camera: str | None = None,
+        action: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = QUERY_LIMIT,
+    ) -> list[dict[str, Any]]:
+        where: list[str] = []
+        params: list[object] = []
+        for column, value in (("user", user), ("camera", camera), ("action", action)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if since is not None:
+            where.append("time >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("time < ?")
+            params.append(until)
+        sql = "SELECT * FROM audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        rows = await self.db.fetch(sql, (*params, min(limit, QUERY_LIMIT)))
+        return [
+            {**dict(row), "detail": json.loads(row["detail"]) if row["detail"] else {}}
+            for row in rows
+        ]
+
+    async def prune(self, retention_days: int) -> int:
+        """Drop entries past retention: the only way an entry ever leaves."""
+        cutoff = time.time() - retention_days * 86400
+        return await self.db.execute("DELETE FROM audit WHERE time < ?", (cutoff,))

@@ -1,0 +1,68 @@
+"""SQLite for the node's own records, off the event loop.
+
+One connection per database file, used by one worker thread, so every statement
+runs in order and none blocks the loop. WAL: readers never wait for the writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class Database:
+    def __init__(self, path: Path | str, schema: str) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"sqlite-{Path(self.path).stem}")
+        self._conn: sqlite3.Connection | None = None
+        self._schema = schema
+
+    async def open(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._open)
+
+    def _open(self) -> None:
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.executescript(self._schema)
+        self._conn = conn
+
+    async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work(connection)` in the database's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._call, work)
+
+    def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._conn is None:
+            raise RuntimeError(f"database {self.path} is not open")
+        return work(self._conn)
+
+    async def execute(self, sql: str, params: tuple[object, ...] = ()) -> int:
+        """One statement; returns how many rows it changed."""
+        return await self.run(lambda conn: conn.execute(sql, params).rowcount)
+
+    async def insert(self, sql: str, params: tuple[object, ...] = ()) -> int:
+        """One INSERT; returns the new row's id."""
+        return await self.run(lambda conn: conn.execute(sql, params).lastrowid or 0)
+
+    async def fetch(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+        return await self.run(lambda conn: conn.execute(sql, params).fetchall())
+
+    async def close(self) -> None:
+        def go() -> None:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, go)
+        self._executor.shutdown(wait=True)
