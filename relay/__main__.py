@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
-from relay.app import create_app
+from relay.app import create_app, reload_config
 from relay.config import Config, ConfigError, load_config
 from relay.passwords import hash_password, hash_token, new_secret
 
@@ -50,7 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
     host, port = _split_listen(args.listen or config.node.listen)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve(config, host, port))
+        runner.run(serve(config, host, port, args.config))
     return 0
 
 
@@ -87,18 +87,29 @@ def check_config(path: str) -> int:
     return 0
 
 
-async def serve(config: Config, host: str, port: int) -> None:
-    """Run until SIGINT or SIGTERM, then stop every subsystem in order."""
+async def serve(config: Config, host: str, port: int, path: str = "") -> None:
+    """Run until SIGINT or SIGTERM, then stop every subsystem in order. SIGHUP
+    re-reads the file: its users apply at once."""
     ssl_context = None
     if config.node.tls is not None:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(config.node.tls.cert, config.node.tls.key)
-    runner = web.AppRunner(create_app(config), handle_signals=False, access_log=None)
+    app = create_app(config)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task[None]] = set()
+    if path:
+
+        def reload() -> None:
+            task = loop.create_task(_reload(app, path))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, reload)
     try:
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
         await site.start()
@@ -111,6 +122,18 @@ async def serve(config: Config, host: str, port: int) -> None:
         logger.info("stopping")
     finally:
         await runner.cleanup()
+
+
+async def _reload(app: web.Application, path: str) -> None:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        logger.error("config not reloaded:\n%s", "\n".join(exc.problems))
+        return
+    pending = await reload_config(app, config)
+    logger.info("config reloaded: users applied")
+    if pending:
+        logger.warning("restart the node to apply changes to: %s", ", ".join(pending))
 
 
 def _split_listen(value: str) -> tuple[str, int]:

@@ -52,12 +52,6 @@ def add_route(app: web.Application, method: str, path: str, handler: Handler, ru
     app.setdefault(RULES, {})[route] = rule
 
 
-def add_static(app: web.Application, prefix: str, path: str) -> None:
-    resource = app.router.add_static(prefix, path)
-    for route in resource:
-        app.setdefault(RULES, {})[route] = PUBLIC
-
-
 def user_of(request: web.Request) -> User:
     return request[USER]
 

@@ -122,7 +122,7 @@ async def create_token(request: web.Request) -> web.Response:
 async def revoke_token(request: web.Request) -> web.Response:
     user = user_of(request)
     raw = request.match_info["token_id"]
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         return refuse(404, "no such token")
     digest = await request.app[ACCOUNTS].revoke_token(user, int(raw))
     if digest is None:

@@ -8,17 +8,18 @@ from pathlib import Path
 from aiohttp import web
 
 from relay import accounts_api, api, audit, auth, pages, whep
-from relay.access import ACCOUNTS, RULES, guard
+from relay.access import ACCOUNTS, RULES, Handler, guard
 from relay.audit import AuditLog
 from relay.auth import Accounts
 from relay.config import Config
 from relay.db import Database
 from relay.hub import Hub, HubSettings
 from relay.keys import AUDIT, CONFIG, DB, HUB
+from relay.whep import WHEP
 
 
 def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024, middlewares=[guard])
+    app = web.Application(client_max_size=1024 * 1024, middlewares=[plain_errors, guard])
     app[CONFIG] = config
     app[RULES] = {}
     db = Database(Path(config.node.data_dir) / "node.sqlite", auth.SCHEMA + audit.SCHEMA)
@@ -33,6 +34,33 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
     pages.setup(app)
     accounts_api.setup(app)
     return app
+
+
+@web.middleware
+async def plain_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every refusal says why in a line of text, also aiohttp's own (404, 405, 413)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.text:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() != "content-type"}
+        return web.Response(status=exc.status, text=f"{exc.reason.lower()}\n", headers=headers)
+
+
+async def reload_config(app: web.Application, config: Config) -> list[str]:
+    """Apply a changed config's users at once (removed users' sessions end); return
+    the other sections that changed, which take effect at the next restart."""
+    old = app[CONFIG]  # what runs; the accounts hold the users last loaded
+    app[ACCOUNTS].set_users(config)
+    await app[WHEP].end_users_not_in({u.name for u in config.users})
+    pending = [
+        name
+        for name in Config.model_fields
+        if name != "users" and getattr(config, name) != getattr(old, name)
+    ]
+    await app[AUDIT].record("config.reload", users=len(config.users), pending=pending)
+    return pending
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

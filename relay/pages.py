@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from relay.access import add_route, add_static, logged_in
+from relay.access import PUBLIC, add_route, logged_in
 from relay.keys import CONFIG
 
 STATIC = Path(__file__).parent / "static"
@@ -17,7 +17,7 @@ STATIC = Path(__file__).parent / "static"
 def setup(app: web.Application) -> None:
     add_route(app, "GET", "/", index, logged_in(page=True))
     add_route(app, "GET", "/view/{camera_id}", view, logged_in(scope="camera", page=True))
-    add_static(app, "/static/", str(STATIC))
+    add_route(app, "GET", "/static/{filename}", static, PUBLIC)
 
 
 def render(template: str, **values: str) -> str:
@@ -28,6 +28,17 @@ def render(template: str, **values: str) -> str:
         text = text.replace("{{" + key + "_json}}", safe_json)
         text = text.replace("{{" + key + "}}", html.escape(value))
     return text
+
+
+STATIC_FILES = frozenset(p.name for p in STATIC.iterdir() if p.suffix in (".js", ".css", ".png"))
+
+
+async def static(request: web.Request) -> web.StreamResponse:
+    """Only the files shipped in static/: no directory listing, no path tricks."""
+    name = request.match_info["filename"]
+    if name not in STATIC_FILES:
+        raise web.HTTPNotFound(text="no such file\n")
+    return web.FileResponse(STATIC / name, headers={"Cache-Control": "no-cache"})
 
 
 async def index(request: web.Request) -> web.Response:
