@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -19,11 +18,10 @@ from relay.access import (
     user_of,
 )
 from relay.auth import LoginRefused
+from relay.body import read_json, text_field
 from relay.keys import AUDIT, CONFIG
 from relay.pages import render
 from relay.whep import WHEP
-
-MAX_JSON = 16 * 1024
 
 
 def setup(app: web.Application) -> None:
@@ -35,29 +33,6 @@ def setup(app: web.Application) -> None:
     add_route(app, "POST", "/api/tokens", create_token, logged_in(PEOPLE))
     add_route(app, "DELETE", "/api/tokens/{token_id}", revoke_token, logged_in(PEOPLE))
     add_route(app, "GET", "/api/audit", audit, logged_in(frozenset({"admin"})))
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """A JSON object body, or a 4xx that says what is wrong with it."""
-    if request.content_type != "application/json":
-        raise web.HTTPUnsupportedMediaType(text="send Content-Type: application/json\n")
-    raw = await request.content.read(MAX_JSON + 1)
-    if len(raw) > MAX_JSON:
-        raise web.HTTPRequestEntityTooLarge(MAX_JSON, len(raw), text="body too large\n")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise web.HTTPBadRequest(text="body is not valid JSON\n") from None
-    if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text="body must be a JSON object\n")
-    return body
-
-
-def text_field(body: dict[str, Any], key: str, max_len: int) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not value or len(value) > max_len:
-        raise web.HTTPBadRequest(text=f"{key} must be text of 1 to {max_len} characters\n")
-    return value
 
 
 async def login_page(request: web.Request) -> web.Response:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from relay import accounts_api, api, audit, auth, pages, whep
+from relay import accounts_api, api, audit, auth, events_api, eventstore, pages, whep
 from relay.access import ACCOUNTS, RULES, Handler, guard
 from relay.audit import AuditLog
 from relay.auth import Accounts
@@ -22,7 +22,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
     app = web.Application(client_max_size=1024 * 1024, middlewares=[plain_errors, guard])
     app[CONFIG] = config
     app[RULES] = {}
-    db = Database(Path(config.node.data_dir) / "node.sqlite", auth.SCHEMA + audit.SCHEMA)
+    db = Database(Path(config.node.data_dir) / "node.sqlite", auth.SCHEMA + audit.SCHEMA + eventstore.SCHEMA)
     app[DB] = db
     app[ACCOUNTS] = Accounts(config, db)
     app[AUDIT] = AuditLog(db)
@@ -30,6 +30,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_hub)
     api.setup(app)
+    events_api.setup(app)
     whep.setup(app)
     pages.setup(app)
     accounts_api.setup(app)

@@ -168,6 +168,28 @@ class WebRtcConfig(Strict):
     connect_timeout: float = Field(15.0, gt=0, le=120, description="ICE must connect within")
 
 
+def _nats_url(value: str) -> str:
+    if not value.startswith(("nats://", "tls://")):
+        raise ValueError("must start with nats:// or tls://")
+    return value
+
+
+class NatsConfig(Strict):
+    servers: list[Annotated[str, AfterValidator(_nats_url)]] = Field(min_length=1)
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    stream: str = Field("VILLAGEWATCH", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    max_age_days: float = Field(7.0, gt=0, le=365, description="how long the network keeps events")
+
+
+class BusConfig(Strict):
+    offline_debounce: float = Field(
+        10.0, ge=0, le=3600, description="a camera down this long raises camera.offline"
+    )
+    nats: NatsConfig | None = Field(None, description="none: this node's alerts stay local")
+
+
 class Config(Strict):
     node: NodeConfig
     sites: list[SiteConfig] = Field(min_length=1)
@@ -177,12 +199,24 @@ class Config(Strict):
     users: list[UserConfig] = Field(default_factory=list)
     auth: AuthConfig = AuthConfig()
     audit: AuditConfig = AuditConfig()
+    bus: BusConfig = BusConfig()
 
     def camera(self, camera_id: str) -> CameraConfig | None:
         return next((c for c in self.cameras if c.id == camera_id), None)
 
     def wall(self, wall_id: str) -> WallConfig | None:
         return next((w for w in self.walls if w.id == wall_id), None)
+
+    def ancestors(self, site_ids: frozenset[str]) -> frozenset[str]:
+        """Every site above the given ones."""
+        parents = {s.id: s.parent for s in self.sites}
+        found: set[str] = set()
+        for site_id in site_ids:
+            parent = parents.get(site_id)
+            while parent is not None and parent not in found:
+                found.add(parent)
+                parent = parents.get(parent)
+        return frozenset(found)
 
     def subtree(self, site_ids: list[str]) -> frozenset[str]:
         """The sites named and every site below them."""

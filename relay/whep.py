@@ -25,6 +25,7 @@ from ingest import SourceState
 from relay.access import PUBLIC, add_route, logged_in, user_of
 from relay.audit import AuditLog
 from relay.auth import User
+from relay.body import read_body
 from relay.config import CameraConfig, Config
 from relay.hub import Channel, FanOut, Hub, Subscription
 from relay.keys import AUDIT, CONFIG, HUB
@@ -364,13 +365,9 @@ async def post_offer(request: web.Request) -> web.Response:
     channel = request.app[HUB].channel(camera.id, "sub" if stream == "sub" else "main")
     if stream not in ("main", "sub") or channel is None:
         return _refusal(400, f"stream must be main{' or sub' if camera.sub else ''}")
-    if (request.content_length or 0) > MAX_OFFER_BYTES:
-        return _refusal(413, "the offer is too large")
     try:
         service.check_limits(camera)
-        offer = (await request.content.read(MAX_OFFER_BYTES + 1)).decode("utf-8", "replace")
-        if len(offer) > MAX_OFFER_BYTES:
-            return _refusal(413, "the offer is too large")
+        offer = (await read_body(request, MAX_OFFER_BYTES)).decode("utf-8", "replace")
         session, answer = await service.open(
             channel, offer, request.remote or "?", user_of(request)
         )

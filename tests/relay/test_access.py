@@ -56,6 +56,7 @@ PATH_VALUES = {
     "site_id": "east",
     "session_id": "no-such-session",
     "token_id": "999999",
+    "event_id": "no-such-event",
     "filename": "whep-player.js",
 }
 
@@ -87,6 +88,9 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
         200, denied=("officer", "operator", "watcher", "peer", "outsider")
     ),
     ("GET", "/api/health"): PUBLIC_OK,
+    ("POST", "/api/events"): expect(400),  # the test sends {}: no type
+    ("GET", "/api/events"): expect(200),
+    ("GET", "/api/events/{event_id}/image"): expect(404),
     ("GET", "/api/cameras"): expect(200),
     ("GET", "/api/cameras/{camera_id}"): expect(200, out=404),
     ("GET", "/api/sites"): expect(200),

@@ -1,0 +1,47 @@
+"""Request bodies, read whole but never past a limit, with a clear 4xx otherwise."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+MAX_JSON = 16 * 1024
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The whole body (it may arrive in many chunks), or 413 past `limit` bytes."""
+    if (request.content_length or 0) > limit:
+        raise web.HTTPRequestEntityTooLarge(
+            limit, request.content_length or 0, text="body too large\n"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise web.HTTPRequestEntityTooLarge(limit, size, text="body too large\n")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: web.Request, limit: int = MAX_JSON) -> dict[str, Any]:
+    """A JSON object body, or a 4xx that says what is wrong with it."""
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(text="send Content-Type: application/json\n")
+    raw = await read_body(request, limit)
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise web.HTTPBadRequest(text="body is not valid JSON\n") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text="body must be a JSON object\n")
+    return body
+
+
+def text_field(body: dict[str, Any], key: str, max_len: int) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        raise web.HTTPBadRequest(text=f"{key} must be text of 1 to {max_len} characters\n")
+    return value

@@ -1,0 +1,169 @@
+"""The alert bus over HTTP: publish, query, a live WebSocket feed, event images."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from relay.access import add_route, logged_in, refuse, user_of
+from relay.body import read_json
+from relay.bus import AlertBus, EventFeed
+from relay.config import Config
+from relay.events import EventRefused, parse_request, visible
+from relay.eventstore import EventStore
+from relay.keys import AUDIT, CONFIG, DB, HUB
+from relay.natslink import NatsLink
+from relay.snapshot import snapshot
+
+BUS = web.AppKey("bus", AlertBus)
+LINK = web.AppKey("nats_link", NatsLink)
+MAX_EVENT_JSON = 1024 * 1024  # a lookout photo of 512 KB, in base64, and the rest
+QUERY_LIMIT = 500
+AUDITED = {
+    "alarm": "alarm.raise",
+    "ack": "alarm.ack",
+    "assign": "alarm.assign",
+    "resolve": "alarm.resolve",
+    "lookout": "lookout.issue",
+    "sighting": "lookout.sighting",
+}
+
+
+def setup(app: web.Application) -> None:
+    add_route(app, "POST", "/api/events", publish, logged_in())
+    add_route(app, "GET", "/api/events", events, logged_in())
+    add_route(app, "GET", "/api/events/{event_id}/image", image, logged_in())
+    app.cleanup_ctx.append(_bus)
+
+
+async def _bus(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    store = EventStore(app[DB])
+    bus = AlertBus(config, store, app[HUB])
+    app[BUS] = bus
+    link = None
+    if config.bus.nats is not None:
+        link = NatsLink(config.bus.nats, config.node.id, store, bus.receive)
+        bus.on_local.append(link.wake)
+        app[LINK] = link
+        link.start()
+    yield
+    if link is not None:
+        await link.close()
+    await bus.close()
+
+
+async def publish(request: web.Request) -> web.Response:
+    bus, user, config = request.app[BUS], user_of(request), request.app[CONFIG]
+    body = await read_json(request, MAX_EVENT_JSON)
+    ref = body.get("ref")
+    referenced = await bus.store.get(ref) if isinstance(ref, str) and len(ref) <= 64 else None
+    try:
+        event = parse_request(body, user, config, referenced.event if referenced else None)
+    except EventRefused as refused:
+        return refuse(refused.status, refused.reason)
+    if event.camera and event.type in ("alarm", "sighting"):
+        channels = list(request.app[HUB].camera_channels(event.camera))
+        for channel in channels:
+            picture = await snapshot(channel)
+            if picture:
+                event = event.with_image(picture)
+                break
+    stored = await bus.publish(event)
+    await request.app[AUDIT].record(
+        AUDITED[event.type],
+        user=user.name,
+        address=request.remote,
+        camera=event.camera,
+        site=event.site,
+        event=event.id,
+    )
+    return web.json_response(stored.as_json(), status=201)
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    socket = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
+    if socket.can_prepare(request).ok:
+        raw_after = request.query.get("after", "0")
+        if not (raw_after.isascii() and raw_after.isdigit()) or len(raw_after) > 18:
+            return refuse(400, "after must be the seq of the last event seen")
+        return await _feed(request, socket, int(raw_after))
+    filters: dict[str, Any] = {}
+    for key in ("type", "site", "camera", "state"):
+        if key in request.query:
+            filters[key] = request.query[key][:100]
+    for key in ("since", "until"):
+        if key in request.query:
+            try:
+                filters[key] = float(request.query[key])
+            except ValueError:
+                return refuse(400, f"{key} must be a Unix time in seconds")
+    user, config = user_of(request), request.app[CONFIG]
+    found = await request.app[BUS].store.query(filters, QUERY_LIMIT)
+    return web.json_response([s.as_json() for s in found if visible(s.event, user, config)])
+
+
+async def _feed(
+    request: web.Request, socket: web.WebSocketResponse, after: int
+) -> web.WebSocketResponse:
+    """Every visible event after `?after=SEQ`, then live ones, as JSON arrays."""
+    bus, user, config = request.app[BUS], user_of(request), request.app[CONFIG]
+    feed = bus.subscribe(user)  # before reading the backlog, so nothing falls in between
+    await socket.prepare(request)
+    sender = asyncio.create_task(_send(socket, feed, bus.store, after, config=config))
+    try:
+        async for message in socket:
+            if message.type == WSMsgType.ERROR:
+                break
+    finally:
+        bus.unsubscribe(feed)
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+    return socket
+
+
+async def _send(
+    socket: web.WebSocketResponse,
+    feed: EventFeed,
+    store: EventStore,
+    after: int,
+    *,
+    config: Config,
+) -> None:
+    user = feed.user
+    last = after
+    while True:  # the backlog, in pages
+        page = await store.after(last, 500)
+        if page:
+            texts = [s.as_json() for s in page if visible(s.event, user, config)]
+            if texts:
+                await socket.send_json(texts)
+            last = page[-1].seq
+        if len(page) < 500:
+            break
+    while not socket.closed:
+        items = await feed.take()
+        if feed.overflowed:
+            await socket.close(code=1013, message=b"too far behind: reconnect and resume")
+            return
+        fresh = [text for seq, text in items if seq > last]
+        if fresh:
+            await socket.send_str("[" + ",".join(fresh) + "]")
+            last = items[-1][0]
+
+
+async def image(request: web.Request) -> web.Response:
+    stored = await request.app[BUS].store.get(request.match_info["event_id"][:64])
+    user, config = user_of(request), request.app[CONFIG]
+    if stored is None or stored.event.image is None or not visible(stored.event, user, config):
+        return refuse(404, "no such image")
+    return web.Response(
+        body=stored.event.image,
+        content_type="image/jpeg",
+        headers={"Cache-Control": "private, max-age=86400"},
+    )

@@ -1,0 +1,161 @@
+"""Events in SQLite: stored before anyone is told, kept once (ids dedupe), with an
+outbox of what this node raised and has not yet handed to the network."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from relay.db import Database
+from relay.events import ALARM_WORKFLOW, Event
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    time REAL NOT NULL,
+    site TEXT,
+    camera TEXT,
+    by_user TEXT NOT NULL,
+    ref TEXT,
+    data TEXT NOT NULL,
+    image BLOB,
+    state TEXT
+);
+CREATE INDEX IF NOT EXISTS events_ref ON events(ref);
+CREATE INDEX IF NOT EXISTS events_time ON events(time);
+CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL);
+"""
+
+COLUMNS = "seq, id, type, origin, time, site, camera, by_user, ref, data, image, state"
+
+
+class StoredEvent:
+    __slots__ = ("event", "seq", "state")
+
+    def __init__(self, seq: int, event: Event, state: str | None) -> None:
+        self.seq = seq
+        self.event = event
+        self.state = state
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.event.as_json(), "seq": self.seq, "state": self.state}
+
+
+def _row(row: sqlite3.Row) -> StoredEvent:
+    event = Event(
+        id=row["id"],
+        type=row["type"],
+        origin=row["origin"],
+        time=row["time"],
+        site=row["site"],
+        camera=row["camera"],
+        by=row["by_user"],
+        ref=row["ref"],
+        data=json.loads(row["data"]),
+        image=row["image"],
+    )
+    return StoredEvent(row["seq"], event, row["state"])
+
+
+class EventStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def add(self, event: Event, *, outbox: bool) -> StoredEvent | None:
+        """Store an event once; None if its id is already here."""
+        return await self.db.run(lambda conn: self._add(conn, event, outbox))
+
+    def _add(self, conn: sqlite3.Connection, event: Event, outbox: bool) -> StoredEvent | None:
+        with conn:  # one transaction: the event, its effect on an alarm, the outbox row
+            conn.execute("BEGIN IMMEDIATE")
+            state = self._initial_state(conn, event)
+            cursor = conn.execute(
+                f"INSERT OR IGNORE INTO events ({COLUMNS})"  # noqa: S608
+                " VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.id,
+                    event.type,
+                    event.origin,
+                    event.time,
+                    event.site,
+                    event.camera,
+                    event.by,
+                    event.ref,
+                    json.dumps(event.data, ensure_ascii=False),
+                    event.image,
+                    state,
+                ),
+            )
+            if cursor.rowcount == 0:
+                return None
+            seq = cursor.lastrowid or 0
+            if event.type in ALARM_WORKFLOW and event.ref:
+                conn.execute(
+                    "UPDATE events SET state = ? WHERE id = ? AND type = 'alarm'"
+                    " AND (state IS NULL OR state != 'resolved')",
+                    (ALARM_WORKFLOW[event.type], event.ref),
+                )
+            if outbox:
+                conn.execute("INSERT INTO outbox (seq, event_id) VALUES (?, ?)", (seq, event.id))
+        return StoredEvent(seq, event, state)
+
+    @staticmethod
+    def _initial_state(conn: sqlite3.Connection, event: Event) -> str | None:
+        if event.type != "alarm":
+            return None
+        # Across nodes an ack can arrive before its alarm: take the latest step so far.
+        row = conn.execute(
+            "SELECT type FROM events WHERE ref = ? AND type IN ('ack', 'assign', 'resolve')"
+            " ORDER BY (type = 'resolve') DESC, time DESC LIMIT 1",
+            (event.id,),
+        ).fetchone()
+        return ALARM_WORKFLOW[row["type"]] if row else "open"
+
+    async def get(self, event_id: str) -> StoredEvent | None:
+        rows = await self.db.fetch(f"SELECT {COLUMNS} FROM events WHERE id = ?", (event_id,))  # noqa: S608
+        return _row(rows[0]) if rows else None
+
+    async def after(self, seq: int, limit: int = 500) -> list[StoredEvent]:
+        rows = await self.db.fetch(
+            f"SELECT {COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",  # noqa: S608
+            (seq, limit),
+        )
+        return [_row(r) for r in rows]
+
+    async def query(self, filters: dict[str, Any], limit: int = 500) -> list[StoredEvent]:
+        where, params = ["1"], []
+        for column in ("type", "site", "camera", "state"):
+            if column in filters:
+                where.append(f"{column} = ?")
+                params.append(filters[column])
+        if "since" in filters:
+            where.append("time >= ?")
+            params.append(filters["since"])
+        if "until" in filters:
+            where.append("time < ?")
+            params.append(filters["until"])
+        rows = await self.db.fetch(
+            f"SELECT {COLUMNS} FROM events WHERE {' AND '.join(where)}"  # noqa: S608
+            " ORDER BY seq DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [_row(r) for r in rows]
+
+    async def outbox(self, limit: int = 200) -> list[StoredEvent]:
+        rows = await self.db.fetch(
+            f"SELECT {', '.join('e.' + c for c in COLUMNS.split(', '))} FROM outbox o"  # noqa: S608
+            " JOIN events e ON e.seq = o.seq ORDER BY o.seq LIMIT ?",
+            (limit,),
+        )
+        return [_row(r) for r in rows]
+
+    async def sent(self, seq: int) -> None:
+        await self.db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+
+    async def pending(self) -> int:
+        rows = await self.db.fetch("SELECT COUNT(*) AS n FROM outbox")
+        return int(rows[0]["n"])

@@ -1,0 +1,188 @@
+"""The alert bus on one node: publish, store, scopes, live feed with resume, workflow."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import aiohttp
+
+from relay.events_api import BUS
+from tests.conftest import ADMIN, NodeFactory, users_yaml
+from tests.helpers import wait_until
+
+CONFIG = (
+    "node: {id: v1, name: V1}\n"
+    "sites:\n"
+    "  - {id: station, name: Station}\n"
+    "  - {id: east, name: East, parent: station}\n"
+    "  - {id: west, name: West, parent: station}\n"
+    "cameras:\n"
+    "  - {id: e1, name: E1, site: east, main: 'synthetic://320x180?fps=10&keyframe_interval=1'}\n"
+    "  - {id: w1, name: W1, site: west, main: 'synthetic://320x180?fps=10'}\n"
+    + users_yaml(
+        ("officer", "officer", "station"),
+        ("east-op", "operator", "east"),
+        ("west-op", "operator", "west"),
+        ("watcher", "viewer", "east"),
+    )
+)
+
+
+def bearer(name: str) -> dict[str, str]:
+    return ADMIN if name == "admin" else {"Authorization": f"Bearer {name}-token"}
+
+
+async def post(http: aiohttp.ClientSession, who: str, body: Any) -> tuple[int, Any]:
+    async with http.post("/api/events", json=body, headers=bearer(who)) as r:
+        text = await r.text()
+        return r.status, (json.loads(text) if r.content_type == "application/json" else text)
+
+
+async def next_events(ws: aiohttp.ClientWebSocketResponse, count: int) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    async with asyncio.timeout(5):
+        while len(got) < count:
+            got.extend(json.loads((await ws.receive()).data))
+    return got
+
+
+async def test_alarm_reaches_the_feeds_that_may_see_it(start_node: NodeFactory) -> None:
+    node = await start_node(CONFIG)
+    e1 = node.hub.channel("e1")
+    assert e1 is not None
+    await wait_until(lambda: bool(e1.gop()), 10, "a picture to snapshot")
+    async with aiohttp.ClientSession(node.url) as http:
+        officer = await http.ws_connect("/api/events", headers=bearer("officer"))
+        west = await http.ws_connect("/api/events", headers=bearer("west-op"))
+        status, alarm = await post(
+            http,
+            "east-op",
+            {"type": "alarm", "camera": "e1", "reason": "有人翻墙 someone over the wall"},
+        )
+        assert status == 201, alarm
+        assert alarm["state"] == "open" and alarm["site"] == "east" and alarm["by"] == "east-op"
+        (seen,) = await next_events(officer, 1)
+        assert seen["id"] == alarm["id"] and seen["seq"] == alarm["seq"]
+        _, west_alarm = await post(http, "west-op", {"type": "alarm", "camera": "w1"})
+        (first_for_west,) = await next_events(west, 1)
+        assert first_for_west["id"] == west_alarm["id"], "the east alarm never reached west"
+        async with http.get(alarm["image"], headers=bearer("officer")) as r:
+            assert r.status == 200 and (await r.read()).startswith(b"\xff\xd8"), "a snapshot"
+        async with http.get(alarm["image"], headers=bearer("west-op")) as r:
+            assert r.status == 404
+        async with http.get("/api/events?type=alarm", headers=bearer("west-op")) as r:
+            assert [e["id"] for e in await r.json()] == [west_alarm["id"]]
+        async with http.get("/api/events?camera=e1&state=open", headers=bearer("officer")) as r:
+            assert [e["id"] for e in await r.json()] == [alarm["id"]]
+        await officer.close()
+        await west.close()
+
+
+async def test_feed_resumes_from_the_last_seq(start_node: NodeFactory) -> None:
+    node = await start_node(CONFIG)
+    async with aiohttp.ClientSession(node.url) as http:
+        ws = await http.ws_connect("/api/events", headers=bearer("officer"))
+        await post(http, "east-op", {"type": "alarm", "camera": "e1"})
+        (first,) = await next_events(ws, 1)
+        await ws.close()
+        for _ in range(3):  # raised while the wall was away
+            await post(http, "east-op", {"type": "alarm", "camera": "e1"})
+        ws = await http.ws_connect(f"/api/events?after={first['seq']}", headers=bearer("officer"))
+        missed = await next_events(ws, 3)
+        assert [e["seq"] for e in missed] == [first["seq"] + i for i in (1, 2, 3)]
+        await post(http, "east-op", {"type": "alarm", "camera": "e1"})
+        (live,) = await next_events(ws, 1)
+        assert live["seq"] == first["seq"] + 4
+        await ws.close()
+
+
+async def test_alarm_workflow_keeps_who_did_what(start_node: NodeFactory) -> None:
+    node = await start_node(CONFIG)
+    async with aiohttp.ClientSession(node.url) as http:
+        _, alarm = await post(http, "east-op", {"type": "alarm", "camera": "e1", "reason": "x"})
+        assert (await post(http, "east-op", {"type": "ack", "ref": alarm["id"]}))[0] == 403
+        for step, extra, state in (
+            ("ack", {}, "acked"),
+            ("assign", {"team": "巡逻二组 patrol 2"}, "assigned"),
+            ("resolve", {"note": "a cat"}, "resolved"),
+        ):
+            status, event = await post(http, "officer", {"type": step, "ref": alarm["id"], **extra})
+            assert status == 201, event
+            assert event["by"] == "officer" and event["ref"] == alarm["id"]
+            async with http.get("/api/events?type=alarm", headers=bearer("officer")) as r:
+                assert (await r.json())[0]["state"] == state
+        async with http.get("/api/events?state=open", headers=bearer("officer")) as r:
+            assert await r.json() == []
+
+
+async def test_lookout_reaches_villages_below_and_sightings_point_back(
+    start_node: NodeFactory,
+) -> None:
+    node = await start_node(CONFIG)
+    photo = base64.b64encode(b"\xff\xd8\xff\xe0" + bytes(100)).decode()
+    async with aiohttp.ClientSession(node.url) as http:
+        east = await http.ws_connect("/api/events", headers=bearer("east-op"))
+        status, lookout = await post(
+            http,
+            "officer",
+            {
+                "type": "lookout",
+                "text": "寻找走失老人 lost: old man, blue coat",
+                "area": {"site": "station"},
+                "photo": photo,
+                "expires_in": 3600,
+            },
+        )
+        assert status == 201, lookout
+        (seen,) = await next_events(east, 1)
+        assert seen["id"] == lookout["id"] and seen["image"]
+        status, sighting = await post(
+            http,
+            "east-op",
+            {
+                "type": "sighting",
+                "ref": lookout["id"],
+                "camera": "e1",
+                "note": "passed the gate",
+            },
+        )
+        assert status == 201 and sighting["ref"] == lookout["id"], sighting
+        await east.close()
+
+
+async def test_bad_input_is_refused_and_never_stored(start_node: NodeFactory) -> None:
+    node = await start_node(CONFIG)
+    big_photo = base64.b64encode(b"\xff\xd8" + bytes(600_000)).decode()
+    cases = [
+        ("east-op", {"type": "fire"}, 400, "type must be one of"),
+        ("east-op", {"type": "alarm", "camera": "w1"}, 404, "no such camera"),
+        ("east-op", {"type": "alarm", "camera": "nope"}, 404, "no such camera"),
+        ("east-op", {"type": "alarm", "camera": "e1", "reason": "x" * 201}, 413, "reason"),
+        ("east-op", {"type": "alarm", "camera": "e1", "reason": 7}, 400, "reason must be text"),
+        ("watcher", {"type": "alarm", "camera": "e1"}, 403, "viewer may not"),
+        ("east-op", {"type": "lookout", "text": "x"}, 403, "may not publish lookout"),
+        ("officer", {"type": "lookout", "text": "x" * 2001}, 413, "text"),
+        (
+            "officer",
+            {"type": "lookout", "text": "x", "area": {"site": "mars"}},
+            404,
+            "no such site",
+        ),
+        ("officer", {"type": "lookout", "text": "x", "photo": big_photo}, 413, "photo"),
+        ("officer", {"type": "lookout", "text": "x", "photo": "bm90IGEganBlZw=="}, 400, "JPEG"),
+        ("officer", {"type": "lookout", "text": "x", "expires_in": True}, 400, "expires_in"),
+        ("officer", {"type": "ack", "ref": "nope"}, 404, "no such alarm"),
+        ("officer", {"type": "assign", "ref": 5}, 400, "ref must be"),
+    ]
+    async with aiohttp.ClientSession(node.url) as http:
+        for who, body, status, reason in cases:
+            got, text = await post(http, who, body)
+            assert (got, reason in str(text)) == (status, True), (body, got, text)
+        async with http.post(
+            "/api/events", data="{", headers={**ADMIN, "Content-Type": "application/json"}
+        ) as r:
+            assert r.status == 400
+    assert await node.app[BUS].store.query({}) == []
