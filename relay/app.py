@@ -22,7 +22,9 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
     app = web.Application(client_max_size=1024 * 1024, middlewares=[plain_errors, guard])
     app[CONFIG] = config
     app[RULES] = {}
-    db = Database(Path(config.node.data_dir) / "node.sqlite", auth.SCHEMA + audit.SCHEMA + eventstore.SCHEMA)
+    db = Database(
+        Path(config.node.data_dir) / "node.sqlite", auth.SCHEMA + audit.SCHEMA + eventstore.SCHEMA
+    )
     app[DB] = db
     app[ACCOUNTS] = Accounts(config, db)
     app[AUDIT] = AuditLog(db)
