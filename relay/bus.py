@@ -130,6 +130,11 @@ class AlertBus:
 
     # --- camera health -----------------------------------------------------
 
+    @property
+    def cameras_down(self) -> frozenset[str]:
+        """Cameras whose camera.offline went out and whose camera.online has not."""
+        return frozenset(self._reported_down)
+
     def _camera_changed(self, channel: Channel) -> None:
         camera = channel.camera
         state = self.hub.camera_state(camera.id)

@@ -8,7 +8,9 @@ import json
 from typing import Any
 
 import aiohttp
+import pytest
 
+from camsim import CameraSimulator, MountSpec
 from relay.events_api import BUS
 from tests.conftest import ADMIN, NodeFactory, users_yaml
 from tests.helpers import wait_until
@@ -186,3 +188,38 @@ async def test_bad_input_is_refused_and_never_stored(start_node: NodeFactory) ->
         ) as r:
             assert r.status == 400
     assert await node.app[BUS].store.query({}) == []
+
+
+@pytest.mark.slow
+async def test_flapping_camera_is_a_few_events_a_real_outage_is_two(
+    start_node: NodeFactory,
+) -> None:
+    with CameraSimulator([MountSpec("cam", width=160, height=120, fps=5)]) as sim:
+        node = await start_node(
+            "node: {id: v1, name: V1}\n"
+            "sites: [{id: east, name: East}]\n"
+            "bus: {offline_debounce: 2}\n"
+            "cameras:\n"
+            f"  - {{id: gate, name: Gate, site: east, main: '{sim.url('cam')}', backoff_max: 1,"
+            " stall_timeout: 2}\n" + users_yaml()
+        )
+        store = node.app[BUS].store
+        gate = node.hub.channel("gate")
+        assert gate is not None
+        await wait_until(lambda: gate.source.state == "online", 10)
+        for _ in range(20):  # the source toggled 20 times in 10 s
+            await asyncio.to_thread(sim.stop)
+            await asyncio.sleep(0.25)
+            await asyncio.to_thread(sim.start)
+            await asyncio.sleep(0.25)
+        await wait_until(lambda: gate.source.state == "online", 10)
+        flaps = [s.event.type for s in await store.query({})]
+        assert len(flaps) <= 2, flaps  # at most one offline and its online
+
+        await asyncio.to_thread(sim.stop)  # a real outage, longer than the debounce
+        await wait_until(lambda: node.app[BUS].cameras_down == {"gate"}, 10)
+        await asyncio.to_thread(sim.start)
+        await wait_until(lambda: not node.app[BUS].cameras_down, 10)
+    events = [s.event for s in await store.query({})][:2]
+    assert [e.type for e in reversed(events)] == ["camera.offline", "camera.online"]
+    assert events[1].camera == "gate" and events[1].data["error"]
