@@ -155,7 +155,17 @@ class IceServerConfig(Strict):
     credential: str | None = None
 
 
+def _port_range(value: str) -> str:
+    first, sep, last = value.partition("-")
+    if not (sep and first.isdigit() and last.isdigit() and 1024 <= int(first) <= int(last) < 65536):
+        raise ValueError("must be FIRST-LAST, e.g. 40000-40999 (ports 1024 to 65535)")
+    return value
+
+
 class WebRtcConfig(Strict):
+    udp_ports: Annotated[str, AfterValidator(_port_range)] | None = Field(
+        None, description="FIRST-LAST: the UDP ports WebRTC media uses; none: any free port"
+    )
     host_addresses: list[str] = Field(
         default_factory=list,
         description="addresses offered as ICE host candidates; empty: every interface",

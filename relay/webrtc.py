@@ -8,6 +8,9 @@ camera that reconnects with a new clock never makes RTP time run backwards.
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import random
 from fractions import Fraction
 from typing import Any
 
@@ -128,6 +131,57 @@ def use_host_addresses(addresses: list[str]) -> None:
 
 def ticks(packet: MediaPacket, clock: int) -> int | None:
     return None if packet.pts is None else int(packet.pts * packet.time_base * clock)
+
+
+def use_udp_ports(port_range: str | None) -> None:
+    """Bind every ICE host candidate within FIRST-LAST, so a firewall opens one range.
+
+    aioice binds each candidate to port 0 with the loop it gets from its own
+    `asyncio` module; a stand-in module hands it a loop whose datagram endpoints
+    are bound within the range. Everything else goes to the real asyncio.
+    """
+    if port_range is None:
+        aioice.ice.asyncio = asyncio  # type: ignore[attr-defined]
+        return
+    first, last = (int(p) for p in port_range.split("-"))
+    aioice.ice.asyncio = _PortRangeAsyncio(range(first, last + 1))  # type: ignore[assignment,attr-defined]
+
+
+class _PortRangeAsyncio:
+    def __init__(self, ports: range) -> None:
+        self.ports = ports
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+    def get_running_loop(self) -> Any:
+        return _PortRangeLoop(asyncio.get_running_loop(), self.ports)
+
+
+class _PortRangeLoop:
+    def __init__(self, loop: asyncio.AbstractEventLoop, ports: range) -> None:
+        self._loop = loop
+        self._ports = ports
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loop, name)
+
+    async def create_datagram_endpoint(
+        self, factory: Any, local_addr: Any = None, **kwargs: Any
+    ) -> Any:
+        if local_addr is None or local_addr[1] != 0:
+            return await self._loop.create_datagram_endpoint(factory, local_addr, **kwargs)
+        start = random.randrange(len(self._ports))
+        for i in range(len(self._ports)):
+            port = self._ports[(start + i) % len(self._ports)]
+            try:
+                return await self._loop.create_datagram_endpoint(
+                    factory, (local_addr[0], port), **kwargs
+                )
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+        raise OSError(errno.EADDRINUSE, f"every UDP port of {self._ports} is in use")
 
 
 class Retimer:

@@ -38,6 +38,7 @@ from relay.webrtc import (
     ice_servers,
     register_h264_profiles,
     use_host_addresses,
+    use_udp_ports,
 )
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class WhepService:
         self._tasks: set[asyncio.Task[bool]] = set()
         register_h264_profiles()
         use_host_addresses(config.webrtc.host_addresses)
+        use_udp_ports(config.webrtc.udp_ports)
 
     def viewers(self, camera_id: str) -> int:
         return sum(s.camera_id == camera_id for s in self.sessions.values())

@@ -253,3 +253,28 @@ async def test_sessions_deleted_and_abandoned_free_everything(
         10,
         f"UDP sockets, fds and tasks back to {baseline}",
     )
+
+
+async def test_media_uses_the_configured_udp_ports(start_node: NodeFactory) -> None:
+    node = await start_node(
+        node_yaml(
+            "  - {id: gate, name: Gate, site: village, main: 'synthetic://160x120?fps=5'}\n"
+        ).replace(
+            "host_addresses: [127.0.0.1]", "host_addresses: [127.0.0.1], udp_ports: 41000-41019"
+        )
+    )
+    before = {c.laddr.port for c in psutil.Process().net_connections(kind="udp")}
+    async with aiohttp.ClientSession() as http:
+        clients = [WhepClient(f"{node.url}/whep/gate", token=ADMIN_TOKEN) for _ in range(3)]
+        try:
+            for client in clients:
+                await client.connect(http)
+            async with asyncio.timeout(10):
+                await asyncio.gather(*(c.first_frame() for c in clients))
+            ports = {c.laddr.port for c in psutil.Process().net_connections(kind="udp")} - before
+        finally:
+            for client in clients:
+                await client.close(http)
+    # Viewers and node share this process (and so the range): every new socket is in it.
+    assert len(ports) >= 3
+    assert all(41000 <= port <= 41019 for port in ports), sorted(ports)
