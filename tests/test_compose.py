@@ -85,14 +85,19 @@ def server_options() -> set[str]:
     }
 
 
-def published_ports(service: dict[str, Any]) -> set[int]:
-    """Container ports of the service that are published on the host."""
+def published_ports(service: dict[str, Any], protocol: str = "tcp") -> set[int]:
+    """Container ports of the service published on the host (ranges expanded)."""
     ports: set[int] = set()
     for entry in service.get("ports", []):
         if isinstance(entry, dict):
-            ports.add(int(entry["target"]))
-        else:
-            ports.add(int(str(entry).split("/")[0].rsplit(":", 1)[-1]))
+            if entry.get("protocol", "tcp") == protocol:
+                ports.add(int(entry["target"]))
+            continue
+        spec, _, proto = str(entry).partition("/")
+        if (proto or "tcp") != protocol:
+            continue
+        first, _, last = spec.rsplit(":", 1)[-1].partition("-")
+        ports.update(range(int(first), int(last or first) + 1))
     return ports
 
 
@@ -171,3 +176,14 @@ def test_nats_runs_jetstream_on_a_volume(services: dict[str, dict[str, Any]]) ->
     store = option(args, "-sd" if "-sd" in args else "--store_dir")
     volumes = [str(v).split(":")[1] for v in nats.get("volumes", []) if isinstance(v, str)]
     assert store in volumes, "JetStream's store should outlive the container"
+
+
+def test_webrtc_udp_range_is_published(services: dict[str, dict[str, Any]], config: Config) -> None:
+    assert config.webrtc.udp_ports is not None
+    first, last = (int(p) for p in config.webrtc.udp_ports.split("-"))
+    assert set(range(first, last + 1)) <= published_ports(services["node"], "udp")
+
+
+def test_node_joins_the_nats_service(config: Config) -> None:
+    assert config.bus.nats is not None
+    assert config.bus.nats.servers == ["nats://nats:4222"]
