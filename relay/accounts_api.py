@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +27,9 @@ from relay.keys import AUDIT, CONFIG
 from relay.pages import render
 from relay.whep import WHEP
 
+logger = logging.getLogger(__name__)
+HOUSEKEEPING_SECONDS = 6 * 3600
+
 
 def setup(app: web.Application) -> None:
     add_route(app, "GET", "/login", login_page, PUBLIC)
@@ -33,6 +40,25 @@ def setup(app: web.Application) -> None:
     add_route(app, "POST", "/api/tokens", create_token, logged_in(PEOPLE))
     add_route(app, "DELETE", "/api/tokens/{token_id}", revoke_token, logged_in(PEOPLE))
     add_route(app, "GET", "/api/audit", audit, logged_in(frozenset({"admin"})))
+    app.cleanup_ctx.append(_housekeeping)
+
+
+async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
+    """Expired sessions and audit entries past retention go, every few hours."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            await app[ACCOUNTS].prune()
+            removed = await app[AUDIT].prune(app[CONFIG].audit.retention_days)
+            if removed:
+                logger.info("audit: %d entries past retention removed", removed)
+
+    task = asyncio.create_task(loop(), name="housekeeping")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def login_page(request: web.Request) -> web.Response:

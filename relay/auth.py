@@ -109,9 +109,14 @@ class Accounts:
         self._sessions = {h: s for h, s in self._sessions.items() if s[0] in known}
         self._tokens = {h: t for h, t in self._tokens.items() if t[1] in known}
 
-    async def open(self) -> None:
+    async def prune(self) -> None:
+        """Forget expired sessions, in memory and on disk."""
         now = time.time()
+        self._sessions = {h: s for h, s in self._sessions.items() if s[1] >= now}
         await self.db.execute("DELETE FROM sessions WHERE expires < ?", (now,))
+
+    async def open(self) -> None:
+        await self.prune()
         for row in await self.db.fetch("SELECT hash, user, expires FROM sessions"):
             self._sessions[row["hash"]] = (row["user"], row["expires"])
         for row in await self.db.fetch("SELECT id, user, hash FROM tokens WHERE revoked IS NULL"):

@@ -57,6 +57,7 @@ PATH_VALUES = {
     "session_id": "no-such-session",
     "token_id": "999999",
     "event_id": "no-such-event",
+    "layout_id": "999999",
     "filename": "whep-player.js",
 }
 
@@ -101,6 +102,13 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("OPTIONS", "/whep/sessions/{session_id}"): dict.fromkeys(ROLES, 204),
     ("GET", "/view/{camera_id}"): expect(200, anonymous=302, out=404),
     ("GET", "/static/{filename}"): PUBLIC_OK,
+    ("GET", "/wall/{wall_id}"): expect(200, anonymous=302, out=404),
+    ("GET", "/station"): expect(200, anonymous=302),
+    ("GET", "/api/walls"): expect(200),
+    ("GET", "/api/walls/{wall_id}"): expect(200, out=404),
+    ("GET", "/api/layouts"): expect(200, denied=("peer",)),
+    ("POST", "/api/layouts"): expect(400, denied=("peer",)),  # the test sends {}
+    ("DELETE", "/api/layouts/{layout_id}"): expect(404, denied=("peer",)),
 }
 
 
@@ -272,3 +280,12 @@ async def test_audit_cannot_be_rewritten(start_node: NodeFactory) -> None:
     await node.app[AUDIT].record("login", user="operator")
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         await node.app[DB].execute("UPDATE audit SET user = 'someone else'")
+
+
+async def test_audit_keeps_entries_for_its_retention_only(start_node: NodeFactory) -> None:
+    node = await start_node(config_text())
+    old = time.time() - 400 * 86400
+    await node.app[DB].insert("INSERT INTO audit (time, action) VALUES (?, 'login')", (old,))
+    await node.app[AUDIT].record("login", user="operator")
+    assert await node.app[AUDIT].prune(retention_days=365) == 1
+    assert [e["user"] for e in await node.app[AUDIT].query()] == ["operator"]
