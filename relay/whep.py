@@ -121,15 +121,8 @@ class WhepService:
                     await channel.wait_online()
             except TimeoutError:
                 raise WhepRefused(409, "camera is not sending", RETRY_OFFLINE) from None
-            info = channel.source.info
-            assert info is not None
-            offered = _offered_h264_profiles(parsed)
-            feed: FanOut = channel
-            plid = None if needs_transcode(channel) else answer_profile(info.profile, offered)
-            if plid is None:
-                feed = self._transcoder(channel)
-                plid = answer_profile("Constrained Baseline", offered)
-                assert plid is not None  # every H.264 decoder takes Constrained Baseline
+            feed, plid = self._video_feed(channel, _offered_h264_profiles(parsed))
+            if feed is not channel:
                 video.close()
                 video = feed.subscribe(frozenset(("video",)))
                 subs = [video]
@@ -170,6 +163,18 @@ class WhepService:
             peer,
         )
         return session, answer
+
+    def _video_feed(self, channel: Channel, offered: set[H264Profile]) -> tuple[FanOut, str]:
+        """The camera's own packets under a profile the viewer offered, or else the
+        channel's shared transcode to Constrained Baseline."""
+        info = channel.source.info
+        assert info is not None  # known once the camera sends
+        plid = None if needs_transcode(channel) else answer_profile(info.profile, offered)
+        if plid is not None:
+            return channel, plid
+        plid = answer_profile("Constrained Baseline", offered)
+        assert plid is not None  # every H.264 decoder takes Constrained Baseline
+        return self._transcoder(channel), plid
 
     async def _negotiate(
         self,
