@@ -86,7 +86,8 @@ async def publish(request: web.Request) -> web.Response:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    socket = web.WebSocketResponse(heartbeat=20, max_msg_size=4096)
+    # No per-message deflate: it would compress every event once per subscriber.
+    socket = web.WebSocketResponse(heartbeat=20, max_msg_size=4096, compress=False)
     if socket.can_prepare(request).ok:
         raw_after = request.query.get("after", "0")
         if not (raw_after.isascii() and raw_after.isdigit()) or len(raw_after) > 18:
