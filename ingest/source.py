@@ -105,6 +105,7 @@ class CameraSource:
         self._on_packet = on_packet
         self._on_state = on_state
         self.state = SourceState.IDLE
+        self.state_since = time.time()  # wall clock, for people: "offline since 14:02"
         self.last_error: str | None = None
         self.info: StreamInfo | None = None
         self.stats = SourceStats()
@@ -238,6 +239,8 @@ class CameraSource:
 
     def _set_state(self, state: SourceState, error: str | None = None) -> None:
         changed = state is not self.state or (error and error != self.last_error)
+        if state is not self.state:
+            self.state_since = time.time()
         self.state = state
         if error:
             self.last_error = error
@@ -252,6 +255,7 @@ class CameraSource:
     def snapshot(self) -> dict[str, object]:
         return {
             "state": str(self.state),
+            "state_since": round(self.state_since, 3),
             "last_error": self.last_error,
             "info": self.info.as_dict() if self.info else None,
             "stats": self.stats.as_dict(time.monotonic()),

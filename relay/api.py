@@ -53,10 +53,25 @@ def camera_json(hub: Hub, camera_id: str) -> dict[str, object]:
         "site": cam.site,
         "always_on": cam.always_on,
         "state": str(hub.camera_state(camera_id)),
+        **_since(hub, camera_id),
         "last_error": main["last_error"],
         "info": main["info"],
         "stats": main["stats"],
         "streams": streams,
+    }
+
+
+def _since(hub: Hub, camera_id: str) -> dict[str, float | None]:
+    """Wall-clock times for people: since when the camera is in its state (the
+    earliest of its streams in that state) and when a packet last came from it."""
+    sources = [ch.source for ch in hub.camera_channels(camera_id)]
+    state = hub.camera_state(camera_id)
+    since = min((s.state_since for s in sources if s.state is state), default=None)
+    packets = [s.stats.last_packet for s in sources if s.stats.last_packet is not None]
+    last_seen = time.time() - (time.monotonic() - max(packets)) if packets else None
+    return {
+        "state_since": None if since is None else round(since, 3),
+        "last_seen": None if last_seen is None else round(last_seen, 3),
     }
 
 

@@ -7,7 +7,18 @@ from pathlib import Path
 
 from aiohttp import web
 
-from relay import accounts_api, api, audit, auth, events_api, eventstore, pages, whep
+from relay import (
+    accounts_api,
+    api,
+    audit,
+    auth,
+    events_api,
+    eventstore,
+    layouts,
+    pages,
+    walls,
+    whep,
+)
 from relay.access import ACCOUNTS, RULES, Handler, guard
 from relay.audit import AuditLog
 from relay.auth import Accounts
@@ -23,7 +34,8 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
     app[CONFIG] = config
     app[RULES] = {}
     db = Database(
-        Path(config.node.data_dir) / "node.sqlite", auth.SCHEMA + audit.SCHEMA + eventstore.SCHEMA
+        Path(config.node.data_dir) / "node.sqlite",
+        auth.SCHEMA + audit.SCHEMA + eventstore.SCHEMA + layouts.SCHEMA,
     )
     app[DB] = db
     app[ACCOUNTS] = Accounts(config, db)
@@ -36,6 +48,8 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
     whep.setup(app)
     pages.setup(app)
     accounts_api.setup(app)
+    walls.setup(app)
+    layouts.setup(app)
     return app
 
 

@@ -33,7 +33,7 @@ async def read_json(request: web.Request, limit: int = MAX_JSON) -> dict[str, An
     raw = await read_body(request, limit)
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[...
         raise web.HTTPBadRequest(text="body is not valid JSON\n") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="body must be a JSON object\n")

@@ -4,6 +4,9 @@
 //   import { WhepPlayer } from "/static/whep-player.js";
 //   const player = new WhepPlayer(videoElement, "/whep/east-gate?stream=sub");
 //   player.start();            // player.stop() ends the session (DELETE)
+//
+// "state" events carry { state, detail, status }: status is the HTTP status of a
+// refused offer (409 camera offline, 401 logged out, ...), 0 otherwise.
 
 const BACKOFF_MIN_MS = 500;
 const BACKOFF_MAX_MS = 10000;
@@ -22,16 +25,19 @@ export class WhepPlayer extends EventTarget {
     this._running = false;
     this._failures = 0;
     this._timer = null;
+    this._generation = 0; // bumped by start() and stop(): late async work of an old run quits
   }
 
   start() {
     if (this._running) return;
     this._running = true;
+    this._generation++;
     this._connect();
   }
 
   async stop() {
     this._running = false;
+    this._generation++;
     clearTimeout(this._timer);
     await this._teardown();
     this._setState("idle");
@@ -46,10 +52,10 @@ export class WhepPlayer extends EventTarget {
     return null;
   }
 
-  _setState(state, detail = "") {
+  _setState(state, detail = "", status = 0) {
     if (state === this.state && !detail) return;
     this.state = state;
-    this.dispatchEvent(new CustomEvent("state", { detail: { state, detail } }));
+    this.dispatchEvent(new CustomEvent("state", { detail: { state, detail, status } }));
   }
 
   _headers(extra = {}) {
@@ -57,8 +63,11 @@ export class WhepPlayer extends EventTarget {
   }
 
   async _connect() {
+    const generation = this._generation;
     this._setState("connecting");
-    const pc = new RTCPeerConnection({ iceServers: await this._iceServers() });
+    const iceServers = await this._iceServers();
+    if (generation !== this._generation || this.pc) return; // stopped meanwhile
+    const pc = new RTCPeerConnection({ iceServers });
     this.pc = pc;
     const video = pc.addTransceiver("video", { direction: "recvonly" });
     preferH264(video);
@@ -86,8 +95,12 @@ export class WhepPlayer extends EventTarget {
         const retry = Number(response.headers.get("Retry-After")) * 1000 || 0;
         throw new WhepError(response.status, body.trim(), retry);
       }
-      this.sessionUrl = new URL(response.headers.get("Location"), location.href).href;
-      if (this.pc !== pc) return; // stopped meanwhile
+      const sessionUrl = new URL(response.headers.get("Location"), location.href).href;
+      if (this.pc !== pc) {
+        this._delete(sessionUrl); // stopped meanwhile: end the session it just made
+        return;
+      }
+      this.sessionUrl = sessionUrl;
       await pc.setRemoteDescription({ type: "answer", sdp: body });
     } catch (error) {
       this._fail(pc, error);
@@ -123,10 +136,13 @@ export class WhepPlayer extends EventTarget {
 
   async _fail(pc, error) {
     if (pc !== this.pc || !this._running) return;
+    const generation = this._generation;
     await this._teardown();
+    if (generation !== this._generation) return; // stopped (or restarted) meanwhile
     const backoff = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this._failures++);
     const delay = Math.max(error.retryAfter || 0, backoff * (0.5 + Math.random() / 2));
-    this._setState(error.status === 409 ? "offline" : "retrying", error.message);
+    const state = error.status === 409 ? "offline" : "retrying";
+    this._setState(state, error.message, error.status || 0);
     clearTimeout(this._timer);
     this._timer = setTimeout(() => this._running && this._connect(), delay);
   }
@@ -141,12 +157,14 @@ export class WhepPlayer extends EventTarget {
       this.video.srcObject.getTracks().forEach((t) => t.stop());
       this.video.srcObject = null;
     }
-    if (sessionUrl) {
-      try {
-        await fetch(sessionUrl, { method: "DELETE", headers: this._headers(), keepalive: true });
-      } catch {
-        // The node frees a vanished session by itself.
-      }
+    if (sessionUrl) await this._delete(sessionUrl);
+  }
+
+  async _delete(sessionUrl) {
+    try {
+      await fetch(sessionUrl, { method: "DELETE", headers: this._headers(), keepalive: true });
+    } catch {
+      // The node frees a vanished session by itself.
     }
   }
 }

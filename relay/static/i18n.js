@@ -1,0 +1,148 @@
+// Page labels: Chinese by default, English on request; the choice is kept in
+// localStorage. Elements with data-i18n="key" (text), data-i18n-title and
+// data-i18n-placeholder are filled by apply(); a "langchange" event on window
+// tells the pages to redraw what they build themselves.
+
+const STORE_KEY = "vw-lang";
+
+const LABELS = {
+  zh: {
+    language: "English",
+    wall: "监控墙",
+    station: "派出所查看",
+    page: "第 {page}/{pages} 页",
+    pause: "暂停轮巡",
+    resume: "继续轮巡",
+    previous: "上一页",
+    next: "下一页",
+    online: "在线",
+    offline: "离线",
+    stalled: "无画面",
+    starting: "连接中",
+    idle: "待机",
+    connecting: "连接中…",
+    retrying: "重连中…",
+    playing: "",
+    empty: "空闲",
+    last_seen: "最后画面 {time}",
+    never_seen: "启动以来未收到画面",
+    enlarge_hint: "双击放大 / 还原",
+    alarm: "报警",
+    alarm_title: "报警：{camera}",
+    alarm_reason: "原因（简短）",
+    send: "发送",
+    cancel: "取消",
+    answer: "服务器答复 {status}：{text}",
+    not_sent: "未发送：{error}",
+    sites: "站点与摄像机",
+    search: "搜索摄像机或村名",
+    counts: "{online} 在线 · {offline} 离线 · 共 {cameras}",
+    layout: "画面布局",
+    saved: "已存布局",
+    mine: "我的",
+    shared: "共享",
+    load: "打开",
+    delete: "删除",
+    save: "保存",
+    share: "共享给同事",
+    layout_name: "布局名称",
+    clear: "清空",
+    remove: "移除",
+    health: "离线摄像机",
+    health_none: "全部在线",
+    since: "离线自 {time}",
+    saved_ok: "已保存",
+    deleted_ok: "已删除",
+    drop_hint: "点击或拖动摄像机到画面",
+  },
+  en: {
+    language: "中文",
+    wall: "Video wall",
+    station: "Station viewer",
+    page: "Page {page}/{pages}",
+    pause: "Pause tour",
+    resume: "Resume tour",
+    previous: "Previous page",
+    next: "Next page",
+    online: "online",
+    offline: "offline",
+    stalled: "no video",
+    starting: "starting",
+    idle: "idle",
+    connecting: "connecting…",
+    retrying: "reconnecting…",
+    playing: "",
+    empty: "empty",
+    last_seen: "last seen {time}",
+    never_seen: "not seen since the node started",
+    enlarge_hint: "double-click: enlarge / back",
+    alarm: "Alarm",
+    alarm_title: "Alarm: {camera}",
+    alarm_reason: "Reason (short)",
+    send: "Send",
+    cancel: "Cancel",
+    answer: "Server answered {status}: {text}",
+    not_sent: "Not sent: {error}",
+    sites: "Sites and cameras",
+    search: "Search camera or village",
+    counts: "{online} online · {offline} offline · {cameras} in all",
+    layout: "Layout",
+    saved: "Saved layouts",
+    mine: "Mine",
+    shared: "Shared",
+    load: "Open",
+    delete: "Delete",
+    save: "Save",
+    share: "Share with colleagues",
+    layout_name: "Layout name",
+    clear: "Clear",
+    remove: "Remove",
+    health: "Cameras offline",
+    health_none: "All online",
+    since: "offline since {time}",
+    saved_ok: "Saved",
+    deleted_ok: "Deleted",
+    drop_hint: "Click or drag a camera here",
+  },
+};
+
+let current = LABELS[localStorage.getItem(STORE_KEY)] ? localStorage.getItem(STORE_KEY) : "zh";
+
+export function lang() {
+  return current;
+}
+
+export function t(key, vars = {}) {
+  const text = LABELS[current][key] ?? LABELS.zh[key] ?? key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => String(vars[name] ?? ""));
+}
+
+export function setLang(code) {
+  if (!LABELS[code] || code === current) return;
+  current = code;
+  localStorage.setItem(STORE_KEY, code);
+  apply();
+  dispatchEvent(new Event("langchange"));
+}
+
+export function toggleLang() {
+  setLang(current === "zh" ? "en" : "zh");
+}
+
+export function apply(root = document) {
+  document.documentElement.lang = current === "zh" ? "zh-CN" : "en";
+  for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of root.querySelectorAll("[data-i18n-title]")) el.title = t(el.dataset.i18nTitle);
+  for (const el of root.querySelectorAll("[data-i18n-placeholder]")) {
+    el.placeholder = t(el.dataset.i18nPlaceholder);
+  }
+}
+
+// "14:02:05" today, "03-07 14:02" another day.
+export function clockTime(seconds) {
+  const when = new Date(seconds * 1000);
+  const pad = (n) => String(n).padStart(2, "0");
+  const hms = `${pad(when.getHours())}:${pad(when.getMinutes())}:${pad(when.getSeconds())}`;
+  if (when.toDateString() === new Date().toDateString()) return hms;
+  return `${pad(when.getMonth() + 1)}-${pad(when.getDate())} ${hms.slice(0, 5)}`;
+}

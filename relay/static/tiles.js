@@ -1,0 +1,322 @@
+// Video tiles for the wall and the station viewer: grid layouts, one WHEP player
+// per tile that plays only while the tile can be seen, camera state overlays,
+// the shared clock and the operator's alarm.
+//
+// A tile's player runs only while it has a camera, the tab is visible and the
+// tile is on screen (IntersectionObserver): anything else ends the WHEP session,
+// so a wall left open for days holds exactly the sessions it shows.
+
+import { WhepPlayer } from "/static/whep-player.js";
+import { clockTime, t } from "/static/i18n.js";
+
+// tiles: how many; big: the CSS grid area of the first, large tile.
+export const LAYOUTS = {
+  1: { cols: 1, rows: 1, tiles: 1 },
+  "2x2": { cols: 2, rows: 2, tiles: 4 },
+  "3x3": { cols: 3, rows: 3, tiles: 9 },
+  "4x4": { cols: 4, rows: 4, tiles: 16 },
+  "5x5": { cols: 5, rows: 5, tiles: 25 },
+  "1+5": { cols: 3, rows: 3, tiles: 6, big: "1 / 1 / span 2 / span 2" },
+  "1+7": { cols: 4, rows: 4, tiles: 8, big: "1 / 1 / span 3 / span 3" },
+  "1+12": { cols: 4, rows: 4, tiles: 13, big: "2 / 2 / span 2 / span 2" },
+};
+export const LAYOUT_NAMES = ["1", "2x2", "3x3", "4x4", "5x5", "1+5", "1+7", "1+12"];
+
+const DOWN = new Set(["offline", "stalled"]);
+const TILE_STALL_MS = 8000; // playing but no new frame this long: a fresh session
+
+// The camera fields a tile uses, from /api/cameras or /api/walls/{id}.
+export function cameraInfo(json) {
+  return {
+    id: json.id,
+    name: json.name,
+    site: json.site,
+    state: json.state,
+    lastError: json.last_error,
+    lastSeen: json.last_seen,
+    stateSince: json.state_since,
+    hasSub: Boolean(json.streams && json.streams.sub),
+  };
+}
+
+const tilesOf = new WeakMap(); // tile element -> Tile
+const visibility = new IntersectionObserver((entries) => {
+  for (const entry of entries) tilesOf.get(entry.target)?.setInView(entry.isIntersecting);
+});
+const live = new Set(); // every tile on the page
+document.addEventListener("visibilitychange", () => live.forEach((tile) => tile.sync()));
+addEventListener("pagehide", () => live.forEach((tile) => tile.stopPlayer()));
+setInterval(() => {
+  const now = clockTime(Date.now() / 1000);
+  for (const tile of live) tile.clock.textContent = now;
+}, 1000);
+
+export class Tile {
+  constructor(grid, { onEnlarge, onRemove, onUnauthorized, emptyLabel = "empty" } = {}) {
+    this.el = element("div", "tile");
+    this.video = element("video", "");
+    Object.assign(this.video, { autoplay: true, muted: true, playsInline: true });
+    const top = element("div", "bar");
+    this.name = top.appendChild(element("span", "name"));
+    this.status = top.appendChild(element("span", "status"));
+    this.clock = top.appendChild(element("span", "clock"));
+    this.overlay = element("div", "overlay");
+    this.overlayTitle = this.overlay.appendChild(element("div", "title"));
+    this.overlayDetail = this.overlay.appendChild(element("div", "detail"));
+    const actions = element("div", "actions");
+    this.alarmButton = actions.appendChild(element("button", "alarm"));
+    this.alarmButton.addEventListener("click", () => this.camera && openAlarm(this.camera));
+    if (onRemove) {
+      const remove = actions.appendChild(element("button", "remove"));
+      remove.textContent = "×";
+      remove.addEventListener("click", () => onRemove(this));
+      this.removeButton = remove;
+    }
+    actions.addEventListener("dblclick", (event) => event.stopPropagation());
+    this.el.append(this.video, top, this.overlay, actions);
+    // A double tap may also fire dblclick: one toggle for both.
+    this.el.addEventListener("dblclick", () => {
+      if (performance.now() - this._tappedAt > 500) this._toggle(onEnlarge);
+    });
+    this.el.addEventListener("pointerup", (event) => this._tap(event, onEnlarge));
+    this.onUnauthorized = onUnauthorized;
+    this.emptyLabel = emptyLabel;
+    this.camera = null;
+    this.stream = "sub";
+    this.inView = false;
+    this.player = null;
+    this.playerUrl = null;
+    this.decodedAt = 0; // performance.now() when a new frame was last seen
+    this._frames = 0;
+    this._progressAt = 0;
+    this._tapAt = -1e9;
+    this._tappedAt = -1e9; // when a double tap last toggled
+    this._onPlayerState = (event) => this._playerState(event.detail);
+    grid.append(this.el);
+    tilesOf.set(this.el, this);
+    live.add(this);
+    visibility.observe(this.el);
+    this.render();
+  }
+
+  // A different camera (or none): the old one's session ends.
+  assign(camera) {
+    if (camera?.id !== this.camera?.id) this.stopPlayer();
+    this.camera = camera;
+    this.sync();
+    this.render();
+  }
+
+  // New facts about the same camera (its state, last seen).
+  update(camera) {
+    const wasDown = DOWN.has(this.camera?.state);
+    this.camera = camera;
+    if (wasDown && !DOWN.has(camera.state)) this._progressAt = performance.now();
+    this.render();
+  }
+
+  setStream(stream) {
+    this.stream = stream;
+    this.sync();
+  }
+
+  setInView(inView) {
+    this.inView = inView;
+    this.sync();
+  }
+
+  url() {
+    const base = `/whep/${encodeURIComponent(this.camera.id)}`;
+    return this.stream === "main" && this.camera.hasSub ? `${base}?stream=main` : base;
+  }
+
+  // Start, switch or stop the player to match what the tile should show.
+  sync() {
+    const want = this.camera && this.inView && document.visibilityState === "visible";
+    if (!want) {
+      this.stopPlayer();
+    } else if (!this.player || this.playerUrl !== this.url()) {
+      this.stopPlayer();
+      this.playerUrl = this.url();
+      this.player = new WhepPlayer(this.video, this.playerUrl);
+      this.player.addEventListener("state", this._onPlayerState);
+      this._frames = 0;
+      this._progressAt = performance.now();
+      this.player.start();
+    }
+    this.render();
+  }
+
+  stopPlayer() {
+    const player = this.player;
+    if (!player) return;
+    this.player = null;
+    this.playerUrl = null;
+    player.removeEventListener("state", this._onPlayerState);
+    player.stop();
+  }
+
+  // Called every few seconds: note decoded frames, restart a player that froze.
+  async check() {
+    const player = this.player;
+    if (!player) return;
+    const stats = await player.stats().catch(() => null);
+    const now = performance.now();
+    if (player !== this.player) return;
+    if (stats && stats.framesDecoded > this._frames) {
+      this._frames = stats.framesDecoded;
+      this._progressAt = this.decodedAt = now;
+    } else if (this.camera?.state === "online" && now - this._progressAt > TILE_STALL_MS) {
+      this.stopPlayer(); // the camera sends but this session shows nothing: start afresh
+      this.sync();
+    }
+  }
+
+  render() {
+    const camera = this.camera;
+    this.el.classList.toggle("empty", !camera);
+    this.alarmButton.textContent = t("alarm");
+    this.alarmButton.hidden = !camera;
+    if (this.removeButton) this.removeButton.hidden = !camera;
+    this.name.textContent = camera ? camera.name : "";
+    this.el.title = camera ? t("enlarge_hint") : "";
+    const down = camera && DOWN.has(camera.state);
+    this.el.classList.toggle("down", Boolean(down));
+    this.el.dataset.state = !camera ? "empty" : down ? camera.state : this.player?.state || "idle";
+    const playing = t(this.player?.state || "idle");
+    this.status.textContent = !camera ? "" : down ? t(camera.state) : playing;
+    this.overlayTitle.textContent = !camera ? t(this.emptyLabel) : down ? t(camera.state) : "";
+    let detail = "";
+    if (down) {
+      const seen = camera.lastSeen && clockTime(camera.lastSeen);
+      detail = seen ? t("last_seen", { time: seen }) : t("never_seen");
+      if (camera.lastError) detail += ` · ${camera.lastError}`;
+    }
+    this.overlayDetail.textContent = detail;
+  }
+
+  destroy() {
+    this.stopPlayer();
+    visibility.unobserve(this.el);
+    live.delete(this);
+    tilesOf.delete(this.el);
+    this.el.remove();
+  }
+
+  _playerState({ state, status }) {
+    if (status === 401 && this.onUnauthorized) this.onUnauthorized();
+    if (state === "playing") this._progressAt = performance.now();
+    this.render();
+  }
+
+  _toggle(onEnlarge) {
+    if (onEnlarge && this.camera) onEnlarge(this);
+  }
+
+  _tap(event, onEnlarge) {
+    if (event.pointerType !== "touch" || event.target.closest("button")) return;
+    const now = performance.now();
+    if (now - this._tapAt < 350) {
+      this._tappedAt = now;
+      this._tapAt = -1e9;
+      this._toggle(onEnlarge);
+    } else {
+      this._tapAt = now;
+    }
+  }
+}
+
+// Make `tiles` match `layout` on `grid`: tiles are reused, added or destroyed.
+export function arrange(grid, layout, tiles, makeTile) {
+  const spec = LAYOUTS[layout] || LAYOUTS["3x3"];
+  grid.style.setProperty("--cols", spec.cols);
+  grid.style.setProperty("--rows", spec.rows);
+  grid.dataset.layout = layout;
+  while (tiles.length > spec.tiles) tiles.pop().destroy();
+  while (tiles.length < spec.tiles) tiles.push(makeTile());
+  tiles.forEach((tile, i) => {
+    const big = i === 0 && spec.big;
+    tile.el.style.gridArea = big || "";
+    tile.el.classList.toggle("major", Boolean(big));
+  });
+}
+
+// --- the operator's alarm -----------------------------------------------------
+
+let dialog = null;
+
+function alarmDialog() {
+  if (dialog) return dialog;
+  dialog = element("dialog", "alarm-dialog");
+  const form = dialog.appendChild(element("form", ""));
+  form.method = "dialog";
+  const title = form.appendChild(element("h3", ""));
+  const reason = form.appendChild(element("input", ""));
+  Object.assign(reason, { name: "reason", maxLength: 200, required: true, autocomplete: "off" });
+  const buttons = form.appendChild(element("div", "buttons"));
+  const send = buttons.appendChild(element("button", "send"));
+  send.value = "send";
+  const cancel = buttons.appendChild(element("button", "cancel"));
+  Object.assign(cancel, { value: "cancel", type: "button", formNoValidate: true });
+  cancel.addEventListener("click", () => dialog.close("cancel"));
+  Object.assign(dialog, { titleEl: title, reason, send, cancel });
+  document.body.append(dialog);
+  dialog.addEventListener("close", () => {
+    if (dialog.returnValue === "send" && dialog.camera) {
+      raiseAlarm(dialog.camera, reason.value.trim());
+    }
+  });
+  return dialog;
+}
+
+export function openAlarm(camera) {
+  const d = alarmDialog();
+  d.camera = camera;
+  d.titleEl.textContent = t("alarm_title", { camera: camera.name });
+  d.reason.placeholder = t("alarm_reason");
+  d.reason.value = "";
+  d.send.textContent = t("send");
+  d.cancel.textContent = t("cancel");
+  d.returnValue = "";
+  d.showModal();
+}
+
+// POST the alarm; whatever the node answers is shown to the operator.
+export async function raiseAlarm(camera, reason) {
+  const body = { type: "alarm", camera: camera.id, reason };
+  try {
+    const response = await fetch("/api/events", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const text = (await response.text()).trim().slice(0, 300);
+    toast(t("answer", { status: response.status, text }), response.ok ? "ok" : "error");
+    return response.status;
+  } catch (error) {
+    toast(t("not_sent", { error: error.message }), "error");
+    return 0;
+  }
+}
+
+let toastTimer = null;
+
+export function toast(text, kind = "ok") {
+  let el = document.getElementById("toast");
+  if (!el) {
+    el = element("div", "");
+    el.id = "toast";
+    el.setAttribute("role", "status");
+    document.body.append(el);
+  }
+  el.textContent = text;
+  el.className = `show ${kind}`;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => (el.className = ""), 8000);
+}
+
+function element(tag, className) {
+  const el = document.createElement(tag);
+  if (className) el.className = className;
+  return el;
+}

@@ -1,0 +1,205 @@
+// The village video wall: the wall's layout from the node's config, sub-streams
+// in the tiles, a tour through the pages when the wall has more cameras than
+// tiles, double-click for the main stream. `?kiosk=1` for an unattended screen:
+// no chrome, and it reloads itself when the page fails or stops showing video.
+
+import { apply, t, toggleLang } from "/static/i18n.js";
+import { Tile, arrange, cameraInfo } from "/static/tiles.js";
+
+const params = new URLSearchParams(location.search);
+const KIOSK = params.get("kiosk") === "1";
+const POLL_MS = 2000;
+const WATCHDOG_MS = (Number(params.get("watchdog")) || 120) * 1000; // no frame anywhere this long
+const WALL_URL = `/api/walls/${encodeURIComponent(document.body.dataset.wall)}`;
+
+const grid = document.getElementById("grid");
+const tiles = [];
+const state = { wall: null, cameras: [], page: 0, paused: false, enlarged: null };
+let tourTimer = null;
+let leaving = false;
+let watchingSince = performance.now(); // the watchdog counts from here (load, tab shown)
+
+function pages() {
+  return tiles.length ? Math.max(1, Math.ceil(state.cameras.length / tiles.length)) : 1;
+}
+
+function showPage(page) {
+  restore();
+  state.page = ((page % pages()) + pages()) % pages();
+  const first = state.page * tiles.length;
+  tiles.forEach((tile, i) => tile.assign(state.cameras[first + i] || null));
+  renderBar();
+  scheduleTour();
+}
+
+function scheduleTour() {
+  clearTimeout(tourTimer);
+  tourTimer = null;
+  if (pages() > 1 && !state.paused && !state.enlarged && state.wall) {
+    tourTimer = setTimeout(() => showPage(state.page + 1), state.wall.dwell * 1000);
+  }
+}
+
+function setPaused(paused) {
+  state.paused = paused;
+  renderBar();
+  scheduleTour();
+}
+
+function enlarge(tile) {
+  if (state.enlarged === tile) return restore();
+  if (state.enlarged) restore();
+  state.enlarged = tile;
+  grid.classList.add("enlarged");
+  tile.el.classList.add("focused");
+  tile.setStream("main");
+  scheduleTour();
+}
+
+function restore() {
+  const tile = state.enlarged;
+  if (!tile) return;
+  state.enlarged = null;
+  grid.classList.remove("enlarged");
+  tile.el.classList.remove("focused");
+  tile.setStream("sub");
+  scheduleTour();
+}
+
+function renderBar() {
+  document.getElementById("page").textContent = t("page", { page: state.page + 1, pages: pages() });
+  document.getElementById("pause").textContent = t(state.paused ? "resume" : "pause");
+  for (const id of ["previous", "next", "pause"]) {
+    document.getElementById(id).disabled = pages() < 2;
+  }
+}
+
+function toLogin() {
+  if (leaving) return;
+  leaving = true;
+  location.href = `/login?next=${encodeURIComponent(location.pathname + location.search)}`;
+}
+
+// The wall and its cameras' states, every few seconds.
+async function poll() {
+  const problem = document.getElementById("problem");
+  let wall;
+  try {
+    const response = await fetch(WALL_URL, { cache: "no-store" });
+    if (response.status === 401) return toLogin();
+    if (!response.ok) throw new Error(`${response.status} ${(await response.text()).trim()}`);
+    wall = await response.json();
+  } catch (error) {
+    problem.textContent = `⚠ ${error.message}`; // the node restarts, the network fails...
+    return;
+  }
+  problem.textContent = "";
+  const cameras = wall.cameras.map(cameraInfo);
+  const changed = cameras.map((c) => c.id).join() !== state.cameras.map((c) => c.id).join();
+  const first = !state.wall;
+  state.wall = wall;
+  state.cameras = cameras;
+  if (first) arrange(grid, wall.layout, tiles, makeTile);
+  if (first || changed) return showPage(first ? 0 : state.page);
+  const byId = new Map(cameras.map((c) => [c.id, c]));
+  for (const tile of tiles) if (tile.camera) tile.update(byId.get(tile.camera.id) || tile.camera);
+}
+
+function makeTile() {
+  return new Tile(grid, { onEnlarge: enlarge, onUnauthorized: toLogin });
+}
+
+async function tick() {
+  try {
+    await poll();
+    await Promise.all(tiles.map((tile) => tile.check()));
+    if (KIOSK) watchdog();
+  } finally {
+    setTimeout(tick, POLL_MS); // one timer at a time, however slow a round is
+  }
+}
+
+// Kiosk: when cameras are online and on screen but no tile has shown a new frame
+// for a long time, the page is broken in a way it cannot see: start it afresh.
+function watchdog() {
+  const now = performance.now();
+  const expected = tiles.some((tile) => tile.inView && tile.camera?.state === "online");
+  const lastFrame = Math.max(watchingSince, ...tiles.map((tile) => tile.decodedAt));
+  if (document.visibilityState === "visible" && expected && now - lastFrame > WATCHDOG_MS) {
+    reloadSoon("no video decoded for " + Math.round((now - lastFrame) / 1000) + " s");
+  }
+}
+
+// Reloads back off when they repeat (a page that fails at once must not spin).
+function reloadSoon(why) {
+  if (leaving) return;
+  leaving = true;
+  const recent = JSON.parse(sessionStorage.getItem("vw-reloads") || "[]").filter(
+    (at) => Date.now() - at < 10 * 60 * 1000,
+  );
+  const delay = Math.min(60000, 2000 * 2 ** recent.length);
+  sessionStorage.setItem("vw-reloads", JSON.stringify([...recent, Date.now()]));
+  console.warn(`wall: reloading in ${delay} ms: ${why}`);
+  setTimeout(() => location.reload(), delay);
+}
+
+function kiosk() {
+  document.body.classList.add("kiosk");
+  addEventListener("error", (event) => reloadSoon(event.message));
+  addEventListener("unhandledrejection", (event) => reloadSoon(String(event.reason)));
+  // Browsers allow full screen only after a gesture; `chromium --kiosk` needs none.
+  addEventListener("pointerdown", () => {
+    if (!document.fullscreenElement) document.documentElement.requestFullscreen?.().catch(() => {});
+  });
+  let still = null;
+  addEventListener("pointermove", () => {
+    document.body.classList.remove("still");
+    clearTimeout(still);
+    still = setTimeout(() => document.body.classList.add("still"), 3000);
+  });
+}
+
+function keys(event) {
+  if (event.target.closest?.("dialog, input, button, select")) return; // theirs to handle
+  if (event.key === " ") setPaused(!state.paused);
+  else if (event.key === "ArrowRight") showPage(state.page + 1);
+  else if (event.key === "ArrowLeft") showPage(state.page - 1);
+  else if (event.key === "Escape") restore();
+  else return;
+  event.preventDefault();
+}
+
+document.getElementById("pause").addEventListener("click", () => setPaused(!state.paused));
+document.getElementById("next").addEventListener("click", () => showPage(state.page + 1));
+document.getElementById("previous").addEventListener("click", () => showPage(state.page - 1));
+document.getElementById("language").addEventListener("click", toggleLang);
+addEventListener("keydown", keys);
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") watchingSince = performance.now();
+});
+addEventListener("langchange", () => {
+  renderBar();
+  tiles.forEach((tile) => tile.render());
+});
+if (KIOSK) kiosk();
+apply();
+renderBar();
+
+// For people at the keyboard and for tests.
+window.wall = {
+  tiles,
+  state,
+  get page() {
+    return state.page;
+  },
+  get pages() {
+    return pages();
+  },
+  pause: () => setPaused(true),
+  resume: () => setPaused(false),
+  next: () => showPage(state.page + 1),
+  enlarge: (i) => enlarge(tiles[i]),
+  restore,
+  ready: poll(),
+};
+setTimeout(tick, POLL_MS);
