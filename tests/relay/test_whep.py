@@ -182,7 +182,7 @@ def udp_sockets() -> int:
 async def test_sessions_deleted_and_abandoned_free_everything(
     start_node: NodeFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """200 sessions: 100 DELETEd, 97 never connected, 3 whose viewer process is killed."""
+    """200 sessions: 99 DELETEd, 98 never connected, 3 whose viewer process is killed."""
     monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.5)  # consent lost after ~3 s
     node = await start_node(
         node_yaml(
@@ -218,14 +218,19 @@ async def test_sessions_deleted_and_abandoned_free_everything(
         for _ in range(3)
     ]
     offer = await offer_sdp()
-    locations: list[str] = []
+    opened = 0
     async with aiohttp.ClientSession(node.url, headers=ADMIN) as http:
-        for _ in range(197):
+        for i in range(197):  # every other one is ended by DELETE at once
             async with http.post(
                 "/whep/gate", data=offer, headers={"Content-Type": "application/sdp"}
             ) as r:
                 assert r.status == 201, await r.text()
-                locations.append(r.headers["Location"])
+                opened += 1
+                location = r.headers["Location"]
+            if i % 2 == 0:
+                async with http.delete(location) as r:
+                    assert r.status == 200
+        assert opened == 197
         await wait_until(
             lambda: (
                 sum(s.pc.connectionState == "connected" for s in service.sessions.values()) == 3
@@ -233,14 +238,11 @@ async def test_sessions_deleted_and_abandoned_free_everything(
             20,
             "the three viewer processes connected",
         )
-        assert len(service.sessions) == 200
         for process in killed:
             os.kill(process.pid, signal.SIGKILL)
             await process.wait()
-        for location in locations[:100]:
-            async with http.delete(location) as r:
-                assert r.status == 200
-    assert len(service.sessions) == 100
+    # Left: the 98 never connected (freed at connect_timeout) and the 3 killed
+    # viewers (freed when ICE consent fails), whatever the machine's load.
     await wait_until(lambda: not service.sessions, 15, "abandoned sessions freed")
     assert channel.subscribers == set()
     await wait_until(
