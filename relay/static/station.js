@@ -2,6 +2,8 @@
 // online/offline counts, a grid the officer fills by clicking or dragging
 // cameras, named layouts kept on the node, and the cameras offline right now.
 
+import { AlarmQueue, LookoutBoard } from "/static/alerts.js";
+import { EventFeed } from "/static/events.js";
 import { apply, clockTime, t, toggleLang } from "/static/i18n.js";
 import { LAYOUT_NAMES, Tile, arrange, cameraInfo, toast } from "/static/tiles.js";
 
@@ -346,14 +348,84 @@ apply();
 const kept = JSON.parse(localStorage.getItem(STORE_KEY) || "{}");
 state.slots = Array.isArray(kept.slots) ? kept.slots : [];
 
+// --- the alert bus: the alarm queue, lookouts, issuing a lookout ----------------
+
+const feed = new EventFeed();
+const lookouts = new LookoutBoard($("lookouts"));
+let queue = null;
+
+async function startAlerts() {
+  const me = await getJson("/api/me");
+  const canAct = me.role === "officer" || me.role === "admin";
+  queue = new AlarmQueue($("alarms"), feed, {
+    canAct,
+    cameraName: (id) => state.cameras.get(id)?.name || id,
+    onShow: (id) => place(id),
+  });
+  feed.addEventListener("event", ({ detail }) => {
+    queue.onEvent(detail);
+    lookouts.add(detail, { sound: true });
+  });
+  const recent = await feed.start();
+  queue.load(await feed.recent("?type=alarm"));
+  recent.forEach((event) => lookouts.add(event));
+  $("issue").hidden = !canAct;
+}
+
+async function issueLookout() {
+  const dialog = $("lookout-dialog");
+  const form = dialog.querySelector("form");
+  form.area.replaceChildren(
+    new Option(t("whole_network"), ""),
+    ...[...state.siteNames].map(([id, name]) => new Option(name, id)),
+  );
+  form.reset();
+  dialog.showModal();
+  await new Promise((resolve) => dialog.addEventListener("close", resolve, { once: true }));
+  if (dialog.returnValue !== "send" || !form.text.value.trim()) return;
+  const body = {
+    type: "lookout",
+    text: form.text.value,
+    area: form.area.value ? { site: form.area.value } : "network",
+    expires_in: Number(form.hours.value || 24) * 3600,
+  };
+  const file = form.photo.files[0];
+  if (file) body.photo = await base64(file);
+  try {
+    await feed.publish(body);
+    toast(t("sent_ok"));
+  } catch (error) {
+    toast(t("not_sent", { error: error.message }), "error");
+  }
+}
+
+function base64(file) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).split(",")[1]);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+}
+
+$("issue").addEventListener("click", issueLookout);
+addEventListener("langchange", () => queue?.render());
+
 window.station = {
   tiles,
   state,
   place,
   setLayout,
+  feed,
+  lookouts,
+  get queue() {
+    return queue;
+  },
+  alerts: null,
   ready: poll().then(() => {
     setLayout(kept.layout || "2x2");
     return loadSaved();
   }),
 };
+window.station.alerts = window.station.ready.then(startAlerts);
 window.station.ready.finally(() => setTimeout(tick, POLL_MS));

@@ -3,6 +3,8 @@
 // tiles, double-click for the main stream. `?kiosk=1` for an unattended screen:
 // no chrome, and it reloads itself when the page fails or stops showing video.
 
+import { LookoutBoard } from "/static/alerts.js";
+import { EventFeed, chime } from "/static/events.js";
 import { apply, t, toggleLang } from "/static/i18n.js";
 import { Tile, arrange, cameraInfo } from "/static/tiles.js";
 
@@ -28,6 +30,7 @@ function showPage(page) {
   state.page = ((page % pages()) + pages()) % pages();
   const first = state.page * tiles.length;
   tiles.forEach((tile, i) => tile.assign(state.cameras[first + i] || null));
+  markAlarms();
   renderBar();
   scheduleTour();
 }
@@ -185,6 +188,54 @@ if (KIOSK) kiosk();
 apply();
 renderBar();
 
+// The alert bus: lookouts as banners; an alarm of a camera on this wall brings its
+// page up, pauses the tour and makes its tile pulse until the alarm is resolved.
+const feed = new EventFeed();
+const lookouts = new LookoutBoard(document.getElementById("lookouts"));
+const alarms = new Map();
+
+function onEvent(event) {
+  if (event.type === "lookout") lookouts.add(event, { sound: true });
+  else if (event.type === "alarm") popAlarm(event);
+  else if (event.type === "resolve" && alarms.delete(event.ref)) {
+    markAlarms();
+    renderStrip();
+  }
+}
+
+// A tile pulses while its camera has an alarm open.
+function markAlarms() {
+  const alarming = new Set([...alarms.values()].map((a) => a.camera));
+  for (const tile of tiles) tile.el.classList.toggle("alarming", alarming.has(tile.camera?.id));
+}
+
+function popAlarm(alarm) {
+  alarms.set(alarm.id, alarm);
+  chime();
+  renderStrip();
+  const index = state.cameras.findIndex((c) => c.id === alarm.camera);
+  if (index < 0 || !tiles.length) return;
+  setPaused(true);
+  if (Math.floor(index / tiles.length) !== state.page) showPage(Math.floor(index / tiles.length));
+  markAlarms();
+}
+
+function renderStrip() {
+  const strip = document.getElementById("alarm-strip");
+  const newest = [...alarms.values()].sort((a, b) => b.time - a.time)[0];
+  strip.hidden = !newest;
+  if (!newest) return;
+  const camera = state.cameras.find((c) => c.id === newest.camera)?.name || newest.camera;
+  const reason = newest.data.reason ? ` — ${newest.data.reason}` : "";
+  strip.textContent = t("alarm_on", { camera, reason }) + (alarms.size > 1 ? ` (+${alarms.size - 1})` : "");
+}
+
+feed.addEventListener("event", (event) => onEvent(event.detail));
+const recent = feed.start().then((events) => {
+  for (const event of events) lookouts.add(event);
+  return events;
+});
+
 // For people at the keyboard and for tests.
 window.wall = {
   tiles,
@@ -200,6 +251,9 @@ window.wall = {
   next: () => showPage(state.page + 1),
   enlarge: (i) => enlarge(tiles[i]),
   restore,
-  ready: poll(),
+  feed,
+  lookouts,
+  alarms,
+  ready: Promise.all([poll(), recent]),
 };
 setTimeout(tick, POLL_MS);
