@@ -434,7 +434,7 @@ async def test_station_tree_counts_search_grid_and_layouts(
     await page.click("#language")
     await page.reload()
     await page.wait_for_function("window.station", timeout=10000)
-    assert await page.inner_text("aside h2") == "Sites and cameras"
+    assert await page.inner_text("aside h2[data-i18n=sites]") == "Sites and cameras"
     await page.close()
 
 
