@@ -16,6 +16,7 @@ from aiohttp import hdrs, web
 
 from relay.auth import Accounts, User
 from relay.keys import CONFIG
+from relay.refusal import refuse
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Scope = Literal["camera", "wall", "site"]
@@ -54,10 +55,6 @@ def add_route(app: web.Application, method: str, path: str, handler: Handler, ru
 
 def user_of(request: web.Request) -> User:
     return request[USER]
-
-
-def refuse(status: int, reason: str, **headers: str) -> web.Response:
-    return web.Response(status=status, text=reason + "\n", headers=headers)
 
 
 def identify(request: web.Request) -> User | None:

@@ -18,13 +18,12 @@ from relay.access import (
     SESSION_COOKIE,
     add_route,
     logged_in,
-    refuse,
     user_of,
 )
-from relay.auth import LoginRefused
 from relay.body import read_json, text_field
 from relay.keys import AUDIT, CONFIG
 from relay.pages import render
+from relay.refusal import Refused, refuse
 from relay.whep import WHEP
 
 logger = logging.getLogger(__name__)
@@ -75,10 +74,9 @@ async def login(request: web.Request) -> web.Response:
     audit = request.app[AUDIT]
     try:
         secret, user = await request.app[ACCOUNTS].login(name, password, address)
-    except LoginRefused as refused:
+    except Refused as refused:
         await audit.record("login.failed", user=name[:64], address=address, status=refused.status)
-        headers = {"Retry-After": str(refused.retry_after)} if refused.retry_after else {}
-        return refuse(refused.status, refused.reason, **headers)
+        raise
     await audit.record("login", user=user.name, address=address)
     config = request.app[CONFIG]
     response = web.json_response({"name": user.name, "role": user.role})

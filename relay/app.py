@@ -26,6 +26,7 @@ from relay.config import Config
 from relay.db import Database
 from relay.hub import Hub, HubSettings
 from relay.keys import AUDIT, CONFIG, DB, HUB
+from relay.refusal import Refused
 from relay.whep import WHEP
 
 
@@ -55,9 +56,12 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
 
 @web.middleware
 async def plain_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every refusal says why in a line of text, also aiohttp's own (404, 405, 413)."""
+    """Every refusal says why in a line of text: ours (Refused), and aiohttp's own
+    (404, 405, 413)."""
     try:
         return await handler(request)
+    except Refused as refused:
+        return refused.response()
     except web.HTTPException as exc:
         if exc.status < 400 or exc.text:
             raise

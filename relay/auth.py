@@ -18,6 +18,7 @@ from typing import Literal
 from relay.config import Config, UserConfig
 from relay.db import Database
 from relay.passwords import hash_password, hash_token, new_secret, verify_password
+from relay.refusal import Refused
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -44,14 +45,6 @@ class User:
 
     def sees(self, site_id: str) -> bool:
         return site_id in self.sites
-
-
-class LoginRefused(Exception):
-    def __init__(self, status: int, reason: str, retry_after: int | None = None) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.retry_after = retry_after
 
 
 class FailureCounter:
@@ -137,12 +130,12 @@ class Accounts:
     # --- logins --------------------------------------------------------------
 
     async def login(self, name: str, password: str, address: str) -> tuple[str, User]:
-        """A new session secret for a right password; LoginRefused otherwise."""
+        """A new session secret for a right password; Refused otherwise."""
         now = time.monotonic()
         auth = self.config.auth
         if self._by_address.count(address, now) >= auth.login_failures_per_address:
             wait = self._by_address.oldest(address) + self._by_address.window - now
-            raise LoginRefused(429, "too many failed logins from here", max(1, round(wait)))
+            raise Refused(429, "too many failed logins from here", max(1, round(wait)))
         excess = self._by_user.count(name, now) - auth.login_failures_per_user
         if excess >= 0:
             await asyncio.sleep(min(5.0, 0.25 * 2 ** min(excess, 5)))  # slowed, not locked
@@ -152,7 +145,7 @@ class Accounts:
         if not (ok and stored):
             self._by_address.add(address, now)
             self._by_user.add(name, now)
-            raise LoginRefused(401, "wrong name or password")
+            raise Refused(401, "wrong name or password")
         self._by_address.clear(address)
         secret = new_secret()
         digest = hash_token(secret)

@@ -15,6 +15,7 @@ from typing import Any
 
 from relay.auth import User
 from relay.config import Config
+from relay.refusal import Refused
 
 ALARM_WORKFLOW = {"ack": "acked", "assign": "assigned", "resolve": "resolved"}
 RAISED_BY = {  # who may publish what
@@ -31,13 +32,6 @@ MAX_TEXT = 2000
 MAX_REASON = 200
 MAX_IMAGE = 512 * 1024
 MAX_EXPIRY = 30 * 86400
-
-
-class EventRefused(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -109,9 +103,9 @@ def parse_request(
     """An Event from a user's publish request, checked for type, size and scope."""
     kind = body.get("type")
     if kind not in RAISED_BY:
-        raise EventRefused(400, f"type must be one of {', '.join(sorted(RAISED_BY))}")
+        raise Refused(400, f"type must be one of {', '.join(sorted(RAISED_BY))}")
     if user.role not in RAISED_BY[kind]:
-        raise EventRefused(403, f"role {user.role} may not publish {kind}")
+        raise Refused(403, f"role {user.role} may not publish {kind}")
     origin = config.node.id
     if kind == "alarm":
         camera = _camera(body, user, config)
@@ -128,7 +122,7 @@ def parse_request(
         return _lookout(body, user, config)
     alarm_or_lookout = _referenced(body, referenced, "lookout" if kind == "sighting" else "alarm")
     if not visible(alarm_or_lookout, user, config):
-        raise EventRefused(404, "no such event")
+        raise Refused(404, "no such event")
     if kind == "sighting":
         camera = _camera(body, user, config)
         note = _text(body, "note", MAX_TEXT, required=False)
@@ -160,12 +154,12 @@ def parse_request(
 def _text(body: dict[str, Any], key: str, limit: int, *, required: bool) -> str:
     value = body.get(key, "")
     if not isinstance(value, str):
-        raise EventRefused(400, f"{key} must be text")
+        raise Refused(400, f"{key} must be text")
     value = value.strip()
     if required and not value:
-        raise EventRefused(400, f"{key} is required")
+        raise Refused(400, f"{key} is required")
     if len(value) > limit:
-        raise EventRefused(413, f"{key} is longer than {limit} characters")
+        raise Refused(413, f"{key} is longer than {limit} characters")
     return value
 
 
@@ -173,15 +167,15 @@ def _camera(body: dict[str, Any], user: User, config: Config) -> Any:
     camera_id = body.get("camera")
     camera = config.camera(camera_id) if isinstance(camera_id, str) else None
     if camera is None or not user.sees(camera.site):
-        raise EventRefused(404, "no such camera")
+        raise Refused(404, "no such camera")
     return camera
 
 
 def _referenced(body: dict[str, Any], referenced: Event | None, kind: str) -> Event:
     if not isinstance(body.get("ref"), str):
-        raise EventRefused(400, f"ref must be the id of a{'n' if kind == 'alarm' else ''} {kind}")
+        raise Refused(400, f"ref must be the id of a{'n' if kind == 'alarm' else ''} {kind}")
     if referenced is None or referenced.type != kind:
-        raise EventRefused(404, f"no such {kind}")
+        raise Refused(404, f"no such {kind}")
     return referenced
 
 
@@ -193,27 +187,27 @@ def _lookout(body: dict[str, Any], user: User, config: Config) -> Event:
     elif isinstance(area, dict) and isinstance(area.get("site"), str):
         site = area["site"]
         if not user.sees(site):
-            raise EventRefused(404, "no such site")
+            raise Refused(404, "no such site")
     else:
-        raise EventRefused(400, 'area must be "network" or {"site": SITE_ID}')
+        raise Refused(400, 'area must be "network" or {"site": SITE_ID}')
     expires_in = body.get("expires_in", 86400)
     if (
         not isinstance(expires_in, int | float)
         or isinstance(expires_in, bool)
         or not (60 <= expires_in <= MAX_EXPIRY)
     ):
-        raise EventRefused(400, f"expires_in must be seconds from 60 to {MAX_EXPIRY}")
+        raise Refused(400, f"expires_in must be seconds from 60 to {MAX_EXPIRY}")
     photo = body.get("photo")
     image = None
     if photo is not None:
         if not isinstance(photo, str) or len(photo) > MAX_IMAGE * 4 // 3 + 4:
-            raise EventRefused(413, f"photo must be a base64 JPEG of at most {MAX_IMAGE} bytes")
+            raise Refused(413, f"photo must be a base64 JPEG of at most {MAX_IMAGE} bytes")
         try:
             image = base64.b64decode(photo, validate=True)
         except (binascii.Error, ValueError):
-            raise EventRefused(400, "photo is not base64") from None
+            raise Refused(400, "photo is not base64") from None
         if not image.startswith(b"\xff\xd8"):
-            raise EventRefused(400, "photo is not a JPEG")
+            raise Refused(400, "photo is not a JPEG")
     event = new_event(
         config.node.id,
         "lookout",

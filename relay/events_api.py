@@ -9,14 +9,15 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from relay.access import add_route, logged_in, refuse, user_of
+from relay.access import add_route, logged_in, user_of
 from relay.body import read_json
 from relay.bus import AlertBus, EventFeed
 from relay.config import Config
-from relay.events import EventRefused, parse_request, visible
+from relay.events import parse_request, visible
 from relay.eventstore import EventStore
 from relay.keys import AUDIT, CONFIG, DB, HUB
 from relay.natslink import NatsLink
+from relay.refusal import refuse
 from relay.snapshot import snapshot
 
 BUS = web.AppKey("bus", AlertBus)
@@ -62,10 +63,7 @@ async def publish(request: web.Request) -> web.Response:
     body = await read_json(request, MAX_EVENT_JSON)
     ref = body.get("ref")
     referenced = await bus.store.get(ref) if isinstance(ref, str) and len(ref) <= 64 else None
-    try:
-        event = parse_request(body, user, config, referenced.event if referenced else None)
-    except EventRefused as refused:
-        return refuse(refused.status, refused.reason)
+    event = parse_request(body, user, config, referenced.event if referenced else None)
     if event.camera and event.type in ("alarm", "sighting"):
         channels = list(request.app[HUB].camera_channels(event.camera))
         for channel in channels:

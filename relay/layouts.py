@@ -16,11 +16,12 @@ from typing import Any
 
 from aiohttp import web
 
-from relay.access import PEOPLE, add_route, logged_in, refuse, user_of
+from relay.access import PEOPLE, add_route, logged_in, user_of
 from relay.auth import User
 from relay.body import read_json
 from relay.config import ID_PATTERN, LAYOUTS, Config
 from relay.keys import AUDIT, CONFIG, DB
+from relay.refusal import Refused, refuse
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS layouts (
@@ -46,13 +47,6 @@ def tiles(layout: str) -> int:
     return side * side
 
 
-class LayoutInvalid(Exception):
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-
-
 @dataclass(frozen=True)
 class Layout:
     name: str
@@ -62,30 +56,30 @@ class Layout:
 
 
 def parse_layout(body: dict[str, Any], config: Config, user: User) -> Layout:
-    """A layout from a request body, or LayoutInvalid saying what is wrong."""
+    """A layout from a request body, or Refused saying what is wrong."""
     unknown = sorted(k for k in body if k not in KEYS)
     if unknown:
-        raise LayoutInvalid(400, f"unknown key {_shown(unknown[0])} (keys: {', '.join(KEYS)})")
+        raise Refused(400, f"unknown key {_shown(unknown[0])} (keys: {', '.join(KEYS)})")
     name = body.get("name")
     if not isinstance(name, str) or not 0 < len(name.strip()) <= MAX_NAME:
-        raise LayoutInvalid(400, f"name must be text of 1 to {MAX_NAME} characters")
+        raise Refused(400, f"name must be text of 1 to {MAX_NAME} characters")
     if not name.isprintable():
-        raise LayoutInvalid(400, "name must not contain control characters")
+        raise Refused(400, "name must not contain control characters")
     layout = body.get("layout")
     if not isinstance(layout, str) or layout not in LAYOUTS:
-        raise LayoutInvalid(400, f"layout must be one of {', '.join(LAYOUTS)}")
+        raise Refused(400, f"layout must be one of {', '.join(LAYOUTS)}")
     shared = body.get("shared", False)
     if not isinstance(shared, bool):
-        raise LayoutInvalid(400, "shared must be true or false")
+        raise Refused(400, "shared must be true or false")
     if shared and user.role not in SHARERS:
-        raise LayoutInvalid(403, f"role {user.role} cannot share layouts")
+        raise Refused(403, f"role {user.role} cannot share layouts")
     return Layout(name.strip(), layout, _cameras(body.get("cameras"), layout, config, user), shared)
 
 
 def _cameras(value: object, layout: str, config: Config, user: User) -> list[str | None]:
     count = tiles(layout)
     if not isinstance(value, list) or len(value) > count:
-        raise LayoutInvalid(
+        raise Refused(
             400, f"cameras must be a list of at most {count} camera ids (null: empty tile)"
         )
     seen: set[str] = set()
@@ -93,15 +87,15 @@ def _cameras(value: object, layout: str, config: Config, user: User) -> list[str
         if cam_id is None:
             continue
         if not isinstance(cam_id, str) or not _ID.match(cam_id):
-            raise LayoutInvalid(400, f"cameras[{i}] must be a camera id or null")
+            raise Refused(400, f"cameras[{i}] must be a camera id or null")
         camera = config.camera(cam_id)
         if camera is None or not user.sees(camera.site):
-            raise LayoutInvalid(400, f"unknown camera {cam_id!r}")
+            raise Refused(400, f"unknown camera {cam_id!r}")
         if cam_id in seen:
-            raise LayoutInvalid(400, f"camera {cam_id!r} is in the layout twice")
+            raise Refused(400, f"camera {cam_id!r} is in the layout twice")
         seen.add(cam_id)
     if not seen:
-        raise LayoutInvalid(400, "a layout needs at least one camera")
+        raise Refused(400, "a layout needs at least one camera")
     return list(value)
 
 
@@ -167,7 +161,7 @@ class LayoutStore:
                 "SELECT COUNT(*) FROM layouts WHERE owner = ?", (user.name,)
             ).fetchone()
             if count >= MAX_PER_USER:
-                raise LayoutInvalid(409, f"you have {MAX_PER_USER} layouts: delete one first")
+                raise Refused(409, f"you have {MAX_PER_USER} layouts: delete one first")
             cursor = conn.execute(
                 "INSERT INTO layouts (layout, cameras, shared, updated, owner, name)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -185,9 +179,9 @@ class LayoutStore:
         rows = await self.db.fetch("SELECT * FROM layouts WHERE id = ?", (layout_id,))
         seen = self._json(rows[0], user) if rows else None
         if seen is None or not (seen["mine"] or seen["shared"] or user.role == "admin"):
-            raise LayoutInvalid(404, "no such layout")
+            raise Refused(404, "no such layout")
         if not seen["can_delete"]:
-            raise LayoutInvalid(403, "only its owner or an admin may delete this layout")
+            raise Refused(403, "only its owner or an admin may delete this layout")
         await self.db.execute("DELETE FROM layouts WHERE id = ?", (layout_id,))
 
 
@@ -208,11 +202,8 @@ async def list_layouts(request: web.Request) -> web.Response:
 
 async def save_layout(request: web.Request) -> web.Response:
     user = user_of(request)
-    try:
-        layout = parse_layout(await read_json(request), request.app[CONFIG], user)
-        saved, created = await request.app[LAYOUT_STORE].save(user, layout)
-    except LayoutInvalid as invalid:
-        return refuse(invalid.status, invalid.reason)
+    layout = parse_layout(await read_json(request), request.app[CONFIG], user)
+    saved, created = await request.app[LAYOUT_STORE].save(user, layout)
     await request.app[AUDIT].record(
         "layout.save", user=user.name, layout=saved["id"], name=saved["name"], shared=layout.shared
     )
@@ -224,9 +215,6 @@ async def delete_layout(request: web.Request) -> web.Response:
     raw = request.match_info["layout_id"]
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         return refuse(404, "no such layout")
-    try:
-        await request.app[LAYOUT_STORE].delete(user, int(raw))
-    except LayoutInvalid as invalid:
-        return refuse(invalid.status, invalid.reason)
+    await request.app[LAYOUT_STORE].delete(user, int(raw))
     await request.app[AUDIT].record("layout.delete", user=user.name, layout=int(raw))
     return web.json_response({"ok": True})

@@ -29,6 +29,7 @@ from relay.body import read_body
 from relay.config import CameraConfig, Config
 from relay.hub import Channel, FanOut, Hub, Subscription
 from relay.keys import AUDIT, CONFIG, HUB
+from relay.refusal import Refused, refuse
 from relay.transcode import Transcoder, needs_transcode
 from relay.webrtc import (
     PacketTrack,
@@ -44,17 +45,9 @@ from relay.webrtc import (
 logger = logging.getLogger(__name__)
 
 MAX_OFFER_BYTES = 64 * 1024
-RETRY_OFFLINE = "5"
-RETRY_FULL = "10"
+RETRY_OFFLINE = 5
+RETRY_FULL = 10
 AUDIO_PASSTHROUGH = ("pcm_alaw", "pcm_mulaw")
-
-
-class WhepRefused(Exception):
-    def __init__(self, status: int, reason: str, retry_after: str | None = None) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.retry_after = retry_after
 
 
 @dataclass(eq=False)
@@ -103,16 +96,16 @@ class WhepService:
     def check_limits(self, camera: CameraConfig) -> None:
         limits = self.config.webrtc
         if len(self.sessions) >= limits.max_viewers:
-            raise WhepRefused(503, "this node serves its maximum of viewers", RETRY_FULL)
+            raise Refused(503, "this node serves its maximum of viewers", RETRY_FULL)
         if self.viewers(camera.id) >= limits.max_viewers_per_camera:
-            raise WhepRefused(503, "this camera has its maximum of viewers", RETRY_FULL)
+            raise Refused(503, "this camera has its maximum of viewers", RETRY_FULL)
 
     async def open(
         self, channel: Channel, offer: str, peer: str, user: User
     ) -> tuple[WhepSession, str]:
         parsed = _parse_offer(offer)
         if channel.source.state in (SourceState.OFFLINE, SourceState.STALLED):
-            raise WhepRefused(409, f"camera is {channel.source.state}", RETRY_OFFLINE)
+            raise Refused(409, f"camera is {channel.source.state}", RETRY_OFFLINE)
         video = channel.subscribe(frozenset(("video",)))
         subs = [video]
         try:
@@ -120,7 +113,7 @@ class WhepService:
                 async with asyncio.timeout(channel.camera.connect_timeout + 1):
                     await channel.wait_online()
             except TimeoutError:
-                raise WhepRefused(409, "camera is not sending", RETRY_OFFLINE) from None
+                raise Refused(409, "camera is not sending", RETRY_OFFLINE) from None
             feed, plid = self._video_feed(channel, _offered_h264_profiles(parsed))
             if feed is not channel:
                 video.close()
@@ -207,7 +200,7 @@ class WhepService:
             await pc.setLocalDescription(await pc.createAnswer())
         except (ValueError, OperationError, InvalidStateError) as exc:
             await pc.close()
-            raise WhepRefused(400, f"cannot answer this offer: {exc}") from None
+            raise Refused(400, f"cannot answer this offer: {exc}") from None
         except BaseException:
             await pc.close()
             raise
@@ -283,11 +276,11 @@ def _parse_offer(offer: str) -> SessionDescription:
     try:
         parsed = SessionDescription.parse(offer)
     except (ValueError, IndexError, KeyError, AssertionError) as exc:
-        raise WhepRefused(400, f"unparsable SDP offer ({type(exc).__name__})") from None
+        raise Refused(400, f"unparsable SDP offer ({type(exc).__name__})") from None
     if not any(m.kind == "video" for m in parsed.media):
-        raise WhepRefused(400, "the offer has no video")
+        raise Refused(400, "the offer has no video")
     if not _offered_h264_profiles(parsed):
-        raise WhepRefused(400, "the offer has no H.264 video (packetization-mode 1)")
+        raise Refused(400, "the offer has no H.264 video (packetization-mode 1)")
     return parsed
 
 
@@ -344,11 +337,6 @@ def _links(config: Config) -> list[str]:
     return links
 
 
-def _refusal(status: int, reason: str, retry_after: str | None = None) -> web.Response:
-    headers = {"Retry-After": retry_after} if retry_after else {}
-    return web.Response(status=status, text=reason + "\n", headers=headers)
-
-
 async def options(request: web.Request) -> web.Response:
     response = web.Response(
         status=204,
@@ -367,19 +355,14 @@ async def post_offer(request: web.Request) -> web.Response:
     camera = config.camera(request.match_info["camera_id"])
     assert camera is not None  # the access rule checked it
     if request.content_type != "application/sdp":
-        return _refusal(415, "the offer must be sent as Content-Type: application/sdp")
+        return refuse(415, "the offer must be sent as Content-Type: application/sdp")
     stream = request.query.get("stream", "sub" if camera.sub else "main")
     channel = request.app[HUB].channel(camera.id, "sub" if stream == "sub" else "main")
     if stream not in ("main", "sub") or channel is None:
-        return _refusal(400, f"stream must be main{' or sub' if camera.sub else ''}")
-    try:
-        service.check_limits(camera)
-        offer = (await read_body(request, MAX_OFFER_BYTES)).decode("utf-8", "replace")
-        session, answer = await service.open(
-            channel, offer, request.remote or "?", user_of(request)
-        )
-    except WhepRefused as refused:
-        return _refusal(refused.status, refused.reason, refused.retry_after)
+        return refuse(400, f"stream must be main{' or sub' if camera.sub else ''}")
+    service.check_limits(camera)
+    offer = (await read_body(request, MAX_OFFER_BYTES)).decode("utf-8", "replace")
+    session, answer = await service.open(channel, offer, request.remote or "?", user_of(request))
     response = web.Response(
         status=201,
         body=answer.encode(),
@@ -394,14 +377,14 @@ async def post_offer(request: web.Request) -> web.Response:
 async def delete_session(request: web.Request) -> web.Response:
     session = _own_session(request)
     if session is None or not await request.app[WHEP].end(session.id):
-        return _refusal(404, "no such session")
+        return refuse(404, "no such session")
     return web.Response(status=200)
 
 
 async def patch_session(request: web.Request) -> web.Response:
     if _own_session(request) is None:
-        return _refusal(404, "no such session")
-    response = _refusal(405, "trickle ICE is not needed: the answer carries every candidate")
+        return refuse(404, "no such session")
+    response = refuse(405, "trickle ICE is not needed: the answer carries every candidate")
     response.headers["Allow"] = "OPTIONS, DELETE"
     return response
 
