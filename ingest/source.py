@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from ingest.errors import StreamStalled, describe
 from ingest.packet import MediaPacket, StreamInfo
 from ingest.reader import Reader, open_reader
+from ingest.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
 
@@ -127,9 +128,7 @@ class CameraSource:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
         self.stats.online_since = None
         self._set_state(SourceState.IDLE)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -11,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ingest.tasks import cancel_and_wait
 from relay.access import (
     ACCOUNTS,
     PEOPLE,
@@ -55,9 +55,7 @@ async def _housekeeping(app: web.Application) -> AsyncIterator[None]:
 
     task = asyncio.create_task(loop(), name="housekeeping")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_and_wait(task)
 
 
 async def login_page(request: web.Request) -> web.Response:

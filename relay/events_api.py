@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from ingest.tasks import cancel_and_wait
 from relay.access import add_route, logged_in, user_of
 from relay.body import read_json
 from relay.bus import AlertBus, EventFeed
@@ -120,9 +120,7 @@ async def _feed(
                 break
     finally:
         bus.unsubscribe(feed)
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sender
+        await cancel_and_wait(sender)
     return socket
 
 

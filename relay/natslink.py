@@ -21,6 +21,7 @@ import nats.js.errors
 from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 
+from ingest.tasks import cancel_and_wait
 from relay.config import NatsConfig
 from relay.events import Event
 from relay.eventstore import EventStore
@@ -64,10 +65,7 @@ class NatsLink:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

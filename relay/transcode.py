@@ -17,6 +17,7 @@ from fractions import Fraction
 import av
 
 from ingest import MediaPacket
+from ingest.tasks import cancel_and_wait
 from relay.hub import Channel, FanOut
 
 logger = logging.getLogger(__name__)
@@ -57,10 +58,7 @@ class Transcoder(FanOut):
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
