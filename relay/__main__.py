@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import getpass
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -50,8 +51,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
     host, port = _split_listen(args.listen or config.node.listen)
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve(config, host, port, args.config))
+        try:
+            runner.run(serve(config, host, port, args.config))
+        except CannotListen as exc:
+            print(f"{exc}; choose another address with --listen HOST:PORT", file=sys.stderr)
+            return 1
     return 0
+
+
+class CannotListen(Exception):
+    pass
 
 
 def hash_password_command(*, token: bool) -> int:
@@ -112,7 +121,11 @@ async def serve(config: Config, host: str, port: int, path: str = "") -> None:
         loop.add_signal_handler(signal.SIGHUP, reload)
     try:
         site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            why = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            raise CannotListen(f"cannot listen on {host}:{port}: {why}") from None
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         scheme = "https" if ssl_context else "http"
         logger.info("node %s: open %s://%s:%d/ in a browser", config.node.id, scheme, shown, port)

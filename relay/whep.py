@@ -221,7 +221,7 @@ class WhepService:
                 self.end_later(session.id)
 
         def _deadline() -> None:
-            if pc.connectionState != "connected":
+            if session.id in self.sessions and pc.connectionState != "connected":
                 logger.info("viewer %s: never connected", session.id[:8])
                 self.end_later(session.id)
 

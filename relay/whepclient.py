@@ -118,8 +118,8 @@ async def _main(args: argparse.Namespace) -> int:
             await client.connect(http)
             async with asyncio.timeout(args.seconds):
                 first = await client.first_frame()
-                print(f"first frame after {first * 1000:.0f} ms")
-                await asyncio.sleep(args.seconds)
+            print(f"first frame after {first * 1000:.0f} ms")
+            await asyncio.sleep(args.seconds)
         except WhepClientError as exc:
             print(f"refused: {exc}")
             return 1

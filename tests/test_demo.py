@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -48,3 +49,30 @@ async def test_demo_node_starts_tells_how_to_log_in_and_stops(tmp_path: Path) ->
             await process.communicate()
     assert process.returncode == 0
     assert (tmp_path / "var" / "demo" / "node.sqlite").exists()
+
+
+async def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "relay",
+            "run",
+            "--config",
+            str(ROOT / "config.yaml"),
+            "--listen",
+            f"127.0.0.1:{port}",
+            cwd=tmp_path,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        async with asyncio.timeout(20):
+            _, err = await process.communicate()
+    assert process.returncode == 1
+    last = err.decode().strip().splitlines()[-1]
+    assert last == (
+        f"cannot listen on 127.0.0.1:{port}: address already in use;"
+        " choose another address with --listen HOST:PORT"
+    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import sys
@@ -280,3 +281,37 @@ async def test_media_uses_the_configured_udp_ports(start_node: NodeFactory) -> N
     # Viewers and node share this process (and so the range): every new socket is in it.
     assert len(ports) >= 3
     assert all(41000 <= port <= 41019 for port in ports), sorted(ports)
+
+
+async def test_whepclient_command_and_a_short_viewing_logged_right(
+    start_node: NodeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="relay.whep")
+    node = await start_node(
+        node_yaml(
+            "  - {id: gate, name: Gate, site: village, main: 'synthetic://160x120?fps=10'}\n"
+        ).replace("host_addresses: [127.0.0.1]", "host_addresses: [127.0.0.1], connect_timeout: 3")
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "relay.whepclient",
+        f"{node.url}/whep/gate",
+        "--seconds",
+        "0.5",
+        "--token",
+        ADMIN_TOKEN,
+        "--host",
+        "127.0.0.1",
+        stdout=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(20):
+        out, _ = await process.communicate()
+    lines = out.decode().splitlines()
+    assert process.returncode == 0, lines
+    assert lines[0].startswith("first frame after ") and "no frame" not in lines
+    assert "sizes [(160, 120)]" in lines[-1]
+    await wait_until(lambda: not node.app[WHEP].sessions, 5, "the viewer ended")
+    await asyncio.sleep(3)  # past connect_timeout: the ended viewer is not called unconnected
+    assert "never connected" not in caplog.text
+    assert "ended after" in caplog.text
