@@ -29,6 +29,7 @@ from relay.hub import Subscription, SubscriptionClosed
 VIDEO_CLOCK = 90000
 VIDEO_TIME_BASE = Fraction(1, VIDEO_CLOCK)
 MAX_JUMP_SECONDS = 5.0
+BACKLOG_RATE = 2_500_000  # bytes/s for a new viewer's cached GOP: 20 Mbit/s
 
 # For each camera profile (FFmpeg's names), the answer profiles to pass it through
 # under, best first: its own, then a profile whose decoders take it too (H.264
@@ -130,7 +131,11 @@ def use_host_addresses(addresses: list[str]) -> None:
 
 
 def ticks(packet: MediaPacket, clock: int) -> int | None:
-    return None if packet.pts is None else int(packet.pts * packet.time_base * clock)
+    """The packet's time in `clock` units (integer maths: this runs per viewer)."""
+    if packet.pts is None:
+        return None
+    base = packet.time_base
+    return packet.pts * base.numerator * clock // base.denominator
 
 
 def use_udp_ports(port_range: str | None) -> None:
@@ -229,6 +234,21 @@ class PacketTrack(MediaStreamTrack):
         backlog = subscription.backlog
         self._squeeze_end = ticks(backlog[-1], clock) if backlog else None
         self._squeeze_left = len(backlog) if self._squeeze_end is not None else 0
+        self._backlog_started: float | None = None
+        self._backlog_bytes = 0
+
+    async def _pace(self, size: int) -> None:
+        """Send the cached GOP at BACKLOG_RATE, not in one burst: a GOP is up to a
+        megabyte, and fifty viewers joining at once would flood the loop and the
+        viewers' socket buffers. The keyframe goes at once, so the first picture
+        is not delayed."""
+        loop = asyncio.get_running_loop()
+        if self._backlog_started is None:
+            self._backlog_started = loop.time()
+        due = self._backlog_started + self._backlog_bytes / BACKLOG_RATE
+        self._backlog_bytes += size
+        if due > loop.time():
+            await asyncio.sleep(due - loop.time())
 
     async def recv(self) -> Any:
         try:
@@ -239,6 +259,7 @@ class PacketTrack(MediaStreamTrack):
         if self._squeeze_left and self._squeeze_end is not None:
             self._squeeze_left -= 1
             ts = self._retime.set(self._squeeze_end - self._squeeze_left)
+            await self._pace(len(packet.data))
         else:
             ts = self._retime(packet)
         out = av.Packet(packet.data)
