@@ -41,6 +41,7 @@ class EventFeed:
         self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, seq: int, text: str) -> None:
+        """Queue an event; the bus wakes the feed once for all it got this turn."""
         if self.overflowed:
             return
         if len(self._items) >= self.limit:
@@ -48,6 +49,8 @@ class EventFeed:
             self._items.clear()
         else:
             self._items.append((seq, text))
+
+    def wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
@@ -79,6 +82,7 @@ class AlertBus:
         self._pending_down: dict[str, asyncio.TimerHandle] = {}
         self._reported_down: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._wake_pending = False
         hub.state_listeners.append(self._camera_changed)
 
     # --- raising and receiving -------------------------------------------
@@ -101,15 +105,14 @@ class AlertBus:
         )
         return stored
 
-    async def receive(self, event: Event) -> bool:
-        """An event from the network: kept once, if it concerns this node's sites."""
-        if event.origin == self.config.node.id or not self.concerns(event):
-            return False
-        stored = await self.store.add(event, outbox=False)
-        if stored is None:
-            return False  # seen before: delivered once
-        self._fan_out(stored)
-        return True
+    async def receive(self, events: list[Event]) -> int:
+        """Events from the network: each kept once, if it concerns this node's sites
+        and was not raised here; one transaction for them all. Returns how many were new."""
+        wanted = [e for e in events if e.origin != self.config.node.id and self.concerns(e)]
+        stored = await self.store.add_many(wanted, outbox=False) if wanted else []
+        for item in stored:  # the others were seen before: delivered once
+            self._fan_out(item)
+        return len(stored)
 
     def concerns(self, event: Event) -> bool:
         return event.site is None or event.site in self.sites
@@ -119,6 +122,14 @@ class AlertBus:
         for feed in self.feeds:
             if visible(stored.event, feed.user, self.config):
                 feed.offer(stored.seq, text)
+        if not self._wake_pending:  # one wake per feed per loop turn, however many events
+            self._wake_pending = True
+            asyncio.get_running_loop().call_soon(self._wake_feeds)
+
+    def _wake_feeds(self) -> None:
+        self._wake_pending = False
+        for feed in self.feeds:
+            feed.wake()
 
     def subscribe(self, user: User) -> EventFeed:
         feed = EventFeed(user)

@@ -67,40 +67,51 @@ class EventStore:
 
     async def add(self, event: Event, *, outbox: bool) -> StoredEvent | None:
         """Store an event once; None if its id is already here."""
-        return await self.db.run(lambda conn: self._add(conn, event, outbox))
+        stored = await self.add_many([event], outbox=outbox)
+        return stored[0] if stored else None
+
+    async def add_many(self, events: list[Event], *, outbox: bool) -> list[StoredEvent]:
+        """Store events in one transaction; returns those that were new here."""
+        return await self.db.run(lambda conn: self._add_many(conn, events, outbox))
+
+    def _add_many(
+        self, conn: sqlite3.Connection, events: list[Event], outbox: bool
+    ) -> list[StoredEvent]:
+        with conn:  # one transaction: the events, their effect on alarms, the outbox rows
+            conn.execute("BEGIN IMMEDIATE")
+            added = [self._add(conn, event, outbox) for event in events]
+        return [s for s in added if s is not None]
 
     def _add(self, conn: sqlite3.Connection, event: Event, outbox: bool) -> StoredEvent | None:
-        with conn:  # one transaction: the event, its effect on an alarm, the outbox row
-            conn.execute("BEGIN IMMEDIATE")
-            state = self._initial_state(conn, event)
-            cursor = conn.execute(
-                f"INSERT OR IGNORE INTO events ({COLUMNS})"  # noqa: S608
-                " VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event.id,
-                    event.type,
-                    event.origin,
-                    event.time,
-                    event.site,
-                    event.camera,
-                    event.by,
-                    event.ref,
-                    json.dumps(event.data, ensure_ascii=False),
-                    event.image,
-                    state,
-                ),
+        state = self._initial_state(conn, event)
+        cursor = conn.execute(
+            f"INSERT OR IGNORE INTO events ({COLUMNS})"  # noqa: S608
+            " VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.id,
+                event.type,
+                event.origin,
+                event.time,
+                event.site,
+                event.camera,
+                event.by,
+                event.ref,
+                json.dumps(event.data, ensure_ascii=False),
+                event.image,
+                state,
+            ),
+        )
+        if cursor.rowcount == 0:
+            return None
+        seq = cursor.lastrowid or 0
+        if event.type in ALARM_WORKFLOW and event.ref:
+            conn.execute(
+                "UPDATE events SET state = ? WHERE id = ? AND type = 'alarm'"
+                " AND (state IS NULL OR state != 'resolved')",
+                (ALARM_WORKFLOW[event.type], event.ref),
             )
-            if cursor.rowcount == 0:
-                return None
-            seq = cursor.lastrowid or 0
-            if event.type in ALARM_WORKFLOW and event.ref:
-                conn.execute(
-                    "UPDATE events SET state = ? WHERE id = ? AND type = 'alarm'"
-                    " AND (state IS NULL OR state != 'resolved')",
-                    (ALARM_WORKFLOW[event.type], event.ref),
-                )
-            if outbox:
-                conn.execute("INSERT INTO outbox (seq, event_id) VALUES (?, ?)", (seq, event.id))
+        if outbox:
+            conn.execute("INSERT INTO outbox (seq, event_id) VALUES (?, ?)", (seq, event.id))
         return StoredEvent(seq, event, state)
 
     @staticmethod
@@ -153,8 +164,10 @@ class EventStore:
         )
         return [_row(r) for r in rows]
 
-    async def sent(self, seq: int) -> None:
-        await self.db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+    async def sent(self, seqs: list[int]) -> None:
+        """These outbox rows reached the network."""
+        marks = ",".join("?" * len(seqs))
+        await self.db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", tuple(seqs))  # noqa: S608
 
     async def pending(self) -> int:
         rows = await self.db.fetch("SELECT COUNT(*) AS n FROM outbox")

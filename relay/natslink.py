@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = 0.5
 PUBLISH_TIMEOUT = 2.0
+BATCH = 256
+ORIGIN = "Vw-Origin"  # the node that raised an event, readable without parsing it
 NATS_DOWN = (
     OSError,
     TimeoutError,
@@ -44,7 +46,7 @@ class NatsLink:
         config: NatsConfig,
         node_id: str,
         store: EventStore,
-        receive: Callable[[Event], Awaitable[bool]],
+        receive: Callable[[list[Event]], Awaitable[int]],
     ) -> None:
         self.config = config
         self.node_id = node_id
@@ -54,7 +56,9 @@ class NatsLink:
         self.connected = asyncio.Event()
         self.published = 0
         self._wake = asyncio.Event()
+        self._inbox: asyncio.Queue[Msg] = asyncio.Queue()  # bounded by max_ack_pending
         self._task: asyncio.Task[None] | None = None
+        self._receiver: asyncio.Task[None] | None = None
         self._nc: Any = None
 
     def wake(self) -> None:
@@ -62,10 +66,13 @@ class NatsLink:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="nats link")
+        self._receiver = asyncio.create_task(self._take_in(), name="nats receiver")
 
     async def close(self) -> None:
         task, self._task = self._task, None
         await cancel_and_wait(task)
+        receiver, self._receiver = self._receiver, None
+        await cancel_and_wait(receiver)
 
     async def _run(self) -> None:
         while True:
@@ -128,42 +135,64 @@ class NatsLink:
             await js.update_stream(config)  # made by another node, or by an older config
 
     async def _pump(self, js: Any) -> None:
-        """Hand the outbox to JetStream, oldest first, until the outbox is empty."""
+        """Hand the outbox to JetStream, oldest first, a batch in flight at a time."""
         while True:
-            batch = await self.store.outbox()
+            batch = await self.store.outbox(BATCH)
             if not batch:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(1):
                         await self._wake.wait()
                 continue
-            for item in batch:
-                payload = json.dumps(item.event.as_json(with_image=True)).encode()
-                try:
-                    await js.publish(
-                        self.subject,
-                        payload,
-                        timeout=PUBLISH_TIMEOUT,
-                        headers={"Nats-Msg-Id": item.event.id},
-                    )
-                except nats.errors.NoRespondersError:
-                    raise  # the stream is gone: set it up again
-                except (TimeoutError, nats.errors.Error) as exc:
-                    logger.info("NATS: publish waits (%s)", _why(exc))
-                    await asyncio.sleep(RETRY_SECONDS)
-                    break
-                await self.store.sent(item.seq)
-                self.published += 1
+            acks = [
+                await js.publish_async(
+                    self.subject,
+                    json.dumps(item.event.as_json(with_image=True)).encode(),
+                    headers={"Nats-Msg-Id": item.event.id, ORIGIN: self.node_id},
+                )
+                for item in batch
+            ]
+            done, pending = await asyncio.wait(acks, timeout=PUBLISH_TIMEOUT)
+            for ack in pending:
+                ack.cancel()
+            sent = [
+                item.seq
+                for item, ack in zip(batch, acks, strict=True)
+                if ack in done and ack.exception() is None
+            ]
+            if sent:
+                await self.store.sent(sent)
+                self.published += len(sent)
+            if len(sent) < len(batch):
+                errors = [a.exception() for a in done if a.exception() is not None]
+                if any(isinstance(e, nats.errors.NoRespondersError) for e in errors):
+                    raise nats.errors.NoRespondersError  # the stream is gone: set it up again
+                logger.info("NATS: %d events wait to be sent", len(batch) - len(sent))
+                await asyncio.sleep(RETRY_SECONDS)
 
     async def _on_message(self, msg: Msg) -> None:
-        try:
-            event = Event.from_json(json.loads(msg.data))
-        except (ValueError, KeyError, TypeError) as exc:
-            logger.warning("NATS: dropped a malformed event (%s)", type(exc).__name__)
-            await msg.ack()
-            return
-        await self.receive(event)  # stored (or known) before the ack: nothing lost
-        await msg.ack()
+        self._inbox.put_nowait(msg)
+
+    async def _take_in(self) -> None:
+        """Store what arrives in batches, one transaction each, and only then ack:
+        an event is never acknowledged to the network before it is on disk here."""
+        while True:
+            batch = [await self._inbox.get()]
+            while len(batch) < BATCH and not self._inbox.empty():
+                batch.append(self._inbox.get_nowait())
+            events = []
+            for msg in batch:
+                if (msg.headers or {}).get(ORIGIN) == self.node_id:
+                    continue  # our own, back from the stream
+                try:
+                    events.append(Event.from_json(json.loads(msg.data)))
+                except (ValueError, KeyError, TypeError) as exc:
+                    logger.warning("NATS: dropped a malformed event (%s)", type(exc).__name__)
+            if events:
+                await self.receive(events)
+            for msg in batch:
+                with contextlib.suppress(nats.errors.Error):
+                    await msg.ack()  # if the link is down the server sends it again
 
     async def _error(self, exc: Exception) -> None:
         logger.debug("NATS: %s", _why(exc))
