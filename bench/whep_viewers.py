@@ -1,0 +1,1129 @@
+"""What each WHEP viewer costs a node: villagewatch against aiortc's own idiom.
+
+One simulated camera (camsim: GStreamer x264, 1280x720 at 25 fps, a keyframe every
+4 s) is served to 1, 10 and 50 WHEP viewers by each system in turn, each system a
+server process of its own on 127.0.0.1:
+
+  villagewatch  `python -m relay run` with the camera in its YAML config
+  baseline      aiortc's documented idiom, in this file (`_baseline` sub-command):
+                MediaPlayer(url, decode=False, options={"rtsp_transport": "tcp"}),
+                MediaRelay().subscribe(player.video, buffered=False) per viewer,
+                H.264 preferred, behind a minimal WHEP endpoint (POST offer -> 201)
+
+Viewers are `relay.whepclient.WhepClient`s, up to 10 per viewer process
+(`_viewers` sub-command), reporting JSON lines on stdout. Each system first runs
+with the camera ingested and no viewer (its idle CPU); then, per viewer count, the
+viewers join together, each timing its first frame from its offer; once every
+viewer has one (or timed out) and a short settle, the server process's CPU is
+measured over a steady window, with the frames every viewer got in it.
+
+    .venv/bin/python bench/whep_viewers.py [--viewers 1,10,50] [--seconds 10]
+        [--systems villagewatch,baseline] [--settle 4] [--ramp 0] [--decode]
+        [--py-spy DIR]
+
+The camera's bitrate is x264enc's default target (2048 kbit/s; MountSpec has no
+bitrate setting); what actually arrives (about 1.4 Mbit/s for this test pattern) is
+measured and printed. villagewatch wants a login on every route: its config gets a
+user with a Bearer token, which the viewers send (the baseline ignores it).
+
+By default the viewers do not decode pictures: aiortc has no switch for a receiver
+that skips decoding, so each viewer process swaps aiortc's H.264 decoder for one
+that counts the frames aiortc's jitter buffer reassembled, starting, as a decoder
+must, at the first IDR with its SPS and PPS. Everything else on the receive path
+(ICE, DTLS, SRTP, RTCP, NACK, depacketization) runs as usual. `--decode` decodes
+every frame for real (at 720p that costs the viewers more CPU than this machine has
+to spare for 50 of them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import platform
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import av
+import psutil
+from aiohttp import web
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCSessionDescription,
+)
+from aiortc.contrib.media import MediaPlayer, MediaRelay
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from camsim import SERVER_SCRIPT, CameraSimulator, MountSpec
+from relay.passwords import hash_token
+from relay.webrtc import register_h264_profiles, use_host_addresses
+from relay.whepclient import WhepClient, WhepClientError
+
+T = TypeVar("T", float, tuple[float, float, float])
+SYSTEMS = ("villagewatch", "baseline")
+WIDTH, HEIGHT, FPS, KEYFRAME_INTERVAL = 1280, 720, 25, 4.0
+VIEWERS_PER_PROCESS = 10
+MAX_VIEWERS = 500
+PY_SPY = Path(sys.executable).with_name("py-spy")
+CAMERA_ID = "cam"
+HOST = "127.0.0.1"
+CONNECT_TIMEOUT = 20.0  # offer to first frame, per viewer
+READY_TIMEOUT = 30.0  # server up and the camera sending
+ANSWER_TIMEOUT = 30.0  # a viewer process answering a command
+PING_INTERVAL = 0.1  # s, between the pings of a server while viewers join
+SATURATED = 0.95  # of every core: the figures measured then are suspect
+SETTLE = 2.0  # after the server is up, and after a run's viewers have left
+NAL_IDR, NAL_SPS, NAL_PPS = 5, 7, 8
+# villagewatch wants a login on every route: the bench is a config user with a
+# Bearer token (the baseline ignores it); the viewer processes get it in their env.
+TOKEN = secrets.token_urlsafe(24)
+TOKEN_VARIABLE = "WHEP_BENCH_TOKEN"
+AUTHORIZATION = {"Authorization": f"Bearer {TOKEN}"}
+Marks = list[dict[str, Any]]  # one "mark" answer per viewer process: counts at one moment
+
+
+# --- the baseline server (a sub-command: its own process) --------------------
+
+
+class Baseline:
+    """aiortc's documented idiom behind WHEP: one player, one relay proxy per viewer."""
+
+    def __init__(self, camera_url: str) -> None:
+        use_host_addresses([HOST])
+        self.player = MediaPlayer(camera_url, decode=False, options={"rtsp_transport": "tcp"})
+        assert self.player.video is not None
+        self.video: MediaStreamTrack = self.player.video
+        self.relay = MediaRelay()
+        self.sessions: dict[str, tuple[RTCPeerConnection, MediaStreamTrack]] = {}
+        self.frames = 0
+        self.bytes = 0
+
+    async def drain(self) -> None:
+        """Keeps the camera ingested with no viewer, as a node's always-on camera is,
+        and counts what arrives (the camera's real bitrate)."""
+        track = self.relay.subscribe(self.video)
+        with contextlib.suppress(MediaStreamError):
+            while True:
+                packet = await track.recv()
+                self.frames += 1
+                self.bytes += packet.size if isinstance(packet, av.Packet) else 0
+
+    async def close(self, session_id: str) -> bool:
+        session = self.sessions.pop(session_id, None)
+        if session is None:
+            return False
+        pc, track = session
+        await pc.close()
+        track.stop()  # unregisters the proxy from the relay
+        return True
+
+    async def offer(self, request: web.Request) -> web.Response:
+        sdp = await request.text()
+        session_id = secrets.token_urlsafe(12)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        track = self.relay.subscribe(self.video, buffered=False)
+        self.sessions[session_id] = (pc, track)
+
+        @pc.on("connectionstatechange")
+        async def changed() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                await self.close(session_id)
+
+        codecs = RTCRtpSender.getCapabilities("video").codecs
+        pc.addTransceiver(track, direction="sendonly").setCodecPreferences(
+            [c for c in codecs if c.name == "H264"] + [c for c in codecs if c.name == "rtx"]
+        )
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        return web.Response(
+            status=201,
+            text=pc.localDescription.sdp,
+            content_type="application/sdp",
+            headers={"Location": f"/whep/sessions/{session_id}"},
+        )
+
+    async def delete(self, request: web.Request) -> web.Response:
+        found = await self.close(request.match_info["session_id"])
+        return web.Response(status=200 if found else 404)
+
+    async def stats(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"sessions": len(self.sessions), "frames": self.frames, "bytes": self.bytes}
+        )
+
+    async def serve(self, port: int) -> None:
+        app = web.Application()
+        app.router.add_post(f"/whep/{CAMERA_ID}", self.offer)
+        app.router.add_delete("/whep/sessions/{session_id}", self.delete)
+        app.router.add_get("/stats", self.stats)
+        runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await runner.setup()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        drainer = asyncio.create_task(self.drain())
+        try:
+            await web.TCPSite(runner, HOST, port).start()
+            await stop.wait()
+        finally:
+            for session_id in list(self.sessions):
+                await self.close(session_id)
+            drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await drainer
+            self.video.stop()
+            await runner.cleanup()
+
+
+# --- the viewers (a sub-command: up to VIEWERS_PER_PROCESS in one process) --------
+
+
+def nal_types(data: bytes) -> set[int]:
+    """The NAL unit types of an Annex-B access unit."""
+    types, at = set(), data.find(b"\x00\x00\x01")
+    while at != -1 and at + 3 < len(data):
+        types.add(data[at + 3] & 0x1F)
+        at = data.find(b"\x00\x00\x01", at + 3)
+    return types
+
+
+class CountingDecoder:
+    """Stands in for aiortc's H264Decoder: hands on each reassembled frame, undecoded,
+    from the first IDR preceded by (or carrying) its SPS and PPS, as a decoder would."""
+
+    def __init__(self) -> None:
+        self.parameter_sets: set[int] = set()
+        self.started = False
+
+    def decode(self, encoded_frame: Any) -> list[Any]:
+        if not self.started:
+            types = nal_types(encoded_frame.data)
+            self.parameter_sets |= types & {NAL_SPS, NAL_PPS}
+            if NAL_IDR not in types or len(self.parameter_sets) < 2:
+                return []
+            self.started = True
+        return [encoded_frame]
+
+
+def count_without_decoding() -> None:
+    import aiortc.rtcrtpreceiver
+    from aiortc.codecs import get_decoder as original
+
+    def get_decoder(codec: Any) -> Any:
+        if codec.mimeType.lower() == "video/h264":
+            return CountingDecoder()
+        return original(codec)
+
+    aiortc.rtcrtpreceiver.get_decoder = get_decoder  # type: ignore[attr-defined]
+
+
+def say(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+async def command() -> str:
+    """The next line from the orchestrator; "close" at EOF (it is gone)."""
+    line = await asyncio.to_thread(sys.stdin.readline)
+    return line.strip() or "close"
+
+
+def rtp_counts(client: WhepClient) -> tuple[int, int]:
+    """Packets received and lost (before any retransmission) of the client's video.
+
+    Read from the receiver's own per-SSRC statistics, the figures its
+    RTCInboundRtpStreamStats carry: aiortc's getStats() gives every SSRC of a
+    receiver the same report id, so once a retransmission arrives the RTX stream's
+    entry replaces the media stream's.
+    """
+    received = lost = 0
+    for receiver in client.pc.getReceivers():
+        rtx: dict[int, int] = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {})
+        streams: dict[int, Any] = getattr(receiver, "_RTCRtpReceiver__remote_streams", {})
+        for ssrc, stream in streams.items():
+            if ssrc not in rtx:
+                received += stream.packets_received
+                lost += stream.packets_lost
+    return received, lost
+
+
+async def viewers(url: str, delays: Sequence[float], decode: bool) -> None:
+    use_host_addresses([HOST])
+    register_h264_profiles()
+    if not decode:
+        count_without_decoding()
+    say({"event": "loaded"})
+    if await command() != "connect":
+        return
+    clients = [WhepClient(url, token=os.environ.get(TOKEN_VARIABLE)) for _ in delays]
+    # Seconds from each offer to its answer and to ICE + DTLS connected.
+    answered: dict[WhepClient, float] = {}
+    connected: dict[WhepClient, float] = {}
+
+    def watch_state(client: WhepClient) -> None:
+        @client.pc.on("connectionstatechange")
+        def changed() -> None:
+            if client.pc.connectionState == "connected" and client not in connected:
+                connected[client] = time.monotonic() - client.watch.offer_sent
+
+    async def join(client: WhepClient, delay: float, http: aiohttp.ClientSession) -> str | None:
+        await asyncio.sleep(delay)
+        watch_state(client)
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await client.connect(http)
+                answered[client] = time.monotonic() - client.watch.offer_sent
+                await client.first_frame()
+        except TimeoutError:
+            return "no first frame" if client.session_url else "no answer"
+        except (WhepClientError, aiohttp.ClientError, ValueError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None
+
+    async with aiohttp.ClientSession() as http:
+        try:
+            errors = await asyncio.gather(
+                *(join(c, d, http) for c, d in zip(clients, delays, strict=True))
+            )
+            say(
+                {
+                    "event": "connected",
+                    "ttff": [c.watch.first_frame for c in clients],
+                    "answered": [answered.get(c) for c in clients],
+                    "ice_dtls": [connected.get(c) for c in clients],
+                    "errors": [e for e in errors if e],
+                }
+            )
+            while await command() == "mark":
+                now = time.monotonic()
+                counts = [rtp_counts(c) for c in clients]
+                say(
+                    {
+                        "event": "mark",
+                        "time": now,
+                        "frames": [c.watch.frames for c in clients],
+                        "received": [r for r, _ in counts],
+                        "lost": [lost for _, lost in counts],
+                    }
+                )
+        finally:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(15):
+                    await asyncio.gather(*(c.close(http) for c in clients), return_exceptions=True)
+    say({"event": "closed"})
+
+
+# --- the orchestrator ----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def cpu_seconds(proc: psutil.Process | None, *, system_only: bool = False) -> float:
+    if proc is None:
+        return 0.0
+    with contextlib.suppress(psutil.NoSuchProcess):
+        times = proc.cpu_times()
+        return float(times.system) + (0.0 if system_only else float(times.user))
+    return 0.0
+
+
+def machine_cpu() -> float:
+    """CPU seconds every core of the machine has been busy, since boot."""
+    times = psutil.cpu_times()
+    return float(sum(times)) - float(times.idle) - float(getattr(times, "iowait", 0.0))
+
+
+def percentile(values: Sequence[T], p: float) -> T:
+    """Nearest rank: p95 of 10 values is the largest, of 50 the 48th."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+class Server:
+    """One system's server process: started, watched, asked for its state, stopped."""
+
+    def __init__(self, system: str, camera_url: str, workdir: Path) -> None:
+        self.system = system
+        self.port = free_port()
+        self.base = f"http://{HOST}:{self.port}"
+        self.whep_url = f"{self.base}/whep/{CAMERA_ID}"
+        self.log = workdir / f"{system}.log"
+        if system == "villagewatch":
+            config = workdir / "villagewatch.yaml"
+            config.write_text(
+                json.dumps(  # JSON is YAML
+                    {
+                        "node": {"id": "bench", "name": "bench", "data_dir": str(workdir)},
+                        "sites": [{"id": "site", "name": "site"}],
+                        "users": [
+                            {
+                                "name": "bench",
+                                "role": "admin",
+                                "sites": ["site"],
+                                "token_hash": hash_token(TOKEN),
+                            }
+                        ],
+                        "cameras": [
+                            {"id": CAMERA_ID, "name": CAMERA_ID, "site": "site", "main": camera_url}
+                        ],
+                        "webrtc": {
+                            "host_addresses": [HOST],
+                            "max_viewers": 1000,
+                            "max_viewers_per_camera": 1000,
+                        },
+                    }
+                )
+            )
+            self.args = [sys.executable, "-m", "relay", "run", "--config", str(config)]
+            self.args += ["--listen", f"{HOST}:{self.port}"]
+        else:
+            self.args = [sys.executable, __file__, "_baseline", camera_url, str(self.port)]
+        self.proc: asyncio.subprocess.Process | None = None
+        self.ps: psutil.Process | None = None
+
+    async def start(self, http: aiohttp.ClientSession) -> None:
+        with self.log.open("wb") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                *self.args, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log
+            )
+        self.ps = psutil.Process(self.proc.pid)
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.returncode is not None:
+                break
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                state = await self.state(http)
+                if state["frames_seen"]:
+                    return
+            await asyncio.sleep(0.25)
+        raise RuntimeError(f"{self.system} did not come up; its log:\n{self.log_tail()}")
+
+    async def state(self, http: aiohttp.ClientSession) -> dict[str, Any]:
+        """sessions, frames_seen, and what the server knows of the camera."""
+        if self.system == "villagewatch":
+            async with http.get(
+                f"{self.base}/api/cameras/{CAMERA_ID}", headers=AUTHORIZATION
+            ) as response:
+                response.raise_for_status()
+                camera = await response.json()
+            main = camera["streams"]["main"]
+            stats = main["stats"]
+            return {
+                "sessions": main["viewers"],
+                "frames_seen": camera["state"] == "online" and stats["fps"] > 0,
+                "bytes": stats["bytes"],
+                "info": main["info"],
+            }
+        async with http.get(f"{self.base}/stats") as response:
+            stats = await response.json()
+        return {"sessions": stats["sessions"], "frames_seen": stats["frames"] > FPS, **stats}
+
+    async def wait_sessions(self, http: aiohttp.ClientSession, count: int) -> bool:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if (await self.state(http))["sessions"] == count:
+                return True
+            await asyncio.sleep(0.25)
+        return False
+
+    async def ping_while(self, http: aiohttp.ClientSession, pings: list[float]) -> None:
+        """Until cancelled: how long the server takes to answer a trivial GET, every
+        PING_INTERVAL (its event loop's lag, plus this script's own), into pings."""
+        path = "/api/health" if self.system == "villagewatch" else "/stats"
+        while True:
+            start = time.perf_counter()
+            with contextlib.suppress(aiohttp.ClientError, OSError):
+                async with http.get(self.base + path) as response:
+                    await response.read()
+                pings.append(time.perf_counter() - start)
+            await asyncio.sleep(PING_INTERVAL)
+
+    def transcoding(self) -> bool:
+        """villagewatch logs when it starts a (shared) transcoder."""
+        return "transcoding to H.264" in self.log.read_text(errors="replace")
+
+    def log_tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    async def stop(self) -> None:
+        proc = self.proc
+        if proc is None or proc.returncode is not None:
+            return
+        proc.terminate()
+        try:
+            async with asyncio.timeout(15):
+                await proc.wait()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+class ViewerProcess:
+    """One `_viewers` child: its clients' first frames, frame counts and CPU."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, count: int, stderr: Path) -> None:
+        self.proc = proc
+        self.count = count
+        self.stderr = stderr
+        self.ps = psutil.Process(proc.pid)
+
+    @classmethod
+    async def start(
+        cls, url: str, delays: Sequence[float], decode: bool, stderr: Path
+    ) -> ViewerProcess:
+        args = [sys.executable, __file__, "_viewers", url, ",".join(f"{d:.3f}" for d in delays)]
+        if decode:
+            args.append("--decode")
+        with stderr.open("wb") as err:
+            proc = await asyncio.create_subprocess_exec(
+                *args,
+                env={**os.environ, TOKEN_VARIABLE: TOKEN},
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=err,
+            )
+        return cls(proc, len(delays), stderr)
+
+    def send(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        with contextlib.suppress(OSError):
+            self.proc.stdin.write(line.encode() + b"\n")
+
+    async def expect(self, event: str, within: float = ANSWER_TIMEOUT) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        async with asyncio.timeout(within):
+            while line := await self.proc.stdout.readline():
+                with contextlib.suppress(ValueError):
+                    message: dict[str, Any] = json.loads(line)
+                    if message.get("event") == event:
+                        return message
+        tail = self.stderr.read_text(errors="replace").splitlines()[-20:]
+        raise RuntimeError(f"viewer process ended before {event!r}:\n" + "\n".join(tail))
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            self.send("close")
+            with contextlib.suppress(TimeoutError, RuntimeError):
+                await self.expect("closed", 20)
+            try:
+                async with asyncio.timeout(5):
+                    await self.proc.wait()
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+@dataclass
+class Result:
+    system: str
+    viewers: int
+    node_cpu: float  # % of one core
+    node_system: float  # % of one core, in the kernel (system time)
+    idle_cpu: float
+    ttff: list[float] = field(default_factory=list)  # s, of the viewers that got a frame
+    # (first frame, answer, connected) per viewer that got a frame, in s from its offer
+    phases: list[tuple[float, float, float]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    frames: int = 0
+    expected_frames: float = 0.0
+    missing_frames: float = 0.0  # sum over viewers of max(0, expected - got)
+    rtp_received: int = 0  # in the window
+    rtp_lost: int = 0
+    join_received: int = 0  # from the offer to the window
+    join_lost: int = 0
+    rtp_rate: float = 0.0  # packets/s the viewers got in the window, all together
+    transcode: str = "-"
+    viewers_cpu: float = 0.0
+    camsim_cpu: float = 0.0
+    others_cpu: float = 0.0
+    machine_cpu: float = 0.0
+    camera: str = ""  # what the server saw of the camera, for the notes
+    windows: int = 1  # measured, of which this is the quietest
+    pings: list[float] = field(default_factory=list)  # s, HTTP round trips while joining
+
+    @property
+    def connected(self) -> int:
+        return len(self.ttff)
+
+
+@dataclass
+class Window:
+    """CPU seconds and wall time of one measured window."""
+
+    wall: float
+    node: float
+    node_system: float  # of which in the kernel
+    viewers: float
+    camsim: float
+    me: float
+    machine: float
+
+    def pct(self, seconds: float) -> float:
+        return 100 * seconds / self.wall
+
+    @property
+    def others(self) -> float:
+        return self.pct(self.machine - self.node - self.viewers - self.camsim - self.me)
+
+
+def camsim_process() -> psutil.Process | None:
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if str(SERVER_SCRIPT) in child.cmdline():
+                return child
+    return None
+
+
+async def measure_window(
+    node: psutil.Process | None,
+    viewer_procs: Sequence[psutil.Process],
+    seconds: float,
+    during: Callable[[], None] | None = None,
+) -> Window:
+    camsim, me = camsim_process(), psutil.Process()
+
+    def sample() -> tuple[float, ...]:
+        return (
+            time.perf_counter(),
+            cpu_seconds(node),
+            cpu_seconds(node, system_only=True),
+            sum(cpu_seconds(p) for p in viewer_procs),
+            cpu_seconds(camsim),
+            cpu_seconds(me),
+            machine_cpu(),
+        )
+
+    before = sample()
+    if during is not None:
+        during()
+    await asyncio.sleep(seconds)
+    after = sample()
+    return Window(*(b - a for a, b in zip(before, after, strict=True)))
+
+
+def villagewatch_camera(state: dict[str, Any], wall: float, bytes0: int) -> str:
+    info = state.get("info") or {}
+    kbps = (state["bytes"] - bytes0) * 8 / wall / 1000
+    return (
+        f"{info.get('codec')} {info.get('profile')} {info.get('width')}x{info.get('height')}"
+        f" {info.get('fps')} fps, b-frames {info.get('has_b_frames')}, {kbps:.0f} kbit/s"
+    )
+
+
+async def measure_idle(
+    server: Server, http: aiohttp.ClientSession, args: argparse.Namespace
+) -> Result:
+    """The quietest of up to 1 + --retries windows (see quiet_enough)."""
+    tries: list[tuple[Window, dict[str, Any], dict[str, Any]]] = []
+    for _ in range(1 + args.retries):
+        before = await server.state(http)
+        window = await measure_window(server.ps, [], args.seconds)
+        tries.append((window, before, await server.state(http)))
+        if quiet_enough(window, args):
+            break
+    window, before, after = min(tries, key=lambda t: t[0].others)
+    if server.system == "villagewatch":
+        camera = villagewatch_camera(after, window.wall, before["bytes"])
+    else:
+        frames = after["frames"] - before["frames"]
+        kbps = (after["bytes"] - before["bytes"]) * 8 / window.wall / 1000
+        camera = f"{frames / window.wall:.1f} fps, {kbps:.0f} kbit/s"
+    return Result(
+        system=server.system,
+        viewers=0,
+        node_cpu=window.pct(window.node),
+        node_system=window.pct(window.node_system),
+        idle_cpu=window.pct(window.node),
+        camsim_cpu=window.pct(window.camsim),
+        viewers_cpu=window.pct(window.me),
+        others_cpu=window.others,
+        machine_cpu=window.pct(window.machine),
+        camera=camera,
+        windows=len(tries),
+    )
+
+
+def quiet_enough(window: Window, args: argparse.Namespace) -> bool:
+    """Other people's processes share this machine: a window in which they used more
+    than --max-others % of a core is taken again, up to --retries times."""
+    return bool(window.others <= args.max_others)
+
+
+async def mark(procs: Sequence[ViewerProcess]) -> Marks:
+    for proc in procs:
+        proc.send("mark")
+    return [await proc.expect("mark") for proc in procs]
+
+
+class PySpy:
+    """`py-spy record` of a server process over one window, if --py-spy asks for it."""
+
+    def __init__(self, args: argparse.Namespace, server: Server, name: str) -> None:
+        self.out = Path(args.py_spy) / f"{name}.txt" if args.py_spy else None
+        self.pid = server.proc.pid if server.proc is not None else None
+        self.seconds = args.seconds
+        self.proc: psutil.Popen | None = None
+
+    def start(self) -> None:
+        if self.out is None or self.pid is None:
+            return
+        self.proc = psutil.Popen(
+            [
+                str(PY_SPY),
+                "record",
+                "--nonblocking",
+                "--format",
+                "raw",
+                "--rate",
+                "100",
+                "--duration",
+                str(math.ceil(self.seconds)),
+                "--pid",
+                str(self.pid),
+                "--output",
+                str(self.out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(psutil.TimeoutExpired):
+                self.proc.wait(self.seconds + 10)
+            if self.proc.is_running():
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+
+def split(count: int) -> list[int]:
+    """Viewers per process, as even as can be, at most VIEWERS_PER_PROCESS each."""
+    procs = math.ceil(count / VIEWERS_PER_PROCESS)
+    return [count // procs + (i < count % procs) for i in range(procs)]
+
+
+async def windows(
+    server: Server, procs: Sequence[ViewerProcess], args: argparse.Namespace, name: str
+) -> list[tuple[Window, Marks, Marks]]:
+    """Up to 1 + --retries windows (see quiet_enough), each between two marks."""
+    tries: list[tuple[Window, Marks, Marks]] = []
+    for _ in range(1 + args.retries):
+        first = await mark(procs)
+        spy = PySpy(args, server, f"{name}-{len(tries) + 1}")
+        window = await measure_window(server.ps, [p.ps for p in procs], args.seconds, spy.start)
+        tries.append((window, first, await mark(procs)))
+        spy.stop()
+        if quiet_enough(window, args):
+            break
+    return tries
+
+
+async def measure_viewers(
+    server: Server,
+    *,
+    http: aiohttp.ClientSession,
+    count: int,
+    idle: Result,
+    args: argparse.Namespace,
+    workdir: Path,
+) -> Result:
+    procs: list[ViewerProcess] = []
+    index = 0
+    for n in split(count):
+        delays = [(index + i) * args.ramp / count for i in range(n)]
+        stderr = workdir / f"viewers-{server.system}-{count}-{len(procs)}.log"
+        procs.append(await ViewerProcess.start(server.whep_url, delays, args.decode, stderr))
+        index += n
+    try:
+        for proc in procs:
+            await proc.expect("loaded")
+        pings: list[float] = []
+        pinger = asyncio.create_task(server.ping_while(http, pings))
+        for proc in procs:
+            proc.send("connect")
+        try:
+            connected = [
+                await proc.expect("connected", CONNECT_TIMEOUT + args.ramp + 10) for proc in procs
+            ]
+        finally:
+            pinger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pinger
+        await asyncio.sleep(args.settle)
+        tries = await windows(server, procs, args, f"{server.system}-{count}")
+        state = await server.state(http)
+    finally:
+        await asyncio.gather(*(p.stop() for p in procs))
+    joined = tries[0][1]  # the first mark: everything from the offers to the first window
+    window, first, last = min(tries, key=lambda t: t[0].others)
+
+    result = Result(
+        system=server.system,
+        viewers=count,
+        node_cpu=window.pct(window.node),
+        node_system=window.pct(window.node_system),
+        idle_cpu=idle.node_cpu,
+        viewers_cpu=window.pct(window.viewers + window.me),
+        camsim_cpu=window.pct(window.camsim),
+        others_cpu=window.others,
+        machine_cpu=window.pct(window.machine),
+        windows=len(tries),
+        pings=pings,
+    )
+    for hello, j, a, b in zip(connected, joined, first, last, strict=True):
+        result.ttff += [t for t in hello["ttff"] if t is not None]
+        result.phases += [
+            (t, answer or 0.0, ice or 0.0)
+            for t, answer, ice in zip(
+                hello["ttff"], hello["answered"], hello["ice_dtls"], strict=True
+            )
+            if t is not None
+        ]
+        result.errors += hello["errors"]
+        span = b["time"] - a["time"]
+        for f0, f1 in zip(a["frames"], b["frames"], strict=True):
+            result.frames += f1 - f0
+            result.expected_frames += FPS * span
+            result.missing_frames += max(0.0, FPS * span - (f1 - f0))
+        result.rtp_received += sum(b["received"]) - sum(a["received"])
+        result.rtp_lost += sum(b["lost"]) - sum(a["lost"])
+        result.rtp_rate += (sum(b["received"]) - sum(a["received"])) / span
+        result.join_received += sum(j["received"])
+        result.join_lost += sum(j["lost"])
+    if server.system == "villagewatch":
+        info = state.get("info") or {}
+        passthrough = (
+            info.get("codec") == "h264"
+            and not info.get("has_b_frames")
+            and not server.transcoding()
+        )
+        result.transcode = "none: passthrough" if passthrough else "shared transcoder"
+    else:
+        result.transcode = "none: decode=False"
+    return result
+
+
+async def run_system(
+    system: str, camera_url: str, args: argparse.Namespace, workdir: Path
+) -> list[Result]:
+    server = Server(system, camera_url, workdir)
+    results: list[Result] = []
+    async with aiohttp.ClientSession() as http:
+        try:
+            await server.start(http)
+            await asyncio.sleep(SETTLE)
+            idle = await measure_idle(server, http, args)
+            results.append(idle)
+            report(idle)
+            for count in args.viewers:
+                result = await measure_viewers(
+                    server, http=http, count=count, idle=idle, args=args, workdir=workdir
+                )
+                result.camera = idle.camera
+                results.append(result)
+                report(result)
+                if not await server.wait_sessions(http, 0):
+                    print(f"  {system}: sessions left over after {count} viewers", file=sys.stderr)
+                await asyncio.sleep(SETTLE)
+        finally:
+            await server.stop()
+    return results
+
+
+def report(result: Result) -> None:
+    print(
+        f"  done: {' '.join(row(result)[:8])} ({result.windows} windows)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+HEADER = (
+    "system",
+    "viewers",
+    "node CPU %",
+    "of which sys %",
+    "CPU per viewer %",
+    "RTP pkt/s per viewer",
+    "node us per pkt",
+    "TTFF p50 ms",
+    "TTFF p95 ms",
+    "p95 viewer: answer / connected ms",
+    "joining: server ping p95 / max ms",
+    "frames lost %",
+    "RTP lost % join / window",
+    "all connected",
+    "server transcode",
+    "viewers CPU %",
+    "camsim %",
+    "others %",
+    "machine %",
+)
+
+
+def loss(lost: int, received: int) -> str:
+    return f"{100 * lost / (lost + received):.2f}" if lost + received else "-"
+
+
+def row(r: Result) -> tuple[str, ...]:
+    if r.viewers == 0:
+        per, p50, p95, lost, rtp, connected = "-", "-", "-", "-", "-", "(idle)"
+        rate = cost = parts = ping = "-"
+    else:
+        per = f"{(r.node_cpu - r.idle_cpu) / r.viewers:.2f}"
+        rate = f"{r.rtp_rate / r.viewers:.0f}"
+        cost = f"{(r.node_cpu - r.idle_cpu) * 1e4 / r.rtp_rate:.0f}" if r.rtp_rate else "-"
+        p50 = f"{percentile(r.ttff, 50) * 1000:.0f}" if r.ttff else "-"
+        p95 = f"{percentile(r.ttff, 95) * 1000:.0f}" if r.ttff else "-"
+        parts = "-"
+        if r.phases:
+            _, answer, ice = percentile(r.phases, 95)
+            parts = f"{answer * 1000:.0f} / {ice * 1000:.0f}"
+        ping = "-"
+        if r.pings:
+            ping = f"{percentile(r.pings, 95) * 1000:.0f} / {max(r.pings) * 1000:.0f}"
+        lost = f"{100 * r.missing_frames / r.expected_frames:.1f}" if r.expected_frames else "-"
+        rtp = f"{loss(r.join_lost, r.join_received)} / {loss(r.rtp_lost, r.rtp_received)}"
+        connected = "yes" if r.connected == r.viewers else f"no ({r.connected}/{r.viewers})"
+    return (
+        r.system,
+        str(r.viewers),
+        f"{r.node_cpu:.1f}",
+        f"{r.node_system:.1f}",
+        per,
+        rate,
+        cost,
+        p50,
+        p95,
+        parts,
+        ping,
+        lost,
+        rtp,
+        connected,
+        r.transcode,
+        f"{r.viewers_cpu:.0f}",
+        f"{r.camsim_cpu:.0f}",
+        f"{max(0.0, r.others_cpu):.0f}",
+        f"{r.machine_cpu:.0f}",
+    )
+
+
+def table(rows: Sequence[tuple[str, ...]]) -> Iterator[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    left = {0, 13, 14}
+    for n, r in enumerate(rows):
+        yield "  ".join(
+            cell.ljust(w) if i in left else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
+        )
+        if n == 0:
+            yield "  ".join("-" * w for w in widths)
+
+
+async def orchestrate(args: argparse.Namespace) -> list[Result]:
+    mount = MountSpec(
+        name=CAMERA_ID, width=WIDTH, height=HEIGHT, fps=FPS, keyframe_interval=KEYFRAME_INTERVAL
+    )
+    results: list[Result] = []
+    with (
+        tempfile.TemporaryDirectory(prefix="whep-bench-") as tmp,
+        CameraSimulator([mount]) as sim,
+    ):
+        for system in args.systems:
+            results += await run_system(system, sim.url(CAMERA_ID), args, Path(tmp))
+    return results
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--viewers",
+        default="1,10,50",
+        type=lambda text: [int(n) for n in text.split(",")],
+        help="viewer counts, comma separated (default %(default)s)",
+    )
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured window, s")
+    parser.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help="villagewatch, baseline or both, comma separated (default both)",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=KEYFRAME_INTERVAL,
+        help="wait after every viewer's first frame before the window, s (default %(default)s:"
+        " a viewer's join burst, up to one GOP, is over by then)",
+    )
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=0.0,
+        help="spread the viewers' offers evenly over this many seconds (default 0: at once)",
+    )
+    parser.add_argument(
+        "--max-others",
+        type=float,
+        default=25.0,
+        help="take a window again if other processes used more than this %% of a core in it"
+        " (default %(default)s)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="at most this many more windows per row; the quietest counts (default %(default)s)",
+    )
+    parser.add_argument(
+        "--decode", action="store_true", help="viewers decode every frame (default: count them)"
+    )
+    parser.add_argument(
+        "--py-spy",
+        metavar="DIR",
+        help="record each server with py-spy (raw format) during every window, into DIR",
+    )
+    args = parser.parse_args(argv)
+    args.systems = args.systems.split(",")
+    if not set(args.systems) <= set(SYSTEMS):
+        parser.error(f"--systems: choose from {', '.join(SYSTEMS)}")
+    if not all(1 <= n <= MAX_VIEWERS for n in args.viewers):
+        parser.error(f"--viewers: counts from 1 to {MAX_VIEWERS}")
+    if args.seconds <= 0 or args.ramp < 0 or args.settle < 0 or not 0 <= args.retries <= 10:
+        parser.error("--seconds must be above 0, --ramp and --settle not negative, --retries 0-10")
+    if args.py_spy:
+        if not PY_SPY.exists():
+            parser.error(f"--py-spy: no {PY_SPY} (pip install py-spy into the venv)")
+        Path(args.py_spy).mkdir(parents=True, exist_ok=True)
+    return args
+
+
+def sub_command(argv: Sequence[str]) -> int:
+    factory = _loop_factory()
+    if argv[0] == "_baseline":
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(Baseline(argv[1]).serve(int(argv[2])))
+        return 0
+    delays = [float(d) for d in argv[2].split(",")]
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(viewers(argv[1], delays, "--decode" in argv[3:]))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("_baseline", "_viewers"):
+        return sub_command(argv)
+    args = parse_args(argv)
+    factory = _loop_factory()
+    cpu = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    print("$ " + shlex.join([Path(sys.executable).name, *sys.argv]))
+    print(
+        f"whep viewers: one camsim camera, {WIDTH}x{HEIGHT} H.264 Constrained Baseline at"
+        f" {FPS} fps, keyframe every {KEYFRAME_INTERVAL:g} s, x264enc default target"
+        f" 2048 kbit/s (measured: below), RTSP/TCP on {HOST};\n{os.cpu_count()} cores ({cpu}),"
+        f" {psutil.virtual_memory().total / 2**30:.0f} GiB, Linux {platform.release()},"
+        f" Python {platform.python_version()}, aiortc {version('aiortc')}, aioice"
+        f" {version('aioice')}, PyAV {av.__version__}, aiohttp {version('aiohttp')},"
+        f" {'uvloop' if factory else 'asyncio'} loops;\nwindow {args.seconds:g} s,"
+        f" viewers {','.join(map(str, args.viewers))} (up to {VIEWERS_PER_PROCESS} per"
+        f" process), offers {'at once' if not args.ramp else f'over {args.ramp:g} s'},"
+        f" viewers {'decode' if args.decode else 'count frames without decoding'}",
+        flush=True,
+    )
+    with asyncio.Runner() as runner:
+        results = runner.run(orchestrate(args))
+    print()
+    for line in table([HEADER, *(row(r) for r in results)]):
+        print(line)
+    print()
+    for system in args.systems:
+        idle = next(r for r in results if r.system == system)
+        print(f"camera as {system} ingested it (idle window): {idle.camera}")
+        for r in results:
+            if r.system == system and r.errors:
+                print(f"  {r.viewers} viewers, failures: {sorted(set(r.errors))}")
+    busy = [r for r in results if r.others_cpu > args.max_others]
+    if busy:
+        print(
+            f"\nWARNING: other processes used more than {args.max_others:g} % of a core in"
+            f" every one of the windows\nof {', '.join(f'{r.system} x{r.viewers}' for r in busy)}"
+            " (the quietest is shown): compare those rows with care."
+        )
+    cores = os.cpu_count() or 1
+    saturated = [r for r in results if r.machine_cpu >= SATURATED * 100 * cores]
+    if saturated:
+        print(
+            f"\nWARNING: the machine was {SATURATED:.0%} busy or more while measuring "
+            + ", ".join(f"{r.system} x{r.viewers}" for r in saturated)
+            + ": there the node got less CPU than it\nwanted (see frames lost, others %);"
+            " its figures are a floor, and TTFF includes waiting for a core."
+        )
+    print(
+        "\nnode CPU % = the server process only (all its threads), % of one core, over the"
+        " window;\nof which sys % = its kernel time: mostly sendmsg(), which on loopback also"
+        " delivers each\npacket to the viewer's socket (this kernel charges that softirq work"
+        " to the sender)."
+        "\nCPU per viewer % = (node CPU % - the same system's idle row) / viewers."
+        "\nRTP pkt/s per viewer = video packets a viewer received per second in the window;"
+        "\nnode us per pkt = (node CPU - idle) / all the viewers' packets: the node's cost of"
+        " one packet\nto one viewer, in microseconds of one core."
+        "\nTTFF = from a viewer's offer to its first frame (an IDR with SPS/PPS, reassembled by"
+        " aiortc),\nover the viewers that got one; p95 viewer: when that viewer got its"
+        " answer, and ICE + DTLS\nconnected, from its offer. joining: server ping = round"
+        " trips of a trivial GET to the\nserver every 0.1 s from the first offer to the last"
+        " first frame (its event loop's lag).\nThe window starts --settle s after the last"
+        " first frame.\nframes lost % = sum over viewers of max(0, 25 fps x window -"
+        " frames received in it) / expected.\nRTP lost % = the clients' packetsLost /"
+        " (packetsReceived + packetsLost) of the video SSRC\n(before retransmission): join ="
+        " from the offer to the window, window = in the window.\nserver transcode:"
+        " villagewatch = no transcoder started (its log) and H.264 without B-frames\n"
+        "(GET /api/cameras), so the camera's packets pass through; baseline = MediaPlayer"
+        " decode=False.\nviewers CPU % = the viewer processes and this script; camsim % = the"
+        " GStreamer camera (x264);\nothers % = every other process on the machine; machine % ="
+        f" all busy cores ({os.cpu_count()} x 100 max);\na row's window is taken again (up to"
+        " --retries times, the quietest counts) while others % is\nabove --max-others."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
