@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import ssl
 import sys
 from pathlib import Path
 
@@ -75,4 +76,85 @@ async def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
     assert last == (
         f"cannot listen on 127.0.0.1:{port}: address already in use;"
         " choose another address with --listen HOST:PORT"
+    )
+
+
+async def test_tls_node_serves_https_and_marks_its_cookie_secure(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    make_certificate(cert, key)
+    config = tmp_path / "tls.yaml"
+    config.write_text(
+        (ROOT / "config.yaml")
+        .read_text()
+        .replace(
+            "  data_dir: var/demo\n",
+            f"  data_dir: {tmp_path / 'data'}\n  tls: {{cert: '{cert}', key: '{key}'}}\n",
+        )
+    )
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "relay",
+        "run",
+        "--config",
+        str(config),
+        "--listen",
+        f"127.0.0.1:{port}",
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    try:
+        async with asyncio.timeout(20):
+            while b"https://127.0.0.1" not in (line := await process.stderr.readline()):
+                assert line, "the node exited"
+        context = ssl.create_default_context(cafile=str(cert))
+        async with aiohttp.ClientSession() as http:
+            login = {"name": "operator", "password": "operator-demo"}
+            async with http.post(
+                f"https://127.0.0.1:{port}/api/login", json=login, ssl=context
+            ) as r:
+                assert r.status == 200
+                assert "Secure" in r.headers["Set-Cookie"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(10):
+            await process.communicate()
+
+
+def make_certificate(cert: Path, key: Path) -> None:
+    """A self-signed certificate for 127.0.0.1 (the `cryptography` aiortc brings)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(private.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(private, hashes.SHA256())
+    )
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key.write_bytes(
+        private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
     )
