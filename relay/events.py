@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from relay.auth import User
-from relay.config import Config
+from relay.config import CameraConfig, Config
 from relay.refusal import Refused
 
 ALARM_WORKFLOW = {"ack": "acked", "assign": "assigned", "resolve": "resolved"}
@@ -116,7 +116,7 @@ def parse_request(
             camera.site,
             camera=camera.id,
             by=user.name,
-            data={"reason": reason, "state": "open"},
+            data={"reason": reason},
         )
     if kind == "lookout":
         return _lookout(body, user, config)
@@ -163,7 +163,7 @@ def _text(body: dict[str, Any], key: str, limit: int, *, required: bool) -> str:
     return value
 
 
-def _camera(body: dict[str, Any], user: User, config: Config) -> Any:
+def _camera(body: dict[str, Any], user: User, config: Config) -> CameraConfig:
     camera_id = body.get("camera")
     camera = config.camera(camera_id) if isinstance(camera_id, str) else None
     if camera is None or not user.sees(camera.site):
