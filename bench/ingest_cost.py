@@ -26,11 +26,12 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import av
 import av.error
+import common
 import psutil
 
 from camsim import CameraSimulator, MountSpec
@@ -129,20 +130,9 @@ def thread_cpu() -> dict[str, float]:
     return groups
 
 
-def machine_cpu() -> float:
-    """CPU seconds every core of the machine has been busy, since boot."""
-    times = psutil.cpu_times()
-    return float(sum(times)) - float(times.idle) - float(getattr(times, "iowait", 0.0))
-
-
 def simulator_cpu() -> float:
     """CPU seconds of this process's children: the camsim server."""
-    total = 0.0
-    for child in psutil.Process().children(recursive=True):
-        with contextlib.suppress(psutil.NoSuchProcess):
-            times = child.cpu_times()
-            total += float(times.user) + float(times.system)
-    return total
+    return sum(common.cpu_seconds(child) for child in psutil.Process().children(recursive=True))
 
 
 async def measure(urls: Sequence[str], mode: str, seconds: float, settle: float) -> Result:
@@ -185,28 +175,30 @@ async def measure(urls: Sequence[str], mode: str, seconds: float, settle: float)
         frames0 = sum(d.frames for d in decoders)
         dropped0 = sum(d.dropped for d in decoders)
         errors0 = sum(d.errors for d in decoders)
-        threads0, sim0, machine0 = thread_cpu(), simulator_cpu(), machine_cpu()
+        threads0, sim0, machine0 = thread_cpu(), simulator_cpu(), common.machine_cpu()
         wall0, cpu0 = time.perf_counter(), time.process_time()
         await asyncio.sleep(seconds)
         wall = time.perf_counter() - wall0
         cpu = time.process_time() - cpu0
-        threads1, sim1, machine1 = thread_cpu(), simulator_cpu(), machine_cpu()
+        threads1, sim1, machine1 = thread_cpu(), simulator_cpu(), common.machine_cpu()
         packets = sum(s.stats.packets for s in sources) - packets0
         frames = sum(d.frames for d in decoders) - frames0
         online = sum(s.state is SourceState.ONLINE for s in sources)
         return Result(
             cameras=len(urls),
             mode=mode,
-            node_cpu=100 * cpu / wall,
-            threads={k: 100 * (v - threads0.get(k, 0.0)) / wall for k, v in threads1.items()},
+            node_cpu=common.percent(cpu, wall),
+            threads={
+                k: common.percent(v - threads0.get(k, 0.0), wall) for k, v in threads1.items()
+            },
             packets_per_s=packets / wall,
             frames_per_s=frames / wall if decoders else None,
             dropped=sum(d.dropped for d in decoders) - dropped0,
             decode_errors=sum(d.errors for d in decoders) - errors0,
             online=online,
             steady=changes == 0,
-            sim_cpu=100 * (sim1 - sim0) / wall,
-            others_cpu=100 * (machine1 - machine0 - cpu - (sim1 - sim0)) / wall,
+            sim_cpu=common.percent(sim1 - sim0, wall),
+            others_cpu=common.percent(common.others(machine1 - machine0, [cpu, sim1 - sim0]), wall),
         )
     finally:
         await asyncio.gather(*(s.stop() for s in sources))
@@ -265,38 +257,12 @@ def row(r: Result) -> tuple[str, ...]:
         frames,
         online,
         f"{r.sim_cpu:.0f}",
-        f"{max(0.0, r.others_cpu):.0f}",
+        common.others_cell(r.others_cpu),
     )
-
-
-def table(rows: Sequence[tuple[str, ...]]) -> Iterator[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    for n, r in enumerate(rows):
-        yield "  ".join(
-            cell.rjust(w) if i != 1 else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
-        )
-        if n == 0:
-            yield "  ".join("-" * w for w in widths)
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        return uvloop.new_event_loop
-    return None
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--counts",
-        default="8,16,32",
-        type=lambda text: [int(n) for n in text.split(",")],
-        help="camera counts, comma separated (default %(default)s)",
-    )
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured window, s")
+    parser = common.argument_parser(__doc__, "--counts", "8,16,32", int, "camera counts")
     parser.add_argument(
         "--settle", type=float, default=3.0, help="wait after all are online, s (default 3)"
     )
@@ -315,23 +281,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    factory = _loop_factory()
     print(
         f"ingest cost: {WIDTH}x{HEIGHT} H.264 at {FPS} fps, keyframe every "
-        f"{KEYFRAME_INTERVAL:g} s, RTSP/TCP on 127.0.0.1; {os.cpu_count()} cores, "
+        f"{KEYFRAME_INTERVAL:g} s, RTSP/TCP on {common.HOST}; {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, PyAV {av.__version__}, "
-        f"{'uvloop' if factory else 'asyncio'} loop; window {args.seconds:g} s",
+        f"{common.loop_name()} loop; window {args.seconds:g} s",
         flush=True,
     )
     results: list[Result] = []
-    with asyncio.Runner(loop_factory=factory) as runner:
+    with asyncio.Runner(loop_factory=common.loop_factory()) as runner:
         for count in args.counts:
             for mode in args.modes:
                 result = run_one(runner, count, mode, args.seconds, args.settle)
                 results.append(result)
                 print(f"  done: {' '.join(row(result)[:4])}", file=sys.stderr, flush=True)
     print()
-    for line in table([HEADER, *(row(r) for r in results)]):
+    for line in common.table([HEADER, *(row(r) for r in results)], left={1}):
         print(line)
     print(
         "\nnode CPU % = this process (readers + loop + decoders + other threads), % of one"

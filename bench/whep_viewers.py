@@ -43,23 +43,20 @@ import contextlib
 import json
 import math
 import os
-import platform
 import secrets
-import shlex
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import aiohttp
 import av
+import common
 import psutil
 from aiohttp import web
 from aiortc import (
@@ -72,18 +69,16 @@ from aiortc.contrib.media import MediaPlayer, MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from camsim import SERVER_SCRIPT, CameraSimulator, MountSpec
+from ingest.tasks import cancel_and_wait
 from relay.passwords import hash_token
 from relay.webrtc import register_h264_profiles, use_host_addresses
 from relay.whepclient import WhepClient, WhepClientError
 
-T = TypeVar("T", float, tuple[float, float, float])
 SYSTEMS = ("villagewatch", "baseline")
 WIDTH, HEIGHT, FPS, KEYFRAME_INTERVAL = 1280, 720, 25, 4.0
 VIEWERS_PER_PROCESS = 10
 MAX_VIEWERS = 500
-PY_SPY = Path(sys.executable).with_name("py-spy")
 CAMERA_ID = "cam"
-HOST = "127.0.0.1"
 CONNECT_TIMEOUT = 20.0  # offer to first frame, per viewer
 READY_TIMEOUT = 30.0  # server up and the camera sending
 ANSWER_TIMEOUT = 30.0  # a viewer process answering a command
@@ -95,7 +90,7 @@ NAL_IDR, NAL_SPS, NAL_PPS = 5, 7, 8
 # Bearer token (the baseline ignores it); the viewer processes get it in their env.
 TOKEN = secrets.token_urlsafe(24)
 TOKEN_VARIABLE = "WHEP_BENCH_TOKEN"
-AUTHORIZATION = {"Authorization": f"Bearer {TOKEN}"}
+AUTHORIZATION = common.bearer(TOKEN)
 Marks = list[dict[str, Any]]  # one "mark" answer per viewer process: counts at one moment
 
 
@@ -106,7 +101,7 @@ class Baseline:
     """aiortc's documented idiom behind WHEP: one player, one relay proxy per viewer."""
 
     def __init__(self, camera_url: str) -> None:
-        use_host_addresses([HOST])
+        use_host_addresses([common.HOST])
         self.player = MediaPlayer(camera_url, decode=False, options={"rtsp_transport": "tcp"})
         assert self.player.video is not None
         self.video: MediaStreamTrack = self.player.video
@@ -180,14 +175,12 @@ class Baseline:
             asyncio.get_running_loop().add_signal_handler(sig, stop.set)
         drainer = asyncio.create_task(self.drain())
         try:
-            await web.TCPSite(runner, HOST, port).start()
+            await web.TCPSite(runner, common.HOST, port).start()
             await stop.wait()
         finally:
             for session_id in list(self.sessions):
                 await self.close(session_id)
-            drainer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await drainer
+            await cancel_and_wait(drainer)
             self.video.stop()
             await runner.cleanup()
 
@@ -234,17 +227,6 @@ def count_without_decoding() -> None:
     aiortc.rtcrtpreceiver.get_decoder = get_decoder  # type: ignore[attr-defined]
 
 
-def say(message: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(message) + "\n")
-    sys.stdout.flush()
-
-
-async def command() -> str:
-    """The next line from the orchestrator; "close" at EOF (it is gone)."""
-    line = await asyncio.to_thread(sys.stdin.readline)
-    return line.strip() or "close"
-
-
 def rtp_counts(client: WhepClient) -> tuple[int, int]:
     """Packets received and lost (before any retransmission) of the client's video.
 
@@ -265,12 +247,12 @@ def rtp_counts(client: WhepClient) -> tuple[int, int]:
 
 
 async def viewers(url: str, delays: Sequence[float], decode: bool) -> None:
-    use_host_addresses([HOST])
+    use_host_addresses([common.HOST])
     register_h264_profiles()
     if not decode:
         count_without_decoding()
-    say({"event": "loaded"})
-    if await command() != "connect":
+    common.say({"event": "loaded"})
+    if await common.read_command() != "connect":
         return
     clients = [WhepClient(url, token=os.environ.get(TOKEN_VARIABLE)) for _ in delays]
     # Seconds from each offer to its answer and to ICE + DTLS connected.
@@ -302,7 +284,7 @@ async def viewers(url: str, delays: Sequence[float], decode: bool) -> None:
             errors = await asyncio.gather(
                 *(join(c, d, http) for c, d in zip(clients, delays, strict=True))
             )
-            say(
+            common.say(
                 {
                     "event": "connected",
                     "ttff": [c.watch.first_frame for c in clients],
@@ -311,10 +293,10 @@ async def viewers(url: str, delays: Sequence[float], decode: bool) -> None:
                     "errors": [e for e in errors if e],
                 }
             )
-            while await command() == "mark":
+            while await common.read_command() == "mark":
                 now = time.monotonic()
                 counts = [rtp_counts(c) for c in clients]
-                say(
+                common.say(
                     {
                         "event": "mark",
                         "time": now,
@@ -327,38 +309,10 @@ async def viewers(url: str, delays: Sequence[float], decode: bool) -> None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(15):
                     await asyncio.gather(*(c.close(http) for c in clients), return_exceptions=True)
-    say({"event": "closed"})
+    common.say({"event": "closed"})
 
 
 # --- the orchestrator ----------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def cpu_seconds(proc: psutil.Process | None, *, system_only: bool = False) -> float:
-    if proc is None:
-        return 0.0
-    with contextlib.suppress(psutil.NoSuchProcess):
-        times = proc.cpu_times()
-        return float(times.system) + (0.0 if system_only else float(times.user))
-    return 0.0
-
-
-def machine_cpu() -> float:
-    """CPU seconds every core of the machine has been busy, since boot."""
-    times = psutil.cpu_times()
-    return float(sum(times)) - float(times.idle) - float(getattr(times, "iowait", 0.0))
-
-
-def percentile(values: Sequence[T], p: float) -> T:
-    """Nearest rank: p95 of 10 values is the largest, of 50 the 48th."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
 
 
 class Server:
@@ -366,8 +320,8 @@ class Server:
 
     def __init__(self, system: str, camera_url: str, workdir: Path) -> None:
         self.system = system
-        self.port = free_port()
-        self.base = f"http://{HOST}:{self.port}"
+        self.port = common.free_port()
+        self.base = f"http://{common.HOST}:{self.port}"
         self.whep_url = f"{self.base}/whep/{CAMERA_ID}"
         self.log = workdir / f"{system}.log"
         if system == "villagewatch":
@@ -389,15 +343,14 @@ class Server:
                             {"id": CAMERA_ID, "name": CAMERA_ID, "site": "site", "main": camera_url}
                         ],
                         "webrtc": {
-                            "host_addresses": [HOST],
+                            "host_addresses": [common.HOST],
                             "max_viewers": 1000,
                             "max_viewers_per_camera": 1000,
                         },
                     }
                 )
             )
-            self.args = [sys.executable, "-m", "relay", "run", "--config", str(config)]
-            self.args += ["--listen", f"{HOST}:{self.port}"]
+            self.args = common.relay_run(config, self.port)
         else:
             self.args = [sys.executable, __file__, "_baseline", camera_url, str(self.port)]
         self.proc: asyncio.subprocess.Process | None = None
@@ -418,7 +371,8 @@ class Server:
                 if state["frames_seen"]:
                     return
             await asyncio.sleep(0.25)
-        raise RuntimeError(f"{self.system} did not come up; its log:\n{self.log_tail()}")
+        tail = common.log_tail(self.log, 30)
+        raise RuntimeError(f"{self.system} did not come up; its log:\n{tail}")
 
     async def state(self, http: aiohttp.ClientSession) -> dict[str, Any]:
         """sessions, frames_seen, and what the server knows of the camera."""
@@ -464,77 +418,32 @@ class Server:
         """villagewatch logs when it starts a (shared) transcoder."""
         return "transcoding to H.264" in self.log.read_text(errors="replace")
 
-    def log_tail(self, lines: int = 30) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        return ""
-
     async def stop(self) -> None:
-        proc = self.proc
-        if proc is None or proc.returncode is not None:
-            return
-        proc.terminate()
-        try:
-            async with asyncio.timeout(15):
-                await proc.wait()
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
+        if self.proc is not None:
+            await common.stop_process(self.proc, 15)
 
 
-class ViewerProcess:
+class ViewerProcess(common.Child):
     """One `_viewers` child: its clients' first frames, frame counts and CPU."""
 
-    def __init__(self, proc: asyncio.subprocess.Process, count: int, stderr: Path) -> None:
-        self.proc = proc
-        self.count = count
-        self.stderr = stderr
-        self.ps = psutil.Process(proc.pid)
-
-    @classmethod
-    async def start(
-        cls, url: str, delays: Sequence[float], decode: bool, stderr: Path
-    ) -> ViewerProcess:
-        args = [sys.executable, __file__, "_viewers", url, ",".join(f"{d:.3f}" for d in delays)]
-        if decode:
-            args.append("--decode")
-        with stderr.open("wb") as err:
-            proc = await asyncio.create_subprocess_exec(
-                *args,
-                env={**os.environ, TOKEN_VARIABLE: TOKEN},
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=err,
-            )
-        return cls(proc, len(delays), stderr)
-
-    def send(self, line: str) -> None:
-        assert self.proc.stdin is not None
-        with contextlib.suppress(OSError):
-            self.proc.stdin.write(line.encode() + b"\n")
-
-    async def expect(self, event: str, within: float = ANSWER_TIMEOUT) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        async with asyncio.timeout(within):
-            while line := await self.proc.stdout.readline():
-                with contextlib.suppress(ValueError):
-                    message: dict[str, Any] = json.loads(line)
-                    if message.get("event") == event:
-                        return message
-        tail = self.stderr.read_text(errors="replace").splitlines()[-20:]
-        raise RuntimeError(f"viewer process ended before {event!r}:\n" + "\n".join(tail))
-
-    async def stop(self) -> None:
+    async def stop(self, within: float = 5.0) -> None:
+        """Asks it to close its clients, then stop_process without SIGTERM."""
         if self.proc.returncode is None:
             self.send("close")
             with contextlib.suppress(TimeoutError, RuntimeError):
                 await self.expect("closed", 20)
-            try:
-                async with asyncio.timeout(5):
-                    await self.proc.wait()
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
+            await common.stop_process(self.proc, within, terminate=False)
+
+
+async def start_viewers(
+    url: str, delays: Sequence[float], decode: bool, stderr: Path
+) -> ViewerProcess:
+    """A `_viewers` child with len(delays) clients; its stderr into `stderr`."""
+    args = [sys.executable, __file__, "_viewers", url, ",".join(f"{d:.3f}" for d in delays)]
+    if decode:
+        args.append("--decode")
+    env = {**os.environ, TOKEN_VARIABLE: TOKEN}
+    return await ViewerProcess.start(args, "viewer process", stderr, env=env)
 
 
 @dataclass
@@ -583,11 +492,13 @@ class Window:
     machine: float
 
     def pct(self, seconds: float) -> float:
-        return 100 * seconds / self.wall
+        return common.percent(seconds, self.wall)
 
     @property
     def others(self) -> float:
-        return self.pct(self.machine - self.node - self.viewers - self.camsim - self.me)
+        return self.pct(
+            common.others(self.machine, [self.node, self.viewers, self.camsim, self.me])
+        )
 
 
 def camsim_process() -> psutil.Process | None:
@@ -609,12 +520,12 @@ async def measure_window(
     def sample() -> tuple[float, ...]:
         return (
             time.perf_counter(),
-            cpu_seconds(node),
-            cpu_seconds(node, system_only=True),
-            sum(cpu_seconds(p) for p in viewer_procs),
-            cpu_seconds(camsim),
-            cpu_seconds(me),
-            machine_cpu(),
+            common.cpu_seconds(node),
+            common.cpu_seconds(node, system_only=True),
+            sum(common.cpu_seconds(p) for p in viewer_procs),
+            common.cpu_seconds(camsim),
+            common.cpu_seconds(me),
+            common.machine_cpu(),
         )
 
     before = sample()
@@ -676,7 +587,7 @@ def quiet_enough(window: Window, args: argparse.Namespace) -> bool:
 async def mark(procs: Sequence[ViewerProcess]) -> Marks:
     for proc in procs:
         proc.send("mark")
-    return [await proc.expect("mark") for proc in procs]
+    return [await proc.expect("mark", ANSWER_TIMEOUT) for proc in procs]
 
 
 class PySpy:
@@ -691,40 +602,12 @@ class PySpy:
     def start(self) -> None:
         if self.out is None or self.pid is None:
             return
-        self.proc = psutil.Popen(
-            [
-                str(PY_SPY),
-                "record",
-                "--nonblocking",
-                "--format",
-                "raw",
-                "--rate",
-                "100",
-                "--duration",
-                str(math.ceil(self.seconds)),
-                "--pid",
-                str(self.pid),
-                "--output",
-                str(self.out),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.proc = common.py_spy_record(self.pid, self.out, math.ceil(self.seconds))
 
     def stop(self) -> None:
         if self.proc is not None:
-            with contextlib.suppress(psutil.TimeoutExpired):
-                self.proc.wait(self.seconds + 10)
-            if self.proc.is_running():
-                self.proc.kill()
-                self.proc.wait()
+            common.wait_or_kill(self.proc, self.seconds + 10)
             self.proc = None
-
-
-def split(count: int) -> list[int]:
-    """Viewers per process, as even as can be, at most VIEWERS_PER_PROCESS each."""
-    procs = math.ceil(count / VIEWERS_PER_PROCESS)
-    return [count // procs + (i < count % procs) for i in range(procs)]
 
 
 async def windows(
@@ -754,14 +637,14 @@ async def measure_viewers(
 ) -> Result:
     procs: list[ViewerProcess] = []
     index = 0
-    for n in split(count):
+    for n in common.split_evenly(count, VIEWERS_PER_PROCESS):
         delays = [(index + i) * args.ramp / count for i in range(n)]
         stderr = workdir / f"viewers-{server.system}-{count}-{len(procs)}.log"
-        procs.append(await ViewerProcess.start(server.whep_url, delays, args.decode, stderr))
+        procs.append(await start_viewers(server.whep_url, delays, args.decode, stderr))
         index += n
     try:
         for proc in procs:
-            await proc.expect("loaded")
+            await proc.expect("loaded", ANSWER_TIMEOUT)
         pings: list[float] = []
         pinger = asyncio.create_task(server.ping_while(http, pings))
         for proc in procs:
@@ -771,9 +654,7 @@ async def measure_viewers(
                 await proc.expect("connected", CONNECT_TIMEOUT + args.ramp + 10) for proc in procs
             ]
         finally:
-            pinger.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pinger
+            await cancel_and_wait(pinger)
         await asyncio.sleep(args.settle)
         tries = await windows(server, procs, args, f"{server.system}-{count}")
         state = await server.state(http)
@@ -898,15 +779,15 @@ def row(r: Result) -> tuple[str, ...]:
         per = f"{(r.node_cpu - r.idle_cpu) / r.viewers:.2f}"
         rate = f"{r.rtp_rate / r.viewers:.0f}"
         cost = f"{(r.node_cpu - r.idle_cpu) * 1e4 / r.rtp_rate:.0f}" if r.rtp_rate else "-"
-        p50 = f"{percentile(r.ttff, 50) * 1000:.0f}" if r.ttff else "-"
-        p95 = f"{percentile(r.ttff, 95) * 1000:.0f}" if r.ttff else "-"
+        p50 = f"{common.percentile(r.ttff, 50) * 1000:.0f}" if r.ttff else "-"
+        p95 = f"{common.percentile(r.ttff, 95) * 1000:.0f}" if r.ttff else "-"
         parts = "-"
         if r.phases:
-            _, answer, ice = percentile(r.phases, 95)
+            _, answer, ice = common.percentile(r.phases, 95)
             parts = f"{answer * 1000:.0f} / {ice * 1000:.0f}"
         ping = "-"
         if r.pings:
-            ping = f"{percentile(r.pings, 95) * 1000:.0f} / {max(r.pings) * 1000:.0f}"
+            ping = f"{common.percentile(r.pings, 95) * 1000:.0f} / {max(r.pings) * 1000:.0f}"
         lost = f"{100 * r.missing_frames / r.expected_frames:.1f}" if r.expected_frames else "-"
         rtp = f"{loss(r.join_lost, r.join_received)} / {loss(r.rtp_lost, r.rtp_received)}"
         connected = "yes" if r.connected == r.viewers else f"no ({r.connected}/{r.viewers})"
@@ -928,21 +809,9 @@ def row(r: Result) -> tuple[str, ...]:
         r.transcode,
         f"{r.viewers_cpu:.0f}",
         f"{r.camsim_cpu:.0f}",
-        f"{max(0.0, r.others_cpu):.0f}",
+        common.others_cell(r.others_cpu),
         f"{r.machine_cpu:.0f}",
     )
-
-
-def table(rows: Sequence[tuple[str, ...]]) -> Iterator[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    left = {0, 13, 14}
-    for n, r in enumerate(rows):
-        yield "  ".join(
-            cell.ljust(w) if i in left else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(r, widths, strict=True))
-        )
-        if n == 0:
-            yield "  ".join("-" * w for w in widths)
 
 
 async def orchestrate(args: argparse.Namespace) -> list[Result]:
@@ -959,23 +828,8 @@ async def orchestrate(args: argparse.Namespace) -> list[Result]:
     return results
 
 
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        return uvloop.new_event_loop
-    return None
-
-
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--viewers",
-        default="1,10,50",
-        type=lambda text: [int(n) for n in text.split(",")],
-        help="viewer counts, comma separated (default %(default)s)",
-    )
-    parser.add_argument("--seconds", type=float, default=10.0, help="measured window, s")
+    parser = common.argument_parser(__doc__, "--viewers", "1,10,50", int, "viewer counts")
     parser.add_argument(
         "--systems",
         default=",".join(SYSTEMS),
@@ -1024,14 +878,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     if args.seconds <= 0 or args.ramp < 0 or args.settle < 0 or not 0 <= args.retries <= 10:
         parser.error("--seconds must be above 0, --ramp and --settle not negative, --retries 0-10")
     if args.py_spy:
-        if not PY_SPY.exists():
-            parser.error(f"--py-spy: no {PY_SPY} (pip install py-spy into the venv)")
+        if not common.PY_SPY.exists():
+            parser.error(f"--py-spy: no {common.PY_SPY} (pip install py-spy into the venv)")
         Path(args.py_spy).mkdir(parents=True, exist_ok=True)
     return args
 
 
 def sub_command(argv: Sequence[str]) -> int:
-    factory = _loop_factory()
+    factory = common.loop_factory()
     if argv[0] == "_baseline":
         with asyncio.Runner(loop_factory=factory) as runner:
             runner.run(Baseline(argv[1]).serve(int(argv[2])))
@@ -1047,23 +901,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in ("_baseline", "_viewers"):
         return sub_command(argv)
     args = parse_args(argv)
-    factory = _loop_factory()
-    cpu = platform.processor() or ""
-    with contextlib.suppress(OSError):
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    print("$ " + shlex.join([Path(sys.executable).name, *sys.argv]))
+    print(common.command_line())
     print(
         f"whep viewers: one camsim camera, {WIDTH}x{HEIGHT} H.264 Constrained Baseline at"
         f" {FPS} fps, keyframe every {KEYFRAME_INTERVAL:g} s, x264enc default target"
-        f" 2048 kbit/s (measured: below), RTSP/TCP on {HOST};\n{os.cpu_count()} cores ({cpu}),"
-        f" {psutil.virtual_memory().total / 2**30:.0f} GiB, Linux {platform.release()},"
-        f" Python {platform.python_version()}, aiortc {version('aiortc')}, aioice"
-        f" {version('aioice')}, PyAV {av.__version__}, aiohttp {version('aiohttp')},"
-        f" {'uvloop' if factory else 'asyncio'} loops;\nwindow {args.seconds:g} s,"
+        f" 2048 kbit/s (measured: below), RTSP/TCP on {common.HOST};\n{common.machine_facts()},"
+        f" aiortc {version('aiortc')}, aioice {version('aioice')}, PyAV {av.__version__},"
+        f" aiohttp {version('aiohttp')}, {common.loop_name()} loops;\nwindow {args.seconds:g} s,"
         f" viewers {','.join(map(str, args.viewers))} (up to {VIEWERS_PER_PROCESS} per"
         f" process), offers {'at once' if not args.ramp else f'over {args.ramp:g} s'},"
         f" viewers {'decode' if args.decode else 'count frames without decoding'}",
@@ -1072,7 +916,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with asyncio.Runner() as runner:
         results = runner.run(orchestrate(args))
     print()
-    for line in table([HEADER, *(row(r) for r in results)]):
+    for line in common.table([HEADER, *(row(r) for r in results)], left={0, 13, 14}):
         print(line)
     print()
     for system in args.systems:
