@@ -803,7 +803,8 @@ def frame_name(frame: str) -> str:
     """'send_str (/x/site-packages/aiohttp/web_ws.py:123)' -> 'send_str (aiohttp/web_ws.py)'."""
     name, _, where = frame.partition(" (")
     path = where.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/work/main/", "python3.11/"):
+    repo = str(Path(__file__).resolve().parents[1]) + "/"
+    for marker in ("site-packages/", repo, "python3.11/"):
         if marker in path:
             path = path.split(marker, 1)[1]
             break
