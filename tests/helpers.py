@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 
 async def wait_until(predicate: Callable[[], bool], within: float, what: str = "") -> float:
@@ -40,3 +42,21 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+async def node_process(
+    config: Path, port: int, *, cwd: Path | None = None, stderr: int | None = None
+) -> asyncio.subprocess.Process:
+    """`python -m relay run` on 127.0.0.1:PORT, as an installer would start it."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "relay",
+        "run",
+        "--config",
+        str(config),
+        "--listen",
+        f"127.0.0.1:{port}",
+        cwd=cwd,
+        stderr=stderr,
+    )

@@ -6,29 +6,19 @@ import asyncio
 import signal
 import socket
 import ssl
-import sys
 from pathlib import Path
 
 import aiohttp
 
-from tests.helpers import free_port
+from tests.helpers import free_port, node_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 async def test_demo_node_starts_tells_how_to_log_in_and_stops(tmp_path: Path) -> None:
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "relay",
-        "run",
-        "--config",
-        str(ROOT / "config.yaml"),
-        "--listen",
-        f"127.0.0.1:{port}",
-        cwd=tmp_path,
-        stderr=asyncio.subprocess.PIPE,
+    process = await node_process(
+        ROOT / "config.yaml", port, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
     )
     assert process.stderr is not None
     lines: list[str] = []
@@ -57,17 +47,8 @@ async def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "relay",
-            "run",
-            "--config",
-            str(ROOT / "config.yaml"),
-            "--listen",
-            f"127.0.0.1:{port}",
-            cwd=tmp_path,
-            stderr=asyncio.subprocess.PIPE,
+        process = await node_process(
+            ROOT / "config.yaml", port, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
         )
         async with asyncio.timeout(20):
             _, err = await process.communicate()
@@ -92,17 +73,7 @@ async def test_tls_node_serves_https_and_marks_its_cookie_secure(tmp_path: Path)
         )
     )
     port = free_port()
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "relay",
-        "run",
-        "--config",
-        str(config),
-        "--listen",
-        f"127.0.0.1:{port}",
-        stderr=asyncio.subprocess.PIPE,
-    )
+    process = await node_process(config, port, stderr=asyncio.subprocess.PIPE)
     assert process.stderr is not None
     try:
         async with asyncio.timeout(20):

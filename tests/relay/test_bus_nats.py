@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 
 from relay.events_api import BUS, LINK
 from tests.conftest import ADMIN, Node, NodeFactory, users_yaml
-from tests.helpers import free_port, wait_until
+from tests.helpers import free_port, node_process, wait_until
 from tests.natsserver import NatsServer
 
 
@@ -151,17 +150,7 @@ async def test_killed_node_loses_nothing_it_accepted(
     url = f"http://127.0.0.1:{port}"
 
     async def start_village() -> asyncio.subprocess.Process:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "relay",
-            "run",
-            "--config",
-            str(config),
-            "--listen",
-            f"127.0.0.1:{port}",
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        process = await node_process(config, port, stderr=asyncio.subprocess.DEVNULL)
         async with aiohttp.ClientSession() as http:
             for _ in range(200):
                 try:
