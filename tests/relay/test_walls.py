@@ -488,7 +488,8 @@ async def test_4x4_wall_left_open_keeps_memory_and_sessions_flat(
     report = {"seconds": SOAK_SECONDS, "turns": turns, "most_sessions": most}
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "wall-soak.json").write_text(json.dumps({**report, "start": start, "end": end}))
-    assert turns >= SOAK_SECONDS / 3 - 2, "the tour kept turning"
+    # A turn takes its 3 s dwell plus the time to assign 16 tiles: allow 10 % drift.
+    assert turns >= 0.9 * SOAK_SECONDS / 3 - 2, "the tour kept turning"
     assert end["sessions"] == start["sessions"] == 16
     assert most <= 16 + 4, f"sessions piled up during page turns: {most}"
     assert end["peers"] == 16, f"{end['peers']} live RTCPeerConnections for 16 tiles"
