@@ -61,10 +61,13 @@ class Subscription:
             self._need_keyframe = False
         elif len(self._queue) >= self.limit:
             # Behind by a whole queue: skip to the next keyframe, never a broken GOP.
-            self.dropped += len(self._queue) + 1
+            # (Audio alone has no keyframes: it simply starts again from now.)
+            self.dropped += len(self._queue)
             self._queue.clear()
-            self._need_keyframe = True
-            return
+            self._need_keyframe = "video" in self.kinds
+            if self._need_keyframe:
+                self.dropped += 1
+                return
         self._queue.append(packet)
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)

@@ -113,3 +113,14 @@ async def test_one_source_for_every_consumer_and_on_demand_close() -> None:
         again.close()
     finally:
         await hub.close()
+
+
+async def test_slow_audio_subscriber_catches_up_without_keyframes() -> None:
+    channel = make_channel(HubSettings(queue_packets=10))
+    audio = channel.subscribe(frozenset(("audio",)))
+    for i in range(25):
+        channel.publish(MediaPacket("audio", b"a", i * 160, Fraction(1, 8000), True, 0.0))
+    assert audio.dropped == 20 and audio.pending() == 5
+    async with asyncio.timeout(1):
+        assert (await audio.get()).pts == 20 * 160
+    audio.close()
