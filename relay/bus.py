@@ -119,8 +119,13 @@ class AlertBus:
 
     def _fan_out(self, stored: StoredEvent) -> None:
         text = encode(stored)
+        seen: dict[frozenset[str], bool] = {}  # feeds of one scope decide once
         for feed in self.feeds:
-            if visible(stored.event, feed.user, self.config):
+            scope = feed.user.sites
+            allowed = seen.get(scope)
+            if allowed is None:
+                allowed = seen[scope] = visible(stored.event, feed.user, self.config)
+            if allowed:
                 feed.offer(stored.seq, text)
         if not self._wake_pending:  # one wake per feed per loop turn, however many events
             self._wake_pending = True
