@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Literal
 
@@ -23,6 +23,8 @@ class MediaPacket:
     time_base: Fraction
     keyframe: bool
     received: float  # time.monotonic() when the packet left the demuxer
+    # What consumers derive from the packet once for all of them (RTP payloads).
+    derived: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def seconds(self) -> float | None:

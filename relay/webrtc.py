@@ -18,6 +18,7 @@ import aioice.ice
 import av
 from aiortc import MediaStreamTrack, RTCIceServer, RTCRtpSender
 from aiortc.codecs import CODECS
+from aiortc.codecs.h264 import H264Encoder
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.sdp import H264Profile, parse_h264_profile_level_id
@@ -128,6 +129,44 @@ def use_host_addresses(addresses: list[str]) -> None:
             return chosen
 
         aioice.ice.get_host_addresses = host_addresses
+
+
+class _Payloads:
+    """A camera frame's RTP payloads, made once and sent to every viewer."""
+
+    __slots__ = ("payloads",)
+
+    def __init__(self, payloads: list[bytes]) -> None:
+        self.payloads = payloads
+
+
+def rtp_payloads(packet: MediaPacket) -> list[bytes]:
+    """The frame split into H.264 RTP payloads (FU-A, STAP-A), once per frame."""
+    payloads = packet.derived.get("h264-rtp")
+    if payloads is None:
+        payloads = H264Encoder._packetize(H264Encoder._split_bitstream(packet.data))
+        packet.derived["h264-rtp"] = payloads
+    return payloads  # type: ignore[return-value]
+
+
+def share_h264_packetization() -> None:
+    """Let aiortc's sender take payloads made once per frame (DESIGN.md, "Where the
+    time goes"): its H.264 encoder would otherwise split and fragment every frame
+    again for each viewer. A packet carrying _Payloads in `opaque` skips that."""
+    if getattr(H264Encoder.pack, "shares_payloads", False):
+        return
+    original = H264Encoder.pack
+
+    def pack(self: H264Encoder, packet: av.Packet[Any]) -> tuple[list[bytes], int]:
+        shared = packet.opaque
+        if isinstance(shared, _Payloads):
+            base = packet.time_base
+            assert packet.pts is not None and base is not None
+            return shared.payloads, packet.pts * base.numerator * VIDEO_CLOCK // base.denominator
+        return original(self, packet)
+
+    pack.shares_payloads = True  # type: ignore[attr-defined]
+    H264Encoder.pack = pack  # type: ignore[method-assign]
 
 
 def ticks(packet: MediaPacket, clock: int) -> int | None:
@@ -262,7 +301,11 @@ class PacketTrack(MediaStreamTrack):
             await self._pace(len(packet.data))
         else:
             ts = self._retime(packet)
-        out = av.Packet(packet.data)
+        if self.kind == "video":
+            out = av.Packet(b"")  # no copy: the payloads are the frame's, made once
+            out.opaque = _Payloads(rtp_payloads(packet))
+        else:
+            out = av.Packet(packet.data)
         out.pts = ts
         out.time_base = self._time_base
         return out

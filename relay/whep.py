@@ -38,6 +38,7 @@ from relay.webrtc import (
     h264_preferences,
     ice_servers,
     register_h264_profiles,
+    share_h264_packetization,
     use_host_addresses,
     use_udp_ports,
 )
@@ -87,6 +88,7 @@ class WhepService:
         self.transcoders: dict[str, Transcoder] = {}
         self._tasks: set[asyncio.Task[bool]] = set()
         register_h264_profiles()
+        share_h264_packetization()
         use_host_addresses(config.webrtc.host_addresses)
         use_udp_ports(config.webrtc.udp_ports)
 

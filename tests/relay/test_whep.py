@@ -65,6 +65,10 @@ async def test_client_decodes_every_kind_of_camera(
             assert client.watch.sizes == {(640, 360)}
             service = node.app[WHEP]
             assert (f"{mount}/main" in service.transcoders) is transcoded
+            if not transcoded:  # RTP payloads made once per frame, for every viewer
+                channel = node.hub.channel(mount)
+                assert channel is not None
+                assert any("h264-rtp" in p.derived for p in channel.gop())
             if mount == "high":  # G.711 passes through to the viewer
                 await wait_until(lambda: client.watch.audio_frames > 10, 5, "audio frames")
         finally:
