@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import web
 
@@ -20,7 +19,7 @@ from relay.access import (
     logged_in,
     user_of,
 )
-from relay.body import read_json, text_field
+from relay.body import query_filters, read_json, text_field, whole_number
 from relay.keys import AUDIT, CONFIG
 from relay.pages import render
 from relay.refusal import Refused, refuse
@@ -118,28 +117,16 @@ async def create_token(request: web.Request) -> web.Response:
 
 async def revoke_token(request: web.Request) -> web.Response:
     user = user_of(request)
-    raw = request.match_info["token_id"]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        return refuse(404, "no such token")
-    digest = await request.app[ACCOUNTS].revoke_token(user, int(raw))
+    token_id = whole_number(request.match_info["token_id"])
+    digest = None if token_id is None else await request.app[ACCOUNTS].revoke_token(user, token_id)
     if digest is None:
         return refuse(404, "no such token")
     await request.app[WHEP].end_credential(digest)
-    await request.app[AUDIT].record("token.revoke", user=user.name, token=int(raw))
+    await request.app[AUDIT].record("token.revoke", user=user.name, token=token_id)
     return web.json_response({"ok": True})
 
 
 async def audit(request: web.Request) -> web.Response:
-    query = request.query
-    filters: dict[str, Any] = {}
-    for key in ("user", "camera", "action"):
-        if key in query:
-            filters[key] = query[key][:200]
-    for key in ("since", "until"):
-        if key in query:
-            try:
-                filters[key] = float(query[key])
-            except ValueError:
-                return refuse(400, f"{key} must be a Unix time in seconds")
+    filters = query_filters(request.query, ("user", "camera", "action"))
     entries = await request.app[AUDIT].query(**filters)
     return web.json_response({"now": time.time(), "entries": entries})

@@ -6,7 +6,7 @@ import json
 import time
 from typing import Any
 
-from relay.db import Database
+from relay.db import Database, where
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -55,32 +55,10 @@ class AuditLog:
             ),
         )
 
-    async def query(
-        self,
-        *,
-        user: str | None = None,
-        camera: str | None = None,
-        action: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        limit: int = QUERY_LIMIT,
-    ) -> list[dict[str, Any]]:
-        where: list[str] = []
-        params: list[object] = []
-        for column, value in (("user", user), ("camera", camera), ("action", action)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if since is not None:
-            where.append("time >= ?")
-            params.append(since)
-        if until is not None:
-            where.append("time < ?")
-            params.append(until)
-        sql = "SELECT * FROM audit"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
+    async def query(self, limit: int = QUERY_LIMIT, **filters: Any) -> list[dict[str, Any]]:
+        """Newest first; filters: user, camera, action, since, until."""
+        clause, params = where(filters, ("user", "camera", "action"))
+        sql = f"SELECT * FROM audit{clause} ORDER BY id DESC LIMIT ?"  # noqa: S608
         rows = await self.db.fetch(sql, (*params, min(limit, QUERY_LIMIT)))
         return [
             {**dict(row), "detail": json.loads(row["detail"]) if row["detail"] else {}}

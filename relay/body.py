@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
+
+from relay.refusal import Refused
 
 MAX_JSON = 16 * 1024
 
@@ -45,3 +48,22 @@ def text_field(body: dict[str, Any], key: str, max_len: int) -> str:
     if not isinstance(value, str) or not value or len(value) > max_len:
         raise web.HTTPBadRequest(text=f"{key} must be text of 1 to {max_len} characters\n")
     return value
+
+
+def whole_number(text: str) -> int | None:
+    """An id from a path or query: ASCII digits only ('¹'.isdigit() is true too)."""
+    if text.isascii() and text.isdigit() and len(text) <= 18:
+        return int(text)
+    return None
+
+
+def query_filters(query: Mapping[str, str], columns: tuple[str, ...]) -> dict[str, Any]:
+    """`column=value` equality filters and `since`/`until` Unix times from a query."""
+    filters: dict[str, Any] = {c: query[c][:200] for c in columns if c in query}
+    for key in ("since", "until"):
+        if key in query:
+            try:
+                filters[key] = float(query[key])
+            except ValueError:
+                raise Refused(400, f"{key} must be a Unix time in seconds") from None
+    return filters

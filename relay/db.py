@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -66,3 +66,17 @@ class Database:
 
         await asyncio.get_running_loop().run_in_executor(self._executor, go)
         self._executor.shutdown(wait=True)
+
+
+def where(filters: Mapping[str, Any], columns: tuple[str, ...]) -> tuple[str, tuple[Any, ...]]:
+    """A WHERE clause: equality on the named columns, `since`/`until` on `time`."""
+    clauses, params = ["1"], []
+    for column in columns:
+        if column in filters:
+            clauses.append(f"{column} = ?")
+            params.append(filters[column])
+    for key, test in (("since", "time >= ?"), ("until", "time < ?")):
+        if key in filters:
+            clauses.append(test)
+            params.append(filters[key])
+    return " WHERE " + " AND ".join(clauses), tuple(params)

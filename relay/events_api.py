@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from ingest.tasks import cancel_and_wait
 from relay.access import add_route, logged_in, user_of
-from relay.body import read_json
+from relay.body import query_filters, read_json, whole_number
 from relay.bus import AlertBus, EventFeed
 from relay.config import Config
 from relay.events import parse_request, visible
@@ -87,20 +86,11 @@ async def events(request: web.Request) -> web.StreamResponse:
     # No per-message deflate: it would compress every event once per subscriber.
     socket = web.WebSocketResponse(heartbeat=20, max_msg_size=4096, compress=False)
     if socket.can_prepare(request).ok:
-        raw_after = request.query.get("after", "0")
-        if not (raw_after.isascii() and raw_after.isdigit()) or len(raw_after) > 18:
+        after = whole_number(request.query.get("after", "0"))
+        if after is None:
             return refuse(400, "after must be the seq of the last event seen")
-        return await _feed(request, socket, int(raw_after))
-    filters: dict[str, Any] = {}
-    for key in ("type", "site", "camera", "state"):
-        if key in request.query:
-            filters[key] = request.query[key][:100]
-    for key in ("since", "until"):
-        if key in request.query:
-            try:
-                filters[key] = float(request.query[key])
-            except ValueError:
-                return refuse(400, f"{key} must be a Unix time in seconds")
+        return await _feed(request, socket, after)
+    filters = query_filters(request.query, ("type", "site", "camera", "state"))
     user, config = user_of(request), request.app[CONFIG]
     found = await request.app[BUS].store.query(filters, QUERY_LIMIT)
     return web.json_response([s.as_json() for s in found if visible(s.event, user, config)])

@@ -7,7 +7,7 @@ import json
 import sqlite3
 from typing import Any
 
-from relay.db import Database
+from relay.db import Database, where
 from relay.events import ALARM_WORKFLOW, Event
 
 SCHEMA = """
@@ -138,20 +138,10 @@ class EventStore:
         return [_row(r) for r in rows]
 
     async def query(self, filters: dict[str, Any], limit: int = 500) -> list[StoredEvent]:
-        where, params = ["1"], []
-        for column in ("type", "site", "camera", "state"):
-            if column in filters:
-                where.append(f"{column} = ?")
-                params.append(filters[column])
-        if "since" in filters:
-            where.append("time >= ?")
-            params.append(filters["since"])
-        if "until" in filters:
-            where.append("time < ?")
-            params.append(filters["until"])
+        """Newest first; filters: type, site, camera, state, since, until."""
+        clause, params = where(filters, ("type", "site", "camera", "state"))
         rows = await self.db.fetch(
-            f"SELECT {COLUMNS} FROM events WHERE {' AND '.join(where)}"  # noqa: S608
-            " ORDER BY seq DESC LIMIT ?",
+            f"SELECT {COLUMNS} FROM events{clause} ORDER BY seq DESC LIMIT ?",  # noqa: S608
             (*params, limit),
         )
         return [_row(r) for r in rows]

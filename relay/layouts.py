@@ -18,7 +18,7 @@ from aiohttp import web
 
 from relay.access import PEOPLE, add_route, logged_in, user_of
 from relay.auth import User
-from relay.body import read_json
+from relay.body import read_json, whole_number
 from relay.config import ID_PATTERN, LAYOUTS, Config
 from relay.keys import AUDIT, CONFIG, DB
 from relay.refusal import Refused, refuse
@@ -212,9 +212,9 @@ async def save_layout(request: web.Request) -> web.Response:
 
 async def delete_layout(request: web.Request) -> web.Response:
     user = user_of(request)
-    raw = request.match_info["layout_id"]
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+    layout_id = whole_number(request.match_info["layout_id"])
+    if layout_id is None:
         return refuse(404, "no such layout")
-    await request.app[LAYOUT_STORE].delete(user, int(raw))
-    await request.app[AUDIT].record("layout.delete", user=user.name, layout=int(raw))
+    await request.app[LAYOUT_STORE].delete(user, layout_id)
+    await request.app[AUDIT].record("layout.delete", user=user.name, layout=layout_id)
     return web.json_response({"ok": True})
