@@ -106,48 +106,32 @@ def parse_request(
         raise Refused(400, f"type must be one of {', '.join(sorted(RAISED_BY))}")
     if user.role not in RAISED_BY[kind]:
         raise Refused(403, f"role {user.role} may not publish {kind}")
-    origin = config.node.id
+    if kind == "lookout":
+        return _lookout(body, user, config)
     if kind == "alarm":
         camera = _camera(body, user, config)
         reason = _text(body, "reason", MAX_REASON, required=False)
         return new_event(
-            origin,
+            config.node.id,
             kind,
             camera.site,
             camera=camera.id,
             by=user.name,
             data={"reason": reason},
         )
-    if kind == "lookout":
-        return _lookout(body, user, config)
-    alarm_or_lookout = _referenced(body, referenced, "lookout" if kind == "sighting" else "alarm")
-    if not visible(alarm_or_lookout, user, config):
+    about = _referenced(body, referenced, "lookout" if kind == "sighting" else "alarm")
+    if not visible(about, user, config):
         raise Refused(404, "no such event")
-    if kind == "sighting":
-        camera = _camera(body, user, config)
-        note = _text(body, "note", MAX_TEXT, required=False)
-        return new_event(
-            origin,
-            kind,
-            camera.site,
-            camera=camera.id,
-            by=user.name,
-            ref=alarm_or_lookout.id,
-            data={"note": note},
-        )
+    site, camera_id = about.site, about.camera
     data: dict[str, Any] = {}
+    if kind == "sighting":  # where the lookout was seen: a camera of the user's
+        camera = _camera(body, user, config)
+        site, camera_id = camera.site, camera.id
     if kind == "assign":
         data["team"] = _text(body, "team", 100, required=True)
-    if kind in ("assign", "resolve", "ack"):
-        data["note"] = _text(body, "note", MAX_TEXT, required=False)
+    data["note"] = _text(body, "note", MAX_TEXT, required=False)
     return new_event(
-        origin,
-        kind,
-        alarm_or_lookout.site,
-        camera=alarm_or_lookout.camera,
-        by=user.name,
-        ref=alarm_or_lookout.id,
-        data=data,
+        config.node.id, kind, site, camera=camera_id, by=user.name, ref=about.id, data=data
     )
 
 

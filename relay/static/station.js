@@ -5,7 +5,7 @@
 import { AlarmQueue, LookoutBoard } from "/static/alerts.js";
 import { EventFeed } from "/static/events.js";
 import { apply, clockTime, t, toggleLang } from "/static/i18n.js";
-import { LAYOUT_NAMES, Tile, arrange, cameraInfo, toast } from "/static/tiles.js";
+import { LAYOUT_NAMES, Tile, arrange, cameraInfo, focus, toast } from "/static/tiles.js";
 
 const POLL_MS = 3000;
 const STORE_KEY = "vw-station-grid";
@@ -93,18 +93,12 @@ function enlarge(tile) {
   restore();
   if (again) return;
   state.enlarged = tile;
-  grid.classList.add("enlarged");
-  tile.el.classList.add("focused");
-  tile.setStream("main");
+  focus(grid, tile, true);
 }
 
 function restore() {
-  const tile = state.enlarged;
-  if (!tile) return;
+  if (state.enlarged) focus(grid, state.enlarged, false);
   state.enlarged = null;
-  grid.classList.remove("enlarged");
-  tile.el.classList.remove("focused");
-  tile.setStream("sub");
 }
 
 // --- the site tree -----------------------------------------------------------

@@ -227,6 +227,13 @@ export class Tile {
 }
 
 // Make `tiles` match `layout` on `grid`: tiles are reused, added or destroyed.
+// One tile over the whole grid on its main stream (on), or back in place (off).
+export function focus(grid, tile, on) {
+  grid.classList.toggle("enlarged", on);
+  tile.el.classList.toggle("focused", on);
+  tile.setStream(on ? "main" : "sub");
+}
+
 export function arrange(grid, layout, tiles, makeTile) {
   const spec = LAYOUTS[layout] || LAYOUTS["3x3"];
   grid.style.setProperty("--cols", spec.cols);

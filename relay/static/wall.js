@@ -6,7 +6,7 @@
 import { LookoutBoard } from "/static/alerts.js";
 import { EventFeed, chime } from "/static/events.js";
 import { apply, t, toggleLang } from "/static/i18n.js";
-import { Tile, arrange, cameraInfo } from "/static/tiles.js";
+import { Tile, arrange, cameraInfo, focus } from "/static/tiles.js";
 
 const params = new URLSearchParams(location.search);
 const KIOSK = params.get("kiosk") === "1";
@@ -51,21 +51,16 @@ function setPaused(paused) {
 
 function enlarge(tile) {
   if (state.enlarged === tile) return restore();
-  if (state.enlarged) restore();
+  if (state.enlarged) focus(grid, state.enlarged, false);
   state.enlarged = tile;
-  grid.classList.add("enlarged");
-  tile.el.classList.add("focused");
-  tile.setStream("main");
+  focus(grid, tile, true);
   scheduleTour();
 }
 
 function restore() {
-  const tile = state.enlarged;
-  if (!tile) return;
+  if (!state.enlarged) return;
+  focus(grid, state.enlarged, false);
   state.enlarged = null;
-  grid.classList.remove("enlarged");
-  tile.el.classList.remove("focused");
-  tile.setStream("sub");
   scheduleTour();
 }
 
