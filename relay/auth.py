@@ -85,6 +85,7 @@ class Accounts:
         self.config = config
         self._users: dict[str, UserConfig] = {}
         self._node_tokens: dict[str, UserConfig] = {}
+        self._scopes: dict[str, tuple[str, frozenset[str]]] = {}
         self._sessions: dict[str, tuple[str, float]] = {}  # hash -> (user, expires)
         self._tokens: dict[str, tuple[int, str]] = {}  # hash -> (id, user), live ones
         window = config.auth.login_window_minutes * 60
@@ -98,7 +99,12 @@ class Accounts:
         self.config = config
         self._users = {u.name: u for u in config.users if u.password_hash}
         self._node_tokens = {u.token_hash: u for u in config.users if u.token_hash}
-        known = {u.name for u in config.users}
+        every_site = frozenset(s.id for s in config.sites)
+        self._scopes = {  # name -> (role, the sites they see), worked out once, not per request
+            u.name: (u.role, every_site if u.role == "admin" else config.subtree(u.sites))
+            for u in config.users
+        }
+        known = set(self._scopes)
         self._sessions = {h: s for h, s in self._sessions.items() if s[0] in known}
         self._tokens = {h: t for h, t in self._tokens.items() if t[1] in known}
 
@@ -117,15 +123,8 @@ class Accounts:
         self.set_users(self.config)
 
     def _user(self, name: str, via: Via, credential: str) -> User | None:
-        user = next((u for u in self.config.users if u.name == name), None)
-        if user is None:
-            return None
-        sites = (
-            frozenset(s.id for s in self.config.sites)
-            if user.role == "admin"
-            else self.config.subtree(user.sites)
-        )
-        return User(user.name, user.role, sites, via, credential)
+        scope = self._scopes.get(name)
+        return None if scope is None else User(name, scope[0], scope[1], via, credential)
 
     # --- logins --------------------------------------------------------------
 
