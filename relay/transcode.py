@@ -28,13 +28,10 @@ KEYFRAME_SECONDS = 2.0
 
 
 def needs_transcode(channel: Channel) -> bool:
+    """H.265, or H.264 with B-frames. (Which H.264 profiles a viewer takes as they
+    are is the answer's business: relay.webrtc.answer_profile.)"""
     info = channel.source.info
-    return info is not None and (
-        info.codec != "h264"
-        or info.has_b_frames
-        or (info.profile or "Constrained Baseline")
-        not in ("Constrained Baseline", "Baseline", "Main", "High")
-    )
+    return info is not None and (info.codec != "h264" or info.has_b_frames)
 
 
 class Transcoder(FanOut):
