@@ -105,7 +105,7 @@ class WhepService:
     async def open(
         self, channel: Channel, offer: str, peer: str, user: User
     ) -> tuple[WhepSession, str]:
-        parsed = _parse_offer(offer)
+        parsed, offered = _parse_offer(offer)
         if channel.source.state in (SourceState.OFFLINE, SourceState.STALLED):
             raise Refused(409, f"camera is {channel.source.state}", RETRY_OFFLINE)
         video = channel.subscribe(frozenset(("video",)))
@@ -116,7 +116,7 @@ class WhepService:
                     await channel.wait_online()
             except TimeoutError:
                 raise Refused(409, "camera is not sending", RETRY_OFFLINE) from None
-            feed, plid = self._video_feed(channel, _offered_h264_profiles(parsed))
+            feed, plid = self._video_feed(channel, offered)
             if feed is not channel:
                 video.close()
                 video = feed.subscribe(frozenset(("video",)))
@@ -274,16 +274,18 @@ class WhepService:
             await transcoder.close()
 
 
-def _parse_offer(offer: str) -> SessionDescription:
+def _parse_offer(offer: str) -> tuple[SessionDescription, set[H264Profile]]:
+    """The offer and the H.264 profiles it takes, or a 400 saying what is wrong."""
     try:
         parsed = SessionDescription.parse(offer)
     except (ValueError, IndexError, KeyError, AssertionError) as exc:
         raise Refused(400, f"unparsable SDP offer ({type(exc).__name__})") from None
     if not any(m.kind == "video" for m in parsed.media):
         raise Refused(400, "the offer has no video")
-    if not _offered_h264_profiles(parsed):
+    offered = _offered_h264_profiles(parsed)
+    if not offered:
         raise Refused(400, "the offer has no H.264 video (packetization-mode 1)")
-    return parsed
+    return parsed, offered
 
 
 def _offered_h264_profiles(parsed: SessionDescription) -> set[H264Profile]:
