@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from relay.db import Database, where
@@ -27,6 +29,34 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 QUERY_LIMIT = 1000
 
 
+@dataclass(frozen=True)
+class AuditEntry:
+    """One entry, to be written on its own or in the transaction of what it records."""
+
+    action: str
+    user: str | None = None
+    address: str | None = None
+    camera: str | None = None
+    site: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    time: float = field(default_factory=time.time)
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO audit (time, action, user, address, camera, site, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                self.time,
+                self.action,
+                self.user,
+                self.address,
+                self.camera,
+                self.site,
+                json.dumps(self.detail, ensure_ascii=False) if self.detail else None,
+            ),
+        )
+
+
 class AuditLog:
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -41,19 +71,7 @@ class AuditLog:
         site: str | None = None,
         **detail: Any,
     ) -> None:
-        await self.db.insert(
-            "INSERT INTO audit (time, action, user, address, camera, site, detail)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (
-                time.time(),
-                action,
-                user,
-                address,
-                camera,
-                site,
-                json.dumps(detail, ensure_ascii=False) if detail else None,
-            ),
-        )
+        await self.db.run(AuditEntry(action, user, address, camera, site, detail).write)
 
     async def query(self, limit: int = QUERY_LIMIT, **filters: Any) -> list[dict[str, Any]]:
         """Newest first; filters: user, camera, action, since, until."""

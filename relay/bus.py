@@ -13,58 +13,23 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ingest import SourceState
+from ingest.tasks import cancel_and_wait
+from relay.audit import AuditEntry
 from relay.auth import User
 from relay.config import Config
 from relay.events import Event, new_event, visible
 from relay.eventstore import EventStore, StoredEvent
+from relay.feeds import EventFeed, ScopeLog
 from relay.hub import Channel, Hub
 
 logger = logging.getLogger(__name__)
 
-FEED_LIMIT = 2000  # events a feed may fall behind by before it must resume
 DOWN = (SourceState.OFFLINE, SourceState.STALLED)
-
-
-class EventFeed:
-    """One subscriber's bounded queue of encoded events."""
-
-    def __init__(self, user: User, limit: int = FEED_LIMIT) -> None:
-        self.user = user
-        self.limit = limit
-        self.overflowed = False
-        self._items: deque[tuple[int, str]] = deque()
-        self._waiter: asyncio.Future[None] | None = None
-
-    def offer(self, seq: int, text: str) -> None:
-        """Queue an event; the bus wakes the feed once for all it got this turn."""
-        if self.overflowed:
-            return
-        if len(self._items) >= self.limit:
-            self.overflowed = True  # the client reconnects and resumes from its last seq
-            self._items.clear()
-        else:
-            self._items.append((seq, text))
-
-    def wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def take(self) -> list[tuple[int, str]]:
-        """Everything queued, at least one item (or [] once overflowed)."""
-        while not self._items and not self.overflowed:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        items = list(self._items)
-        self._items.clear()
-        return items
+Raised = tuple[Event, AuditEntry | None, "asyncio.Future[StoredEvent]"]
 
 
 def encode(stored: StoredEvent) -> str:
@@ -77,24 +42,30 @@ class AlertBus:
         self.store = store
         self.hub = hub
         self.sites = frozenset(s.id for s in config.sites)
-        self.feeds: set[EventFeed] = set()
+        self.logs: dict[frozenset[str], ScopeLog] = {}  # one per scope with a feed
         self.on_local: list[Callable[[], None]] = []  # woken after a local event is stored
         self._pending_down: dict[str, asyncio.TimerHandle] = {}
         self._reported_down: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._wake_pending = False
+        self._changed: set[ScopeLog] = set()  # logs that grew this loop turn
+        self._raised: list[Raised] = []  # waiting for the next transaction
+        self._has_raised = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
         hub.state_listeners.append(self._camera_changed)
 
     # --- raising and receiving -------------------------------------------
 
-    async def publish(self, event: Event) -> StoredEvent:
-        """Store an event raised on this node, then tell everyone concerned."""
-        stored = await self.store.add(event, outbox=bool(self.on_local))
-        if stored is None:
-            raise ValueError(f"event {event.id} exists already")
-        self._fan_out(stored)
-        for wake in self.on_local:
-            wake()
+    async def publish(self, event: Event, audit: AuditEntry | None = None) -> StoredEvent:
+        """Store an event raised on this node, and the audit entry that records it,
+        then tell everyone concerned. Events raised while the last transaction was
+        being written, or in the same loop turn, share the next one (group commit):
+        each caller still returns only once its own event is committed."""
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_raised(), name="bus writer")
+        done = asyncio.get_running_loop().create_future()
+        self._raised.append((event, audit, done))
+        self._has_raised.set()
+        stored: StoredEvent = await done
         logger.info(
             "event %s %s site=%s camera=%s by %s",
             event.type,
@@ -104,6 +75,35 @@ class AlertBus:
             event.by,
         )
         return stored
+
+    async def _write_raised(self) -> None:
+        while True:
+            await self._has_raised.wait()
+            self._has_raised.clear()
+            raised, self._raised = self._raised, []
+            try:
+                added = await self.store.add_each(
+                    [(event, audit) for event, audit, _ in raised], outbox=bool(self.on_local)
+                )
+            except Exception as exc:  # told to every caller: none of them was stored
+                for *_, done in raised:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            except BaseException:
+                for *_, done in raised:
+                    done.cancel()
+                raise
+            for (event, _, done), stored in zip(raised, added, strict=True):
+                if stored is None:
+                    if not done.done():
+                        done.set_exception(ValueError(f"event {event.id} exists already"))
+                    continue
+                self._fan_out(stored)
+                if not done.done():
+                    done.set_result(stored)
+            for wake in self.on_local:
+                wake()
 
     async def receive(self, events: list[Event]) -> int:
         """Events from the network: each kept once, if it concerns this node's sites
@@ -118,31 +118,35 @@ class AlertBus:
         return event.site is None or event.site in self.sites
 
     def _fan_out(self, stored: StoredEvent) -> None:
-        text = encode(stored)
-        seen: dict[frozenset[str], bool] = {}  # feeds of one scope decide once
-        for feed in self.feeds:
-            scope = feed.user.sites
-            allowed = seen.get(scope)
-            if allowed is None:
-                allowed = seen[scope] = visible(stored.event, feed.user, self.config)
-            if allowed:
-                feed.offer(stored.seq, text)
-        if not self._wake_pending:  # one wake per feed per loop turn, however many events
-            self._wake_pending = True
-            asyncio.get_running_loop().call_soon(self._wake_feeds)
+        """Into the log of every scope that may see it: encoded once, appended once
+        per scope; the feeds are woken once per loop turn, however many events came."""
+        text = None
+        for log in self.logs.values():
+            if visible(stored.event, log.user, self.config):
+                if text is None:
+                    text = encode(stored)
+                if not self._changed:
+                    asyncio.get_running_loop().call_soon(self._wake_feeds)
+                log.append(stored.seq, text)
+                self._changed.add(log)
 
     def _wake_feeds(self) -> None:
-        self._wake_pending = False
-        for feed in self.feeds:
-            feed.wake()
+        changed, self._changed = self._changed, set()
+        for log in changed:
+            log.wake()
 
     def subscribe(self, user: User) -> EventFeed:
-        feed = EventFeed(user)
-        self.feeds.add(feed)
-        return feed
+        log = self.logs.get(user.sites)
+        if log is None:
+            log = self.logs[user.sites] = ScopeLog(user)
+        return log.subscribe(user)
 
     def unsubscribe(self, feed: EventFeed) -> None:
-        self.feeds.discard(feed)
+        log = feed.log
+        log.feeds.discard(feed)
+        if not log.feeds and self.logs.get(log.user.sites) is log:
+            del self.logs[log.user.sites]
+            self._changed.discard(log)
 
     # --- camera health -----------------------------------------------------
 
@@ -197,6 +201,11 @@ class AlertBus:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        writer, self._writer = self._writer, None
+        await cancel_and_wait(writer)
+        for *_, done in self._raised:
+            done.cancel()
+        self._raised.clear()
         with contextlib.suppress(ValueError):
             self.hub.state_listeners.remove(self._camera_changed)
         for handle in self._pending_down.values():

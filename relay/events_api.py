@@ -9,12 +9,14 @@ from aiohttp import WSMsgType, web
 
 from ingest.tasks import cancel_and_wait
 from relay.access import add_route, logged_in, user_of
+from relay.audit import AuditEntry
 from relay.body import query_filters, read_json, whole_number
-from relay.bus import AlertBus, EventFeed
+from relay.bus import AlertBus
 from relay.config import Config
 from relay.events import parse_request, visible
 from relay.eventstore import EventStore
-from relay.keys import AUDIT, CONFIG, DB, HUB
+from relay.feeds import EventFeed
+from relay.keys import CONFIG, DB, HUB
 from relay.natslink import NatsLink
 from relay.refusal import refuse
 from relay.snapshot import snapshot
@@ -70,15 +72,15 @@ async def publish(request: web.Request) -> web.Response:
             if picture:
                 event = event.with_image(picture)
                 break
-    stored = await bus.publish(event)
-    await request.app[AUDIT].record(
+    audit = AuditEntry(
         AUDITED[event.type],
         user=user.name,
         address=request.remote,
         camera=event.camera,
         site=event.site,
-        event=event.id,
+        detail={"event": event.id},
     )
+    stored = await bus.publish(event, audit)  # the entry is committed with the event
     return web.json_response(stored.as_json(), status=201)
 
 
@@ -134,14 +136,12 @@ async def _send(
         if len(page) < 500:
             break
     while not socket.closed:
-        items = await feed.take()
-        if feed.overflowed:
+        taken = await feed.take(last)
+        if taken is None:
             await socket.close(code=1013, message=b"too far behind: reconnect and resume")
             return
-        fresh = [text for seq, text in items if seq > last]
-        if fresh:
-            await socket.send_str("[" + ",".join(fresh) + "]")
-            last = items[-1][0]
+        frame, last = taken  # the same bytes for every feed of the scope that keeps up
+        await socket.send_frame(frame, WSMsgType.TEXT)
 
 
 async def image(request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ import json
 import sqlite3
 from typing import Any
 
+from relay.audit import AuditEntry
 from relay.db import Database, where
 from relay.events import ALARM_WORKFLOW, Event
 
@@ -65,22 +66,33 @@ class EventStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add(self, event: Event, *, outbox: bool) -> StoredEvent | None:
-        """Store an event once; None if its id is already here."""
-        stored = await self.add_many([event], outbox=outbox)
-        return stored[0] if stored else None
-
     async def add_many(self, events: list[Event], *, outbox: bool) -> list[StoredEvent]:
         """Store events in one transaction; returns those that were new here."""
-        return await self.db.run(lambda conn: self._add_many(conn, events, outbox))
-
-    def _add_many(
-        self, conn: sqlite3.Connection, events: list[Event], outbox: bool
-    ) -> list[StoredEvent]:
-        with conn:  # one transaction: the events, their effect on alarms, the outbox rows
-            conn.execute("BEGIN IMMEDIATE")
-            added = [self._add(conn, event, outbox) for event in events]
+        added = await self.add_each([(event, None) for event in events], outbox=outbox)
         return [s for s in added if s is not None]
+
+    async def add_each(
+        self, events: list[tuple[Event, AuditEntry | None]], *, outbox: bool
+    ) -> list[StoredEvent | None]:
+        """Store events, each with the audit entry that records it, in one transaction;
+        returns each one stored, or None where its id was here already (no entry then)."""
+        return await self.db.run(lambda conn: self._add_each(conn, events, outbox))
+
+    def _add_each(
+        self,
+        conn: sqlite3.Connection,
+        events: list[tuple[Event, AuditEntry | None]],
+        outbox: bool,
+    ) -> list[StoredEvent | None]:
+        added: list[StoredEvent | None] = []
+        with conn:  # one transaction: the events, their effect on alarms, outbox, audit
+            conn.execute("BEGIN IMMEDIATE")
+            for event, audit in events:
+                stored = self._add(conn, event, outbox)
+                if stored is not None and audit is not None:
+                    audit.write(conn)
+                added.append(stored)
+        return added
 
     def _add(self, conn: sqlite3.Connection, event: Event, outbox: bool) -> StoredEvent | None:
         state = self._initial_state(conn, event)

@@ -223,3 +223,47 @@ async def test_flapping_camera_is_a_few_events_a_real_outage_is_two(
     events = [s.event for s in await store.query({})][:2]
     assert [e.type for e in reversed(events)] == ["camera.offline", "camera.online"]
     assert events[1].camera == "gate" and events[1].data["error"]
+
+
+async def test_concurrent_alarms_share_transactions_and_each_keeps_its_audit_entry(
+    start_node: NodeFactory,
+) -> None:
+    node = await start_node(CONFIG)
+    bus = node.app[BUS]
+    transactions = 0
+    add_each = bus.store.add_each
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal transactions
+        transactions += 1
+        return await add_each(*args, **kwargs)
+
+    bus.store.add_each = counted  # type: ignore[method-assign]
+    async with aiohttp.ClientSession(node.url) as http:
+        east = await http.ws_connect("/api/events", headers=bearer("east-op"))
+        watcher = await http.ws_connect("/api/events", headers=bearer("watcher"))
+        west = await http.ws_connect("/api/events", headers=bearer("west-op"))
+        raised = await asyncio.gather(
+            *(
+                post(http, who, {"type": "alarm", "camera": camera, "reason": str(i)})
+                for i in range(30)
+                for who, camera in (("east-op", "e1"), ("west-op", "w1"))
+            )
+        )
+        assert all(status == 201 for status, _ in raised), raised
+        assert transactions < 30, "alarms of one loop turn share a transaction"
+        ids = {site: [a["id"] for _, a in raised if a["site"] == site] for site in ("east", "west")}
+        got = {
+            name: await next_events(ws, 30)
+            for name, ws in (("east", east), ("watcher", watcher), ("west", west))
+        }
+        assert [e["id"] for e in got["east"]] == [e["id"] for e in got["watcher"]]
+        assert {e["id"] for e in got["east"]} == set(ids["east"])
+        assert {e["id"] for e in got["west"]} == set(ids["west"]), "no event crosses scopes"
+        for events in got.values():
+            assert [e["seq"] for e in events] == sorted(e["seq"] for e in events)
+        async with http.get("/api/audit?action=alarm.raise", headers=ADMIN) as r:
+            audited = [entry["detail"]["event"] for entry in (await r.json())["entries"]]
+        assert sorted(audited) == sorted(ids["east"] + ids["west"]), "one entry per alarm"
+        for ws in (east, watcher, west):
+            await ws.close()
