@@ -30,7 +30,8 @@ from relay.hub import Subscription, SubscriptionClosed
 VIDEO_CLOCK = 90000
 VIDEO_TIME_BASE = Fraction(1, VIDEO_CLOCK)
 MAX_JUMP_SECONDS = 5.0
-BACKLOG_RATE = 2_500_000  # bytes/s for a new viewer's cached GOP: 20 Mbit/s
+BACKLOG_RATE = 2_500_000  # bytes/s of one viewer's cached GOP: 20 Mbit/s
+NODE_BACKLOG_RATE = 5_000_000  # bytes/s of every joining viewer's cached GOP: 40 Mbit/s
 
 # For each camera profile (FFmpeg's names), the answer profiles to pass it through
 # under, best first: its own, then a profile whose decoders take it too (H.264
@@ -256,15 +257,67 @@ class Retimer:
         return value
 
 
+class BacklogPacer:
+    """Paces the cached GOPs new viewers start with, one budget for the whole node.
+
+    A GOP is up to a megabyte. Sent in one burst, it overflows the viewer's socket
+    buffer; sent to fifty viewers joining at once, even at one viewer's pace, it
+    is more than the node can send, and the loop falls behind on everything else:
+    answering the next offers, the handshakes, the first pictures. So each viewer's
+    GOP goes at most at `per_viewer` bytes/s, and all of them together at `rate`,
+    first come first served (each viewer asks for one frame at a time, so joining
+    viewers take turns). A keyframe goes at once: every viewer's first picture
+    is in the first round, and what waits is only the catching up to live.
+    """
+
+    def __init__(self, rate: float = NODE_BACKLOG_RATE, per_viewer: float = BACKLOG_RATE) -> None:
+        self.rate = rate
+        self.per_viewer = per_viewer
+        self._free_at = 0.0  # loop time the node's budget is spent until
+
+    def start(self) -> BacklogPace:
+        return BacklogPace(self)
+
+    def book(self, size: int, not_before: float, now: float) -> float:
+        """The loop time `size` bytes may go, at the earliest `not_before`."""
+        due = max(now, not_before, self._free_at)
+        self._free_at = due + size / self.rate
+        return due
+
+
+class BacklogPace:
+    """One viewer's turn at its node's BacklogPacer."""
+
+    def __init__(self, pacer: BacklogPacer) -> None:
+        self._pacer = pacer
+        self._next = 0.0  # loop time this viewer's own rate lets it send again
+
+    async def wait(self, packet: MediaPacket) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        size = len(packet.data)
+        if packet.keyframe:
+            self._pacer.book(size, now, now)  # counted, never waited for
+            due = now
+        else:
+            due = self._pacer.book(size, self._next, now)
+        self._next = due + size / self._pacer.per_viewer
+        if due > now:
+            await asyncio.sleep(due - now)
+
+
 class PacketTrack(MediaStreamTrack):
     """Hands aiortc the encoded packets of one subscription.
 
     The cached GOP a video viewer starts with gets consecutive ticks ending at the
     newest cached packet's own time: the browser decodes it at once and shows the
     live picture, instead of playing the GOP out and lagging behind by its age.
+    The GOP goes at the pace of the node's BacklogPacer.
     """
 
-    def __init__(self, kind: str, subscription: Subscription, clock: int) -> None:
+    def __init__(
+        self, kind: str, subscription: Subscription, clock: int, pacer: BacklogPacer
+    ) -> None:
         super().__init__()
         self.kind = kind
         self._sub = subscription
@@ -273,21 +326,7 @@ class PacketTrack(MediaStreamTrack):
         backlog = subscription.backlog
         self._squeeze_end = ticks(backlog[-1], clock) if backlog else None
         self._squeeze_left = len(backlog) if self._squeeze_end is not None else 0
-        self._backlog_started: float | None = None
-        self._backlog_bytes = 0
-
-    async def _pace(self, size: int) -> None:
-        """Send the cached GOP at BACKLOG_RATE, not in one burst: a GOP is up to a
-        megabyte, and fifty viewers joining at once would flood the loop and the
-        viewers' socket buffers. The keyframe goes at once, so the first picture
-        is not delayed."""
-        loop = asyncio.get_running_loop()
-        if self._backlog_started is None:
-            self._backlog_started = loop.time()
-        due = self._backlog_started + self._backlog_bytes / BACKLOG_RATE
-        self._backlog_bytes += size
-        if due > loop.time():
-            await asyncio.sleep(due - loop.time())
+        self._pace = pacer.start()
 
     async def recv(self) -> Any:
         try:
@@ -298,7 +337,7 @@ class PacketTrack(MediaStreamTrack):
         if self._squeeze_left and self._squeeze_end is not None:
             self._squeeze_left -= 1
             ts = self._retime.set(self._squeeze_end - self._squeeze_left)
-            await self._pace(len(packet.data))
+            await self._pace.wait(packet)
         else:
             ts = self._retime(packet)
         if self.kind == "video":

@@ -1,0 +1,58 @@
+"""How a viewer's track hands the hub's packets to aiortc."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from relay.hub import FanOut, HubSettings
+from relay.webrtc import BacklogPacer, PacketTrack
+from tests.relay.test_hub import GOP, packet
+
+VIEWERS = 10
+KEYFRAME, FRAME = 100_000, 10_000  # bytes
+
+
+async def test_joining_viewers_share_one_budget_and_all_get_their_keyframe_first() -> None:
+    """Ten viewers join at once. Every one's keyframe goes out at once; the rest of
+    their cached GOPs share the node's budget, taking turns: all of it together at
+    the node's rate (the per-viewer rate alone would send it five times faster)."""
+    channel = FanOut("cam", HubSettings())
+    for i in range(GOP):  # a keyframe and 24 frames
+        channel.publish(packet(i, KEYFRAME if i == 0 else FRAME))
+    backlog = (GOP - 1) * FRAME
+    pacer = BacklogPacer(rate=VIEWERS * backlog / 0.5, per_viewer=5 * backlog / 0.5)
+    tracks = [
+        PacketTrack("video", channel.subscribe(frozenset(("video",))), 90000, pacer)
+        for _ in range(VIEWERS)
+    ]
+    start = time.monotonic()
+
+    async def watch(track: PacketTrack) -> list[float]:
+        return [(await track.recv(), time.monotonic() - start)[1] for _ in range(GOP)]
+
+    async with asyncio.timeout(10):
+        times = await asyncio.gather(*(watch(t) for t in tracks))
+    for track in tracks:
+        track.stop()
+
+    keyframes = [t[0] for t in times]
+    finished = [t[-1] for t in times]
+    assert max(keyframes) < 0.05 < min(finished)
+    assert min(finished) > 0.4, "the budget is the node's, not each viewer's"
+    assert max(finished) < 2.0
+    # Taking turns: no viewer is served to the end while the others wait.
+    assert max(finished) - min(finished) < 0.1
+
+
+async def test_live_packets_after_the_backlog_are_not_paced() -> None:
+    channel = FanOut("cam", HubSettings())
+    channel.publish(packet(0, FRAME))
+    pacer = BacklogPacer(rate=1000, per_viewer=1000)  # a frame would wait 10 s
+    track = PacketTrack("video", channel.subscribe(frozenset(("video",))), 90000, pacer)
+    async with asyncio.timeout(1):
+        await track.recv()  # the cached keyframe: at once
+        for i in range(1, 5):
+            channel.publish(packet(i, FRAME))
+            await track.recv()
+    track.stop()
