@@ -84,6 +84,7 @@ READY_TIMEOUT = 30.0  # server up and the camera sending
 ANSWER_TIMEOUT = 30.0  # a viewer process answering a command
 PING_INTERVAL = 0.1  # s, between the pings of a server while viewers join
 SATURATED = 0.95  # of every core: the figures measured then are suspect
+JOIN_SPY_SECONDS = 4  # recorded from the offers on, with --py-spy
 SETTLE = 2.0  # after the server is up, and after a run's viewers have left
 NAL_IDR, NAL_SPS, NAL_PPS = 5, 7, 8
 # villagewatch wants a login on every route: the bench is a config user with a
@@ -251,10 +252,15 @@ async def viewers(url: str, delays: Sequence[float], decode: bool) -> None:
     register_h264_profiles()
     if not decode:
         count_without_decoding()
+    # Offers are made (ICE candidates gathered) before the viewers are told to
+    # connect: what is timed from the POST on is the server's, not the client's
+    # own set-up, of which ten viewers in one process would otherwise wait for
+    # each other's.
+    clients = [WhepClient(url, token=os.environ.get(TOKEN_VARIABLE)) for _ in delays]
+    await asyncio.gather(*(c.prepare() for c in clients))
     common.say({"event": "loaded"})
     if await common.read_command() != "connect":
         return
-    clients = [WhepClient(url, token=os.environ.get(TOKEN_VARIABLE)) for _ in delays]
     # Seconds from each offer to its answer and to ICE + DTLS connected.
     answered: dict[WhepClient, float] = {}
     connected: dict[WhepClient, float] = {}
@@ -591,12 +597,15 @@ async def mark(procs: Sequence[ViewerProcess]) -> Marks:
 
 
 class PySpy:
-    """`py-spy record` of a server process over one window, if --py-spy asks for it."""
+    """`py-spy record` of a server process over one window (or the first
+    JOIN_SPY_SECONDS of the viewers joining), if --py-spy asks for it."""
 
-    def __init__(self, args: argparse.Namespace, server: Server, name: str) -> None:
+    def __init__(
+        self, args: argparse.Namespace, server: Server, name: str, seconds: float | None = None
+    ) -> None:
         self.out = Path(args.py_spy) / f"{name}.txt" if args.py_spy else None
         self.pid = server.proc.pid if server.proc is not None else None
-        self.seconds = args.seconds
+        self.seconds = args.seconds if seconds is None else seconds
         self.proc: psutil.Popen | None = None
 
     def start(self) -> None:
@@ -647,6 +656,8 @@ async def measure_viewers(
             await proc.expect("loaded", ANSWER_TIMEOUT)
         pings: list[float] = []
         pinger = asyncio.create_task(server.ping_while(http, pings))
+        spy = PySpy(args, server, f"{server.system}-{count}-join", seconds=JOIN_SPY_SECONDS)
+        spy.start()
         for proc in procs:
             proc.send("connect")
         try:
@@ -655,6 +666,7 @@ async def measure_viewers(
             ]
         finally:
             await cancel_and_wait(pinger)
+            spy.stop()
         await asyncio.sleep(args.settle)
         tries = await windows(server, procs, args, f"{server.system}-{count}")
         state = await server.state(http)
@@ -867,7 +879,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--py-spy",
         metavar="DIR",
-        help="record each server with py-spy (raw format) during every window, into DIR",
+        help="record each server with py-spy (raw format) during every window and while "
+        "the viewers join, into DIR",
     )
     args = parser.parse_args(argv)
     args.systems = args.systems.split(",")

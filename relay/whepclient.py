@@ -56,12 +56,18 @@ class WhepClient:
             extra["Authorization"] = f"Bearer {self.token}"
         return extra
 
-    async def connect(self, http: aiohttp.ClientSession) -> None:
+    async def prepare(self) -> None:
+        """Make the offer (ICE candidates gathered) without sending it yet."""
+        if self.pc.localDescription is not None:
+            return
         self.pc.addTransceiver("video", direction="recvonly")
         if self.audio:
             self.pc.addTransceiver("audio", direction="recvonly")
         self.pc.on("track", self._on_track)
         await self.pc.setLocalDescription(await self.pc.createOffer())
+
+    async def connect(self, http: aiohttp.ClientSession) -> None:
+        await self.prepare()
         self.watch.offer_sent = time.monotonic()
         async with http.post(
             self.url,
