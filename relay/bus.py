@@ -43,7 +43,8 @@ class AlertBus:
         self.hub = hub
         self.sites = frozenset(s.id for s in config.sites)
         self.logs: dict[frozenset[str], ScopeLog] = {}  # one per scope with a feed
-        self.on_local: list[Callable[[], None]] = []  # woken after a local event is stored
+        # told what was raised here and committed (to the outbox), in commit order
+        self.on_local: list[Callable[[list[StoredEvent]], None]] = []
         self._pending_down: dict[str, asyncio.TimerHandle] = {}
         self._reported_down: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -102,8 +103,9 @@ class AlertBus:
                 self._fan_out(stored)
                 if not done.done():
                     done.set_result(stored)
-            for wake in self.on_local:
-                wake()
+            committed = [stored for stored in added if stored is not None]
+            for tell in self.on_local:
+                tell(committed)
 
     async def receive(self, events: list[Event]) -> int:
         """Events from the network: each kept once, if it concerns this node's sites

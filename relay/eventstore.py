@@ -158,11 +158,12 @@ class EventStore:
         )
         return [_row(r) for r in rows]
 
-    async def outbox(self, limit: int = 200) -> list[StoredEvent]:
+    async def outbox(self, limit: int = 200, after: int = 0) -> list[StoredEvent]:
+        """The oldest events not yet handed to the network, after seq `after`."""
         rows = await self.db.fetch(
             f"SELECT {', '.join('e.' + c for c in COLUMNS.split(', '))} FROM outbox o"  # noqa: S608
-            " JOIN events e ON e.seq = o.seq ORDER BY o.seq LIMIT ?",
-            (limit,),
+            " JOIN events e ON e.seq = o.seq WHERE o.seq > ? ORDER BY o.seq LIMIT ?",
+            (after, limit),
         )
         return [_row(r) for r in rows]
 

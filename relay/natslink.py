@@ -12,7 +12,8 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import nats
@@ -24,13 +25,15 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from ingest.tasks import cancel_and_wait
 from relay.config import NatsConfig
 from relay.events import Event
-from relay.eventstore import EventStore
+from relay.eventstore import EventStore, StoredEvent
 
 logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = 0.5
 PUBLISH_TIMEOUT = 2.0
 BATCH = 256
+WINDOW = 1024  # events handed to JetStream and not acknowledged yet
+FRESH_LIMIT = 4096
 ORIGIN = "Vw-Origin"  # the node that raised an event, readable without parsing it
 NATS_DOWN = (
     OSError,
@@ -56,12 +59,23 @@ class NatsLink:
         self.connected = asyncio.Event()
         self.published = 0
         self._wake = asyncio.Event()
+        self._fresh: deque[StoredEvent] = deque()  # committed, not yet read by the pump
+        self._from_outbox = True
+        self._resets = 0  # times handed-over events were dropped, to be read back
         self._inbox: asyncio.Queue[Msg] = asyncio.Queue()  # bounded by max_ack_pending
         self._task: asyncio.Task[None] | None = None
         self._receiver: asyncio.Task[None] | None = None
         self._nc: Any = None
 
-    def wake(self) -> None:
+    def wake(self, stored: Sequence[StoredEvent] = ()) -> None:
+        """The bus committed `stored` to the outbox: handed over in memory, up to a
+        bound (past it the pump reads them back from the outbox)."""
+        if len(self._fresh) + len(stored) <= FRESH_LIMIT:
+            self._fresh.extend(stored)
+        else:
+            self._fresh.clear()
+            self._from_outbox = True
+            self._resets += 1
         self._wake.set()
 
     def start(self) -> None:
@@ -135,40 +149,83 @@ class NatsLink:
             await js.update_stream(config)  # made by another node, or by an older config
 
     async def _pump(self, js: Any) -> None:
-        """Hand the outbox to JetStream, oldest first, a batch in flight at a time."""
+        """Hand the outbox to JetStream in order, up to WINDOW events unacknowledged
+        at a time: first what the outbox holds, then what the bus hands over as it
+        commits (no read back). A row leaves the outbox once JetStream acknowledged
+        it; if acks fail or stall, what is left is sent again from the outbox."""
+        self._fresh.clear()
+        self._from_outbox = True
+        self._resets += 1
+        after = 0  # the last seq handed to JetStream
+        in_flight: deque[tuple[int, asyncio.Future[Any], float]] = deque()
+        loop = asyncio.get_running_loop()
         while True:
-            batch = await self.store.outbox(BATCH)
-            if not batch:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1):
-                        await self._wake.wait()
-                continue
-            acks = [
-                await js.publish_async(
+            self._wake.clear()
+            batch = await self._next(after, WINDOW - len(in_flight))
+            for item in batch:
+                ack = await js.publish_async(
                     self.subject,
                     json.dumps(item.event.as_json(with_image=True)).encode(),
                     headers={"Nats-Msg-Id": item.event.id, ORIGIN: self.node_id},
                 )
-                for item in batch
-            ]
-            done, pending = await asyncio.wait(acks, timeout=PUBLISH_TIMEOUT)
-            for ack in pending:
-                ack.cancel()
-            sent = [
-                item.seq
-                for item, ack in zip(batch, acks, strict=True)
-                if ack in done and ack.exception() is None
-            ]
+                ack.add_done_callback(self._acked)
+                in_flight.append((item.seq, ack, loop.time()))
+            if batch:
+                after = batch[-1].seq
+            sent, failed = self._settled(in_flight, loop.time())
             if sent:
                 await self.store.sent(sent)
                 self.published += len(sent)
-            if len(sent) < len(batch):
-                errors = [a.exception() for a in done if a.exception() is not None]
-                if any(isinstance(e, nats.errors.NoRespondersError) for e in errors):
-                    raise nats.errors.NoRespondersError  # the stream is gone: set it up again
-                logger.info("NATS: %d events wait to be sent", len(batch) - len(sent))
+            if failed:
+                logger.info("NATS: %d events wait to be sent", len(in_flight))
+                for _, ack, _ in in_flight:
+                    ack.cancel()
+                in_flight.clear()
+                after, self._from_outbox = 0, True
                 await asyncio.sleep(RETRY_SECONDS)
+            elif not batch and not sent:
+                wait = PUBLISH_TIMEOUT if in_flight else 1.0
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
+
+    async def _next(self, after: int, room: int) -> list[StoredEvent]:
+        """Up to `room` events after seq `after`: from the outbox until it is read to
+        the end, then those the bus handed over (every one committed since the
+        pump started, so nothing falls in between)."""
+        if room <= 0:
+            return []
+        if self._from_outbox:
+            resets = self._resets
+            read = await self.store.outbox(min(room, BATCH), after=after)
+            if len(read) < min(room, BATCH) and resets == self._resets:
+                self._from_outbox = False  # read to the end, and nothing was dropped since
+            return read
+        batch: list[StoredEvent] = []
+        while self._fresh and len(batch) < room:
+            item = self._fresh.popleft()
+            if item.seq > after:
+                batch.append(item)
+        return batch
+
+    def _settled(
+        self, in_flight: deque[tuple[int, asyncio.Future[Any], float]], now: float
+    ) -> tuple[list[int], bool]:
+        """The seqs acknowledged, oldest first, and whether an ack failed or stalled."""
+        sent: list[int] = []
+        while in_flight and in_flight[0][1].done():
+            seq, ack, _ = in_flight.popleft()
+            error = None if ack.cancelled() else ack.exception()
+            if isinstance(error, nats.errors.NoRespondersError):
+                raise error  # the stream is gone: set it up again
+            if ack.cancelled() or error is not None:
+                return sent, True
+            sent.append(seq)
+        stalled = bool(in_flight) and now - in_flight[0][2] > PUBLISH_TIMEOUT
+        return sent, stalled
+
+    def _acked(self, _: asyncio.Future[Any]) -> None:
+        self._wake.set()
 
     async def _on_message(self, msg: Msg) -> None:
         self._inbox.put_nowait(msg)

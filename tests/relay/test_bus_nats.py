@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from relay import natslink
 from relay.events_api import BUS, LINK
 from tests.conftest import ADMIN, Node, NodeFactory, users_yaml
 from tests.helpers import free_port, node_process, wait_until
@@ -55,6 +56,21 @@ def bearer(name: str) -> dict[str, str]:
 async def collect(ws: aiohttp.ClientWebSocketResponse, into: list[dict[str, Any]]) -> None:
     async for message in ws:
         into.extend(json.loads(message.data))
+
+
+async def raise_alarms(
+    http: aiohttp.ClientSession, url: str, worker: int, count: int, into: dict[str, int]
+) -> None:
+    """`count` alarms on camera e1, one after another; each accepted one's id -> seq."""
+    for i in range(count):
+        async with http.post(
+            f"{url}/api/events",
+            headers=bearer("east-op"),
+            json={"type": "alarm", "camera": "e1", "reason": f"{worker}.{i}"},
+        ) as r:
+            assert r.status == 201
+            alarm = await r.json()
+            into[alarm["id"]] = alarm["seq"]
 
 
 async def test_alarm_and_lookout_cross_nodes_fast(
@@ -100,6 +116,25 @@ async def test_alarm_and_lookout_cross_nodes_fast(
     # No loops: the village got its lookout once and never its own alarms back.
     assert [e["id"] for e in at_village].count(lookout["id"]) == 1
     assert len({e["id"] for e in at_station}) == len(at_station)
+
+
+async def test_every_event_goes_out_once_in_order_past_the_hand_over_bound(
+    start_node: NodeFactory, nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(natslink, "FRESH_LIMIT", 8)  # the pump reads the outbox back often
+    monkeypatch.setattr(natslink, "WINDOW", 16)
+    village, station = await two_nodes(start_node, nats_server)
+    raised: dict[str, int] = {}  # id -> seq at the village
+    async with aiohttp.ClientSession() as http:
+        await asyncio.gather(*(raise_alarms(http, village.url, w, 20, raised) for w in range(16)))
+    store = station.app[BUS].store
+    async with asyncio.timeout(20):
+        while len(arrived := await store.query({"type": "alarm"}, 1000)) < 320:  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+    in_station_order = [raised[s.event.id] for s in reversed(arrived)]
+    assert in_station_order == sorted(raised.values()), "in the village's order"
+    assert village.app[LINK].published == 320, "each handed to JetStream once"
+    assert await village.app[BUS].store.pending() == 0
 
 
 @pytest.mark.slow
@@ -162,20 +197,10 @@ async def test_killed_node_loses_nothing_it_accepted(
         raise AssertionError("the village node did not start")
 
     village = await start_village()
-    accepted: list[str] = []
+    accepted: dict[str, int] = {}
     async with aiohttp.ClientSession() as http:
-
-        async def raise_alarms(worker: int) -> None:  # 8 at once: they share transactions
-            for i in range(50):
-                async with http.post(
-                    f"{url}/api/events",
-                    headers=bearer("east-op"),
-                    json={"type": "alarm", "camera": "e1", "reason": f"{worker}.{i}"},
-                ) as r:
-                    assert r.status == 201
-                    accepted.append((await r.json())["id"])
-
-        raising = asyncio.gather(*(raise_alarms(w) for w in range(8)))
+        # 8 at once: they share transactions
+        raising = asyncio.gather(*(raise_alarms(http, url, w, 50, accepted) for w in range(8)))
         await wait_until(lambda: len(accepted) >= 50, 20, "alarms flowing")
         village.send_signal(signal.SIGKILL)
         with pytest.raises(aiohttp.ClientError):
