@@ -263,11 +263,14 @@ class BacklogPacer:
     A GOP is up to a megabyte. Sent in one burst, it overflows the viewer's socket
     buffer; sent to fifty viewers joining at once, even at one viewer's pace, it
     is more than the node can send, and the loop falls behind on everything else:
-    answering the next offers, the handshakes, the first pictures. So each viewer's
-    GOP goes at most at `per_viewer` bytes/s, and all of them together at `rate`,
-    first come first served (each viewer asks for one frame at a time, so joining
-    viewers take turns). A keyframe goes at once: every viewer's first picture
-    is in the first round, and what waits is only the catching up to live.
+    answering the next offers, the handshakes, the first pictures. So until it
+    has caught up with live, a viewer sends at most `per_viewer` bytes/s, and the
+    GOPs of all viewers together go at `rate`, first come first served (each
+    viewer asks for one frame at a time, so joining viewers take turns). What
+    came live meanwhile is not held to `rate`: it is the live load, which the
+    node carries anyway. The keyframe goes at once and is not counted: every
+    viewer's first picture goes out as soon as it is connected, and what waits
+    is only the catching up to live.
     """
 
     def __init__(self, rate: float = NODE_BACKLOG_RATE, per_viewer: float = BACKLOG_RATE) -> None:
@@ -278,30 +281,30 @@ class BacklogPacer:
     def start(self) -> BacklogPace:
         return BacklogPace(self)
 
-    def book(self, size: int, not_before: float, now: float) -> float:
-        """The loop time `size` bytes may go, at the earliest `not_before`."""
-        due = max(now, not_before, self._free_at)
+    def book(self, size: int, not_before: float) -> float:
+        """The loop time `size` bytes of a GOP may go, at the earliest `not_before`."""
+        due = max(not_before, self._free_at)
         self._free_at = due + size / self.rate
         return due
 
 
 class BacklogPace:
-    """One viewer's turn at its node's BacklogPacer."""
+    """One viewer's catching up, at its node's BacklogPacer."""
 
     def __init__(self, pacer: BacklogPacer) -> None:
         self._pacer = pacer
-        self._next = 0.0  # loop time this viewer's own rate lets it send again
+        self._next: float | None = None  # loop time this viewer may send again
 
-    async def wait(self, packet: MediaPacket) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        size = len(packet.data)
-        if packet.keyframe:
-            self._pacer.book(size, now, now)  # counted, never waited for
-            due = now
+    async def wait(self, packet: MediaPacket, *, cached: bool) -> None:
+        """Until `packet` may go; `cached`: it is from the GOP cache."""
+        now = asyncio.get_running_loop().time()
+        if self._next is None:
+            due = now  # the keyframe: never waits, nor makes anyone wait
+        elif cached:
+            due = self._pacer.book(len(packet.data), max(now, self._next))
         else:
-            due = self._pacer.book(size, self._next, now)
-        self._next = due + size / self._pacer.per_viewer
+            due = max(now, self._next)
+        self._next = due + len(packet.data) / self._pacer.per_viewer
         if due > now:
             await asyncio.sleep(due - now)
 
@@ -312,7 +315,9 @@ class PacketTrack(MediaStreamTrack):
     The cached GOP a video viewer starts with gets consecutive ticks ending at the
     newest cached packet's own time: the browser decodes it at once and shows the
     live picture, instead of playing the GOP out and lagging behind by its age.
-    The GOP goes at the pace of the node's BacklogPacer.
+    Until the viewer has caught up with live (its queue empty once), everything
+    goes at the pace of the node's BacklogPacer: the GOP, and what came live
+    meanwhile, which would otherwise follow the GOP in one burst.
     """
 
     def __init__(
@@ -326,6 +331,7 @@ class PacketTrack(MediaStreamTrack):
         backlog = subscription.backlog
         self._squeeze_end = ticks(backlog[-1], clock) if backlog else None
         self._squeeze_left = len(backlog) if self._squeeze_end is not None else 0
+        self._catching_up = self._squeeze_left > 0
         self._pace = pacer.start()
 
     async def recv(self) -> Any:
@@ -334,12 +340,15 @@ class PacketTrack(MediaStreamTrack):
         except SubscriptionClosed:
             self.stop()
             raise MediaStreamError from None
-        if self._squeeze_left and self._squeeze_end is not None:
+        cached = bool(self._squeeze_left)
+        if cached and self._squeeze_end is not None:
             self._squeeze_left -= 1
             ts = self._retime.set(self._squeeze_end - self._squeeze_left)
-            await self._pace.wait(packet)
         else:
             ts = self._retime(packet)
+        if self._catching_up:
+            self._catching_up = self._sub.pending() > 0
+            await self._pace.wait(packet, cached=cached)
         if self.kind == "video":
             out = av.Packet(b"")  # no copy: the payloads are the frame's, made once
             out.opaque = _Payloads(rtp_payloads(packet))

@@ -56,3 +56,22 @@ async def test_live_packets_after_the_backlog_are_not_paced() -> None:
             channel.publish(packet(i, FRAME))
             await track.recv()
     track.stop()
+
+
+async def test_what_came_live_while_catching_up_goes_at_the_viewers_pace() -> None:
+    """Frames that queued up behind the GOP follow it at the viewer's own rate, not
+    in one burst, and are not held to the node's GOP budget (here so small that
+    they would wait minutes)."""
+    channel = FanOut("cam", HubSettings())
+    channel.publish(packet(0, KEYFRAME))
+    track = PacketTrack(
+        "video", channel.subscribe(frozenset(("video",))), 90000, BacklogPacer(1000, 20 * FRAME)
+    )
+    for i in range(1, 21):
+        channel.publish(packet(i, FRAME))
+    start = time.monotonic()
+    async with asyncio.timeout(5):
+        for _ in range(21):
+            await track.recv()
+    track.stop()
+    assert time.monotonic() - start > 0.75  # 0.5 s after the keyframe, then 20 at 20 a second
