@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
 from typing import Any
 
 from ingest import SourceState
-from ingest.tasks import cancel_and_wait
 from relay.audit import AuditEntry
 from relay.auth import User
 from relay.config import Config
@@ -30,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 DOWN = (SourceState.OFFLINE, SourceState.STALLED)
 Raised = tuple[Event, AuditEntry | None, "asyncio.Future[StoredEvent]"]
+Added = list[StoredEvent | None]
 
 
 def encode(stored: StoredEvent) -> str:
@@ -48,24 +50,22 @@ class AlertBus:
         self._pending_down: dict[str, asyncio.TimerHandle] = {}
         self._reported_down: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._changed: set[ScopeLog] = set()  # logs that grew this loop turn
+        self._changed: set[ScopeLog] = set()  # logs that grew since feeds were woken
         self._raised: list[Raised] = []  # waiting for the next transaction
-        self._has_raised = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
+        self._writing: asyncio.Future[None] | None = None  # the transaction in flight
         hub.state_listeners.append(self._camera_changed)
 
     # --- raising and receiving -------------------------------------------
 
     async def publish(self, event: Event, audit: AuditEntry | None = None) -> StoredEvent:
         """Store an event raised on this node, and the audit entry that records it,
-        then tell everyone concerned. Events raised while the last transaction was
-        being written, or in the same loop turn, share the next one (group commit):
-        each caller still returns only once its own event is committed."""
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_raised(), name="bus writer")
+        then tell everyone concerned. The first goes to SQLite at once; those raised
+        while its transaction is being written share the next one (group commit),
+        and each caller returns only once its own event is committed."""
         done = asyncio.get_running_loop().create_future()
         self._raised.append((event, audit, done))
-        self._has_raised.set()
+        if self._writing is None:
+            self._write_raised()
         stored: StoredEvent = await done
         logger.info(
             "event %s %s site=%s camera=%s by %s",
@@ -77,58 +77,80 @@ class AlertBus:
         )
         return stored
 
-    async def _write_raised(self) -> None:
-        while True:
-            await self._has_raised.wait()
-            self._has_raised.clear()
-            raised, self._raised = self._raised, []
-            try:
-                added = await self.store.add_each(
-                    [(event, audit) for event, audit, _ in raised], outbox=bool(self.on_local)
-                )
-            except Exception as exc:  # told to every caller: none of them was stored
-                for *_, done in raised:
-                    if not done.done():
-                        done.set_exception(exc)
-                continue
-            except BaseException:
-                for *_, done in raised:
-                    done.cancel()
-                raise
-            for (event, _, done), stored in zip(raised, added, strict=True):
-                if stored is None:
-                    if not done.done():
-                        done.set_exception(ValueError(f"event {event.id} exists already"))
-                    continue
-                self._fan_out(stored)
+    def _write_raised(self) -> None:
+        raised, self._raised = self._raised, []
+        self._writing = asyncio.get_running_loop().create_future()
+        self.store.submit_each(
+            [(event, audit) for event, audit, _ in raised],
+            outbox=bool(self.on_local),
+            then=functools.partial(self._raised_written, raised),
+        )
+
+    def _raised_written(self, raised: list[Raised], result: Future[Added]) -> None:
+        writing, self._writing = self._writing, None
+        if self._raised:
+            self._write_raised()  # raised meanwhile: the next transaction, at once
+        if writing is not None:
+            writing.set_result(None)
+        error = result.exception()
+        if error is not None:  # told to every caller: none of them was stored
+            for *_, done in raised:
                 if not done.done():
-                    done.set_result(stored)
-            committed = [stored for stored in added if stored is not None]
-            for tell in self.on_local:
-                tell(committed)
+                    done.set_exception(error)
+            return
+        added = result.result()
+        for (event, _, done), stored in zip(raised, added, strict=True):
+            if stored is None:
+                if not done.done():
+                    done.set_exception(ValueError(f"event {event.id} exists already"))
+                continue
+            self._fan_out(stored)
+            if not done.done():
+                done.set_result(stored)
+        self._wake_feeds()
+        committed = [stored for stored in added if stored is not None]
+        for tell in self.on_local:
+            tell(committed)
 
     async def receive(self, events: list[Event]) -> int:
         """Events from the network: each kept once, if it concerns this node's sites
         and was not raised here; one transaction for them all. Returns how many were new."""
         wanted = [e for e in events if e.origin != self.config.node.id and self.concerns(e)]
-        stored = await self.store.add_many(wanted, outbox=False) if wanted else []
+        if not wanted:
+            return 0
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.store.submit_each(
+            [(event, None) for event in wanted],
+            outbox=False,
+            then=functools.partial(self._received, done),
+        )
+        return await done
+
+    def _received(self, done: asyncio.Future[int], result: Future[Added]) -> None:
+        error = result.exception()
+        if error is not None:
+            if not done.done():
+                done.set_exception(error)
+            return
+        stored = [item for item in result.result() if item is not None]
         for item in stored:  # the others were seen before: delivered once
             self._fan_out(item)
-        return len(stored)
+        self._wake_feeds()
+        if not done.done():
+            done.set_result(len(stored))
 
     def concerns(self, event: Event) -> bool:
         return event.site is None or event.site in self.sites
 
     def _fan_out(self, stored: StoredEvent) -> None:
         """Into the log of every scope that may see it: encoded once, appended once
-        per scope; the feeds are woken once per loop turn, however many events came."""
+        per scope. Committed events come in transactions (in the order they were
+        written), and each transaction wakes the feeds once, however many it held."""
         text = None
         for log in self.logs.values():
             if visible(stored.event, log.user, self.config):
                 if text is None:
                     text = encode(stored)
-                if not self._changed:
-                    asyncio.get_running_loop().call_soon(self._wake_feeds)
                 log.append(stored.seq, text)
                 self._changed.add(log)
 
@@ -203,11 +225,8 @@ class AlertBus:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        writer, self._writer = self._writer, None
-        await cancel_and_wait(writer)
-        for *_, done in self._raised:
-            done.cancel()
-        self._raised.clear()
+        while self._writing is not None:  # the transactions in flight, and the last
+            await self._writing
         with contextlib.suppress(ValueError):
             self.hub.state_listeners.remove(self._camera_changed)
         for handle in self._pending_down.values():

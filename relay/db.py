@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,6 +41,16 @@ class Database:
         """Run `work(connection)` in the database's thread."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._call, work)
+
+    def submit(
+        self, work: Callable[[sqlite3.Connection], T], then: Callable[[Future[T]], None]
+    ) -> None:
+        """Run `work(connection)` in the database's thread, then `then(done)` on the
+        loop with its finished future: a loop turn sooner than awaiting `run`, and
+        in the order the work was submitted."""
+        loop = asyncio.get_running_loop()
+        future = self._executor.submit(self._call, work)
+        future.add_done_callback(lambda done: loop.call_soon_threadsafe(then, done))
 
     def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any
 
 from relay.audit import AuditEntry
@@ -66,17 +68,17 @@ class EventStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def add_many(self, events: list[Event], *, outbox: bool) -> list[StoredEvent]:
-        """Store events in one transaction; returns those that were new here."""
-        added = await self.add_each([(event, None) for event in events], outbox=outbox)
-        return [s for s in added if s is not None]
-
-    async def add_each(
-        self, events: list[tuple[Event, AuditEntry | None]], *, outbox: bool
-    ) -> list[StoredEvent | None]:
+    def submit_each(
+        self,
+        events: list[tuple[Event, AuditEntry | None]],
+        *,
+        outbox: bool,
+        then: Callable[[Future[list[StoredEvent | None]]], None],
+    ) -> None:
         """Store events, each with the audit entry that records it, in one transaction;
-        returns each one stored, or None where its id was here already (no entry then)."""
-        return await self.db.run(lambda conn: self._add_each(conn, events, outbox))
+        `then` gets each one stored, or None where its id was here already (no entry
+        then). Transactions are done, and `then` called, in the order submitted."""
+        self.db.submit(lambda conn: self._add_each(conn, events, outbox), then)
 
     def _add_each(
         self,
