@@ -34,6 +34,7 @@ from relay.transcode import Transcoder, needs_transcode
 from relay.webrtc import (
     BacklogPacer,
     PacketTrack,
+    answer_faster,
     answer_profile,
     audio_preferences,
     h264_preferences,
@@ -91,6 +92,7 @@ class WhepService:
         self._tasks: set[asyncio.Task[bool]] = set()
         register_h264_profiles()
         share_h264_packetization()
+        answer_faster()
         use_host_addresses(config.webrtc.host_addresses)
         use_udp_ports(config.webrtc.udp_ports)
 

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import time
+from typing import Any
+
+from aiortc import RTCPeerConnection
+from aiortc.codecs import CODECS
+from aiortc.sdp import SessionDescription
 
 from relay.hub import FanOut, HubSettings
-from relay.webrtc import BacklogPacer, PacketTrack
+from relay.webrtc import BacklogPacer, PacketTrack, common_codecs, register_h264_profiles
 from tests.relay.test_hub import GOP, packet
 
 VIEWERS = 10
@@ -75,3 +81,35 @@ async def test_what_came_live_while_catching_up_goes_at_the_viewers_pace() -> No
             await track.recv()
     track.stop()
     assert time.monotonic() - start > 0.75  # 0.5 s after the keyframe, then 20 at 20 a second
+
+
+async def test_common_codecs_answer_as_aiortc_would(browser: Any) -> None:
+    """The node's copy-free find_common_codecs picks exactly what aiortc's own does,
+    for Chromium's offer and for aiortc's (the codec list as the node extends it)."""
+    register_h264_profiles()
+    page = await browser.new_page()
+    chromium_offer = await page.evaluate(
+        """async () => {
+            const pc = new RTCPeerConnection();
+            pc.addTransceiver("video", {direction: "recvonly"});
+            pc.addTransceiver("audio", {direction: "recvonly"});
+            return (await pc.createOffer()).sdp;
+        }"""
+    )
+    client = RTCPeerConnection()
+    client.addTransceiver("video", direction="recvonly")
+    client.addTransceiver("audio", direction="recvonly")
+    aiortc_offer = (await client.createOffer()).sdp
+    await client.close()
+    # aiortc's module as shipped, whatever the node has patched in the loaded one.
+    spec = importlib.util.find_spec("aiortc.rtcpeerconnection")
+    assert spec is not None and spec.loader is not None
+    shipped = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(shipped)
+    compared = 0
+    for offer in (chromium_offer, aiortc_offer):
+        for media in SessionDescription.parse(offer).media:
+            expected = shipped.find_common_codecs(CODECS[media.kind], media.rtp.codecs)
+            assert common_codecs(CODECS[media.kind], media.rtp.codecs) == expected
+            compared += len(expected)
+    assert compared > 10
