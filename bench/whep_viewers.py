@@ -13,9 +13,12 @@ server process of its own on 127.0.0.1:
 Viewers are `relay.whepclient.WhepClient`s, up to 10 per viewer process
 (`_viewers` sub-command), reporting JSON lines on stdout. Each system first runs
 with the camera ingested and no viewer (its idle CPU); then, per viewer count, the
-viewers join together, each timing its first frame from its offer; once every
-viewer has one (or timed out) and a short settle, the server process's CPU is
-measured over a steady window, with the frames every viewer got in it.
+viewers join together, each timing its first frame from its offer (its POST);
+once every viewer has one (or timed out) and a short settle, the server process's
+CPU is measured over a steady window, with the frames every viewer got in it.
+Each viewer has made its offer and opened its keep-alive HTTP connection to the
+server before all are told to connect, as a wall page has (it was loaded from
+the node); otherwise ten viewers in one process would time each other's set-up.
 
     .venv/bin/python bench/whep_viewers.py [--viewers 1,10,50] [--seconds 10]
         [--systems villagewatch,baseline] [--settle 4] [--ramp 0] [--decode]
@@ -252,15 +255,29 @@ async def viewers(url: str, delays: Sequence[float], decode: bool) -> None:
     register_h264_profiles()
     if not decode:
         count_without_decoding()
-    # Offers are made (ICE candidates gathered) before the viewers are told to
-    # connect: what is timed from the POST on is the server's, not the client's
-    # own set-up, of which ten viewers in one process would otherwise wait for
-    # each other's.
-    clients = [WhepClient(url, token=os.environ.get(TOKEN_VARIABLE)) for _ in delays]
-    await asyncio.gather(*(c.prepare() for c in clients))
-    common.say({"event": "loaded"})
-    if await common.read_command() != "connect":
-        return
+    async with aiohttp.ClientSession() as http:
+        # Offers are made (ICE candidates gathered) and each viewer's HTTP
+        # connection opened before the viewers are told to connect: what is timed
+        # from the POST on is the server's work, not the client's own set-up, of
+        # which ten viewers in one process would otherwise wait for each other's.
+        clients = [WhepClient(url, token=os.environ.get(TOKEN_VARIABLE)) for _ in delays]
+        await asyncio.gather(*(c.prepare() for c in clients))
+        await asyncio.gather(*(_open_connection(http, url) for _ in clients))
+        common.say({"event": "loaded"})
+        if await common.read_command() == "connect":
+            await _join(http, clients, delays)
+    common.say({"event": "closed"})
+
+
+async def _open_connection(http: aiohttp.ClientSession, url: str) -> None:
+    """One keep-alive connection to the server, left in the session's pool."""
+    async with http.options(url) as response:
+        await response.read()
+
+
+async def _join(
+    http: aiohttp.ClientSession, clients: list[WhepClient], delays: Sequence[float]
+) -> None:
     # Seconds from each offer to its answer and to ICE + DTLS connected.
     answered: dict[WhepClient, float] = {}
     connected: dict[WhepClient, float] = {}
@@ -285,37 +302,35 @@ async def viewers(url: str, delays: Sequence[float], decode: bool) -> None:
             return f"{type(exc).__name__}: {exc}"
         return None
 
-    async with aiohttp.ClientSession() as http:
-        try:
-            errors = await asyncio.gather(
-                *(join(c, d, http) for c, d in zip(clients, delays, strict=True))
-            )
+    try:
+        errors = await asyncio.gather(
+            *(join(c, d, http) for c, d in zip(clients, delays, strict=True))
+        )
+        common.say(
+            {
+                "event": "connected",
+                "ttff": [c.watch.first_frame for c in clients],
+                "answered": [answered.get(c) for c in clients],
+                "ice_dtls": [connected.get(c) for c in clients],
+                "errors": [e for e in errors if e],
+            }
+        )
+        while await common.read_command() == "mark":
+            now = time.monotonic()
+            counts = [rtp_counts(c) for c in clients]
             common.say(
                 {
-                    "event": "connected",
-                    "ttff": [c.watch.first_frame for c in clients],
-                    "answered": [answered.get(c) for c in clients],
-                    "ice_dtls": [connected.get(c) for c in clients],
-                    "errors": [e for e in errors if e],
+                    "event": "mark",
+                    "time": now,
+                    "frames": [c.watch.frames for c in clients],
+                    "received": [r for r, _ in counts],
+                    "lost": [lost for _, lost in counts],
                 }
             )
-            while await common.read_command() == "mark":
-                now = time.monotonic()
-                counts = [rtp_counts(c) for c in clients]
-                common.say(
-                    {
-                        "event": "mark",
-                        "time": now,
-                        "frames": [c.watch.frames for c in clients],
-                        "received": [r for r, _ in counts],
-                        "lost": [lost for _, lost in counts],
-                    }
-                )
-        finally:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(15):
-                    await asyncio.gather(*(c.close(http) for c in clients), return_exceptions=True)
-    common.say({"event": "closed"})
+    finally:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(15):
+                await asyncio.gather(*(c.close(http) for c in clients), return_exceptions=True)
 
 
 # --- the orchestrator ----------------------------------------------------------
