@@ -18,6 +18,7 @@ import pytest
 
 from camsim import CameraSimulator, MountSpec
 from ingest import SourceState
+from relay.keys import HUB
 from relay.layouts import tiles as tile_count
 from relay.whep import WHEP
 from relay.whepclient import WhepClient
@@ -446,10 +447,13 @@ async def test_4x4_wall_left_open_keeps_memory_and_sessions_flat(
     the real check is 10 minutes: WALL_SOAK_SECONDS=600). Every page turn ends 16
     sessions and opens 16. Measured at start and end, after a forced garbage
     collection: the JS heap, DOM nodes and listeners, live RTCPeerConnections and
-    timers in the page, and the node's WHEP sessions."""
+    timers in the page, and the node's WHEP sessions. Meanwhile a consumer of
+    camera s0 never reads: its queue stays bounded, the wall goes on, and at the
+    end it starts again at a keyframe."""
     names = [f"s{i}" for i in range(32)]
     node = await start_node(config(synthetic(names, size="160x90"), "4x4", names, dwell=3))
     await all_online(node, names)
+    stuck = node.app[HUB].channels[("s0", "main")].subscribe(limit=50)
     page = await browser.new_page(viewport=VIEWPORT)
     await page.add_init_script(COUNT_PEERS_AND_TIMERS_JS)
     await log_in(page, node)
@@ -477,13 +481,19 @@ async def test_4x4_wall_left_open_keeps_memory_and_sessions_flat(
 
     await asyncio.sleep(10)  # warm up: a few page turns, caches filled
     start = await measure()
-    most = 0
+    most = most_stuck = 0
     turns_before = await page.evaluate("window.__turns")
     deadline = time.monotonic() + SOAK_SECONDS
     while time.monotonic() < deadline:
         most = max(most, len(node.app[WHEP].sessions))
+        most_stuck = max(most_stuck, stuck.pending())
         await asyncio.sleep(0.25)  # sampling the node's session count as time passes
     end = await measure()
+    assert stuck.dropped > 0 and most_stuck <= stuck.limit
+    async with asyncio.timeout(10):
+        first = await stuck.get()
+    assert first.kind == "video" and first.keyframe, "the stuck consumer resumes at a keyframe"
+    stuck.close()
     turns = await page.evaluate("window.__turns") - turns_before
     report = {"seconds": SOAK_SECONDS, "turns": turns, "most_sessions": most}
     ARTIFACTS.mkdir(exist_ok=True)
