@@ -21,7 +21,7 @@ server before all are told to connect, as a wall page has (it was loaded from
 the node); otherwise ten viewers in one process would time each other's set-up.
 
     .venv/bin/python bench/whep_viewers.py [--viewers 1,10,50] [--seconds 10]
-        [--systems villagewatch,baseline] [--settle 4] [--ramp 0] [--decode]
+        [--systems villagewatch,baseline] [--settle 10] [--ramp 0] [--decode]
         [--py-spy DIR]
 
 The camera's bitrate is x264enc's default target (2048 kbit/s; MountSpec has no
@@ -87,6 +87,7 @@ READY_TIMEOUT = 30.0  # server up and the camera sending
 ANSWER_TIMEOUT = 30.0  # a viewer process answering a command
 PING_INTERVAL = 0.1  # s, between the pings of a server while viewers join
 SATURATED = 0.95  # of every core: the figures measured then are suspect
+CATCH_UP = 10.0  # s after the last first frame: every viewer is live again
 JOIN_SPY_SECONDS = 4  # recorded from the offers on, with --py-spy
 SETTLE = 2.0  # after the server is up, and after a run's viewers have left
 NAL_IDR, NAL_SPS, NAL_PPS = 5, 7, 8
@@ -865,9 +866,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--settle",
         type=float,
-        default=KEYFRAME_INTERVAL,
+        default=CATCH_UP,
         help="wait after every viewer's first frame before the window, s (default %(default)s:"
-        " a viewer's join burst, up to one GOP, is over by then)",
+        " the viewers have caught up with live by then, 50 of them sharing the node's budget"
+        " for the cached GOPs, up to 50 x 4 s of video)",
     )
     parser.add_argument(
         "--ramp",
