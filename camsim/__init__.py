@@ -56,7 +56,7 @@ class MountSpec:
     height: int = 360
     fps: int = 15
     keyframe_interval: float = 2.0  # seconds
-    audio: str | None = None  # None | "pcma"
+    audio: str | None = None  # None | "pcma" (G.711 A-law) | "aac"
     bframes: bool = False  # h264 high profile with 2 B-frames
 
     def __post_init__(self) -> None:
@@ -66,8 +66,8 @@ class MountSpec:
             raise ValueError(f"mount {self.name!r}: codec must be h264 or h265, not {self.codec!r}")
         if self.profile not in ("constrained-baseline", "high"):
             raise ValueError(f"mount {self.name!r}: profile must be constrained-baseline or high")
-        if self.audio not in (None, "pcma"):
-            raise ValueError(f"mount {self.name!r}: audio must be None or 'pcma'")
+        if self.audio not in (None, "pcma", "aac"):
+            raise ValueError(f"mount {self.name!r}: audio must be None, 'pcma' or 'aac'")
         if self.bframes and (self.codec != "h264" or self.profile != "high"):
             raise ValueError(f"mount {self.name!r}: bframes need codec h264 and profile high")
         if self.width <= 0 or self.height <= 0 or self.fps <= 0 or self.keyframe_interval <= 0:

@@ -111,13 +111,18 @@ def build_launch(spec: dict[str, Any]) -> str:
 
     if audio is None:
         return f"( {video} )"
-    if audio != "pcma":
+    encode = {
+        "pcma": ("8000", "alawenc ! rtppcmapay pt=8"),
+        "aac": ("16000", "audioconvert ! voaacenc ! rtpmp4gpay pt=97"),
+    }.get(audio)
+    if encode is None:
         raise ValueError(f"mount {name!r}: unknown audio {audio!r}")
+    rate, encoder = encode
     sound = (
         "audiotestsrc is-live=true wave=sine freq=440 volume=0.2 "
-        "! audio/x-raw,rate=8000,channels=1 "
+        f"! audio/x-raw,rate={rate},channels=1 "
         f"! valve name={STALL_VALVE_PREFIX}1 drop=false drop-mode=forward-sticky-events "
-        "! alawenc ! rtppcmapay pt=8 name=pay1"
+        f"! {encoder} name=pay1"
     )
     return f"( {video} {sound} )"
 

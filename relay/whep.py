@@ -200,7 +200,10 @@ class WhepService:
                 ).setCodecPreferences(audio_preferences(audio_codec))
             elif audio_codec:
                 logger.info(
-                    "camera %s: %s audio is not sent to browsers", channel.name, audio_codec
+                    "camera %s: its %s audio is left out: browsers take G.711 or Opus,"
+                    " and audio is not transcoded",
+                    channel.name,
+                    audio_codec,
                 )
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
             await pc.setLocalDescription(await pc.createAnswer())

@@ -25,6 +25,7 @@ MOUNTS = [
     MountSpec("high", profile="high", width=640, height=360, fps=15, audio="pcma"),
     MountSpec("hevc", codec="h265", width=640, height=360, fps=15),
     MountSpec("bframes", profile="high", bframes=True, width=640, height=360, fps=15),
+    MountSpec("aac", width=640, height=360, fps=15, audio="aac"),
 ]
 
 
@@ -47,11 +48,19 @@ def camera_yaml(sim: CameraSimulator, *names: str) -> str:
         ("high", False, "64001f"),
         ("hevc", True, "42e01f"),
         ("bframes", True, "42e01f"),
+        ("aac", False, "42e01f"),
     ],
 )
 async def test_client_decodes_every_kind_of_camera(
-    cameras: CameraSimulator, start_node: NodeFactory, mount: str, transcoded: bool, profile: str
+    cameras: CameraSimulator,
+    start_node: NodeFactory,
+    *,
+    caplog: pytest.LogCaptureFixture,
+    mount: str,
+    transcoded: bool,
+    profile: str,
 ) -> None:
+    caplog.set_level(logging.INFO, "relay.whep")
     node = await start_node(node_yaml(camera_yaml(cameras, mount)))
     async with aiohttp.ClientSession() as http:
         client = WhepClient(f"{node.url}/whep/{mount}", audio=True, token=ADMIN_TOKEN)
@@ -71,6 +80,9 @@ async def test_client_decodes_every_kind_of_camera(
                 assert any("h264-rtp" in p.derived for p in channel.gop())
             if mount == "high":  # G.711 passes through to the viewer
                 await wait_until(lambda: client.watch.audio_frames > 10, 5, "audio frames")
+            if mount == "aac":  # left out, and the log says why
+                assert client.watch.audio_frames == 0
+                assert "its aac audio is left out: browsers take G.711 or Opus" in caplog.text
         finally:
             await client.close(http)
     if transcoded:  # the shared transcoder stops with its last viewer
