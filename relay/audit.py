@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import sqlite3
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,9 +60,22 @@ class AuditEntry:
         )
 
 
+def _write_all(entries: list[AuditEntry], conn: sqlite3.Connection) -> None:
+    with conn:
+        conn.execute("BEGIN IMMEDIATE")
+        for entry in entries:
+            entry.write(conn)
+
+
 class AuditLog:
+    """Entries are written before `record` returns. While one transaction is being
+    written, the entries recorded meanwhile wait to share the next (group commit):
+    fifty viewers joining at once cost two trips to SQLite's thread, not fifty."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._waiting: list[tuple[AuditEntry, asyncio.Future[None]]] = []
+        self._writing = False
 
     async def record(
         self,
@@ -71,7 +87,40 @@ class AuditLog:
         site: str | None = None,
         **detail: Any,
     ) -> None:
-        await self.db.run(AuditEntry(action, user, address, camera, site, detail).write)
+        written = asyncio.get_running_loop().create_future()
+        self._waiting.append((AuditEntry(action, user, address, camera, site, detail), written))
+        if not self._writing:
+            self._write()
+        await written
+
+    def _write(self) -> None:
+        batch, self._waiting = self._waiting, []
+        try:
+            self.db.submit(
+                functools.partial(_write_all, [entry for entry, _ in batch]),
+                functools.partial(self._written, batch),
+            )
+        except RuntimeError as exc:  # the database is closed: say so, never hang
+            for _, written in batch:
+                if not written.done():
+                    written.set_exception(exc)
+            return
+        self._writing = True
+
+    def _written(
+        self, batch: list[tuple[AuditEntry, asyncio.Future[None]]], result: Future[None]
+    ) -> None:
+        self._writing = False
+        error = result.exception()
+        for _, written in batch:
+            if written.done():  # its caller was cancelled; the entry is written all the same
+                continue
+            if error is None:
+                written.set_result(None)
+            else:
+                written.set_exception(error)
+        if self._waiting:
+            self._write()
 
     async def query(self, limit: int = QUERY_LIMIT, **filters: Any) -> list[dict[str, Any]]:
         """Newest first; filters: user, camera, action, since, until."""

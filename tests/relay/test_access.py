@@ -10,6 +10,7 @@ import asyncio
 import re
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,7 +18,10 @@ import pytest
 
 from relay.access import RULES
 from relay.app import reload_config
+from relay.audit import SCHEMA as AUDIT_SCHEMA
+from relay.audit import AuditLog
 from relay.config import parse_config
+from relay.db import Database
 from relay.keys import AUDIT, DB
 from relay.whep import WHEP
 from relay.whepclient import WhepClient
@@ -273,6 +277,28 @@ async def test_audit_records_who_watched_what(start_node: NodeFactory) -> None:
     assert [e["action"] for e in entries] == ["view.end", "view.start"]
     assert all(e["address"] == "127.0.0.1" for e in entries)
     assert entries[0]["detail"]["seconds"] >= 0
+
+
+async def test_audit_entries_recorded_together_share_transactions(tmp_path: Path) -> None:
+    db = Database(tmp_path / "audit.sqlite", AUDIT_SCHEMA)
+    await db.open()
+    audit, trips = AuditLog(db), 0
+    submit = db.submit
+
+    def counted(*args: Any) -> None:
+        nonlocal trips
+        trips += 1
+        submit(*args)
+
+    db.submit = counted  # type: ignore[method-assign,assignment]
+    async with asyncio.timeout(10):
+        await asyncio.gather(*(audit.record("view.start", user=f"u{i}") for i in range(50)))
+    assert trips <= 3, f"{trips} trips to SQLite for 50 entries"
+    assert sorted(e["user"] for e in await audit.query()) == sorted(f"u{i}" for i in range(50))
+    await db.close()
+    with pytest.raises(RuntimeError):  # a closed database is an error, never a hang
+        async with asyncio.timeout(5):
+            await audit.record("view.end", user="u0")
 
 
 async def test_audit_cannot_be_rewritten(start_node: NodeFactory) -> None:
