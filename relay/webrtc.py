@@ -352,11 +352,13 @@ class BacklogPacer:
     def start(self) -> BacklogPace:
         return BacklogPace(self)
 
-    def book(self, size: int, not_before: float) -> float:
-        """The loop time `size` bytes of a GOP may go, at the earliest `not_before`."""
-        due = max(not_before, self._free_at)
-        self._free_at = due + size / self.rate
-        return due
+    def book(self, size: int, not_before: float, now: float) -> float:
+        """The loop time `size` bytes of a GOP may go, at the earliest `not_before`.
+        The node's budget is spent from its first free moment, not from `not_before`:
+        one viewer's own pace never leaves it idle for the others."""
+        free = max(now, self._free_at)
+        self._free_at = free + size / self.rate
+        return max(free, not_before)
 
 
 class BacklogPace:
@@ -372,7 +374,7 @@ class BacklogPace:
         if self._next is None:
             due = now  # the keyframe: never waits, nor makes anyone wait
         elif cached:
-            due = self._pacer.book(len(packet.data), max(now, self._next))
+            due = self._pacer.book(len(packet.data), self._next, now)
         else:
             due = max(now, self._next)
         self._next = due + len(packet.data) / self._pacer.per_viewer
@@ -399,10 +401,10 @@ class PacketTrack(MediaStreamTrack):
         self._sub = subscription
         self._time_base = Fraction(1, clock)
         self._retime = Retimer(clock, clock // 25 if kind == "video" else clock // 50)
-        backlog = subscription.backlog
-        self._squeeze_end = ticks(backlog[-1], clock) if backlog else None
-        self._squeeze_left = len(backlog) if self._squeeze_end is not None else 0
-        self._catching_up = self._squeeze_left > 0
+        self._backlog = subscription.backlog
+        self._squeeze_end = ticks(self._backlog[-1], clock) if self._backlog else None
+        self._cached = 0  # backlog packets sent
+        self._catching_up = self._squeeze_end is not None
         self._pace = pacer.start()
 
     async def recv(self) -> Any:
@@ -411,11 +413,15 @@ class PacketTrack(MediaStreamTrack):
         except SubscriptionClosed:
             self.stop()
             raise MediaStreamError from None
-        cached = bool(self._squeeze_left)
+        # From the backlog while it is its next packet: a queue that overflowed while
+        # catching up dropped the rest of it, and what follows is live.
+        backlog = self._backlog
+        cached = self._cached < len(backlog) and packet is backlog[self._cached]
         if cached and self._squeeze_end is not None:
-            self._squeeze_left -= 1
-            ts = self._retime.set(self._squeeze_end - self._squeeze_left)
+            self._cached += 1
+            ts = self._retime.set(self._squeeze_end - (len(backlog) - self._cached))
         else:
+            self._cached = len(backlog)
             ts = self._retime(packet)
         if self._catching_up:
             self._catching_up = self._sub.pending() > 0

@@ -16,7 +16,7 @@ from relay.webrtc import BacklogPacer, PacketTrack, common_codecs, register_h264
 from tests.relay.test_hub import GOP, packet
 
 VIEWERS = 10
-KEYFRAME, FRAME = 100_000, 10_000  # bytes
+KEYFRAME, FRAME = 200_000, 10_000  # bytes
 
 
 async def test_joining_viewers_share_one_budget_and_all_get_their_keyframe_first() -> None:
@@ -44,11 +44,12 @@ async def test_joining_viewers_share_one_budget_and_all_get_their_keyframe_first
 
     keyframes = [t[0] for t in times]
     finished = [t[-1] for t in times]
-    assert max(keyframes) < 0.05 < min(finished)
+    assert max(keyframes) < 0.25 < min(finished)
     assert min(finished) > 0.4, "the budget is the node's, not each viewer's"
-    assert max(finished) < 2.0
-    # Taking turns: no viewer is served to the end while the others wait.
-    assert max(finished) - min(finished) < 0.1
+    assert max(finished) < 3.0
+    # Taking turns: no viewer is served to the end while the others wait (which
+    # would spread their ends over the whole 0.5 s).
+    assert max(finished) - min(finished) < 0.2
 
 
 async def test_live_packets_after_the_backlog_are_not_paced() -> None:
@@ -113,3 +114,28 @@ async def test_common_codecs_answer_as_aiortc_would(browser: Any) -> None:
             assert common_codecs(CODECS[media.kind], media.rtp.codecs) == expected
             compared += len(expected)
     assert compared > 10
+
+
+async def test_a_queue_overflow_while_catching_up_ends_the_cached_part() -> None:
+    """The viewer falls a whole queue behind while its GOP is paced out: the rest
+    of the GOP is dropped, and what follows from the next keyframe is live: its
+    own timestamps, not squeezed, and not held to the node's GOP budget."""
+    channel = FanOut("cam", HubSettings())
+    for i in range(GOP):
+        channel.publish(packet(i, FRAME))
+    sub = channel.subscribe(frozenset(("video",)), limit=1)  # holds just the GOP
+    track = PacketTrack("video", sub, 90000, BacklogPacer(rate=1000, per_viewer=1e9))
+    async with asyncio.timeout(5):
+        assert (await track.recv()).pts is not None  # the cached keyframe, at once
+        for i in range(GOP, 2 * GOP + 3):  # the queue overflows: up to the next keyframe
+            channel.publish(packet(i, FRAME))
+        live = [(await track.recv()).pts for _ in range(3)]
+    track.stop()
+    assert sub.dropped > 0
+    assert live[1] - live[0] == live[2] - live[1] == 3600, live
+
+
+def test_one_viewers_own_pace_leaves_the_node_budget_to_the_others() -> None:
+    pacer = BacklogPacer(rate=1000, per_viewer=1000)
+    assert pacer.book(100, not_before=10.0, now=0.0) == 10.0  # this viewer waits for itself
+    assert pacer.book(100, not_before=0.0, now=0.0) == 0.1  # the next one only for the budget
