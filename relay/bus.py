@@ -79,12 +79,18 @@ class AlertBus:
 
     def _write_raised(self) -> None:
         raised, self._raised = self._raised, []
+        try:
+            self.store.submit_each(
+                [(event, audit) for event, audit, _ in raised],
+                outbox=bool(self.on_local),
+                then=functools.partial(self._raised_written, raised),
+            )
+        except RuntimeError as exc:  # the database is closed: say so, never hang
+            for *_, done in raised:
+                if not done.done():
+                    done.set_exception(exc)
+            return
         self._writing = asyncio.get_running_loop().create_future()
-        self.store.submit_each(
-            [(event, audit) for event, audit, _ in raised],
-            outbox=bool(self.on_local),
-            then=functools.partial(self._raised_written, raised),
-        )
 
     def _raised_written(self, raised: list[Raised], result: Future[Added]) -> None:
         writing, self._writing = self._writing, None

@@ -24,6 +24,7 @@ class Database:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"sqlite-{Path(self.path).stem}")
         self._conn: sqlite3.Connection | None = None
         self._schema = schema
+        self._closed = False
 
     async def open(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._executor, self._open)
@@ -69,6 +70,11 @@ class Database:
         return await self.run(lambda conn: conn.execute(sql, params).fetchall())
 
     async def close(self) -> None:
+        """Closes the connection and its thread (a second call does nothing)."""
+        if self._closed:
+            return
+        self._closed = True
+
         def go() -> None:
             if self._conn is not None:
                 self._conn.close()

@@ -11,7 +11,9 @@ import aiohttp
 import pytest
 
 from camsim import CameraSimulator, MountSpec
+from relay.events import new_event
 from relay.events_api import BUS
+from relay.keys import DB
 from tests.conftest import ADMIN, NodeFactory, users_yaml
 from tests.helpers import wait_until
 
@@ -267,3 +269,13 @@ async def test_concurrent_alarms_share_transactions_and_each_keeps_its_audit_ent
         assert sorted(audited) == sorted(ids["east"] + ids["west"]), "one entry per alarm"
         for ws in (east, watcher, west):
             await ws.close()
+
+
+async def test_an_event_raised_after_the_database_closed_is_refused_not_hung(
+    start_node: NodeFactory,
+) -> None:
+    node = await start_node(CONFIG)
+    await node.app[DB].close()
+    with pytest.raises(RuntimeError):
+        async with asyncio.timeout(5):
+            await node.app[BUS].publish(new_event("village", "alarm", "east", camera="e1"))
