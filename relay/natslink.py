@@ -34,6 +34,7 @@ PUBLISH_TIMEOUT = 2.0
 BATCH = 256
 WINDOW = 1024  # events handed to JetStream and not acknowledged yet
 FRESH_LIMIT = 4096
+FRESH_IMAGE_BYTES = 32 * 1024 * 1024  # of snapshots and photos handed over in memory
 ORIGIN = "Vw-Origin"  # the node that raised an event, readable without parsing it
 NATS_DOWN = (
     OSError,
@@ -60,6 +61,7 @@ class NatsLink:
         self.published = 0
         self._wake = asyncio.Event()
         self._fresh: deque[StoredEvent] = deque()  # committed, not yet read by the pump
+        self._fresh_images = 0  # bytes of images in _fresh
         self._from_outbox = True
         self._resets = 0  # times handed-over events were dropped, to be read back
         self._inbox: asyncio.Queue[Msg] = asyncio.Queue()  # bounded by max_ack_pending
@@ -69,11 +71,18 @@ class NatsLink:
 
     def wake(self, stored: Sequence[StoredEvent] = ()) -> None:
         """The bus committed `stored` to the outbox: handed over in memory, up to a
-        bound (past it the pump reads them back from the outbox)."""
-        if len(self._fresh) + len(stored) <= FRESH_LIMIT:
+        bound in events and in image bytes (past it the pump reads them back from
+        the outbox)."""
+        images = sum(len(s.event.image or b"") for s in stored)
+        if (
+            len(self._fresh) + len(stored) <= FRESH_LIMIT
+            and self._fresh_images + images <= FRESH_IMAGE_BYTES
+        ):
             self._fresh.extend(stored)
+            self._fresh_images += images
         else:
             self._fresh.clear()
+            self._fresh_images = 0
             self._from_outbox = True
             self._resets += 1
         self._wake.set()
@@ -154,6 +163,7 @@ class NatsLink:
         commits (no read back). A row leaves the outbox once JetStream acknowledged
         it; if acks fail or stall, what is left is sent again from the outbox."""
         self._fresh.clear()
+        self._fresh_images = 0
         self._from_outbox = True
         self._resets += 1
         after = 0  # the last seq handed to JetStream
@@ -204,6 +214,7 @@ class NatsLink:
         batch: list[StoredEvent] = []
         while self._fresh and len(batch) < room:
             item = self._fresh.popleft()
+            self._fresh_images -= len(item.event.image or b"")
             if item.seq > after:
                 batch.append(item)
         return batch

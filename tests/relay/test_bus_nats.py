@@ -118,10 +118,16 @@ async def test_alarm_and_lookout_cross_nodes_fast(
     assert len({e["id"] for e in at_station}) == len(at_station)
 
 
+@pytest.mark.parametrize("bound", ["FRESH_LIMIT", "FRESH_IMAGE_BYTES"])
 async def test_every_event_goes_out_once_in_order_past_the_hand_over_bound(
-    start_node: NodeFactory, nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+    start_node: NodeFactory,
+    nats_server: NatsServer,
+    monkeypatch: pytest.MonkeyPatch,
+    bound: str,
 ) -> None:
-    monkeypatch.setattr(natslink, "FRESH_LIMIT", 8)  # the pump reads the outbox back often
+    """The pump reads the outbox back often: past 8 events handed over in memory, or
+    past any snapshot at all (each alarm carries one)."""
+    monkeypatch.setattr(natslink, bound, 8 if bound == "FRESH_LIMIT" else 0)
     monkeypatch.setattr(natslink, "WINDOW", 16)
     village, station = await two_nodes(start_node, nats_server)
     raised: dict[str, int] = {}  # id -> seq at the village
@@ -134,6 +140,7 @@ async def test_every_event_goes_out_once_in_order_past_the_hand_over_bound(
     in_station_order = [raised[s.event.id] for s in reversed(arrived)]
     assert in_station_order == sorted(raised.values()), "in the village's order"
     assert village.app[LINK].published == 320, "each handed to JetStream once"
+    assert village.app[LINK]._resets > 1, "the hand-over went past its bound"
     assert await village.app[BUS].store.pending() == 0
 
 
