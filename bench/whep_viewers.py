@@ -13,9 +13,12 @@ server process of its own on 127.0.0.1:
 Viewers are `relay.whepclient.WhepClient`s, up to 10 per viewer process
 (`_viewers` sub-command), reporting JSON lines on stdout. Each system first runs
 with the camera ingested and no viewer (its idle CPU); then, per viewer count, the
-viewers join together, each timing its first frame from its offer (its POST);
-once every viewer has one (or timed out) and a short settle, the server process's
-CPU is measured over a steady window, with the frames every viewer got in it.
+viewers join together, each timing its first frame from its offer (its POST)
+and when it had caught up with live ("live after": its last frame that came more
+than LATE s later, against its RTP time, than its least late one); once every
+viewer has a first frame (or timed out) and --settle s more, the server
+process's CPU is measured over a steady window, with the frames every viewer got
+in it.
 Each viewer has made its offer and opened its keep-alive HTTP connection to the
 server before all are told to connect, as a wall page has (it was loaded from
 the node); otherwise ten viewers in one process would time each other's set-up.
@@ -87,6 +90,7 @@ READY_TIMEOUT = 30.0  # server up and the camera sending
 ANSWER_TIMEOUT = 30.0  # a viewer process answering a command
 PING_INTERVAL = 0.1  # s, between the pings of a server while viewers join
 SATURATED = 0.95  # of every core: the figures measured then are suspect
+LATE = 0.2  # s later than a viewer's steadiest frame: not yet caught up with live
 CATCH_UP = 10.0  # s after the last first frame: every viewer is live again
 JOIN_SPY_SECONDS = 4  # recorded from the offers on, with --py-spy
 SETTLE = 2.0  # after the server is up, and after a run's viewers have left
@@ -232,6 +236,38 @@ def count_without_decoding() -> None:
     aiortc.rtcrtpreceiver.get_decoder = get_decoder  # type: ignore[attr-defined]
 
 
+class Arrivals:
+    """When a viewer's frames came, against their RTP time: how late each was."""
+
+    def __init__(self, client: WhepClient) -> None:
+        self.client = client
+        self.lags: list[tuple[float, float]] = []  # (arrival, arrival - RTP time), s
+        self._first: int | None = None
+        client.on_frame = self.add
+
+    def add(self, frame: Any) -> None:
+        stamp = getattr(frame, "timestamp", None)
+        if stamp is None:
+            stamp = frame.pts  # a decoded frame
+        if self._first is None:
+            self._first = stamp
+        ticks = (stamp - self._first) % 2**32  # RTP time wraps
+        now = time.monotonic()
+        self.lags.append((now, now - ticks / 90000))
+
+    def live_after(self) -> float | None:
+        """Seconds from the offer to the last frame that came more than LATE s later
+        than the viewer's steadiest frame (the least late): when it had caught up
+        with live. Cached frames are timed as the newest cached one was taken, so
+        this is how long the catching up took, not the age of the GOP."""
+        if not self.lags:
+            return None
+        steady = min(lag for _, lag in self.lags)
+        late = [at for at, lag in self.lags if lag > steady + LATE]
+        last = max(late) if late else self.lags[0][0]
+        return last - self.client.watch.offer_sent
+
+
 def rtp_counts(client: WhepClient) -> tuple[int, int]:
     """Packets received and lost (before any retransmission) of the client's video.
 
@@ -262,11 +298,12 @@ async def viewers(url: str, delays: Sequence[float], decode: bool) -> None:
         # from the POST on is the server's work, not the client's own set-up, of
         # which ten viewers in one process would otherwise wait for each other's.
         clients = [WhepClient(url, token=os.environ.get(TOKEN_VARIABLE)) for _ in delays]
+        arrivals = [Arrivals(c) for c in clients]
         await asyncio.gather(*(c.prepare() for c in clients))
         await asyncio.gather(*(_open_connection(http, url) for _ in clients))
         common.say({"event": "loaded"})
         if await common.read_command() == "connect":
-            await _join(http, clients, delays)
+            await _join(http, clients, delays, arrivals)
     common.say({"event": "closed"})
 
 
@@ -277,7 +314,10 @@ async def _open_connection(http: aiohttp.ClientSession, url: str) -> None:
 
 
 async def _join(
-    http: aiohttp.ClientSession, clients: list[WhepClient], delays: Sequence[float]
+    http: aiohttp.ClientSession,
+    clients: list[WhepClient],
+    delays: Sequence[float],
+    arrivals: list[Arrivals],
 ) -> None:
     # Seconds from each offer to its answer and to ICE + DTLS connected.
     answered: dict[WhepClient, float] = {}
@@ -326,6 +366,7 @@ async def _join(
                     "frames": [c.watch.frames for c in clients],
                     "received": [r for r, _ in counts],
                     "lost": [lost for _, lost in counts],
+                    "live_after": [a.live_after() for a in arrivals],
                 }
             )
     finally:
@@ -476,6 +517,7 @@ class Result:
     node_system: float  # % of one core, in the kernel (system time)
     idle_cpu: float
     ttff: list[float] = field(default_factory=list)  # s, of the viewers that got a frame
+    live_after: list[float] = field(default_factory=list)  # s from the offer: caught up
     # (first frame, answer, connected) per viewer that got a frame, in s from its offer
     phases: list[tuple[float, float, float]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
@@ -723,6 +765,7 @@ async def measure_viewers(
         result.rtp_lost += sum(b["lost"]) - sum(a["lost"])
         result.rtp_rate += (sum(b["received"]) - sum(a["received"])) / span
         result.join_received += sum(j["received"])
+        result.live_after += [t for t in j["live_after"] if t is not None]
         result.join_lost += sum(j["lost"])
     if server.system == "villagewatch":
         info = state.get("info") or {}
@@ -782,6 +825,7 @@ HEADER = (
     "node us per pkt",
     "TTFF p50 ms",
     "TTFF p95 ms",
+    "live after p50 / p95 ms",
     "p95 viewer: answer / connected ms",
     "joining: server ping p95 / max ms",
     "frames lost %",
@@ -802,13 +846,18 @@ def loss(lost: int, received: int) -> str:
 def row(r: Result) -> tuple[str, ...]:
     if r.viewers == 0:
         per, p50, p95, lost, rtp, connected = "-", "-", "-", "-", "-", "(idle)"
-        rate = cost = parts = ping = "-"
+        rate = cost = parts = ping = live = "-"
     else:
         per = f"{(r.node_cpu - r.idle_cpu) / r.viewers:.2f}"
         rate = f"{r.rtp_rate / r.viewers:.0f}"
         cost = f"{(r.node_cpu - r.idle_cpu) * 1e4 / r.rtp_rate:.0f}" if r.rtp_rate else "-"
         p50 = f"{common.percentile(r.ttff, 50) * 1000:.0f}" if r.ttff else "-"
         p95 = f"{common.percentile(r.ttff, 95) * 1000:.0f}" if r.ttff else "-"
+        live = "-"
+        if r.live_after:
+            live = "{:.0f} / {:.0f}".format(
+                *(common.percentile(r.live_after, p) * 1000 for p in (50, 95))
+            )
         parts = "-"
         if r.phases:
             _, answer, ice = common.percentile(r.phases, 95)
@@ -829,6 +878,7 @@ def row(r: Result) -> tuple[str, ...]:
         cost,
         p50,
         p95,
+        live,
         parts,
         ping,
         lost,
@@ -868,8 +918,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         type=float,
         default=CATCH_UP,
         help="wait after every viewer's first frame before the window, s (default %(default)s:"
-        " the viewers have caught up with live by then, 50 of them sharing the node's budget"
-        " for the cached GOPs, up to 50 x 4 s of video)",
+        " the viewers have caught up with live by then: see the live after column)",
     )
     parser.add_argument(
         "--ramp",

@@ -34,8 +34,7 @@ from relay.hub import Subscription, SubscriptionClosed
 VIDEO_CLOCK = 90000
 VIDEO_TIME_BASE = Fraction(1, VIDEO_CLOCK)
 MAX_JUMP_SECONDS = 5.0
-BACKLOG_RATE = 2_500_000  # bytes/s of one viewer's cached GOP: 20 Mbit/s
-NODE_BACKLOG_RATE = 5_000_000  # bytes/s of every joining viewer's cached GOP: 40 Mbit/s
+BACKLOG_RATE = 2_500_000  # bytes/s to a viewer catching up with live: 20 Mbit/s
 
 # For each camera profile (FFmpeg's names), the answer profiles to pass it through
 # under, best first: its own, then a profile whose decoders take it too (H.264
@@ -328,56 +327,23 @@ class Retimer:
         return value
 
 
-class BacklogPacer:
-    """Paces the cached GOPs new viewers start with, one budget for the whole node.
+class CatchUp:
+    """One new viewer's catching up with live, paced.
 
-    A GOP is up to a megabyte. Sent in one burst, it overflows the viewer's socket
-    buffer; sent to fifty viewers joining at once, even at one viewer's pace, it
-    is more than the node can send, and the loop falls behind on everything else:
-    answering the next offers, the handshakes, the first pictures. So until it
-    has caught up with live, a viewer sends at most `per_viewer` bytes/s, and the
-    GOPs of all viewers together go at `rate`, first come first served (each
-    viewer asks for one frame at a time, so joining viewers take turns). What
-    came live meanwhile is not held to `rate`: it is the live load, which the
-    node carries anyway. The keyframe goes at once and is not counted: every
-    viewer's first picture goes out as soon as it is connected, and what waits
-    is only the catching up to live.
+    A GOP is up to a megabyte; sent in one burst, it overflows the viewer's socket
+    buffer. So after its keyframe, which goes at once (the first picture), a viewer
+    is sent at most `rate` bytes/s until it has caught up: the rest of the GOP,
+    then what came live meanwhile, which would otherwise follow in one burst.
     """
 
-    def __init__(self, rate: float = NODE_BACKLOG_RATE, per_viewer: float = BACKLOG_RATE) -> None:
+    def __init__(self, rate: float = BACKLOG_RATE) -> None:
         self.rate = rate
-        self.per_viewer = per_viewer
-        self._free_at = 0.0  # loop time the node's budget is spent until
-
-    def start(self) -> BacklogPace:
-        return BacklogPace(self)
-
-    def book(self, size: int, not_before: float, now: float) -> float:
-        """The loop time `size` bytes of a GOP may go, at the earliest `not_before`.
-        The node's budget is spent from its first free moment, not from `not_before`:
-        one viewer's own pace never leaves it idle for the others."""
-        free = max(now, self._free_at)
-        self._free_at = free + size / self.rate
-        return max(free, not_before)
-
-
-class BacklogPace:
-    """One viewer's catching up, at its node's BacklogPacer."""
-
-    def __init__(self, pacer: BacklogPacer) -> None:
-        self._pacer = pacer
         self._next: float | None = None  # loop time this viewer may send again
 
-    async def wait(self, packet: MediaPacket, *, cached: bool) -> None:
-        """Until `packet` may go; `cached`: it is from the GOP cache."""
+    async def wait(self, packet: MediaPacket) -> None:
         now = asyncio.get_running_loop().time()
-        if self._next is None:
-            due = now  # the keyframe: never waits, nor makes anyone wait
-        elif cached:
-            due = self._pacer.book(len(packet.data), self._next, now)
-        else:
-            due = max(now, self._next)
-        self._next = due + len(packet.data) / self._pacer.per_viewer
+        due = now if self._next is None else max(now, self._next)
+        self._next = due + len(packet.data) / self.rate
         if due > now:
             await asyncio.sleep(due - now)
 
@@ -388,13 +354,12 @@ class PacketTrack(MediaStreamTrack):
     The cached GOP a video viewer starts with gets consecutive ticks ending at the
     newest cached packet's own time: the browser decodes it at once and shows the
     live picture, instead of playing the GOP out and lagging behind by its age.
-    Until the viewer has caught up with live (its queue empty once), everything
-    goes at the pace of the node's BacklogPacer: the GOP, and what came live
-    meanwhile, which would otherwise follow the GOP in one burst.
+    Until the viewer has caught up with live (its queue empty once), it is paced
+    (CatchUp).
     """
 
     def __init__(
-        self, kind: str, subscription: Subscription, clock: int, pacer: BacklogPacer
+        self, kind: str, subscription: Subscription, clock: int, catch_up: float = BACKLOG_RATE
     ) -> None:
         super().__init__()
         self.kind = kind
@@ -405,7 +370,7 @@ class PacketTrack(MediaStreamTrack):
         self._squeeze_end = ticks(self._backlog[-1], clock) if self._backlog else None
         self._cached = 0  # backlog packets sent
         self._catching_up = self._squeeze_end is not None
-        self._pace = pacer.start()
+        self._pace = CatchUp(catch_up)
 
     async def recv(self) -> Any:
         try:
@@ -425,7 +390,7 @@ class PacketTrack(MediaStreamTrack):
             ts = self._retime(packet)
         if self._catching_up:
             self._catching_up = self._sub.pending() > 0
-            await self._pace.wait(packet, cached=cached)
+            await self._pace.wait(packet)
         if self.kind == "video":
             out = av.Packet(b"")  # no copy: the payloads are the frame's, made once
             out.opaque = _Payloads(rtp_payloads(packet))

@@ -32,7 +32,6 @@ from relay.keys import AUDIT, CONFIG, HUB
 from relay.refusal import Refused, refuse
 from relay.transcode import Transcoder, needs_transcode
 from relay.webrtc import (
-    BacklogPacer,
     PacketTrack,
     answer_faster,
     answer_profile,
@@ -88,7 +87,6 @@ class WhepService:
         self.audit = audit
         self.sessions: dict[str, WhepSession] = {}
         self.transcoders: dict[str, Transcoder] = {}
-        self.pacer = BacklogPacer()
         self._tasks: set[asyncio.Task[bool]] = set()
         register_h264_profiles()
         share_h264_packetization()
@@ -188,7 +186,7 @@ class WhepService:
         pc = session.pc
         try:
             # Transceivers made before the offer is applied keep their codec choice.
-            video_track = PacketTrack("video", video, 90000, self.pacer)
+            video_track = PacketTrack("video", video, 90000)
             pc.addTransceiver(video_track, "sendonly").setCodecPreferences(h264_preferences(plid))
             audio_codec = channel.source.info.audio_codec if channel.source.info else None
             if audio_codec in AUDIO_PASSTHROUGH and any(m.kind == "audio" for m in parsed.media):
@@ -196,7 +194,7 @@ class WhepService:
                 audio = channel.subscribe(frozenset(("audio",)))
                 session.subscriptions.append(audio)
                 pc.addTransceiver(
-                    PacketTrack("audio", audio, 8000, self.pacer), "sendonly"
+                    PacketTrack("audio", audio, 8000), "sendonly"
                 ).setCodecPreferences(audio_preferences(audio_codec))
             elif audio_codec:
                 logger.info(

@@ -11,7 +11,9 @@ import argparse
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urljoin
 
 import aiohttp
@@ -48,6 +50,7 @@ class WhepClient:
         self.session_url: str | None = None
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.watch = Watch()
+        self.on_frame: Callable[[Any], None] | None = None  # each video frame, as it comes
         self._tasks: list[asyncio.Task[None]] = []
         self._first = asyncio.Event()
 
@@ -94,6 +97,8 @@ class WhepClient:
                     self.watch.first_frame = time.monotonic() - self.watch.offer_sent
                     self._first.set()
                 self.watch.frames += 1
+                if self.on_frame is not None:
+                    self.on_frame(frame)
                 if isinstance(frame, av.VideoFrame):
                     self.watch.sizes.add((frame.width, frame.height))
 
