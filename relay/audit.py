@@ -7,11 +7,12 @@ import functools
 import json
 import sqlite3
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from relay.db import Database, where
+from relay.db import Database, GroupCommit, where
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -67,15 +68,17 @@ def _write_all(entries: list[AuditEntry], conn: sqlite3.Connection) -> None:
             entry.write(conn)
 
 
+Waiting = tuple[AuditEntry, "asyncio.Future[None]"]
+
+
 class AuditLog:
-    """Entries are written before `record` returns. While one transaction is being
-    written, the entries recorded meanwhile wait to share the next (group commit):
-    fifty viewers joining at once cost two trips to SQLite's thread, not fifty."""
+    """Entries are written before `record` returns, recorded together in one
+    transaction (GroupCommit): fifty viewers joining at once cost two trips to
+    SQLite's thread, not fifty."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._waiting: list[tuple[AuditEntry, asyncio.Future[None]]] = []
-        self._writing = False
+        self._commits: GroupCommit[Waiting, None] = GroupCommit(self._submit, self._written)
 
     async def record(
         self,
@@ -88,29 +91,14 @@ class AuditLog:
         **detail: Any,
     ) -> None:
         written = asyncio.get_running_loop().create_future()
-        self._waiting.append((AuditEntry(action, user, address, camera, site, detail), written))
-        if not self._writing:
-            self._write()
+        self._commits.add((AuditEntry(action, user, address, camera, site, detail), written))
         await written
 
-    def _write(self) -> None:
-        batch, self._waiting = self._waiting, []
-        try:
-            self.db.submit(
-                functools.partial(_write_all, [entry for entry, _ in batch]),
-                functools.partial(self._written, batch),
-            )
-        except RuntimeError as exc:  # the database is closed: say so, never hang
-            for _, written in batch:
-                if not written.done():
-                    written.set_exception(exc)
-            return
-        self._writing = True
+    def _submit(self, batch: list[Waiting], then: Callable[[Future[None]], None]) -> None:
+        self.db.submit(functools.partial(_write_all, [entry for entry, _ in batch]), then)
 
-    def _written(
-        self, batch: list[tuple[AuditEntry, asyncio.Future[None]]], result: Future[None]
-    ) -> None:
-        self._writing = False
+    @staticmethod
+    def _written(batch: list[Waiting], result: Future[None]) -> None:
         error = result.exception()
         for _, written in batch:
             if written.done():  # its caller was cancelled; the entry is written all the same
@@ -119,8 +107,6 @@ class AuditLog:
                 written.set_result(None)
             else:
                 written.set_exception(error)
-        if self._waiting:
-            self._write()
 
     async def query(self, limit: int = QUERY_LIMIT, **filters: Any) -> list[dict[str, Any]]:
         """Newest first; filters: user, camera, action, since, until."""

@@ -22,6 +22,7 @@ from ingest import SourceState
 from relay.audit import AuditEntry
 from relay.auth import User
 from relay.config import Config
+from relay.db import GroupCommit
 from relay.events import Event, new_event, visible
 from relay.eventstore import EventStore, StoredEvent
 from relay.feeds import EventFeed, ScopeLog
@@ -51,8 +52,9 @@ class AlertBus:
         self._reported_down: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._changed: set[ScopeLog] = set()  # logs that grew since feeds were woken
-        self._raised: list[Raised] = []  # waiting for the next transaction
-        self._writing: asyncio.Future[None] | None = None  # the transaction in flight
+        self._commits: GroupCommit[Raised, Added] = GroupCommit(
+            self._submit_raised, self._raised_written
+        )
         hub.state_listeners.append(self._camera_changed)
 
     # --- raising and receiving -------------------------------------------
@@ -63,9 +65,7 @@ class AlertBus:
         while its transaction is being written share the next one (group commit),
         and each caller returns only once its own event is committed."""
         done = asyncio.get_running_loop().create_future()
-        self._raised.append((event, audit, done))
-        if self._writing is None:
-            self._write_raised()
+        self._commits.add((event, audit, done))
         stored: StoredEvent = await done
         logger.info(
             "event %s %s site=%s camera=%s by %s",
@@ -77,27 +77,12 @@ class AlertBus:
         )
         return stored
 
-    def _write_raised(self) -> None:
-        raised, self._raised = self._raised, []
-        try:
-            self.store.submit_each(
-                [(event, audit) for event, audit, _ in raised],
-                outbox=bool(self.on_local),
-                then=functools.partial(self._raised_written, raised),
-            )
-        except RuntimeError as exc:  # the database is closed: say so, never hang
-            for *_, done in raised:
-                if not done.done():
-                    done.set_exception(exc)
-            return
-        self._writing = asyncio.get_running_loop().create_future()
+    def _submit_raised(self, raised: list[Raised], then: Callable[[Future[Added]], None]) -> None:
+        self.store.submit_each(
+            [(event, audit) for event, audit, _ in raised], outbox=bool(self.on_local), then=then
+        )
 
     def _raised_written(self, raised: list[Raised], result: Future[Added]) -> None:
-        writing, self._writing = self._writing, None
-        if self._raised:
-            self._write_raised()  # raised meanwhile: the next transaction, at once
-        if writing is not None:
-            writing.set_result(None)
         error = result.exception()
         if error is not None:  # told to every caller: none of them was stored
             for *_, done in raised:
@@ -231,8 +216,7 @@ class AlertBus:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        while self._writing is not None:  # the transactions in flight, and the last
-            await self._writing
+        await self._commits.idle()
         with contextlib.suppress(ValueError):
             self.hub.state_listeners.remove(self._camera_changed)
         for handle in self._pending_down.values():

@@ -7,13 +7,15 @@ runs in order and none blocks the loop. WAL: readers never wait for the writer.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 
 class Database:
@@ -82,6 +84,54 @@ class Database:
 
         await asyncio.get_running_loop().run_in_executor(self._executor, go)
         self._executor.shutdown(wait=True)
+
+
+class GroupCommit(Generic[Item, T]):
+    """Group commit: the first item goes to SQLite's thread at once; those added
+    while its transaction is being written wait to share the next one, so many
+    callers at once cost a few transactions. `submit(batch, then)` writes a batch
+    in one transaction and calls `then` with its finished future on the loop;
+    `written(batch, done)` is then told how it went (also when it could not even
+    be submitted: the database is closed), in the order the batches went."""
+
+    def __init__(
+        self,
+        submit: Callable[[list[Item], Callable[[Future[T]], None]], None],
+        written: Callable[[list[Item], Future[T]], None],
+    ) -> None:
+        self._submit = submit
+        self._written = written
+        self._waiting: list[Item] = []
+        self._in_flight: asyncio.Future[None] | None = None
+
+    def add(self, item: Item) -> None:
+        self._waiting.append(item)
+        if self._in_flight is None:
+            self._next()
+
+    async def idle(self) -> None:
+        """Until no transaction is in flight, the last one included."""
+        while self._in_flight is not None:
+            await self._in_flight
+
+    def _next(self) -> None:
+        batch, self._waiting = self._waiting, []
+        try:
+            self._submit(batch, functools.partial(self._done, batch))
+        except RuntimeError as exc:  # the database is closed: said to every caller
+            failed: Future[T] = Future()
+            failed.set_exception(exc)
+            self._written(batch, failed)
+            return
+        self._in_flight = asyncio.get_running_loop().create_future()
+
+    def _done(self, batch: list[Item], result: Future[T]) -> None:
+        in_flight, self._in_flight = self._in_flight, None
+        if self._waiting:
+            self._next()  # added meanwhile: the next transaction, at once
+        if in_flight is not None:
+            in_flight.set_result(None)
+        self._written(batch, result)
 
 
 def where(filters: Mapping[str, Any], columns: tuple[str, ...]) -> tuple[str, tuple[Any, ...]]:
