@@ -53,6 +53,12 @@ class Subscription:
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
 
+    def take_backlog(self) -> list[MediaPacket]:
+        """The cached packets it started with (they are in its queue too), handed
+        over once, so that they are kept only as long as their taker needs them."""
+        backlog, self.backlog = self.backlog, []
+        return backlog
+
     def put(self, packet: MediaPacket) -> None:
         if self._need_keyframe:
             if not (packet.kind == "video" and packet.keyframe):

@@ -188,7 +188,7 @@ def common_codecs(
                 and apt in common_base
                 and c.clockRate == common_base[apt].clockRate
             ):
-                common.append(_copy_codec(c, c.payloadType, c.rtcpFeedback))
+                common.append(_copy_codec(c, c.payloadType, list(c.rtcpFeedback)))
             continue
         for codec in local_codecs:
             if aiortc.rtcpeerconnection.is_codec_compatible(codec, c):
@@ -209,12 +209,13 @@ def common_codecs(
 def _copy_codec(
     codec: RTCRtpCodecParameters, payload_type: int | None, feedback: list[RTCRtcpFeedback]
 ) -> RTCRtpCodecParameters:
+    """A copy of `codec` with this payload type and (a list of its own) feedback."""
     return RTCRtpCodecParameters(
         mimeType=codec.mimeType,
         clockRate=codec.clockRate,
         channels=codec.channels,
         payloadType=payload_type,
-        rtcpFeedback=list(feedback),
+        rtcpFeedback=feedback,
         parameters=dict(codec.parameters),
     )
 
@@ -366,10 +367,11 @@ class PacketTrack(MediaStreamTrack):
         self._sub = subscription
         self._time_base = Fraction(1, clock)
         self._retime = Retimer(clock, clock // 25 if kind == "video" else clock // 50)
-        self._backlog = subscription.backlog
-        self._squeeze_end = ticks(self._backlog[-1], clock) if self._backlog else None
-        self._cached = 0  # backlog packets sent
-        self._catching_up = self._squeeze_end is not None
+        backlog = subscription.take_backlog()
+        self._squeeze_end = ticks(backlog[-1], clock) if backlog else None
+        self._backlog = backlog if self._squeeze_end is not None else []  # until sent
+        self._cached = 0  # of it sent
+        self._catching_up = bool(self._backlog)
         self._pace = CatchUp(catch_up)
 
     async def recv(self) -> Any:
@@ -378,15 +380,16 @@ class PacketTrack(MediaStreamTrack):
         except SubscriptionClosed:
             self.stop()
             raise MediaStreamError from None
-        # From the backlog while it is its next packet: a queue that overflowed while
-        # catching up dropped the rest of it, and what follows is live.
         backlog = self._backlog
-        cached = self._cached < len(backlog) and packet is backlog[self._cached]
-        if cached and self._squeeze_end is not None:
+        if backlog and packet is backlog[self._cached] and self._squeeze_end is not None:
             self._cached += 1
             ts = self._retime.set(self._squeeze_end - (len(backlog) - self._cached))
+            if self._cached == len(backlog):
+                self._backlog = []
         else:
-            self._cached = len(backlog)
+            # Live; if the backlog is not all sent, the queue overflowed while
+            # catching up and dropped the rest of it.
+            self._backlog = []
             ts = self._retime(packet)
         if self._catching_up:
             self._catching_up = self._sub.pending() > 0

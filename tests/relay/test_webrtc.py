@@ -115,6 +115,7 @@ async def test_a_queue_overflow_while_catching_up_ends_the_cached_part() -> None
         channel.publish(packet(i, FRAME))
     sub = channel.subscribe(frozenset(("video",)), limit=1)  # holds just the GOP
     track = PacketTrack("video", sub, 90000, 1e9)
+    assert sub.backlog == [], "the track holds the GOP, and only while it sends it"
     async with asyncio.timeout(5):
         assert (await track.recv()).pts is not None  # the cached keyframe, at once
         for i in range(GOP, 2 * GOP + 3):  # the queue overflows: up to the next keyframe
