@@ -1,7 +1,8 @@
 """WebRTC media for viewers: encoded packets from the hub, never decoded per viewer.
 
-A viewer's tracks hand aiortc the camera's own H.264 (or the channel's one shared
-transcode) packet by packet. Timestamps are rewritten so the cached GOP a viewer
+A viewer's tracks hand their RtpWriter (relay/rtpsend.py) the camera's own H.264
+(or the channel's one shared transcode) frame by frame, as RTP payloads made once
+per frame for every viewer. Timestamps are rewritten so the cached GOP a viewer
 starts with plays at once instead of lagging behind live by its age, and so a
 camera that reconnects with a new clock never makes RTP time run backwards.
 """
@@ -11,17 +12,15 @@ from __future__ import annotations
 import asyncio
 import errno
 import random
-from fractions import Fraction
 from typing import Any
 
 import aioice.ice
 import aiortc.rtcpeerconnection
 import aiortc.rtcrtpreceiver
-import av
 from aiortc import MediaStreamTrack, RTCIceServer, RTCRtpSender
 from aiortc import rtp as aiortc_rtp
 from aiortc.codecs import CODECS, is_rtx
-from aiortc.codecs.h264 import H264Encoder
+from aiortc.codecs.h264 import PACKET_MAX, H264Encoder
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rate import RemoteBitrateEstimator
 from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecCapability, RTCRtpCodecParameters
@@ -30,10 +29,11 @@ from aiortc.sdp import H264Profile, parse_h264_profile_level_id
 from ingest import MediaPacket
 from relay.config import WebRtcConfig
 from relay.hub import Subscription, SubscriptionClosed
+from relay.rtpsend import RtpFrame
 
 VIDEO_CLOCK = 90000
-VIDEO_TIME_BASE = Fraction(1, VIDEO_CLOCK)
 MAX_JUMP_SECONDS = 5.0
+NAL_AUD = 9  # access unit delimiter
 BACKLOG_RATE = 2_500_000  # bytes/s to a viewer catching up with live: 20 Mbit/s
 
 # For each camera profile (FFmpeg's names), the answer profiles to pass it through
@@ -135,42 +135,43 @@ def use_host_addresses(addresses: list[str]) -> None:
         aioice.ice.get_host_addresses = host_addresses
 
 
-class _Payloads:
-    """A camera frame's RTP payloads, made once and sent to every viewer."""
+class _EvenFragments(H264Encoder):
+    """aiortc's H.264 packetization, but a NAL unit too big for one packet is cut
+    into fragments of the largest size and a shorter last one (aiortc evens them
+    out to within a byte), so a frame's packets can go to the kernel as one run of
+    equal segments (relay/gso.py)."""
 
-    __slots__ = ("payloads",)
+    @staticmethod
+    def _packetize_fu_a(data: bytes) -> list[bytes]:
+        return even_fu_a(data, PACKET_MAX - 2)
 
-    def __init__(self, payloads: list[bytes]) -> None:
-        self.payloads = payloads
+
+def even_fu_a(nal: bytes, size: int) -> list[bytes]:
+    """FU-A payloads (RFC 6184 5.8) of one NAL unit, `size` bytes of it in each but
+    the last."""
+    indicator = nal[0] & 0xE0 | 28
+    kind = nal[0] & 0x1F
+    body = memoryview(nal)[1:]
+    last = (len(body) - 1) // size
+    return [
+        bytes((indicator, kind | (0x80 if i == 0 else 0) | (0x40 if i == last else 0)))
+        + body[i * size : (i + 1) * size]
+        for i in range(last + 1)
+    ]
 
 
 def rtp_payloads(packet: MediaPacket) -> list[bytes]:
-    """The frame split into H.264 RTP payloads (FU-A, STAP-A), once per frame."""
+    """The frame split into H.264 RTP payloads (FU-A, STAP-A), once per frame.
+
+    Access unit delimiters are left out: RTP's timestamp and marker bit delimit
+    frames, and each would be a packet of its own to every viewer (many cameras
+    start every frame with one)."""
     payloads = packet.derived.get("h264-rtp")
     if payloads is None:
-        payloads = H264Encoder._packetize(H264Encoder._split_bitstream(packet.data))
+        nal_units = _EvenFragments._split_bitstream(packet.data)
+        payloads = _EvenFragments._packetize(n for n in nal_units if n[0] & 0x1F != NAL_AUD)
         packet.derived["h264-rtp"] = payloads
     return payloads  # type: ignore[return-value]
-
-
-def share_h264_packetization() -> None:
-    """Let aiortc's sender take payloads made once per frame (DESIGN.md, "Where the
-    time goes"): its H.264 encoder would otherwise split and fragment every frame
-    again for each viewer. A packet carrying _Payloads in `opaque` skips that."""
-    if getattr(H264Encoder.pack, "shares_payloads", False):
-        return
-    original = H264Encoder.pack
-
-    def pack(self: H264Encoder, packet: av.Packet[Any]) -> tuple[list[bytes], int]:
-        shared = packet.opaque
-        if isinstance(shared, _Payloads):
-            base = packet.time_base
-            assert packet.pts is not None and base is not None
-            return shared.payloads, packet.pts * base.numerator * VIDEO_CLOCK // base.denominator
-        return original(self, packet)
-
-    pack.shares_payloads = True  # type: ignore[attr-defined]
-    H264Encoder.pack = pack  # type: ignore[method-assign]
 
 
 def common_codecs(
@@ -350,7 +351,7 @@ class CatchUp:
 
 
 class PacketTrack(MediaStreamTrack):
-    """Hands aiortc the encoded packets of one subscription.
+    """Hands a viewer's RtpWriter the frames of one subscription, as RTP payloads.
 
     The cached GOP a video viewer starts with gets consecutive ticks ending at the
     newest cached packet's own time: the browser decodes it at once and shows the
@@ -365,7 +366,6 @@ class PacketTrack(MediaStreamTrack):
         super().__init__()
         self.kind = kind
         self._sub = subscription
-        self._time_base = Fraction(1, clock)
         self._retime = Retimer(clock, clock // 25 if kind == "video" else clock // 50)
         backlog = subscription.take_backlog()
         self._squeeze_end = ticks(backlog[-1], clock) if backlog else None
@@ -374,7 +374,7 @@ class PacketTrack(MediaStreamTrack):
         self._catching_up = bool(self._backlog)
         self._pace = CatchUp(catch_up)
 
-    async def recv(self) -> Any:
+    async def recv(self) -> RtpFrame:  # type: ignore[override]
         try:
             packet = await self._sub.get()
         except SubscriptionClosed:
@@ -394,14 +394,8 @@ class PacketTrack(MediaStreamTrack):
         if self._catching_up:
             self._catching_up = self._sub.pending() > 0
             await self._pace.wait(packet)
-        if self.kind == "video":
-            out = av.Packet(b"")  # no copy: the payloads are the frame's, made once
-            out.opaque = _Payloads(rtp_payloads(packet))
-        else:
-            out = av.Packet(packet.data)
-        out.pts = ts
-        out.time_base = self._time_base
-        return out
+        payloads = rtp_payloads(packet) if self.kind == "video" else [packet.data]
+        return RtpFrame(payloads, ts)
 
     def stop(self) -> None:
         super().stop()

@@ -27,9 +27,11 @@ from relay.audit import AuditLog
 from relay.auth import User
 from relay.body import read_body
 from relay.config import CameraConfig, Config
+from relay.gso import batch_datagrams
 from relay.hub import Channel, FanOut, Hub, Subscription
 from relay.keys import AUDIT, CONFIG, HUB
 from relay.refusal import Refused, refuse
+from relay.rtpsend import RtpWriter
 from relay.transcode import Transcoder, needs_transcode
 from relay.webrtc import (
     PacketTrack,
@@ -39,7 +41,6 @@ from relay.webrtc import (
     h264_preferences,
     ice_servers,
     register_h264_profiles,
-    share_h264_packetization,
     use_host_addresses,
     use_udp_ports,
 )
@@ -89,8 +90,8 @@ class WhepService:
         self.transcoders: dict[str, Transcoder] = {}
         self._tasks: set[asyncio.Task[bool]] = set()
         register_h264_profiles()
-        share_h264_packetization()
         answer_faster()
+        batch_datagrams()
         use_host_addresses(config.webrtc.host_addresses)
         use_udp_ports(config.webrtc.udp_ports)
 
@@ -187,15 +188,17 @@ class WhepService:
         try:
             # Transceivers made before the offer is applied keep their codec choice.
             video_track = PacketTrack("video", video, 90000)
-            pc.addTransceiver(video_track, "sendonly").setCodecPreferences(h264_preferences(plid))
+            sending = pc.addTransceiver(video_track, "sendonly")
+            sending.setCodecPreferences(h264_preferences(plid))
+            RtpWriter.install(sending.sender)
             audio_codec = channel.source.info.audio_codec if channel.source.info else None
             if audio_codec in AUDIO_PASSTHROUGH and any(m.kind == "audio" for m in parsed.media):
                 assert audio_codec is not None
                 audio = channel.subscribe(frozenset(("audio",)))
                 session.subscriptions.append(audio)
-                pc.addTransceiver(
-                    PacketTrack("audio", audio, 8000), "sendonly"
-                ).setCodecPreferences(audio_preferences(audio_codec))
+                sending = pc.addTransceiver(PacketTrack("audio", audio, 8000), "sendonly")
+                sending.setCodecPreferences(audio_preferences(audio_codec))
+                RtpWriter.install(sending.sender)
             elif audio_codec:
                 logger.info(
                     "camera %s: its %s audio is left out: browsers take G.711 or Opus,"

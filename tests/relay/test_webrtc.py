@@ -117,10 +117,10 @@ async def test_a_queue_overflow_while_catching_up_ends_the_cached_part() -> None
     track = PacketTrack("video", sub, 90000, 1e9)
     assert sub.backlog == [], "the track holds the GOP, and only while it sends it"
     async with asyncio.timeout(5):
-        assert (await track.recv()).pts is not None  # the cached keyframe, at once
+        await track.recv()  # the cached keyframe, at once
         for i in range(GOP, 2 * GOP + 3):  # the queue overflows: up to the next keyframe
             channel.publish(packet(i, FRAME))
-        live = [(await track.recv()).pts for _ in range(3)]
+        live = [(await track.recv()).timestamp for _ in range(3)]
     track.stop()
     assert sub.dropped > 0
     assert live[1] - live[0] == live[2] - live[1] == 3600, live

@@ -8,11 +8,14 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import aiohttp
 import aioice.ice
 import psutil
 import pytest
+from aiortc import clock
+from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 from camsim import CameraSimulator, MountSpec
 from relay.whep import WHEP
@@ -108,6 +111,58 @@ async def test_transcoder_is_shared_by_all_viewers(
         finally:
             for c in clients:
                 await c.close(http)
+
+
+async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
+    cameras: CameraSimulator, start_node: NodeFactory
+) -> None:
+    """The node's RtpWriter keeps what it sent: a real NACK from the viewer brings
+    the packet again, wrapped in RTX (its sequence number, then its payload), and
+    its sender reports count the packets it sent."""
+    node = await start_node(node_yaml(camera_yaml(cameras, "baseline")))
+    async with aiohttp.ClientSession() as http:
+        client = WhepClient(f"{node.url}/whep/baseline", token=ADMIN_TOKEN)
+        try:
+            await client.connect(http)
+            receiver = client.pc.getTransceivers()[0].receiver
+            media: dict[int, RtpPacket] = {}  # seq -> packet, of the video SSRC
+            resent: asyncio.Queue[RtpPacket] = asyncio.Queue()
+            handle = receiver._handle_rtp_packet
+
+            async def watch(packet: RtpPacket, arrival_time_ms: int) -> None:
+                if not media or packet.ssrc == next(iter(media.values())).ssrc:
+                    media[packet.sequence_number] = packet
+                else:
+                    resent.put_nowait(packet)
+                await handle(packet, arrival_time_ms)
+
+            receiver._handle_rtp_packet = watch  # type: ignore[method-assign]
+            reports: asyncio.Queue[RtcpSrPacket] = asyncio.Queue()
+            handle_rtcp = receiver._handle_rtcp_packet
+
+            async def watch_rtcp(packet: Any) -> None:
+                if isinstance(packet, RtcpSrPacket):
+                    reports.put_nowait(packet)
+                await handle_rtcp(packet)
+
+            receiver._handle_rtcp_packet = watch_rtcp  # type: ignore[method-assign]
+            await wait_until(lambda: len(media) >= 20, 10)
+            lost = sorted(media)[-5]
+            await receiver._send_rtcp_nack(media[lost].ssrc, [lost])
+            async with asyncio.timeout(5):
+                rtx = await resent.get()
+            assert rtx.payload_type != media[lost].payload_type
+            assert int.from_bytes(rtx.payload[:2]) == lost
+            assert rtx.payload[2:] == media[lost].payload
+            assert rtx.timestamp == media[lost].timestamp
+            # The sender's reports count what the writer sent, stamped with its time.
+            async with asyncio.timeout(5):
+                report = await reports.get()
+            assert report.sender_info.packet_count >= len(media)
+            sent_at = clock.datetime_from_ntp(report.sender_info.ntp_timestamp)
+            assert abs((sent_at - clock.current_datetime()).total_seconds()) < 2
+        finally:
+            await client.close(http)
 
 
 OFFER_AUDIO_ONLY = (
