@@ -10,8 +10,11 @@ camera that reconnects with a new clock never makes RTP time run backwards.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import errno
+import math
 import random
+import time
 from typing import Any
 
 import aioice.ice
@@ -23,8 +26,17 @@ from aiortc.codecs import CODECS, is_rtx
 from aiortc.codecs.h264 import PACKET_MAX, H264Encoder
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rate import RemoteBitrateEstimator
+from aiortc.rtcdtlstransport import (
+    RTCCertificate,
+    RTCDtlsFingerprint,
+    SRTPProtectionProfile,
+    generate_certificate,
+)
 from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecCapability, RTCRtpCodecParameters
 from aiortc.sdp import H264Profile, parse_h264_profile_level_id
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from OpenSSL import SSL
 
 from ingest import MediaPacket
 from relay.config import WebRtcConfig
@@ -34,6 +46,9 @@ from relay.rtpsend import RtpFrame
 VIDEO_CLOCK = 90000
 MAX_JUMP_SECONDS = 5.0
 NAL_AUD = 9  # access unit delimiter
+HOST_ADDRESSES_TTL = 10.0  # s an interface lookup serves answers for
+CERTIFICATE_RENEWAL = datetime.timedelta(days=29)  # left when a node's is renewed
+_interface_addresses = aioice.ice.get_host_addresses  # aioice's own lookup
 BACKLOG_RATE = 2_500_000  # bytes/s to a viewer catching up with live: 20 Mbit/s
 
 # For each camera profile (FFmpeg's names), the answer profiles to pass it through
@@ -124,15 +139,28 @@ def ice_servers(config: WebRtcConfig) -> list[RTCIceServer]:
 
 
 def use_host_addresses(addresses: list[str]) -> None:
-    """Offer exactly these ICE host candidates (aioice otherwise takes every interface
-    but loopback; a node behind NAT names its reachable address here)."""
+    """Offer exactly these ICE host candidates (a node behind NAT names its reachable
+    address here), or, with none, those of every interface but loopback, as aioice
+    does, looked up at most every HOST_ADDRESSES_TTL s instead of for every answer
+    (a millisecond each)."""
     if addresses:
         chosen = list(addresses)
 
         def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
             return chosen
 
-        aioice.ice.get_host_addresses = host_addresses
+    else:
+        found: dict[tuple[bool, bool], tuple[float, list[str]]] = {}
+
+        def host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+            now = time.monotonic()
+            at, addresses = found.get((use_ipv4, use_ipv6), (-math.inf, []))
+            if now - at > HOST_ADDRESSES_TTL:
+                addresses = _interface_addresses(use_ipv4, use_ipv6)
+                found[use_ipv4, use_ipv6] = now, addresses
+            return list(addresses)
+
+    aioice.ice.get_host_addresses = host_addresses
 
 
 class _EvenFragments(H264Encoder):
@@ -235,11 +263,48 @@ class _IdleBitrateEstimator:
         return self._real.add(*args, **kwargs)
 
 
+class NodeCertificate(RTCCertificate):
+    """One DTLS certificate for all of a node's peer connections, as a browser keeps
+    one for many: aiortc would make a key and a certificate for each, and compute
+    its fingerprints four times and an SSL context for each transport. Renewed a
+    day after it was made (aiortc's are valid for 30 days)."""
+
+    _shared: NodeCertificate | None = None
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
+        super().__init__(key, cert)
+        self._fingerprints = super().getFingerprints()
+        self._contexts: dict[tuple[bytes, ...], SSL.Context] = {}
+
+    @classmethod
+    def generateCertificate(cls) -> NodeCertificate:
+        shared = NodeCertificate._shared
+        renew = datetime.datetime.now(datetime.UTC) + CERTIFICATE_RENEWAL
+        if shared is None or shared.expires < renew:
+            key = ec.generate_private_key(ec.SECP256R1())
+            shared = NodeCertificate._shared = cls(key, generate_certificate(key))
+        return shared
+
+    def getFingerprints(self) -> list[RTCDtlsFingerprint]:
+        return list(self._fingerprints)
+
+    def _create_ssl_context(self, srtp_profiles: list[SRTPProtectionProfile]) -> SSL.Context:
+        # OpenSSL shares a context among connections; none of them resumes a session.
+        key = tuple(p.openssl_profile for p in srtp_profiles)
+        context = self._contexts.get(key)
+        if context is None:
+            context = self._contexts[key] = super()._create_ssl_context(srtp_profiles)
+            context.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+        return context
+
+
 def answer_faster() -> None:
-    """Spare aiortc's set-up work an answer does not need (see common_codecs and
-    _IdleBitrateEstimator): fifty viewers offering at once wait for all of it."""
+    """Spare aiortc's set-up work an answer does not need (see common_codecs,
+    _IdleBitrateEstimator and NodeCertificate): fifty viewers offering at once wait
+    for all of it."""
     aiortc.rtcpeerconnection.find_common_codecs = common_codecs
     aiortc.rtcrtpreceiver.RemoteBitrateEstimator = _IdleBitrateEstimator  # type: ignore[attr-defined,assignment]
+    aiortc.rtcpeerconnection.RTCCertificate = NodeCertificate  # type: ignore[attr-defined]
 
 
 def ticks(packet: MediaPacket, clock: int) -> int | None:

@@ -1,18 +1,23 @@
-"""How a viewer's track hands the hub's packets to aiortc."""
+"""How a viewer's track hands the hub's packets on, and what answers share."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import importlib.util
 import time
 from typing import Any
 
+import aioice.ice
+import pytest
 from aiortc import RTCPeerConnection
 from aiortc.codecs import CODECS
+from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.sdp import SessionDescription
 
+from relay import webrtc
 from relay.hub import FanOut, HubSettings
-from relay.webrtc import PacketTrack, common_codecs, register_h264_profiles
+from relay.webrtc import NodeCertificate, PacketTrack, common_codecs, register_h264_profiles
 from tests.relay.test_hub import GOP, packet
 
 VIEWERS = 10
@@ -124,3 +129,36 @@ async def test_a_queue_overflow_while_catching_up_ends_the_cached_part() -> None
     track.stop()
     assert sub.dropped > 0
     assert live[1] - live[0] == live[2] - live[1] == 3600, live
+
+
+def test_a_node_keeps_one_dtls_certificate_until_it_is_due(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = NodeCertificate.generateCertificate()
+    assert NodeCertificate.generateCertificate() is first
+    assert first.getFingerprints() == RTCCertificate.getFingerprints(first)
+    monkeypatch.setattr(webrtc, "CERTIFICATE_RENEWAL", datetime.timedelta(days=31))
+    renewed = NodeCertificate.generateCertificate()
+    assert renewed is not first
+    assert renewed.getFingerprints() != first.getFingerprints()
+
+
+def test_interfaces_are_looked_up_once_for_many_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    lookups: list[tuple[bool, bool]] = []
+
+    def lookup(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+        lookups.append((use_ipv4, use_ipv6))
+        return ["192.0.2.7"]
+
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", aioice.ice.get_host_addresses)
+    monkeypatch.setattr(webrtc, "_interface_addresses", lookup)
+    webrtc.use_host_addresses([])
+    for _ in range(50):
+        assert aioice.ice.get_host_addresses(True, False) == ["192.0.2.7"]
+    assert lookups == [(True, False)]
+    monkeypatch.setattr(webrtc, "HOST_ADDRESSES_TTL", -1.0)  # due again
+    aioice.ice.get_host_addresses(True, False)
+    assert len(lookups) == 2
+    webrtc.use_host_addresses(["10.0.0.5"])  # configured: no lookup at all
+    assert aioice.ice.get_host_addresses(True, True) == ["10.0.0.5"]
+    assert len(lookups) == 2
