@@ -22,6 +22,8 @@ from relay.passwords import hash_password, hash_token, new_secret
 
 logger = logging.getLogger("relay")
 
+GIL_SWITCH_INTERVAL = 0.0005  # s; see serve
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="villagewatch", description=__doc__)
@@ -137,6 +139,11 @@ async def serve(config: Config, host: str, port: int, path: str = "") -> None:
         # full collection took 3 ms instead of 40-60 ms in bench/bus_fanout.py.
         gc.collect()
         gc.freeze()
+        # The SQLite thread and each camera's demux thread give the GIL up for every
+        # statement or read; at Python's default 5 ms switch interval each can then
+        # wait that long for a busy loop to hand it back, and every commit with it
+        # (README, "Alert bus fan-out").
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL)
         await stop.wait()
         logger.info("stopping")
     finally:
