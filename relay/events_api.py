@@ -105,7 +105,9 @@ async def _feed(
     bus, user, config = request.app[BUS], user_of(request), request.app[CONFIG]
     feed = bus.subscribe(user)  # before reading the backlog, so nothing falls in between
     await socket.prepare(request)
-    sender = asyncio.create_task(_send(socket, feed, bus.store, after, config=config))
+    transport = request.transport
+    assert transport is not None  # the connection is open: it was just prepared
+    sender = asyncio.create_task(_send(socket, transport, feed, bus.store, after, config=config))
     try:
         async for message in socket:
             if message.type == WSMsgType.ERROR:
@@ -118,6 +120,7 @@ async def _feed(
 
 async def _send(
     socket: web.WebSocketResponse,
+    transport: asyncio.Transport,
     feed: EventFeed,
     store: EventStore,
     after: int,
@@ -135,13 +138,17 @@ async def _send(
             last = page[-1].seq
         if len(page) < 500:
             break
+    feed.write_directly(socket, transport)  # while it waits in take(), as its log grows
     while not socket.closed:
         taken = await feed.take(last)
         if taken is None:
             await socket.close(code=1013, message=b"too far behind: reconnect and resume")
             return
         frame, last = taken  # the same bytes for every feed of the scope that keeps up
-        await socket.send_frame(frame, WSMsgType.TEXT)
+        try:
+            await socket.send_frame(frame, WSMsgType.TEXT)
+        except ConnectionError:
+            return  # the subscriber went away while its frame waited for room
 
 
 async def image(request: web.Request) -> web.Response:

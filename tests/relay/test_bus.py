@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import socket
 from typing import Any
 
 import aiohttp
 import pytest
 
 from camsim import CameraSimulator, MountSpec
+from relay.bus import AlertBus
 from relay.events import new_event
 from relay.events_api import BUS
+from relay.feeds import WRITE_ROOM, EventFeed
 from relay.keys import DB
 from tests.conftest import ADMIN, NodeFactory, users_yaml
 from tests.helpers import wait_until
@@ -269,6 +273,78 @@ async def test_concurrent_alarms_share_transactions_and_each_keeps_its_audit_ent
         assert sorted(audited) == sorted(ids["east"] + ids["west"]), "one entry per alarm"
         for ws in (east, watcher, west):
             await ws.close()
+
+
+async def test_a_feed_that_keeps_up_is_written_to_and_one_that_does_not_read_waits(
+    start_node: NodeFactory,
+) -> None:
+    """A caught-up feed gets each frame straight from the log, its task left asleep.
+    A feed whose connection stops reading is left to its task once its connection
+    holds WRITE_ROOM, and the task waits for room: what the node holds for it stays
+    bounded, and the others go on."""
+    node = await start_node(CONFIG)
+    bus = node.app[BUS]
+    async with aiohttp.ClientSession(node.url) as http:
+        watcher = await http.ws_connect("/api/events", headers=bearer("watcher"))
+        stuck = await stuck_feed(node.url, "officer")
+        try:
+            feed, officer = feed_of(bus, "watcher"), feed_of(bus, "officer")
+            await wait_until(lambda: feed._waiter is not None, 5, "the feed to wait for events")
+            asleep = feed._waiter
+            assert asleep is not None
+            _, alarm = await post(http, "east-op", {"type": "alarm", "camera": "e1"})
+            (seen,) = await next_events(watcher, 1)
+            assert seen["id"] == alarm["id"]
+            assert feed._waiter is asleep and not asleep.done(), "written, its task asleep"
+
+            transport = officer._transport
+            assert transport is not None
+            # A slow link: the kernel holds little for it, the rest waits in the node.
+            transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            lookout = {"type": "lookout", "text": "x" * 1900, "area": {"site": "east"}}
+            most = 0
+            for i in range(40):  # 800 kB for the stuck feed, which reads none of it
+                raised = await asyncio.gather(*(post(http, "officer", lookout) for _ in range(10)))
+                assert all(status == 201 for status, _ in raised), raised
+                got = await next_events(watcher, 10)
+                assert len(got) == 10, f"round {i}: the watcher waited for the stuck feed"
+                most = max(most, transport.get_write_buffer_size())
+            # What waits is bounded: WRITE_ROOM, then aiohttp's flow control (350 kB seen).
+            assert WRITE_ROOM < most < 450_000, f"{most} bytes held for the stuck feed"
+            assert officer._waiter is None, "its task took over, and waits for room"
+        finally:
+            stuck.close()
+        await watcher.close()
+
+
+def feed_of(bus: AlertBus, name: str) -> EventFeed:
+    (feed,) = (f for log in bus.logs.values() for f in log.feeds if f.user.name == name)
+    return feed
+
+
+async def stuck_feed(url: str, who: str) -> socket.socket:
+    """A WebSocket feed that opens, then never reads (a small receive buffer, so
+    the node's side fills soon)."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = socket.socket()
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    conn.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(conn, (host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    auth = bearer(who)["Authorization"]
+    await loop.sock_sendall(
+        conn,
+        (
+            f"GET /api/events HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\nAuthorization: {auth}\r\n\r\n"
+        ).encode(),
+    )
+    async with asyncio.timeout(5):
+        head = await loop.sock_recv(conn, 4096)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return conn
 
 
 async def test_an_event_raised_after_the_database_closed_is_refused_not_hung(
