@@ -18,15 +18,22 @@ transport one by one, in the same order, as before.
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import socket
 import struct
 from typing import Any
 
 import aioice.ice
 
+logger = logging.getLogger(__name__)
+
 UDP_SEGMENT = 103  # linux/udp.h; the socket module does not name it
 MAX_SEGMENTS = 64  # UDP_MAX_SEGMENTS
 MAX_BYTES = 65000  # a UDP datagram's limit, less its IP and UDP headers
+# What the kernel answers where a socket's route cannot segment (other errors are
+# the datagrams', and the transport reports them as it sends them one by one).
+NO_SEGMENTATION = {errno.EIO, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOPROTOOPT}
 
 
 class DatagramBatch:
@@ -56,7 +63,10 @@ class DatagramBatch:
             end = _run_end(pending, start)
             if end - start == 1 or not self._send_run(pending[start:end]):
                 for data, addr in pending[start:end]:
-                    self._transport.sendto(data, addr)
+                    try:
+                        self._transport.sendto(data, addr)
+                    except Exception:  # a loop callback: nothing above to catch it
+                        logger.debug("a datagram to %s could not be sent", addr, exc_info=True)
                     self.calls += 1
             start = end
 
@@ -75,21 +85,23 @@ class DatagramBatch:
             )
         except BlockingIOError:
             return False  # the transport waits for room
-        except OSError:
-            self.close()  # e.g. EIO from a device without checksum offload
-            return False
+        except OSError as exc:
+            if exc.errno in NO_SEGMENTATION:
+                self.close()  # this socket's route cannot segment: one by one from now
+            return False  # the transport sends them, and reports what fails
         self.calls += 1
         return True
 
 
 def _own_socket(transport: asyncio.BaseTransport) -> socket.socket | None:
     """A socket of our own on the transport's: the one it shows (asyncio's and
-    uvloop's alike) has no sendmsg. None for a transport without one (TURN)."""
-    if transport.is_closing():
-        return None  # connection_lost, which closes ours, may have come already
+    uvloop's alike) has no sendmsg. None for a transport without one (aioice's
+    TURN transport, which is no asyncio transport: it has no is_closing either)."""
     shown = transport.get_extra_info("socket")
     if shown is None or not hasattr(shown, "dup"):
         return None
+    if transport.is_closing():
+        return None  # connection_lost, which closes ours, may have come already
     sock: socket.socket = shown.dup()
     sock.setblocking(False)  # as the transport's is: they share the file status
     return sock

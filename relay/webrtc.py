@@ -197,7 +197,7 @@ def rtp_payloads(packet: MediaPacket) -> list[bytes]:
     payloads = packet.derived.get("h264-rtp")
     if payloads is None:
         nal_units = _EvenFragments._split_bitstream(packet.data)
-        payloads = _EvenFragments._packetize(n for n in nal_units if n[0] & 0x1F != NAL_AUD)
+        payloads = _EvenFragments._packetize(n for n in nal_units if n and n[0] & 0x1F != NAL_AUD)
         packet.derived["h264-rtp"] = payloads
     return payloads  # type: ignore[return-value]
 

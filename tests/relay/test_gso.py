@@ -7,6 +7,7 @@ import os
 from collections.abc import AsyncIterator
 
 import pytest
+from aioice.turn import TurnTransport
 
 from relay.gso import DatagramBatch
 
@@ -65,3 +66,36 @@ async def test_without_a_socket_of_its_own_every_datagram_still_goes(
     sent, received = await send_and_receive(link, [1300] * 4)
     assert received == sent
     assert link[0].calls == 4
+
+
+class TurnClient:
+    """Stands in for aioice's TURN client protocol (there is no TURN server here):
+    what a TurnTransport hands it to send, in order."""
+
+    def __init__(self, transport: asyncio.DatagramTransport, expected: int) -> None:
+        self.transport = transport
+        self.sent: list[bytes] = []
+        self.all_sent = asyncio.Event()
+        self.expected = expected
+
+    async def send_data(self, data: bytes, addr: object) -> None:
+        self.sent.append(data)
+        if len(self.sent) == self.expected:
+            self.all_sent.set()
+
+
+async def test_a_turn_transport_gets_every_datagram_one_by_one(
+    link: tuple[DatagramBatch, Collect, object],
+) -> None:
+    """aioice's TURN transport has no socket (nor is_closing): the batch sends
+    through it, datagram by datagram, in order."""
+    batch, _, address = link
+    sent = [os.urandom(1300) for _ in range(3)] + [os.urandom(200)]
+    client = TurnClient(batch._transport, len(sent))
+    turn = DatagramBatch(TurnTransport(client))  # type: ignore[arg-type]
+    for data in sent:
+        turn.sendto(data, address)
+    async with asyncio.timeout(5):
+        await client.all_sent.wait()  # TurnTransport sends from tasks of its own
+    assert client.sent == sent
+    assert turn.calls == len(sent)

@@ -6,6 +6,7 @@ import asyncio
 import datetime
 import importlib.util
 import time
+from fractions import Fraction
 from typing import Any
 
 import aioice.ice
@@ -15,9 +16,16 @@ from aiortc.codecs import CODECS
 from aiortc.rtcdtlstransport import RTCCertificate
 from aiortc.sdp import SessionDescription
 
+from ingest import MediaPacket
 from relay import webrtc
 from relay.hub import FanOut, HubSettings
-from relay.webrtc import NodeCertificate, PacketTrack, common_codecs, register_h264_profiles
+from relay.webrtc import (
+    NodeCertificate,
+    PacketTrack,
+    common_codecs,
+    register_h264_profiles,
+    rtp_payloads,
+)
 from tests.relay.test_hub import GOP, packet
 
 VIEWERS = 10
@@ -162,3 +170,27 @@ def test_interfaces_are_looked_up_once_for_many_answers(monkeypatch: pytest.Monk
     webrtc.use_host_addresses(["10.0.0.5"])  # configured: no lookup at all
     assert aioice.ice.get_host_addresses(True, True) == ["10.0.0.5"]
     assert len(lookups) == 2
+
+
+def test_a_frame_is_cut_into_full_fragments_without_its_delimiter() -> None:
+    """Access unit delimiters (and empty units) are left out; a slice too big for
+    one packet is cut into FU-A fragments of full size and one shorter last, which
+    put back together give the slice."""
+    sps, pps = b"\x67" + bytes(20), b"\x68" + bytes(3)
+    idr = b"\x65" + bytes(range(256)) * 20  # 5,121 bytes
+    frame = b"".join(b"\x00\x00\x00\x01" + n for n in (b"\x09\xf0", sps, pps, idr))
+    frame += b"\x00\x00\x00\x01"  # an empty unit at the end
+    payloads = rtp_payloads(packet_of(frame))
+    stap, *fragments = payloads
+    assert stap[0] & 0x1F == 24 and b"\x09\xf0" not in stap  # SPS and PPS only
+    assert [len(f) for f in fragments] == [1300] * 3 + [5121 - 1 - 3 * 1298 + 2]
+    assert fragments[0][1] & 0x80 and fragments[-1][1] & 0x40  # start, end
+    assert (
+        bytes([fragments[0][0] & 0xE0 | fragments[0][1] & 0x1F])
+        + b"".join(f[2:] for f in fragments)
+        == idr
+    )
+
+
+def packet_of(data: bytes) -> MediaPacket:
+    return MediaPacket("video", data, 0, Fraction(1, 90000), True, time.monotonic())

@@ -18,6 +18,7 @@ from aiortc import clock
 from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 from camsim import CameraSimulator, MountSpec
+from relay.gso import batch_for
 from relay.whep import WHEP
 from relay.whepclient import WhepClient
 from tests.conftest import ADMIN, ADMIN_TOKEN, NodeFactory, node_yaml
@@ -117,8 +118,9 @@ async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
     cameras: CameraSimulator, start_node: NodeFactory
 ) -> None:
     """The node's RtpWriter keeps what it sent: a real NACK from the viewer brings
-    the packet again, wrapped in RTX (its sequence number, then its payload), and
-    its sender reports count the packets it sent."""
+    the packet again, wrapped in RTX (its sequence number, then its payload); its
+    sender reports count what it sent; a frame's last packet has the marker bit;
+    and a frame's packets go to the kernel in runs."""
     node = await start_node(node_yaml(camera_yaml(cameras, "baseline")))
     async with aiohttp.ClientSession() as http:
         client = WhepClient(f"{node.url}/whep/baseline", token=ADMIN_TOKEN)
@@ -155,12 +157,30 @@ async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
             assert int.from_bytes(rtx.payload[:2]) == lost
             assert rtx.payload[2:] == media[lost].payload
             assert rtx.timestamp == media[lost].timestamp
-            # The sender's reports count what the writer sent, stamped with its time.
+            # A report that comes after these packets was sent after them: it counts
+            # them (and more), and it is stamped with the time it was sent.
+            while not reports.empty():
+                reports.get_nowait()
+            packets, octets = len(media), sum(len(p.payload) for p in media.values())
             async with asyncio.timeout(5):
                 report = await reports.get()
-            assert report.sender_info.packet_count >= len(media)
+            assert report.sender_info.packet_count >= packets
+            assert report.sender_info.octet_count >= octets
             sent_at = clock.datetime_from_ntp(report.sender_info.ntp_timestamp)
             assert abs((sent_at - clock.current_datetime()).total_seconds()) < 2
+            # Each frame's last packet, and only it, has the marker bit.
+            frames: dict[int, list[int]] = {}
+            for seq in sorted(media)[: packets - 1]:
+                frames.setdefault(media[seq].timestamp, []).append(media[seq].marker)
+            whole = list(frames.values())[1:-1]  # the first and last may be cut short
+            assert whole and all(m == [0] * (len(m) - 1) + [1] for m in whole), whole
+            # The node handed the kernel each frame's packets in runs, not one by one.
+            (session,) = node.app[WHEP].sessions.values()
+            sender = session.pc.getTransceivers()[0].sender
+            pair = sender.transport.transport._connection._nominated[1]
+            sends = batch_for(pair.protocol).calls
+            sent = sender._RTCRtpSender__packet_count  # type: ignore[attr-defined]
+            assert sends < sent, "one send per packet (and more for DTLS and RTCP)"
         finally:
             await client.close(http)
 
