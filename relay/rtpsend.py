@@ -105,28 +105,37 @@ class RtpWriter:
             first, rest = _split(header.serialize(extensions))
             protect, batch, addr = dtls._tx_srtp.protect, batch_for(pair.protocol), pair.remote_addr
             last = len(frame.payloads) - 1
-            sent = 0
+            octets = sent = 0
             for i, payload in enumerate(frame.payloads):
                 head = first + struct.pack("!BH", payload_type | (i == last) << 7, seq) + rest
                 history[seq % RTP_HISTORY_SIZE] = head, payload
                 data = protect(head + payload)
                 batch.sendto(data, addr)
+                octets += len(payload)
                 sent += len(data)
                 seq = (seq + 1) & 0xFFFF
-            self._account(dtls, frame, ntp, header.timestamp, sent)
+            self._account(dtls, last + 1, octets, sent, ntp=ntp, timestamp=header.timestamp)
 
     def _account(
-        self, dtls: RTCDtlsTransport, frame: RtpFrame, ntp: int, timestamp: int, sent: int
+        self,
+        dtls: RTCDtlsTransport,
+        packets: int,
+        octets: int,
+        sent: int,
+        *,
+        ntp: int,
+        timestamp: int,
     ) -> None:
-        """What aiortc's loop would have noted: for the sender's reports (SR) and
-        for the transport's stats."""
+        """What aiortc's loop would have noted, for the sender's reports (SR): the
+        packets and payload octets of a frame, and when it went; and for the
+        transport's stats, what went out, SRTP included."""
         self._set("ntp_timestamp", ntp)
         self._set("rtp_timestamp", timestamp)
-        self._set("octet_count", self._get("octet_count") + sum(map(len, frame.payloads)))
-        self._set("packet_count", self._get("packet_count") + len(frame.payloads))
+        self._set("octet_count", self._get("octet_count") + octets)
+        self._set("packet_count", self._get("packet_count") + packets)
         name = "_RTCDtlsTransport__tx_"
         setattr(dtls, name + "bytes", getattr(dtls, name + "bytes") + sent)
-        setattr(dtls, name + "packets", getattr(dtls, name + "packets") + len(frame.payloads))
+        setattr(dtls, name + "packets", getattr(dtls, name + "packets") + packets)
 
     async def retransmit(self, sequence_number: int) -> None:
         """Sends a packet the viewer reported lost again (RTX where negotiated)."""
