@@ -63,14 +63,22 @@ async def raise_alarms(
 ) -> None:
     """`count` alarms on camera e1, one after another; each accepted one's id -> seq."""
     for i in range(count):
-        async with http.post(
-            f"{url}/api/events",
-            headers=bearer("east-op"),
-            json={"type": "alarm", "camera": "e1", "reason": f"{worker}.{i}"},
-        ) as r:
-            assert r.status == 201
-            alarm = await r.json()
-            into[alarm["id"]] = alarm["seq"]
+        alarm = await raise_alarm(http, url, f"{worker}.{i}")
+        into[alarm["id"]] = alarm["seq"]
+
+
+async def raise_alarm(
+    http: aiohttp.ClientSession, url: str, reason: str, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """An alarm on camera e1 (by east-op unless told), accepted."""
+    async with http.post(
+        f"{url}/api/events",
+        headers=headers or bearer("east-op"),
+        json={"type": "alarm", "camera": "e1", "reason": reason},
+    ) as r:
+        assert r.status == 201, await r.text()
+        alarm: dict[str, Any] = await r.json()
+        return alarm
 
 
 async def test_alarm_and_lookout_cross_nodes_fast(
@@ -89,13 +97,7 @@ async def test_alarm_and_lookout_cross_nodes_fast(
         latencies = []
         for i in range(20):
             sent = time.monotonic()
-            async with http.post(
-                f"{village.url}/api/events",
-                headers=bearer("east-op"),
-                json={"type": "alarm", "camera": "e1", "reason": f"#{i}"},
-            ) as r:
-                assert r.status == 201
-                alarm = await r.json()
+            alarm = await raise_alarm(http, village.url, f"#{i}")
             await wait_until(lambda: alarm["id"] in {e["id"] for e in at_station}, 5)  # noqa: B023
             latencies.append(time.monotonic() - sent)
         async with http.post(
@@ -159,12 +161,7 @@ async def test_outage_then_every_event_exactly_once(
         nats_server.kill()
         for node in (village, station):
             for i in range(100):
-                async with http.post(
-                    f"{node.url}/api/events",
-                    headers=ADMIN,
-                    json={"type": "alarm", "camera": "e1", "reason": str(i)},
-                ) as r:
-                    assert r.status == 201, await r.text()
+                await raise_alarm(http, node.url, str(i), ADMIN)
         assert await village.app[BUS].store.pending() == 100, "queued in the outbox"
         nats_server.start()
         await wait_until(lambda: all(len(e) >= 200 for e in seen.values()), 30, "200 at each")
