@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InvalidStateError, OperationError
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.sdp import H264Profile, SessionDescription, parse_h264_profile_level_id
 
 from ingest import SourceState
@@ -187,18 +188,13 @@ class WhepService:
         pc = session.pc
         try:
             # Transceivers made before the offer is applied keep their codec choice.
-            video_track = PacketTrack("video", video, 90000)
-            sending = pc.addTransceiver(video_track, "sendonly")
-            sending.setCodecPreferences(h264_preferences(plid))
-            RtpWriter.install(sending.sender)
+            _send(pc, PacketTrack("video", video, 90000), h264_preferences(plid))
             audio_codec = channel.source.info.audio_codec if channel.source.info else None
             if audio_codec in AUDIO_PASSTHROUGH and any(m.kind == "audio" for m in parsed.media):
                 assert audio_codec is not None
                 audio = channel.subscribe(frozenset(("audio",)))
                 session.subscriptions.append(audio)
-                sending = pc.addTransceiver(PacketTrack("audio", audio, 8000), "sendonly")
-                sending.setCodecPreferences(audio_preferences(audio_codec))
-                RtpWriter.install(sending.sender)
+                _send(pc, PacketTrack("audio", audio, 8000), audio_preferences(audio_codec))
             elif audio_codec:
                 logger.info(
                     "camera %s: its %s audio is left out: browsers take G.711 or Opus,"
@@ -280,6 +276,14 @@ class WhepService:
                 await task
         for transcoder in self.transcoders.values():
             await transcoder.close()
+
+
+def _send(pc: RTCPeerConnection, track: PacketTrack, codecs: list[RTCRtpCodecCapability]) -> None:
+    """A send-only transceiver for the track, answering with these codecs, its RTP
+    written by an RtpWriter."""
+    transceiver = pc.addTransceiver(track, "sendonly")
+    transceiver.setCodecPreferences(codecs)
+    RtpWriter.install(transceiver.sender)
 
 
 def _parse_offer(offer: str) -> tuple[SessionDescription, set[H264Profile]]:
