@@ -94,7 +94,7 @@ import nats
 import psutil
 
 from ingest.tasks import cancel_and_wait
-from relay.passwords import hash_token
+from relay.access.passwords import hash_token
 
 REPO = Path(__file__).resolve().parents[1]
 STREAM = "BENCH"
@@ -107,7 +107,7 @@ START_TIMEOUT = 20.0  # a node, nats-server, a subscriber process
 CONNECT_ATTEMPTS = 50  # per feed, reconnects included
 BUCKETS_PER_DECADE = 200  # latency histogram: 1.2 % wide buckets
 PY_SPY_RATE = 100
-# One event as the node encodes it (relay.bus.encode: compact, keys in Event.as_json's
+# One event as the node encodes it (relay.bus.bus.encode: compact, keys in Event.as_json's
 # order, then seq): its id, time, image and seq. No part can run past a quote, a
 # comma or a "}" it does not name, so no match spans two events; `data` must be flat.
 EVENT = re.compile(

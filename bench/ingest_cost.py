@@ -35,7 +35,9 @@ import common
 import psutil
 
 from camsim import CameraSimulator, MountSpec
-from ingest import CameraSource, MediaPacket, SourceSettings, SourceState
+from ingest.packet import MediaPacket
+from ingest.source import CameraSource
+from ingest.state import SourceSettings, SourceState
 
 MODES = ("demux", "decode")
 WIDTH, HEIGHT, FPS, KEYFRAME_INTERVAL = 640, 360, 15, 2.0

@@ -10,7 +10,7 @@ server process of its own on 127.0.0.1:
                 MediaRelay().subscribe(player.video, buffered=False) per viewer,
                 H.264 preferred, behind a minimal WHEP endpoint (POST offer -> 201)
 
-Viewers are `relay.whepclient.WhepClient`s, up to 10 per viewer process
+Viewers are `relay.webrtc.client.WhepClient`s, up to 10 per viewer process
 (`_viewers` sub-command), reporting JSON lines on stdout. Each system first runs
 with the camera ingested and no viewer (its idle CPU); then, per viewer count, the
 viewers join together, each timing its first frame from its offer (its POST)
@@ -76,9 +76,10 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from camsim import SERVER_SCRIPT, CameraSimulator, MountSpec
 from ingest.tasks import cancel_and_wait
-from relay.passwords import hash_token
-from relay.webrtc import register_h264_profiles, use_host_addresses
-from relay.whepclient import WhepClient, WhepClientError
+from relay.access.passwords import hash_token
+from relay.webrtc import patches
+from relay.webrtc.client import WhepClient, WhepClientError
+from relay.webrtc.ice import IceSettings
 
 SYSTEMS = ("villagewatch", "baseline")
 WIDTH, HEIGHT, FPS, KEYFRAME_INTERVAL = 1280, 720, 25, 4.0
@@ -110,7 +111,8 @@ class Baseline:
     """aiortc's documented idiom behind WHEP: one player, one relay proxy per viewer."""
 
     def __init__(self, camera_url: str) -> None:
-        use_host_addresses([common.HOST])
+        patches.install_ice()
+        IceSettings([common.HOST]).use_here()
         self.player = MediaPlayer(camera_url, decode=False, options={"rtsp_transport": "tcp"})
         assert self.player.video is not None
         self.video: MediaStreamTrack = self.player.video
@@ -288,8 +290,8 @@ def rtp_counts(client: WhepClient) -> tuple[int, int]:
 
 
 async def viewers(url: str, delays: Sequence[float], decode: bool) -> None:
-    use_host_addresses([common.HOST])
-    register_h264_profiles()
+    patches.install()
+    IceSettings([common.HOST]).use_here()
     if not decode:
         count_without_decoding()
     async with aiohttp.ClientSession() as http:

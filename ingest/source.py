@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 import random
 import threading
@@ -20,27 +19,11 @@ from dataclasses import dataclass, field
 
 from ingest.errors import StreamStalled, describe
 from ingest.packet import MediaPacket, StreamInfo
-from ingest.reader import Reader, open_reader
+from ingest.readers import Reader, open_reader
+from ingest.state import SourceSettings, SourceState
 from ingest.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
-
-
-class SourceState(enum.StrEnum):
-    IDLE = "idle"  # on-demand and nobody is watching
-    STARTING = "starting"
-    ONLINE = "online"
-    STALLED = "stalled"
-    OFFLINE = "offline"
-
-
-@dataclass(frozen=True)
-class SourceSettings:
-    connect_timeout: float = 5.0
-    stall_timeout: float = 5.0
-    backoff_initial: float = 0.5
-    backoff_max: float = 10.0
-    stop_grace: float = 1.5  # how long stop() waits for the reader thread
 
 
 @dataclass

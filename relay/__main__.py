@@ -16,13 +16,14 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from relay.access.passwords import hash_password, hash_token, new_secret
 from relay.app import create_app, reload_config
 from relay.config import Config, ConfigError, load_config
-from relay.passwords import hash_password, hash_token, new_secret
 
 logger = logging.getLogger("relay")
 
 GIL_SWITCH_INTERVAL = 0.0005  # s; see serve
+SHUTDOWN_SECONDS = 3.0  # requests still open after the feeds and sessions ended
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,12 +108,21 @@ async def serve(config: Config, host: str, port: int, path: str = "") -> None:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ssl_context.load_cert_chain(config.node.tls.cert, config.node.tls.key)
     app = create_app(config)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_SECONDS
+    )
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_stop_signal() -> None:
+        if stop.is_set():  # a second SIGTERM or Ctrl-C: stop now, whatever is open
+            logger.warning("stopping at once")
+            os._exit(1)
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_stop_signal)
     reloads: set[asyncio.Task[None]] = set()
     if path:
 

@@ -7,27 +7,24 @@ from pathlib import Path
 
 from aiohttp import web
 
-from relay import (
-    accounts_api,
-    api,
-    audit,
-    auth,
-    events_api,
-    eventstore,
-    layouts,
-    pages,
-    walls,
-    whep,
-)
-from relay.access import ACCOUNTS, RULES, Handler, guard
-from relay.audit import AuditLog
-from relay.auth import Accounts
+from relay.access import accounts as auth
+from relay.access import audit
+from relay.access.accounts import Accounts
+from relay.access.audit import AuditLog
+from relay.bus import store as eventstore
 from relay.config import Config
 from relay.db import Database
-from relay.hub import Hub, HubSettings
-from relay.keys import AUDIT, CONFIG, DB, HUB
+from relay.media.hub import Hub, HubSettings
 from relay.refusal import Refused
-from relay.whep import WHEP
+from relay.web import accounts as accounts_api
+from relay.web import cameras as api
+from relay.web import events as events_api
+from relay.web import layouts, pages, walls, whep
+from relay.web.events import FEEDS
+from relay.web.guard import ACCOUNTS, RULES, Handler, guard
+from relay.web.keys import AUDIT, CONFIG, DB, HUB
+from relay.web.refusals import answer
+from relay.web.whep import WHEP
 
 
 def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.Application:
@@ -42,16 +39,30 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
     app[ACCOUNTS] = Accounts(config, db)
     app[AUDIT] = AuditLog(db)
     app[HUB] = Hub(config, hub_settings)
-    app.cleanup_ctx.append(_database)
-    app.cleanup_ctx.append(_hub)
-    api.setup(app)
-    events_api.setup(app)
-    whep.setup(app)
-    pages.setup(app)
-    accounts_api.setup(app)
-    walls.setup(app)
-    layouts.setup(app)
+    for routes in (api, events_api, whep, pages, accounts_api, walls, layouts):
+        routes.setup(app)
+    # The subsystems, started in this order and stopped in the reverse one: the
+    # consumers (viewing sessions, feeds) before the hub, the hub before the database.
+    app.cleanup_ctx.extend(
+        [
+            _database,
+            _hub,
+            events_api.bus_lifecycle,
+            whep.service_lifecycle,
+            accounts_api.housekeeping,
+        ]
+    )
+    app.on_shutdown.append(end_connections)
     return app
+
+
+async def end_connections(app: web.Application) -> None:
+    """At shutdown, before aiohttp waits for open requests: every event feed is
+    closed (1001, going away) and every viewing session ended, so that no
+    WebSocket holds the exit up."""
+    await app[FEEDS].close()
+    if WHEP in app:
+        await app[WHEP].end_all()
 
 
 @web.middleware
@@ -61,7 +72,7 @@ async def plain_errors(request: web.Request, handler: Handler) -> web.StreamResp
     try:
         return await handler(request)
     except Refused as refused:
-        return refused.response()
+        return answer(refused)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.text:
             raise

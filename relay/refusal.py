@@ -1,8 +1,9 @@
-"""A refused request: a status and one line saying why, never a traceback."""
+"""A refused request: a status and one line saying why, never a traceback.
+
+Any room may raise it; only web/ turns it into an HTTP answer.
+"""
 
 from __future__ import annotations
-
-from aiohttp import web
 
 
 class Refused(Exception):
@@ -13,11 +14,3 @@ class Refused(Exception):
         self.status = status
         self.reason = reason
         self.retry_after = retry_after
-
-    def response(self) -> web.Response:
-        headers = {"Retry-After": str(self.retry_after)} if self.retry_after else {}
-        return refuse(self.status, self.reason, **headers)
-
-
-def refuse(status: int, reason: str, **headers: str) -> web.Response:
-    return web.Response(status=status, text=reason + "\n", headers=headers)

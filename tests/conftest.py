@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from relay.access.passwords import hash_password, hash_token
 from relay.app import create_app
 from relay.config import Config, parse_config
-from relay.hub import Hub
-from relay.keys import HUB
-from relay.passwords import hash_password, hash_token
+from relay.media.hub import Hub
+from relay.web.keys import HUB
 from tests.helpers import free_port
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"

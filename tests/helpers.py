@@ -6,8 +6,12 @@ import asyncio
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
+
+from ingest.packet import MediaPacket
 
 
 async def wait_until(predicate: Callable[[], bool], within: float, what: str = "") -> float:
@@ -59,4 +63,18 @@ async def node_process(
         f"127.0.0.1:{port}",
         cwd=cwd,
         stderr=stderr,
+    )
+
+
+GOP = 25  # frames per GOP in the generated stream
+
+
+def packet(index: int, size: int = 10_000) -> MediaPacket:
+    return MediaPacket(
+        "video",
+        bytes(size),
+        index * 3600,
+        Fraction(1, 90000),
+        index % GOP == 0,
+        time.monotonic(),
     )

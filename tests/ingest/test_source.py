@@ -12,7 +12,9 @@ from collections.abc import Iterator
 import pytest
 
 from camsim import CameraSimulator, MountSpec
-from ingest import CameraSource, MediaPacket, SourceSettings, SourceState
+from ingest.packet import MediaPacket
+from ingest.source import CameraSource
+from ingest.state import SourceSettings, SourceState
 from tests.helpers import free_port, open_fds, wait_until
 
 FAST = SourceSettings(connect_timeout=3.0, stall_timeout=2.0, backoff_initial=0.3, backoff_max=2.0)

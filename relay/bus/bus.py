@@ -1,0 +1,231 @@
+"""The alert bus: "一点布控、全网响应" — any point raises, the whole network responds.
+
+An event is stored in SQLite before anyone is told (the sender's 201 included);
+then it goes to every WebSocket feed that may see it and, with NATS configured,
+into the outbox that `NatsLink` hands to the network. Events from the network are
+stored once (ids dedupe) and fanned out the same way; a node never takes its own
+events back. Camera health becomes events here, debounced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from typing import Any, Protocol
+
+from ingest.state import SourceState
+from relay.access.accounts import User
+from relay.access.audit import AuditEntry
+from relay.bus.events import Event, new_event, visible
+from relay.bus.feeds import EventFeed, ScopeLog
+from relay.bus.store import EventStore, StoredEvent
+from relay.config import CameraConfig, Config
+from relay.db import GroupCommit
+
+logger = logging.getLogger(__name__)
+
+DOWN = (SourceState.OFFLINE, SourceState.STALLED)
+Raised = tuple[Event, AuditEntry | None, "asyncio.Future[StoredEvent]"]
+Added = list[StoredEvent | None]
+
+
+class CameraStates(Protocol):
+    """What the bus asks of the cameras (the hub answers): how one is, and why."""
+
+    def camera_state(self, camera_id: str) -> SourceState: ...
+
+    def camera_error(self, camera_id: str) -> str | None: ...
+
+
+def encode(stored: StoredEvent) -> str:
+    return json.dumps(stored.as_json(), ensure_ascii=False, separators=(",", ":"))
+
+
+class AlertBus:
+    def __init__(self, config: Config, store: EventStore, cameras: CameraStates) -> None:
+        """`cameras` answers for camera health; the composition root tells
+        `camera_changed` of every change."""
+        self.config = config
+        self.store = store
+        self.cameras = cameras
+        self.sites = frozenset(s.id for s in config.sites)
+        self.logs: dict[frozenset[str], ScopeLog] = {}  # one per scope with a feed
+        # told what was raised here and committed (to the outbox), in commit order
+        self.on_local: list[Callable[[list[StoredEvent]], None]] = []
+        self._pending_down: dict[str, asyncio.TimerHandle] = {}
+        self._reported_down: set[str] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._changed: set[ScopeLog] = set()  # logs that grew since feeds were woken
+        self._commits: GroupCommit[Raised, Added] = GroupCommit(
+            self._submit_raised, self._raised_written
+        )
+
+    # --- raising and receiving -------------------------------------------
+
+    async def publish(self, event: Event, audit: AuditEntry | None = None) -> StoredEvent:
+        """Store an event raised on this node, and the audit entry that records it,
+        then tell everyone concerned. The first goes to SQLite at once; those raised
+        while its transaction is being written share the next one (group commit),
+        and each caller returns only once its own event is committed."""
+        done = asyncio.get_running_loop().create_future()
+        self._commits.add((event, audit, done))
+        stored: StoredEvent = await done
+        logger.info(
+            "event %s %s site=%s camera=%s by %s",
+            event.type,
+            event.id[:8],
+            event.site,
+            event.camera,
+            event.by,
+        )
+        return stored
+
+    def _submit_raised(self, raised: list[Raised], then: Callable[[Future[Added]], None]) -> None:
+        self.store.submit_each(
+            [(event, audit) for event, audit, _ in raised], outbox=bool(self.on_local), then=then
+        )
+
+    def _raised_written(self, raised: list[Raised], result: Future[Added]) -> None:
+        error = result.exception()
+        if error is not None:  # told to every caller: none of them was stored
+            for *_, done in raised:
+                if not done.done():
+                    done.set_exception(error)
+            return
+        added = result.result()
+        for (event, _, done), stored in zip(raised, added, strict=True):
+            if stored is None:
+                if not done.done():
+                    done.set_exception(ValueError(f"event {event.id} exists already"))
+                continue
+            self._fan_out(stored)
+            if not done.done():
+                done.set_result(stored)
+        self._wake_feeds()
+        committed = [stored for stored in added if stored is not None]
+        for tell in self.on_local:
+            tell(committed)
+
+    async def receive(self, events: list[Event]) -> int:
+        """Events from the network: each kept once, if it concerns this node's sites
+        and was not raised here; one transaction for them all. Returns how many were new."""
+        wanted = [e for e in events if e.origin != self.config.node.id and self.concerns(e)]
+        if not wanted:
+            return 0
+        done: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.store.submit_each(
+            [(event, None) for event in wanted],
+            outbox=False,
+            then=functools.partial(self._received, done),
+        )
+        return await done
+
+    def _received(self, done: asyncio.Future[int], result: Future[Added]) -> None:
+        error = result.exception()
+        if error is not None:
+            if not done.done():
+                done.set_exception(error)
+            return
+        stored = [item for item in result.result() if item is not None]
+        for item in stored:  # the others were seen before: delivered once
+            self._fan_out(item)
+        self._wake_feeds()
+        if not done.done():
+            done.set_result(len(stored))
+
+    def concerns(self, event: Event) -> bool:
+        return event.site is None or event.site in self.sites
+
+    def _fan_out(self, stored: StoredEvent) -> None:
+        """Into the log of every scope that may see it: encoded once, appended once
+        per scope. Committed events come in transactions (in the order they were
+        written), and each transaction wakes the feeds once, however many it held."""
+        text = None
+        for log in self.logs.values():
+            if visible(stored.event, log.user, self.config):
+                if text is None:
+                    text = encode(stored)
+                log.append(stored.seq, text)
+                self._changed.add(log)
+
+    def _wake_feeds(self) -> None:
+        changed, self._changed = self._changed, set()
+        for log in changed:
+            log.wake()
+
+    def subscribe(self, user: User) -> EventFeed:
+        log = self.logs.get(user.sites)
+        if log is None:
+            log = self.logs[user.sites] = ScopeLog(user)
+        return log.subscribe(user)
+
+    def unsubscribe(self, feed: EventFeed) -> None:
+        log = feed.log
+        log.feeds.discard(feed)
+        if not log.feeds and self.logs.get(log.user.sites) is log:
+            del self.logs[log.user.sites]
+            self._changed.discard(log)
+
+    # --- camera health -----------------------------------------------------
+
+    @property
+    def cameras_down(self) -> frozenset[str]:
+        """Cameras whose camera.offline went out and whose camera.online has not."""
+        return frozenset(self._reported_down)
+
+    def camera_changed(self, camera: CameraConfig) -> None:
+        state = self.cameras.camera_state(camera.id)
+        if state in DOWN:
+            if camera.id not in self._reported_down and camera.id not in self._pending_down:
+                loop = asyncio.get_running_loop()
+                self._pending_down[camera.id] = loop.call_later(
+                    self.config.bus.offline_debounce, self._confirm_down, camera
+                )
+            return
+        pending = self._pending_down.pop(camera.id, None)
+        if pending is not None:
+            pending.cancel()  # back before the debounce ran out: no event
+        if state is SourceState.ONLINE and camera.id in self._reported_down:
+            self._reported_down.discard(camera.id)
+            self._spawn(
+                self.publish(
+                    new_event(self.config.node.id, "camera.online", camera.site, camera=camera.id)
+                )
+            )
+
+    def _confirm_down(self, camera: CameraConfig) -> None:
+        self._pending_down.pop(camera.id, None)
+        state = self.cameras.camera_state(camera.id)
+        if state not in DOWN:
+            return
+        self._reported_down.add(camera.id)
+        error = self.cameras.camera_error(camera.id) or str(state)
+        self._spawn(
+            self.publish(
+                new_event(
+                    self.config.node.id,
+                    "camera.offline",
+                    camera.site,
+                    camera=camera.id,
+                    data={"error": error},
+                )
+            )
+        )
+
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        await self._commits.idle()
+        for handle in self._pending_down.values():
+            handle.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(Exception):
+                await task

@@ -1,0 +1,179 @@
+"""Events in SQLite: stored before anyone is told, kept once (ids dedupe), with an
+outbox of what this node raised and has not yet handed to the network."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from relay.access.audit import AuditEntry
+from relay.bus.events import ALARM_WORKFLOW, Event
+from relay.db import Database, where
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    time REAL NOT NULL,
+    site TEXT,
+    camera TEXT,
+    by_user TEXT NOT NULL,
+    ref TEXT,
+    data TEXT NOT NULL,
+    image BLOB,
+    state TEXT
+);
+CREATE INDEX IF NOT EXISTS events_ref ON events(ref);
+CREATE INDEX IF NOT EXISTS events_time ON events(time);
+CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL);
+"""
+
+COLUMNS = "seq, id, type, origin, time, site, camera, by_user, ref, data, image, state"
+
+
+class StoredEvent:
+    __slots__ = ("event", "seq", "state")
+
+    def __init__(self, seq: int, event: Event, state: str | None) -> None:
+        self.seq = seq
+        self.event = event
+        self.state = state
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.event.as_json(), "seq": self.seq, "state": self.state}
+
+
+def _row(row: sqlite3.Row) -> StoredEvent:
+    event = Event(
+        id=row["id"],
+        type=row["type"],
+        origin=row["origin"],
+        time=row["time"],
+        site=row["site"],
+        camera=row["camera"],
+        by=row["by_user"],
+        ref=row["ref"],
+        data=json.loads(row["data"]),
+        image=row["image"],
+    )
+    return StoredEvent(row["seq"], event, row["state"])
+
+
+class EventStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def submit_each(
+        self,
+        events: list[tuple[Event, AuditEntry | None]],
+        *,
+        outbox: bool,
+        then: Callable[[Future[list[StoredEvent | None]]], None],
+    ) -> None:
+        """Store events, each with the audit entry that records it, in one transaction;
+        `then` gets each one stored, or None where its id was here already (no entry
+        then). Transactions are done, and `then` called, in the order submitted."""
+        self.db.submit(lambda conn: self._add_each(conn, events, outbox), then)
+
+    def _add_each(
+        self,
+        conn: sqlite3.Connection,
+        events: list[tuple[Event, AuditEntry | None]],
+        outbox: bool,
+    ) -> list[StoredEvent | None]:
+        added: list[StoredEvent | None] = []
+        with conn:  # one transaction: the events, their effect on alarms, outbox, audit
+            conn.execute("BEGIN IMMEDIATE")
+            for event, audit in events:
+                stored = self._add(conn, event, outbox)
+                if stored is not None and audit is not None:
+                    audit.write(conn)
+                added.append(stored)
+        return added
+
+    def _add(self, conn: sqlite3.Connection, event: Event, outbox: bool) -> StoredEvent | None:
+        state = self._initial_state(conn, event)
+        cursor = conn.execute(
+            f"INSERT OR IGNORE INTO events ({COLUMNS})"  # noqa: S608
+            " VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.id,
+                event.type,
+                event.origin,
+                event.time,
+                event.site,
+                event.camera,
+                event.by,
+                event.ref,
+                json.dumps(event.data, ensure_ascii=False),
+                event.image,
+                state,
+            ),
+        )
+        if cursor.rowcount == 0:
+            return None
+        seq = cursor.lastrowid or 0
+        if event.type in ALARM_WORKFLOW and event.ref:
+            conn.execute(
+                "UPDATE events SET state = ? WHERE id = ? AND type = 'alarm'"
+                " AND (state IS NULL OR state != 'resolved')",
+                (ALARM_WORKFLOW[event.type], event.ref),
+            )
+        if outbox:
+            conn.execute("INSERT INTO outbox (seq, event_id) VALUES (?, ?)", (seq, event.id))
+        return StoredEvent(seq, event, state)
+
+    @staticmethod
+    def _initial_state(conn: sqlite3.Connection, event: Event) -> str | None:
+        if event.type != "alarm":
+            return None
+        # Across nodes an ack can arrive before its alarm: take the latest step so far.
+        row = conn.execute(
+            "SELECT type FROM events WHERE ref = ? AND type IN ('ack', 'assign', 'resolve')"
+            " ORDER BY (type = 'resolve') DESC, time DESC LIMIT 1",
+            (event.id,),
+        ).fetchone()
+        return ALARM_WORKFLOW[row["type"]] if row else "open"
+
+    async def get(self, event_id: str) -> StoredEvent | None:
+        rows = await self.db.fetch(f"SELECT {COLUMNS} FROM events WHERE id = ?", (event_id,))  # noqa: S608
+        return _row(rows[0]) if rows else None
+
+    async def after(self, seq: int, limit: int = 500) -> list[StoredEvent]:
+        rows = await self.db.fetch(
+            f"SELECT {COLUMNS} FROM events WHERE seq > ? ORDER BY seq LIMIT ?",  # noqa: S608
+            (seq, limit),
+        )
+        return [_row(r) for r in rows]
+
+    async def query(self, filters: dict[str, Any], limit: int = 500) -> list[StoredEvent]:
+        """Newest first; filters: type, site, camera, state, since, until."""
+        clause, params = where(filters, ("type", "site", "camera", "state"))
+        rows = await self.db.fetch(
+            f"SELECT {COLUMNS} FROM events{clause} ORDER BY seq DESC LIMIT ?",  # noqa: S608
+            (*params, limit),
+        )
+        return [_row(r) for r in rows]
+
+    async def outbox(self, limit: int = 200, after: int = 0) -> list[StoredEvent]:
+        """The oldest events not yet handed to the network, after seq `after`."""
+        rows = await self.db.fetch(
+            f"SELECT {', '.join('e.' + c for c in COLUMNS.split(', '))} FROM outbox o"  # noqa: S608
+            " JOIN events e ON e.seq = o.seq WHERE o.seq > ? ORDER BY o.seq LIMIT ?",
+            (after, limit),
+        )
+        return [_row(r) for r in rows]
+
+    async def sent(self, seqs: list[int]) -> None:
+        """These outbox rows reached the network."""
+        marks = ",".join("?" * len(seqs))
+        await self.db.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", tuple(seqs))  # noqa: S608
+
+    async def pending(self) -> int:
+        rows = await self.db.fetch("SELECT COUNT(*) AS n FROM outbox")
+        return int(rows[0]["n"])

@@ -1,0 +1,109 @@
+"""The node's JSON API: health, cameras and the site tree. Never a camera URL."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from ingest.state import SourceState
+from relay.config import Config
+from relay.media.hub import Hub
+from relay.web.guard import PUBLIC, add_route, logged_in, user_of
+from relay.web.keys import CONFIG, HUB
+
+STARTED = web.AppKey("started", float)
+DOWN = (SourceState.OFFLINE, SourceState.STALLED)  # idle on-demand cameras are not down
+
+
+def setup(app: web.Application) -> None:
+    app[STARTED] = time.monotonic()
+    add_route(app, "GET", "/api/health", health, PUBLIC)
+    add_route(app, "GET", "/api/cameras", cameras, logged_in())
+    add_route(app, "GET", "/api/cameras/{camera_id}", camera, logged_in(scope="camera"))
+    add_route(app, "GET", "/api/sites", sites, logged_in())
+
+
+async def health(request: web.Request) -> web.Response:
+    """For monitoring: public, so it says nothing about cameras."""
+    uptime = round(time.monotonic() - request.app[STARTED], 1)
+    return web.json_response(
+        {"status": "ok", "node": request.app[CONFIG].node.id, "uptime": uptime}
+    )
+
+
+async def cameras(request: web.Request) -> web.Response:
+    config, hub, user = request.app[CONFIG], request.app[HUB], user_of(request)
+    return web.json_response([camera_json(hub, c.id) for c in config.cameras if user.sees(c.site)])
+
+
+async def camera(request: web.Request) -> web.Response:
+    return web.json_response(camera_json(request.app[HUB], request.match_info["camera_id"]))
+
+
+def camera_json(hub: Hub, camera_id: str) -> dict[str, object]:
+    streams = {ch.stream: ch.source.snapshot() for ch in hub.camera_channels(camera_id)}
+    for channel in hub.camera_channels(camera_id):
+        streams[channel.stream]["viewers"] = len(channel.subscribers)
+    main = streams["main"]
+    cam = next(c for c in hub.config.cameras if c.id == camera_id)
+    return {
+        "id": cam.id,
+        "name": cam.name,
+        "site": cam.site,
+        "always_on": cam.always_on,
+        "state": str(hub.camera_state(camera_id)),
+        **_since(hub, camera_id),
+        "last_error": main["last_error"],
+        "info": main["info"],
+        "stats": main["stats"],
+        "streams": streams,
+    }
+
+
+def _since(hub: Hub, camera_id: str) -> dict[str, float | None]:
+    """Wall-clock times for people: since when the camera is in its state (the
+    earliest of its streams in that state) and when a packet last came from it."""
+    sources = [ch.source for ch in hub.camera_channels(camera_id)]
+    state = hub.camera_state(camera_id)
+    since = min((s.state_since for s in sources if s.state is state), default=None)
+    packets = [s.stats.last_packet for s in sources if s.stats.last_packet is not None]
+    last_seen = time.time() - (time.monotonic() - max(packets)) if packets else None
+    return {
+        "state_since": None if since is None else round(since, 3),
+        "last_seen": None if last_seen is None else round(last_seen, 3),
+    }
+
+
+async def sites(request: web.Request) -> web.Response:
+    config, hub = request.app[CONFIG], request.app[HUB]
+    return web.json_response(site_tree(config, hub, user_of(request).sites))
+
+
+def site_tree(config: Config, hub: Hub, visible: frozenset[str]) -> list[dict[str, object]]:
+    """The visible part of the site tree; each site counts its whole subtree's cameras."""
+    children: dict[str | None, list[str]] = {}
+    for site in config.sites:
+        if site.id in visible:
+            parent = site.parent if site.parent in visible else None  # a scope's top is a root
+            children.setdefault(parent, []).append(site.id)
+    names = {s.id: s.name for s in config.sites}
+    own: dict[str, list[SourceState]] = {s: [] for s in visible}
+    for cam in config.cameras:
+        if cam.site in visible:
+            own[cam.site].append(hub.camera_state(cam.id))
+
+    def build(site_id: str) -> dict[str, object]:
+        kids = [build(k) for k in children.get(site_id, [])]
+        states = own[site_id]
+        counts = {
+            "cameras": len(states),
+            "online": states.count(SourceState.ONLINE),
+            "offline": sum(s in DOWN for s in states),
+        }
+        for kid in kids:
+            for key in counts:
+                counts[key] += int(str(kid[key]))
+        return {"id": site_id, "name": names[site_id], **counts, "children": kids}
+
+    return [build(root) for root in children.get(None, [])]

@@ -1,0 +1,119 @@
+"""ICE as a deployment sees it: the host addresses answers offer, the UDP ports
+their candidates bind, the STUN/TURN servers. Per app, never per process: an
+answer is made inside `IceSettings.applied()`, which the patched aioice
+(relay/webrtc/patches.py) reads through a context variable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import errno
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCIceServer
+
+from relay.config import WebRtcConfig
+
+HOST_ADDRESSES_TTL = 10.0  # s an interface lookup serves answers for
+
+InterfaceLookup = Callable[[bool, bool], list[str]]
+
+
+@dataclass
+class IceSettings:
+    """Offer exactly `host_addresses` (a node behind NAT names its reachable address
+    here) plus `extra` (the address a request came in on), or, with none, those of
+    every interface but loopback, as aioice does, looked up at most every
+    HOST_ADDRESSES_TTL s instead of for every answer (a millisecond each). Bind
+    every candidate within `ports`, so a firewall opens one range."""
+
+    host_addresses: list[str] = field(default_factory=list)
+    ports: range | None = None
+    _found: dict[tuple[bool, bool], tuple[float, list[str]]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, config: WebRtcConfig) -> IceSettings:
+        ports = None
+        if config.udp_ports is not None:
+            first, last = (int(p) for p in config.udp_ports.split("-"))
+            ports = range(first, last + 1)
+        return cls(list(config.host_addresses), ports)
+
+    def addresses(
+        self, use_ipv4: bool, use_ipv6: bool, lookup: InterfaceLookup, extra: list[str]
+    ) -> list[str]:
+        if self.host_addresses:
+            chosen = list(self.host_addresses)
+        else:
+            now = time.monotonic()
+            at, found = self._found.get((use_ipv4, use_ipv6), (-math.inf, []))
+            if now - at > HOST_ADDRESSES_TTL:
+                found = lookup(use_ipv4, use_ipv6)
+                self._found[use_ipv4, use_ipv6] = now, found
+            chosen = list(found)
+        for address in extra:
+            family_wanted = use_ipv6 if ":" in address else use_ipv4
+            if family_wanted and address not in chosen:
+                chosen.append(address)
+        return chosen
+
+    def use_here(self) -> None:
+        """These settings for this task and the tasks it makes from now on (a
+        client's own process)."""
+        CURRENT.set((self, []))
+
+    @contextlib.contextmanager
+    def applied(self, extra: list[str] | None = None) -> Iterator[None]:
+        """Candidates gathered in this block (in this task) follow these settings."""
+        token = CURRENT.set((self, extra or []))
+        try:
+            yield
+        finally:
+            CURRENT.reset(token)
+
+
+CURRENT: contextvars.ContextVar[tuple[IceSettings, list[str]] | None] = contextvars.ContextVar(
+    "ice_settings", default=None
+)
+
+
+def ice_servers(config: WebRtcConfig) -> list[RTCIceServer]:
+    return [
+        RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
+        for s in config.ice_servers
+    ]
+
+
+class PortRangeLoop:
+    """A loop whose port-0 datagram endpoints bind within `ports` instead."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, ports: range) -> None:
+        self._loop = loop
+        self._ports = ports
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loop, name)
+
+    async def create_datagram_endpoint(
+        self, factory: Any, local_addr: Any = None, **kwargs: Any
+    ) -> Any:
+        if local_addr is None or local_addr[1] != 0:
+            return await self._loop.create_datagram_endpoint(factory, local_addr, **kwargs)
+        start = random.randrange(len(self._ports))
+        for i in range(len(self._ports)):
+            port = self._ports[(start + i) % len(self._ports)]
+            try:
+                return await self._loop.create_datagram_endpoint(
+                    factory, (local_addr[0], port), **kwargs
+                )
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+        raise OSError(errno.EADDRINUSE, f"every UDP port of {self._ports} is in use")

@@ -1,0 +1,132 @@
+"""A viewer's track: encoded packets from the hub, never decoded per viewer.
+
+A viewer's tracks hand their RtpWriter (relay/webrtc/rtp_writer.py) the camera's
+own H.264 (or the channel's one shared transcode) frame by frame, as RTP payloads
+made once per frame for every viewer. Timestamps are rewritten so the cached GOP a
+viewer starts with plays at once instead of lagging behind live by its age, and so
+a camera that reconnects with a new clock never makes RTP time run backwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiortc import MediaStreamTrack
+from aiortc.mediastreams import MediaStreamError
+
+from ingest.packet import MediaPacket
+from relay.media.hub import Subscription, SubscriptionClosed
+from relay.webrtc.codecs import rtp_payloads
+from relay.webrtc.rtp_writer import RtpFrame
+
+MAX_JUMP_SECONDS = 5.0
+BACKLOG_RATE = 2_500_000  # bytes/s to a viewer catching up with live: 20 Mbit/s
+
+
+def ticks(packet: MediaPacket, clock: int) -> int | None:
+    """The packet's time in `clock` units (integer maths: this runs per viewer)."""
+    if packet.pts is None:
+        return None
+    base = packet.time_base
+    return packet.pts * base.numerator * clock // base.denominator
+
+
+class Retimer:
+    """Maps a source's timestamps to a continuous, strictly rising RTP clock."""
+
+    def __init__(self, clock: int, frame_ticks: int) -> None:
+        self.clock = clock
+        self.frame_ticks = frame_ticks
+        self._offset = 0
+        self._last: int | None = None
+
+    def __call__(self, packet: MediaPacket) -> int:
+        raw, last = ticks(packet, self.clock), self._last
+        if last is None:
+            out = raw or 0
+        elif raw is None:
+            out = last + self.frame_ticks
+        else:
+            out = raw + self._offset
+            if out <= last or out - last > MAX_JUMP_SECONDS * self.clock:
+                self._offset = last + self.frame_ticks - raw  # a new clock: carry on
+                out = raw + self._offset
+        self._last = out
+        return out
+
+    def set(self, value: int) -> int:
+        self._last, self._offset = value, 0
+        return value
+
+
+class CatchUp:
+    """One new viewer's catching up with live, paced.
+
+    A GOP is up to a megabyte; sent in one burst, it overflows the viewer's socket
+    buffer. So after its keyframe, which goes at once (the first picture), a viewer
+    is sent at most `rate` bytes/s until it has caught up: the rest of the GOP,
+    then what came live meanwhile, which would otherwise follow in one burst.
+    """
+
+    def __init__(self, rate: float = BACKLOG_RATE) -> None:
+        self.rate = rate
+        self._next: float | None = None  # loop time this viewer may send again
+
+    async def wait(self, packet: MediaPacket) -> None:
+        now = asyncio.get_running_loop().time()
+        due = now if self._next is None else max(now, self._next)
+        self._next = due + len(packet.data) / self.rate
+        if due > now:
+            await asyncio.sleep(due - now)
+
+
+class PacketTrack(MediaStreamTrack):
+    """Hands a viewer's RtpWriter the frames of one subscription, as RTP payloads.
+
+    The cached GOP a video viewer starts with gets consecutive ticks ending at the
+    newest cached packet's own time: the browser decodes it at once and shows the
+    live picture, instead of playing the GOP out and lagging behind by its age.
+    Until the viewer has caught up with live (its queue empty once), it is paced
+    (CatchUp).
+    """
+
+    def __init__(
+        self, kind: str, subscription: Subscription, clock: int, catch_up: float = BACKLOG_RATE
+    ) -> None:
+        super().__init__()
+        self.kind = kind
+        self._sub = subscription
+        self._retime = Retimer(clock, clock // 25 if kind == "video" else clock // 50)
+        backlog = subscription.take_backlog()
+        self._squeeze_end = ticks(backlog[-1], clock) if backlog else None
+        self._backlog = backlog if self._squeeze_end is not None else []  # until sent
+        self._cached = 0  # of it sent
+        self._catching_up = bool(self._backlog)
+        self._pace = CatchUp(catch_up)
+
+    async def recv(self) -> RtpFrame:  # type: ignore[override]
+        try:
+            packet = await self._sub.get()
+        except SubscriptionClosed:
+            self.stop()
+            raise MediaStreamError from None
+        backlog = self._backlog
+        if backlog and packet is backlog[self._cached] and self._squeeze_end is not None:
+            self._cached += 1
+            ts = self._retime.set(self._squeeze_end - (len(backlog) - self._cached))
+            if self._cached == len(backlog):
+                self._backlog = []
+        else:
+            # Live; if the backlog is not all sent, the queue overflowed while
+            # catching up and dropped the rest of it.
+            self._backlog = []
+            ts = self._retime(packet)
+        if self._catching_up:
+            self._catching_up = self._sub.pending() > 0
+            await self._pace.wait(packet)
+        payloads = rtp_payloads(packet) if self.kind == "video" else [packet.data]
+        return RtpFrame(payloads, ts)
+
+    def stop(self) -> None:
+        super().stop()
+        self._sub.close()

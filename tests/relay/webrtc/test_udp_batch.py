@@ -1,0 +1,101 @@
+"""Datagrams a socket is given in one loop turn go to the kernel in runs, unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+
+import pytest
+from aioice.turn import TurnTransport
+
+from relay.webrtc.udp_batch import DatagramBatch
+
+
+class Collect(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.received: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        self.received.put_nowait(data)
+
+
+@pytest.fixture
+async def link() -> AsyncIterator[tuple[DatagramBatch, Collect, object]]:
+    """A batch on one UDP endpoint, and what another one receives, at its address."""
+    loop = asyncio.get_running_loop()
+    inbox, collect = await loop.create_datagram_endpoint(Collect, local_addr=("127.0.0.1", 0))
+    out, _ = await loop.create_datagram_endpoint(
+        asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+    )
+    batch = DatagramBatch(out)
+    yield batch, collect, inbox.get_extra_info("sockname")
+    batch.close()
+    out.close()
+    inbox.close()
+
+
+async def send_and_receive(
+    link: tuple[DatagramBatch, Collect, object], sizes: list[int]
+) -> tuple[list[bytes], list[bytes]]:
+    batch, collect, address = link
+    sent = [os.urandom(n) for n in sizes]
+    for data in sent:
+        batch.sendto(data, address)
+    assert batch.calls == 0, "nothing goes before the turn ends"
+    async with asyncio.timeout(5):
+        return sent, [await collect.received.get() for _ in sent]
+
+
+async def test_a_turns_datagrams_go_in_runs_and_arrive_as_sent(
+    link: tuple[DatagramBatch, Collect, object],
+) -> None:
+    # A frame (five full packets and a shorter last one), a packet of another
+    # size, then two full ones: three runs.
+    sent, received = await send_and_receive(link, [1300] * 5 + [700, 300, 1300, 1300])
+    assert received == sent
+    assert link[0].calls == 3
+
+
+async def test_without_a_socket_of_its_own_every_datagram_still_goes(
+    link: tuple[DatagramBatch, Collect, object],
+) -> None:
+    """After the kernel refused a run (or for a TURN transport, which has no socket),
+    the datagrams go one by one through the transport, in order."""
+    link[0].close()
+    sent, received = await send_and_receive(link, [1300] * 4)
+    assert received == sent
+    assert link[0].calls == 4
+
+
+class TurnClient:
+    """Stands in for aioice's TURN client protocol (there is no TURN server here):
+    what a TurnTransport hands it to send, in order."""
+
+    def __init__(self, transport: asyncio.DatagramTransport, expected: int) -> None:
+        self.transport = transport
+        self.sent: list[bytes] = []
+        self.all_sent = asyncio.Event()
+        self.expected = expected
+
+    async def send_data(self, data: bytes, addr: object) -> None:
+        self.sent.append(data)
+        if len(self.sent) == self.expected:
+            self.all_sent.set()
+
+
+async def test_a_turn_transport_gets_every_datagram_one_by_one(
+    link: tuple[DatagramBatch, Collect, object],
+) -> None:
+    """aioice's TURN transport has no socket (nor is_closing): the batch sends
+    through it, datagram by datagram, in order."""
+    batch, _, address = link
+    sent = [os.urandom(1300) for _ in range(3)] + [os.urandom(200)]
+    client = TurnClient(batch._transport, len(sent))
+    turn = DatagramBatch(TurnTransport(client))  # type: ignore[arg-type]
+    for data in sent:
+        turn.sendto(data, address)
+    async with asyncio.timeout(5):
+        await client.all_sent.wait()  # TurnTransport sends from tasks of its own
+    assert client.sent == sent
+    assert turn.calls == len(sent)
