@@ -156,10 +156,12 @@ class CameraSource:
             return await asyncio.shield(finished)
         finally:
             stop.set()
-            if not finished.done():
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.settings.stop_grace):
-                        await asyncio.shield(finished)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.stop_grace):
+                    await asyncio.shield(finished)
+                    # Settled as the thread's last act: it ends a moment later.
+                    while thread.is_alive():  # noqa: ASYNC110 - a thread has no awaitable end
+                        await asyncio.sleep(0.002)
 
     def _read_thread(
         self,

@@ -126,3 +126,11 @@ async def log_in(page: Any, node: Node, name: str = "admin") -> None:
         f"{node.url}/api/login", data={"name": name, "password": PASSWORD}
     )
     assert response.ok, await response.text()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that drives Chromium is a browser test, marked or not: the fast set
+    (`-m "not browser and not slow"`) leaves it out."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)

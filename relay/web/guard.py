@@ -1,7 +1,7 @@
 """Who may use which route: one rule per route, enforced by one middleware.
 
 Every route is added with its `Rule`; a route without one is refused (fail closed),
-and tests/relay/test_access.py walks the router to check every rule. An object out
+and tests/relay/web/test_access.py walks the router to check every rule. An object out
 of a user's scope answers 404, exactly like one that does not exist.
 """
 

@@ -16,7 +16,7 @@ NAL_AUD = 9  # access unit delimiter
 # under, best first: its own, then a profile whose decoders take it too (H.264
 # Annex A). High falls back to Main: Debian's Chromium offers no High, only Main
 # and High 4:4:4, and its one software decoder plays High sent as Main but no
-# frame at all under High 4:4:4 (both tried in tests/relay/test_browser.py).
+# frame at all under High 4:4:4 (both tried in tests/relay/web/test_browser.py).
 # Level 3.1, as browsers offer: a software decoder does not hold a stream to it.
 COMPATIBLE_PROFILES = {
     "Constrained Baseline": ("42e01f", "42001f", "4d001f", "64001f"),

@@ -8,7 +8,7 @@ bit, SRTP and the send must differ (DESIGN.md, "Where the time goes"). So an
 frame's header once, with aiortc's own code (the negotiated extensions, the
 mid, the send time), patches each packet's sequence number and marker into it,
 protects the packets and hands the frame to the socket's DatagramBatch
-(relay/gso.py), which sends it in one or two calls. RTCP stays aiortc's: the
+(relay/webrtc/udp_batch.py), which sends it in one or two calls. RTCP stays aiortc's: the
 sender's reports are kept up to date here, and a NACKed packet is sent again
 from this writer's history.
 """

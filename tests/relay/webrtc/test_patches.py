@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import aioice.ice
 import pytest
 from aiortc.codecs import CODECS
@@ -24,7 +26,7 @@ def test_the_installed_libraries_are_the_versions_the_patches_were_checked_on() 
 
 
 def test_an_unchecked_version_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(patches.importlib.metadata, "version", lambda name: "99.0")
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "99.0")
     assert patches.unchecked_versions() == {"aiortc": "99.0", "aioice": "99.0"}
 
 
