@@ -71,7 +71,7 @@ import array
 import asyncio
 import base64
 import contextlib
-import hashlib
+import functools
 import json
 import math
 import os
@@ -92,6 +92,7 @@ import aiohttp
 import common
 import nats
 import psutil
+from clients import DeflateTaken, FeedProtocol, PostProtocol
 
 from ingest.tasks import cancel_and_wait
 from relay.access.passwords import hash_token
@@ -114,8 +115,6 @@ EVENT = re.compile(
     r'\{"id":"([^"]*)","type":"[^"]*","origin":"[^"]*","time":([^,]*),'
     r'[^}]*\},"image":(null|"[^"]*"),"seq":(\d+),'
 )
-CONTENT_LENGTH = re.compile(r"(?im)^content-length:\s*(\d+)")
-WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
 QUIET = 15.0  # machine busy %, every core together, under which a rate may start
 NOISY = 20.0  # others % (of one core) in a window above which the rate is run again
 
@@ -170,81 +169,6 @@ class Feed:
     deflate: bool = False  # permessage-deflate negotiated
     first: float = 0.0  # wall clock of the first and the last frame
     last: float = 0.0
-
-
-class DeflateTaken(Exception):
-    """The node took the permessage-deflate a feed offered."""
-
-
-class FeedProtocol(asyncio.Protocol):
-    """One feed's WebSocket connection, by hand: the node's frames are unmasked and
-    unfragmented (RFC 6455 section 5), and reading them in data_received takes a
-    fraction of the CPU per frame that aiohttp's client, or a stream, takes."""
-
-    def __init__(self, subscribers: Subscribers, feed: Feed) -> None:
-        loop = asyncio.get_running_loop()
-        self.subscribers = subscribers
-        self.feed = feed
-        self.opened: asyncio.Future[None] = loop.create_future()
-        self.closed: asyncio.Future[None] = loop.create_future()
-        self.key = base64.b64encode(os.urandom(16)).decode()
-        self.transport: asyncio.WriteTransport | None = None
-        self.buffer = b""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are no asyncio.Transport; they write all the same
-        self.transport = transport  # type: ignore[assignment]
-        assert self.transport is not None
-        self.transport.write(self.subscribers.request(self.feed, self.key))
-
-    def data_received(self, data: bytes) -> None:
-        buffer = self.buffer + data
-        if not self.opened.done():
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
-                self.buffer = buffer
-                return
-            self.handshake(buffer[:end].decode("latin-1").lower())
-            buffer = buffer[end + 4 :]
-        at, end = 0, len(buffer)
-        while end - at >= 2:
-            opcode, size, start = buffer[at] & 0x0F, buffer[at + 1] & 0x7F, at + 2
-            if size == 126:
-                size, start = int.from_bytes(buffer[at + 2 : at + 4]), at + 4
-            elif size == 127:
-                size, start = int.from_bytes(buffer[at + 2 : at + 10]), at + 10
-            if end < start + size:
-                break
-            payload, at = buffer[start : start + size], start + size
-            if opcode == 0x1:
-                self.subscribers.take(self.feed, payload)
-            elif opcode in (0x8, 0x9) and self.transport is not None:
-                # a ping gets a pong, a close its close; masked (zero key), as from a client
-                reply = 0x88 if opcode == 0x8 else 0x8A
-                self.transport.write(bytes((reply, 0x80 | len(payload))) + bytes(4) + payload)
-        self.buffer = buffer[at:]
-
-    def handshake(self, head: str) -> None:
-        accept = base64.b64encode(hashlib.sha1((self.key + WEBSOCKET_GUID).encode()).digest())
-        if "permessage-deflate" in head:  # this reader does not inflate: the feed fails
-            self.feed.deflate = True
-            self.opened.set_exception(DeflateTaken())
-        elif not head.startswith("http/1.1 101") or accept.decode().lower() not in head:
-            self.opened.set_exception(ValueError(head.splitlines()[0] if head else "no answer"))
-        else:
-            self.opened.set_result(None)
-            return
-        self.close()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.opened.done():
-            self.opened.set_exception(exc or ConnectionError("closed before the handshake"))
-        if not self.closed.done():
-            self.closed.set_result(None)
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
 
 
 class Subscribers:
@@ -303,11 +227,15 @@ class Subscribers:
         for _ in range(CONNECT_ATTEMPTS):
             if self.stop.is_set():
                 return
-            protocol = FeedProtocol(self, feed)
+            protocol = FeedProtocol(
+                self.request(feed, base64.b64encode(os.urandom(16)).decode()),
+                functools.partial(self.take, feed),
+            )
             try:
                 await loop.create_connection(lambda: protocol, self.host, self.port)  # noqa: B023
                 await protocol.opened
             except DeflateTaken:
+                feed.deflate = True
                 break
             except (OSError, ValueError):
                 await asyncio.sleep(0.2)
@@ -394,51 +322,6 @@ class Subscribers:
 
 
 # --- publisher (a sub-command) ----------------------------------------------------
-
-
-class PostProtocol(asyncio.Protocol):
-    """One publisher connection, by hand: HTTP/1.1 keep-alive, one request at a time,
-    answers with a Content-Length (as every answer of the node has). aiohttp's
-    client took about a fifth of a core for 1000 POSTs a second, on the two cores
-    the nodes are measured on."""
-
-    def __init__(self) -> None:
-        self.transport: asyncio.WriteTransport | None = None
-        self.buffer = b""
-        self.answer: asyncio.Future[tuple[int, bytes]] | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        buffer = self.buffer + data
-        end = buffer.find(b"\r\n\r\n")
-        if end < 0 or self.answer is None or self.answer.done():
-            self.buffer = buffer
-            return
-        head = buffer[:end].decode("latin-1")
-        length = CONTENT_LENGTH.search(head)
-        if length is None:
-            self.answer.set_exception(ValueError(f"no Content-Length: {head.splitlines()[0]}"))
-            return
-        total = end + 4 + int(length.group(1))
-        if len(buffer) < total:
-            self.buffer = buffer
-            return
-        self.buffer = buffer[total:]
-        self.answer.set_result((int(head[9:12]), buffer[end + 4 : total]))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.answer is not None and not self.answer.done():
-            self.answer.set_exception(exc or ConnectionError("closed by the node"))
-
-    async def request(self, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
-        """Status and body of the answer to `head` (the request line and headers,
-        without Content-Length) with `body`."""
-        assert self.transport is not None
-        self.answer = asyncio.get_running_loop().create_future()
-        self.transport.write(b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body))
-        return await self.answer
 
 
 class Publisher:
