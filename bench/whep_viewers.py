@@ -5,6 +5,7 @@ One simulated camera (camsim: GStreamer x264, 1280x720 at 25 fps, a keyframe eve
 server process of its own on 127.0.0.1:
 
   villagewatch  `python -m relay run` with the camera in its YAML config
+  one-port      the same, with `webrtc.udp_port`: every viewer's media on one socket
   baseline      aiortc's documented idiom, in this file (`_baseline` sub-command):
                 MediaPlayer(url, decode=False, options={"rtsp_transport": "tcp"}),
                 MediaRelay().subscribe(player.video, buffered=False) per viewer,
@@ -24,7 +25,7 @@ server before all are told to connect, as a wall page has (it was loaded from
 the node); otherwise ten viewers in one process would time each other's set-up.
 
     .venv/bin/python bench/whep_viewers.py [--viewers 1,10,50] [--seconds 10]
-        [--systems villagewatch,baseline] [--settle 10] [--ramp 0] [--decode]
+        [--systems villagewatch,one-port,baseline] [--settle 10] [--ramp 0] [--decode]
         [--py-spy DIR]
 
 The camera's bitrate is x264enc's default target (2048 kbit/s; MountSpec has no
@@ -81,7 +82,8 @@ from relay.webrtc import patches
 from relay.webrtc.client import WhepClient, WhepClientError
 from relay.webrtc.ice import IceSettings
 
-SYSTEMS = ("villagewatch", "baseline")
+SYSTEMS = ("villagewatch", "one-port", "baseline")
+OURS = ("villagewatch", "one-port")  # one-port: villagewatch with webrtc.udp_port
 WIDTH, HEIGHT, FPS, KEYFRAME_INTERVAL = 1280, 720, 25, 4.0
 VIEWERS_PER_PROCESS = 10
 MAX_VIEWERS = 500
@@ -389,7 +391,7 @@ class Server:
         self.base = f"http://{common.HOST}:{self.port}"
         self.whep_url = f"{self.base}/whep/{CAMERA_ID}"
         self.log = workdir / f"{system}.log"
-        if system == "villagewatch":
+        if system in OURS:
             config = workdir / "villagewatch.yaml"
             config.write_text(
                 json.dumps(  # JSON is YAML
@@ -409,6 +411,7 @@ class Server:
                         ],
                         "webrtc": {
                             "host_addresses": [common.HOST],
+                            **({"udp_port": common.free_port()} if system == "one-port" else {}),
                             "max_viewers": 1000,
                             "max_viewers_per_camera": 1000,
                         },
@@ -441,7 +444,7 @@ class Server:
 
     async def state(self, http: aiohttp.ClientSession) -> dict[str, Any]:
         """sessions, frames_seen, and what the server knows of the camera."""
-        if self.system == "villagewatch":
+        if self.system in OURS:
             async with http.get(
                 f"{self.base}/api/cameras/{CAMERA_ID}", headers=AUTHORIZATION
             ) as response:
@@ -470,7 +473,7 @@ class Server:
     async def ping_while(self, http: aiohttp.ClientSession, pings: list[float]) -> None:
         """Until cancelled: how long the server takes to answer a trivial GET, every
         PING_INTERVAL (its event loop's lag, plus this script's own), into pings."""
-        path = "/api/health" if self.system == "villagewatch" else "/stats"
+        path = "/api/health" if self.system in OURS else "/stats"
         while True:
             start = time.perf_counter()
             with contextlib.suppress(aiohttp.ClientError, OSError):
@@ -623,7 +626,7 @@ async def measure_idle(
         if quiet_enough(window, args):
             break
     window, before, after = min(tries, key=lambda t: t[0].others)
-    if server.system == "villagewatch":
+    if server.system in OURS:
         camera = villagewatch_camera(after, window.wall, before["bytes"])
     else:
         frames = after["frames"] - before["frames"]
@@ -769,7 +772,7 @@ async def measure_viewers(
         result.join_received += sum(j["received"])
         result.live_after += [t for t in j["live_after"] if t is not None]
         result.join_lost += sum(j["lost"])
-    if server.system == "villagewatch":
+    if server.system in OURS:
         info = state.get("info") or {}
         passthrough = (
             info.get("codec") == "h264"
@@ -913,7 +916,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument(
         "--systems",
         default=",".join(SYSTEMS),
-        help="villagewatch, baseline or both, comma separated (default both)",
+        help="villagewatch, one-port (every viewer on one UDP port) and baseline, comma"
+        " separated (default all three)",
     )
     parser.add_argument(
         "--settle",

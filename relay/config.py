@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ingest.state import SourceSettings
 
@@ -166,6 +166,12 @@ class WebRtcConfig(Strict):
     udp_ports: Annotated[str, AfterValidator(_port_range)] | None = Field(
         None, description="FIRST-LAST: the UDP ports WebRTC media uses; none: any free port"
     )
+    udp_port: int | None = Field(
+        None,
+        ge=1024,
+        le=65535,
+        description="one UDP port for every viewer's media (e.g. 8189); none: a port per session",
+    )
     host_addresses: list[str] = Field(
         default_factory=list,
         description="addresses offered as ICE host candidates; empty: every interface",
@@ -176,6 +182,12 @@ class WebRtcConfig(Strict):
     max_viewers: int = Field(200, ge=1, le=10000, description="WHEP sessions on this node")
     max_viewers_per_camera: int = Field(50, ge=1, le=10000)
     connect_timeout: float = Field(15.0, gt=0, le=120, description="ICE must connect within")
+
+    @model_validator(mode="after")
+    def _one_port_or_a_range(self) -> WebRtcConfig:
+        if self.udp_port is not None and self.udp_ports is not None:
+            raise ValueError("set udp_port (one port for all) or udp_ports (a range), not both")
+        return self
 
 
 def _nats_url(value: str) -> str:

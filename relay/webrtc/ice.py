@@ -20,6 +20,7 @@ from typing import Any
 from aiortc import RTCIceServer
 
 from relay.config import WebRtcConfig
+from relay.webrtc.udp_mux import UdpMux
 
 HOST_ADDRESSES_TTL = 10.0  # s an interface lookup serves answers for
 
@@ -36,6 +37,7 @@ class IceSettings:
 
     host_addresses: list[str] = field(default_factory=list)
     ports: range | None = None
+    mux: UdpMux | None = None  # one port for every session (webrtc.udp_port)
     _found: dict[tuple[bool, bool], tuple[float, list[str]]] = field(default_factory=dict)
 
     @classmethod
@@ -44,7 +46,12 @@ class IceSettings:
         if config.udp_ports is not None:
             first, last = (int(p) for p in config.udp_ports.split("-"))
             ports = range(first, last + 1)
-        return cls(list(config.host_addresses), ports)
+        mux = UdpMux(config.udp_port) if config.udp_port is not None else None
+        return cls(list(config.host_addresses), ports, mux)
+
+    def close(self) -> None:
+        if self.mux is not None:
+            self.mux.close()
 
     def addresses(
         self, use_ipv4: bool, use_ipv6: bool, lookup: InterfaceLookup, extra: list[str]

@@ -10,7 +10,8 @@ is made: relay/webrtc/rtp_writer.py.)
   spare an answer work it does not need (fifty viewers offering at once wait).
 - aioice's StunProtocol: a socket's datagrams of one loop turn in one send.
 - aioice's host addresses and its asyncio module: the app's ICE settings (host
-  addresses, UDP ports), read per answer from relay.webrtc.ice.CURRENT.
+  addresses, UDP ports, the one shared UDP port of relay/webrtc/udp_mux.py), read
+  per answer from relay.webrtc.ice.CURRENT.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from OpenSSL import SSL
 from relay.webrtc import ice
 from relay.webrtc.codecs import VIDEO_CLOCK
 from relay.webrtc.udp_batch import batch_for
+from relay.webrtc.udp_mux import MuxLoop
 
 CHECKED = {"aiortc": ("1.16.",), "aioice": ("0.13.",)}  # version prefixes checked
 CERTIFICATE_RENEWAL = datetime.timedelta(days=29)  # left when a node's is renewed
@@ -94,6 +96,8 @@ class _IceAsyncio:
     def get_running_loop(self) -> Any:
         current = ice.CURRENT.get()
         loop = asyncio.get_running_loop()
+        if current is not None and current[0].mux is not None:
+            return MuxLoop(loop, current[0].mux)
         if current is None or current[0].ports is None:
             return loop
         return ice.PortRangeLoop(loop, current[0].ports)

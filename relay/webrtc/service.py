@@ -263,6 +263,7 @@ class WhepService:
                 await task
         for transcoder in self.transcoders.values():
             await transcoder.close()
+        self.ice.close()
 
 
 def _send(pc: RTCPeerConnection, track: PacketTrack, codecs: list[RTCRtpCodecCapability]) -> None:

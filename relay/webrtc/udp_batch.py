@@ -126,7 +126,11 @@ def _run_end(pending: list[tuple[bytes, Any]], start: int) -> int:
 
 
 def batch_for(protocol: aioice.ice.StunProtocol) -> DatagramBatch:
-    """The batch of an ICE candidate's socket, made at its first datagram."""
+    """The batch of an ICE candidate's socket, made at its first datagram; on the
+    one shared port (relay/webrtc/udp_mux.py), the socket's batch for all."""
+    shared: DatagramBatch | None = getattr(protocol.transport, "shared_batch", None)
+    if shared is not None:
+        return shared
     batch: DatagramBatch | None = protocol.__dict__.get("batch")
     if batch is None:
         batch = protocol.__dict__["batch"] = DatagramBatch(protocol.transport)
