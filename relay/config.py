@@ -172,6 +172,12 @@ class WebRtcConfig(Strict):
         le=65535,
         description="one UDP port for every viewer's media (e.g. 8189); none: a port per session",
     )
+    tcp_port: int | None = Field(
+        None,
+        ge=1024,
+        le=65535,
+        description="ICE over TCP on this port (e.g. 8189), for viewers whose UDP is blocked",
+    )
     host_addresses: list[str] = Field(
         default_factory=list,
         description="addresses offered as ICE host candidates; empty: every interface",

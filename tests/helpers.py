@@ -11,6 +11,8 @@ from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
+from aioice import stun
+
 from ingest.packet import MediaPacket
 
 
@@ -78,3 +80,11 @@ def packet(index: int, size: int = 10_000) -> MediaPacket:
         index % GOP == 0,
         time.monotonic(),
     )
+
+
+def binding_request(username: str | None) -> bytes:
+    message = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+    if username is not None:
+        message.attributes["USERNAME"] = username
+    message.attributes["PRIORITY"] = 1
+    return bytes(message)

@@ -20,6 +20,7 @@ from typing import Any
 from aiortc import RTCIceServer
 
 from relay.config import WebRtcConfig
+from relay.webrtc.ice_tcp import IceTcpServer
 from relay.webrtc.udp_mux import UdpMux
 
 HOST_ADDRESSES_TTL = 10.0  # s an interface lookup serves answers for
@@ -38,6 +39,7 @@ class IceSettings:
     host_addresses: list[str] = field(default_factory=list)
     ports: range | None = None
     mux: UdpMux | None = None  # one port for every session (webrtc.udp_port)
+    tcp: IceTcpServer | None = None  # ICE over TCP (webrtc.tcp_port)
     _found: dict[tuple[bool, bool], tuple[float, list[str]]] = field(default_factory=dict)
 
     @classmethod
@@ -47,11 +49,14 @@ class IceSettings:
             first, last = (int(p) for p in config.udp_ports.split("-"))
             ports = range(first, last + 1)
         mux = UdpMux(config.udp_port) if config.udp_port is not None else None
-        return cls(list(config.host_addresses), ports, mux)
+        tcp = IceTcpServer(config.tcp_port) if config.tcp_port is not None else None
+        return cls(list(config.host_addresses), ports, mux, tcp)
 
     def close(self) -> None:
         if self.mux is not None:
             self.mux.close()
+        if self.tcp is not None:
+            self.tcp.close()
 
     def addresses(
         self, use_ipv4: bool, use_ipv6: bool, lookup: InterfaceLookup, extra: list[str]

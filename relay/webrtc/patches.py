@@ -9,6 +9,8 @@ is made: relay/webrtc/rtp_writer.py.)
 - find_common_codecs, the receiver's bitrate estimator, the DTLS certificate:
   spare an answer work it does not need (fifty viewers offering at once wait).
 - aioice's StunProtocol: a socket's datagrams of one loop turn in one send.
+- aioice's candidate gathering: a passive ICE-TCP candidate beside each UDP host
+  candidate when the app has `webrtc.tcp_port`.
 - aioice's host addresses and its asyncio module: the app's ICE settings (host
   addresses, UDP ports, the one shared UDP port of relay/webrtc/udp_mux.py), read
   per answer from relay.webrtc.ice.CURRENT.
@@ -24,6 +26,7 @@ from typing import Any
 import aioice.ice
 import aiortc.rtcpeerconnection
 import aiortc.rtcrtpreceiver
+from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aiortc import rtp as aiortc_rtp
 from aiortc.codecs import CODECS, is_rtx
 from aiortc.rate import RemoteBitrateEstimator
@@ -43,6 +46,7 @@ from relay.webrtc.codecs import VIDEO_CLOCK
 from relay.webrtc.udp_batch import batch_for
 from relay.webrtc.udp_mux import MuxLoop
 
+TCP_LOCAL_PREFERENCE = 1000  # below UDP host candidates (65535): TCP only where UDP fails
 CHECKED = {"aiortc": ("1.16.",), "aioice": ("0.13.",)}  # version prefixes checked
 CERTIFICATE_RENEWAL = datetime.timedelta(days=29)  # left when a node's is renewed
 _interface_addresses = aioice.ice.get_host_addresses  # aioice's own lookup
@@ -66,6 +70,20 @@ def install_ice() -> None:
     """Only the ICE settings hooks (a benchmark's baseline wants aiortc as it is, but
     its candidates on loopback). Idempotent."""
     aioice.ice.get_host_addresses = _host_addresses
+    if not getattr(aioice.ice.Connection.get_component_candidates, "with_tcp", False):
+        _gather_udp = aioice.ice.Connection.get_component_candidates
+
+        async def with_tcp(
+            self: aioice.ice.Connection,
+            component: int,
+            addresses: list[str],
+            timeout: int = 5,  # noqa: ASYNC109 - aioice's signature
+        ) -> list[Candidate]:
+            candidates = await _gather_udp(self, component, addresses, timeout)
+            return candidates + await _tcp_candidates(self, component, candidates)
+
+        with_tcp.with_tcp = True  # type: ignore[attr-defined]
+        aioice.ice.Connection.get_component_candidates = with_tcp  # type: ignore[method-assign]
     if not isinstance(aioice.ice.asyncio, _IceAsyncio):  # type: ignore[attr-defined]
         aioice.ice.asyncio = _IceAsyncio()  # type: ignore[assignment,attr-defined]
 
@@ -83,6 +101,34 @@ def _host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
         return _interface_addresses(use_ipv4, use_ipv6)
     settings, extra = current
     return settings.addresses(use_ipv4, use_ipv6, _interface_addresses, extra)
+
+
+async def _tcp_candidates(
+    connection: aioice.ice.Connection, component: int, udp: list[Candidate]
+) -> list[Candidate]:
+    """A passive ICE-TCP host candidate beside each UDP host candidate, when the
+    current app has a TCP port (relay/webrtc/ice_tcp.py)."""
+    current = ice.CURRENT.get()
+    server = current[0].tcp if current is not None else None
+    if server is None:
+        return []
+    found = []
+    for host in [c.host for c in udp if c.type == "host"]:
+        protocol = aioice.ice.StunProtocol(connection)
+        await server.candidate(protocol, host)
+        protocol.local_candidate = Candidate(
+            foundation=candidate_foundation("host", "tcp", host),
+            component=component,
+            transport="tcp",
+            priority=candidate_priority(component, "host", local_pref=TCP_LOCAL_PREFERENCE),
+            host=host,
+            port=server.port,
+            type="host",
+            tcptype="passive",
+        )
+        connection._protocols.append(protocol)
+        found.append(protocol.local_candidate)
+    return found
 
 
 class _IceAsyncio:

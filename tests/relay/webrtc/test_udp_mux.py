@@ -15,17 +15,9 @@ from relay.web.whep import WHEP
 from relay.webrtc.client import WhepClient
 from relay.webrtc.udp_mux import stun_local_ufrag
 from tests.conftest import ADMIN_TOKEN, NodeFactory, log_in, node_yaml
-from tests.helpers import free_port, wait_until
+from tests.helpers import binding_request, free_port, wait_until
 
 CAMERA = "  - {id: gate, name: Gate, site: village, main: 'synthetic://160x120?fps=10'}\n"
-
-
-def binding_request(username: str | None) -> bytes:
-    message = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
-    if username is not None:
-        message.attributes["USERNAME"] = username
-    message.attributes["PRIORITY"] = 1
-    return bytes(message)
 
 
 def test_the_local_ufrag_is_read_from_a_binding_request_only() -> None:
