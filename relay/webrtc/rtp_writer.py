@@ -48,6 +48,12 @@ class RtpWriter:
         self._sender = sender
         # seq % RTP_HISTORY_SIZE -> a sent packet's header and (shared) payload
         self._history: dict[int, tuple[bytes, bytes]] = {}
+        self._dtls: RTCDtlsTransport | None = None  # what the rest is set with, at run
+        self._extensions: Any = None
+        self._mid: str | None = None
+        self._ssrc = 0
+        self._payload_type = 0
+        self._seq = self._origin = 0
 
     @classmethod
     def install(cls, sender: RTCRtpSender) -> RtpWriter:
@@ -81,40 +87,63 @@ class RtpWriter:
 
     async def _send_all(self, track: Any, codec: RTCRtpCodecParameters) -> None:
         sender = self._sender
-        dtls: RTCDtlsTransport = sender.transport
-        extensions = self._get("rtp_header_extensions_map")
-        mid, ssrc = self._get("mid"), sender._ssrc
+        self._dtls = sender.transport
+        self._extensions = self._get("rtp_header_extensions_map")
+        self._mid, self._ssrc = self._get("mid"), sender._ssrc
         assert codec.payloadType is not None
-        payload_type = codec.payloadType
-        seq, origin = random_sequence_number(), random32()
-        history = self._history
-        while True:
-            frame: RtpFrame = await track.recv()
-            if dtls._state != State.CONNECTED:
-                raise ConnectionError("the viewer's DTLS transport is not connected")
-            pair = dtls.transport._connection._nominated.get(1)
-            if pair is None:
-                raise ConnectionError("the viewer's ICE transport is not connected")
-            header = RtpPacket(
-                payload_type=payload_type, timestamp=(origin + frame.timestamp) & 0xFFFFFFFF
-            )
-            header.ssrc = ssrc
-            ntp = clock.current_ntp_time()
-            header.extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF
-            header.extensions.mid = mid
-            first, rest = _split(header.serialize(extensions))
-            protect, batch, addr = dtls._tx_srtp.protect, batch_for(pair.protocol), pair.remote_addr
-            last = len(frame.payloads) - 1
-            octets = sent = 0
-            for i, payload in enumerate(frame.payloads):
-                head = first + struct.pack("!BH", payload_type | (i == last) << 7, seq) + rest
-                history[seq % RTP_HISTORY_SIZE] = head, payload
-                data = protect(head + payload)
-                batch.sendto(data, addr)
-                octets += len(payload)
-                sent += len(data)
-                seq = (seq + 1) & 0xFFFF
-            self._account(dtls, last + 1, octets, sent, ntp=ntp, timestamp=header.timestamp)
+        self._payload_type = codec.payloadType
+        self._seq, self._origin = random_sequence_number(), random32()
+        if hasattr(track, "sink"):
+            track.sink = self  # once live, the track writes frames as they come
+        try:
+            while True:
+                frame: RtpFrame = await track.recv()
+                if self._dtls._state != State.CONNECTED:
+                    raise ConnectionError("the viewer's DTLS transport is not connected")
+                if self._dtls.transport._connection._nominated.get(1) is None:
+                    raise ConnectionError("the viewer's ICE transport is not connected")
+                self.write(frame)
+        finally:
+            if hasattr(track, "sink"):
+                track.sink = None
+
+    def ready(self) -> bool:
+        """Whether a frame can go out now (else the task finds out why)."""
+        dtls = self._dtls
+        return (
+            dtls is not None
+            and dtls._state == State.CONNECTED
+            and dtls.transport._connection._nominated.get(1) is not None
+        )
+
+    def write(self, frame: RtpFrame) -> None:
+        """A frame's packets: one header serialised, each packet's sequence number
+        and marker patched in, protected, and handed to the socket's batch."""
+        dtls = self._dtls
+        assert dtls is not None
+        pair = dtls.transport._connection._nominated[1]
+        payload_type, seq, history = self._payload_type, self._seq, self._history
+        header = RtpPacket(
+            payload_type=payload_type, timestamp=(self._origin + frame.timestamp) & 0xFFFFFFFF
+        )
+        header.ssrc = self._ssrc
+        ntp = clock.current_ntp_time()
+        header.extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF
+        header.extensions.mid = self._mid
+        first, rest = _split(header.serialize(self._extensions))
+        protect, batch, addr = dtls._tx_srtp.protect, batch_for(pair.protocol), pair.remote_addr
+        last = len(frame.payloads) - 1
+        octets = sent = 0
+        for i, payload in enumerate(frame.payloads):
+            head = first + struct.pack("!BH", payload_type | (i == last) << 7, seq) + rest
+            history[seq % RTP_HISTORY_SIZE] = head, payload
+            data = protect(head + payload)
+            batch.sendto(data, addr)
+            octets += len(payload)
+            sent += len(data)
+            seq = (seq + 1) & 0xFFFF
+        self._seq = seq
+        self._account(dtls, last + 1, octets, sent, ntp=ntp, timestamp=header.timestamp)
 
     def _account(
         self,

@@ -10,6 +10,8 @@ a camera that reconnects with a new clock never makes RTP time run backwards.
 from __future__ import annotations
 
 import asyncio
+import logging
+from typing import Protocol
 
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
@@ -18,6 +20,8 @@ from ingest.packet import MediaPacket
 from relay.media.hub import Subscription, SubscriptionClosed
 from relay.webrtc.codecs import rtp_payloads
 from relay.webrtc.rtp_writer import RtpFrame
+
+logger = logging.getLogger(__name__)
 
 MAX_JUMP_SECONDS = 5.0
 BACKLOG_RATE = 2_500_000  # bytes/s to a viewer catching up with live: 20 Mbit/s
@@ -80,6 +84,14 @@ class CatchUp:
             await asyncio.sleep(due - now)
 
 
+class FrameSink(Protocol):
+    """A viewer's writer, as the track sees it: a frame written at once, if it can."""
+
+    def ready(self) -> bool: ...
+
+    def write(self, frame: RtpFrame) -> None: ...
+
+
 class PacketTrack(MediaStreamTrack):
     """Hands a viewer's RtpWriter the frames of one subscription, as RTP payloads.
 
@@ -87,7 +99,9 @@ class PacketTrack(MediaStreamTrack):
     newest cached packet's own time: the browser decodes it at once and shows the
     live picture, instead of playing the GOP out and lagging behind by its age.
     Until the viewer has caught up with live (its queue empty once), it is paced
-    (CatchUp).
+    (CatchUp). Once live, with a writer that takes frames at once (`sink`), each
+    packet is written as the camera's packet is published, without waking the
+    writer's task (Subscription.direct).
     """
 
     def __init__(
@@ -103,13 +117,38 @@ class PacketTrack(MediaStreamTrack):
         self._cached = 0  # of it sent
         self._catching_up = bool(self._backlog)
         self._pace = CatchUp(catch_up)
+        self.sink: FrameSink | None = None
 
     async def recv(self) -> RtpFrame:  # type: ignore[override]
+        if not self._catching_up and not self._backlog and self.sink is not None:
+            self._sub.direct = self._direct
         try:
             packet = await self._sub.get()
         except SubscriptionClosed:
             self.stop()
             raise MediaStreamError from None
+        ts = self._timestamp(packet)
+        if self._catching_up:
+            self._catching_up = self._sub.pending() > 0
+            await self._pace.wait(packet)
+        return self._frame(packet, ts)
+
+    def _direct(self, packet: MediaPacket) -> bool:
+        sink = self.sink
+        if sink is None or not sink.ready():
+            return False  # queued: the writer's task meets what is wrong
+        try:
+            sink.write(self._frame(packet, self._timestamp(packet)))
+        except Exception:  # the hub's publish is no place to raise
+            logger.exception("a frame to a viewer failed: its writer's task goes on alone")
+            self._sub.direct = None
+        return True
+
+    def _frame(self, packet: MediaPacket, ts: int) -> RtpFrame:
+        payloads = rtp_payloads(packet) if self.kind == "video" else [packet.data]
+        return RtpFrame(payloads, ts)
+
+    def _timestamp(self, packet: MediaPacket) -> int:
         backlog = self._backlog
         if backlog and packet is backlog[self._cached] and self._squeeze_end is not None:
             self._cached += 1
@@ -121,12 +160,9 @@ class PacketTrack(MediaStreamTrack):
             # catching up and dropped the rest of it.
             self._backlog = []
             ts = self._retime(packet)
-        if self._catching_up:
-            self._catching_up = self._sub.pending() > 0
-            await self._pace.wait(packet)
-        payloads = rtp_payloads(packet) if self.kind == "video" else [packet.data]
-        return RtpFrame(payloads, ts)
+        return ts
 
     def stop(self) -> None:
         super().stop()
+        self._sub.direct = None
         self._sub.close()

@@ -419,3 +419,25 @@ async def test_whepclient_command_and_a_short_viewing_logged_right(
 def ice_protocols(transceiver: Any) -> list[Any]:
     """The ICE candidates' sockets (aioice protocols) of a transceiver's transport."""
     return list(transceiver.sender.transport.transport.iceGatherer._connection._protocols)
+
+
+async def test_a_live_viewer_is_written_to_as_packets_come(start_node: NodeFactory) -> None:
+    """Once caught up with live, a viewer's frames are written as the camera's
+    packets are published, not through its writer task's queue."""
+    node = await start_node(
+        node_yaml("  - {id: gate, name: Gate, site: village, main: 'synthetic://160x120?fps=15'}\n")
+    )
+    async with aiohttp.ClientSession() as http:
+        client = WhepClient(f"{node.url}/whep/gate", token=ADMIN_TOKEN)
+        await client.connect(http)
+        try:
+            async with asyncio.timeout(10):
+                await client.first_frame()
+            session = next(iter(node.app[WHEP].sessions.values()))
+            video = session.subscriptions[0]
+            await wait_until(lambda: video.delivered_directly > 15, 10, "frames written directly")
+            frames = client.watch.frames
+            await wait_until(lambda: client.watch.frames > frames + 15, 10, "and they play")
+            assert video.delivered_directly > 0.5 * video.delivered
+        finally:
+            await client.close(http)
