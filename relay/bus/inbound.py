@@ -91,7 +91,10 @@ class Inbound:
 
     async def _skip(self, msg: Msg, why: str) -> None:
         self.skipped += 1
-        sequence = msg.metadata.sequence.stream if msg.reply else None
+        try:
+            sequence: int | None = msg.metadata.sequence.stream
+        except (ValueError, IndexError, nats.errors.Error):  # not from JetStream
+            sequence = None
         logger.warning("NATS: cannot use the message at stream seq %s: %s", sequence, why)
         with contextlib.suppress(nats.errors.Error):
             await msg.term()
