@@ -17,13 +17,17 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ingest.errors import StreamStalled, describe
+from ingest.errors import StreamStalled, ambiguous, describe
 from ingest.packet import MediaPacket, StreamInfo
+from ingest.probe import Answer, probe
 from ingest.readers import Reader, open_reader
 from ingest.state import SourceSettings, SourceState
 from ingest.tasks import cancel_and_wait
 
 logger = logging.getLogger(__name__)
+
+PROBE_SECONDS = 2.0  # how long the server may take to answer the probe after a failed open
+Ended = tuple[BaseException, Answer | None]  # why a connection ended, and the probe's answer
 
 
 @dataclass
@@ -90,7 +94,9 @@ class CameraSource:
         self._on_state = on_state
         self.state = SourceState.IDLE
         self.state_since = time.time()  # wall clock, for people: "offline since 14:02"
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # why it is not online now
+        self.last_failure: str | None = None  # the last fault, kept once online again
+        self.last_failure_at: float | None = None  # wall clock
         self.info: StreamInfo | None = None
         self.stats = SourceStats()
         self._task: asyncio.Task[None] | None = None
@@ -119,7 +125,7 @@ class CameraSource:
         while True:
             started = time.monotonic()
             self._opened_at = None
-            error = await self._connect_and_read()
+            error, answer = await self._connect_and_read()
             connecting = self._opened_at is None
             elapsed = (self._opened_at or time.monotonic()) - started
             message = describe(
@@ -128,6 +134,7 @@ class CameraSource:
                 connecting=connecting,
                 elapsed=elapsed,
                 timeout=self.settings.connect_timeout,
+                answer=answer,
             )
             stalled = isinstance(error, StreamStalled)
             self.stats.online_since = None
@@ -143,9 +150,9 @@ class CameraSource:
         capped = min(self.settings.backoff_max, base)
         return float(capped * random.uniform(0.5, 1.0))
 
-    async def _connect_and_read(self) -> BaseException:
+    async def _connect_and_read(self) -> Ended:
         loop = asyncio.get_running_loop()
-        finished: asyncio.Future[BaseException] = loop.create_future()
+        finished: asyncio.Future[Ended] = loop.create_future()
         stop = threading.Event()
         thread = threading.Thread(
             target=self._read_thread, args=(loop, stop, finished), name=f"camera-{self.id}"
@@ -167,9 +174,10 @@ class CameraSource:
         self,
         loop: asyncio.AbstractEventLoop,
         stop: threading.Event,
-        finished: asyncio.Future[BaseException],
+        finished: asyncio.Future[Ended],
     ) -> None:
         error: BaseException = EOFError()
+        answer = None
         try:
             reader = open_reader(
                 self._url,
@@ -179,6 +187,8 @@ class CameraSource:
             )
         except Exception as exc:
             error = exc
+            if ambiguous(exc):  # ask the server what FFmpeg would not tell
+                answer = probe(self._url, min(PROBE_SECONDS, self.settings.connect_timeout), stop)
         else:
             try:
                 self._pump(reader, loop, stop)
@@ -187,21 +197,23 @@ class CameraSource:
             finally:
                 reader.close()
         with contextlib.suppress(RuntimeError):  # the loop is already closed
-            loop.call_soon_threadsafe(_settle, finished, error)
+            loop.call_soon_threadsafe(_settle, finished, (error, answer))
 
     def _pump(self, reader: Reader, loop: asyncio.AbstractEventLoop, stop: threading.Event) -> None:
         info = reader.info
         loop.call_soon_threadsafe(self._opened, info)
-        last_video = time.monotonic()
+        last_video, any_video = time.monotonic(), False
         while not stop.is_set():
             packet = reader.read()
             now = time.monotonic()
-            if now - last_video > self.settings.stall_timeout:
-                raise StreamStalled("stream stopped sending")  # audio alone is not enough
+            if now - last_video > self.settings.stall_timeout:  # audio alone is not enough
+                raise StreamStalled(
+                    "stream stopped sending" if any_video else "connected, but no video"
+                )
             if packet is None:
                 continue
             if packet.kind == "video":
-                last_video = now
+                last_video, any_video = now, True
             if reader.info is not info:
                 info = reader.info
                 loop.call_soon_threadsafe(self._opened, info)
@@ -227,7 +239,10 @@ class CameraSource:
             self.state_since = time.time()
         self.state = state
         if error:
-            self.last_error = error
+            self.last_error = self.last_failure = error
+            self.last_failure_at = time.time()
+        elif state is SourceState.ONLINE:
+            self.last_error = None
         if changed:
             if state in (SourceState.OFFLINE, SourceState.STALLED):
                 logger.warning("camera %s: %s (%s)", self.id, state, error)
@@ -241,11 +256,16 @@ class CameraSource:
             "state": str(self.state),
             "state_since": round(self.state_since, 3),
             "last_error": self.last_error,
+            "last_failure": (
+                {"error": self.last_failure, "time": round(self.last_failure_at or 0.0, 3)}
+                if self.last_failure
+                else None
+            ),
             "info": self.info.as_dict() if self.info else None,
             "stats": self.stats.as_dict(time.monotonic()),
         }
 
 
-def _settle(future: asyncio.Future[BaseException], error: BaseException) -> None:
+def _settle(future: asyncio.Future[Ended], ended: Ended) -> None:
     if not future.done():
-        future.set_result(error)
+        future.set_result(ended)

@@ -105,7 +105,7 @@ def test_services(services: dict[str, dict[str, Any]]) -> None:
     assert set(services) == SERVICES
     assert services["node"]["build"]["target"] == "node"
     assert services["cameras"]["build"]["target"] == "cameras"
-    assert services["nats"]["image"].startswith("nats:2.10")
+    assert services["nats"]["image"].startswith("nats:2.14")
     assert command(services["node"])[:4] == ["python", "-m", "relay", "run"]
 
 

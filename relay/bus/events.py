@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
+import math
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -65,23 +67,85 @@ class Event:
         return out
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> Event:
-        image = raw.get("image_data")
+    def from_json(cls, raw: object) -> Event:
+        """An Event from another node's JSON, checked field by field: Unusable if it
+        is not one this node can store and show."""
+        if not isinstance(raw, dict):
+            raise Unusable("not a JSON object")
+        try:
+            json.dumps(raw, ensure_ascii=False).encode()
+        except (UnicodeError, RecursionError):
+            raise Unusable("text that is not valid Unicode") from None
+        kind = _field(raw, "type", str, required=True)
+        if kind not in TYPES:
+            raise Unusable(f"unknown type {str(kind)[:40]!r}")
+        when = raw.get("time")
+        if not isinstance(when, int | float) or isinstance(when, bool) or not math.isfinite(when):
+            raise Unusable("time is not a number of seconds")
         return cls(
-            id=str(raw["id"]),
-            type=str(raw["type"]),
-            origin=str(raw["origin"]),
-            time=float(raw["time"]),
-            site=raw.get("site"),
-            camera=raw.get("camera"),
-            by=str(raw.get("by", "system")),
-            ref=raw.get("ref"),
-            data=dict(raw.get("data") or {}),
-            image=base64.b64decode(image) if image else None,
+            id=_field(raw, "id", str, required=True),
+            type=kind,
+            origin=_field(raw, "origin", str, required=True),
+            time=float(when),
+            site=_field(raw, "site", str),
+            camera=_field(raw, "camera", str),
+            by=_field(raw, "by", str) or "system",
+            ref=_field(raw, "ref", str),
+            data=_data(raw.get("data")),
+            image=_image(raw.get("image_data")),
         )
 
     def with_image(self, image: bytes | None) -> Event:
         return replace(self, image=image)
+
+
+class Unusable(ValueError):
+    """Another node's event this node cannot use, and why (one line)."""
+
+
+DATA_TYPES: dict[str, type | tuple[type, ...]] = {
+    "reason": str,
+    "team": str,
+    "note": str,
+    "text": str,
+    "error": str,
+    "expires": (int, float),
+}
+MAX_NAME = 200  # an id, node, site, camera or user name from the network
+
+
+def _field(raw: dict[str, Any], key: str, kind: type[str], *, required: bool = False) -> Any:
+    value = raw.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, kind) or not value or len(value) > MAX_NAME:
+        raise Unusable(f"{key} is not a name")
+    return value
+
+
+def _data(data: object) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise Unusable("data is not an object")
+    for key, kind in DATA_TYPES.items():
+        value = data.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            raise Unusable(f"data.{key} has the wrong type")
+    if isinstance(data.get("expires"), float) and not math.isfinite(data["expires"]):
+        raise Unusable("data.expires is not a time")
+    return data
+
+
+def _image(image: object) -> bytes | None:
+    if image is None or image == "":
+        return None
+    if not isinstance(image, str):
+        raise Unusable("image_data is not base64")
+    try:
+        return base64.b64decode(image, validate=True)
+    except (binascii.Error, ValueError):
+        raise Unusable("image_data is not base64") from None
 
 
 def new_event(origin: str, type_: str, site: str | None, **fields: Any) -> Event:

@@ -25,7 +25,7 @@ class Connection(Protocol):
 
 
 FEED_LIMIT = 2000  # events a feed may fall behind by before it must resume
-WRITE_ROOM = 64 * 1024  # bytes a connection may hold unsent and still be written to
+WRITE_ROOM = 64 * 1024  # bytes a connection may hold unsent; past it the feed is closed (1013)
 
 
 class ScopeLog:
@@ -128,7 +128,8 @@ class EventFeed:
 
     def _write(self) -> bool:
         """Writes what it has not sent, if its connection has room; False if its task
-        must do it (it waits for room, or closes a feed too far behind)."""
+        must do it (it closes a feed whose connection holds more than WRITE_ROOM, or
+        one too far behind)."""
         socket, transport, log = self._socket, self._transport, self.log
         if (
             socket is None

@@ -19,11 +19,13 @@ from typing import Any
 import nats
 import nats.errors
 import nats.js.errors
-from nats.aio.msg import Msg
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+from nats.js.api import StreamConfig
+from nats.js.errors import NoStreamResponseError
 
 from ingest.tasks import cancel_and_wait
+from relay.bus.consumer import StreamLost, in_flight_first, subscribe, watch
 from relay.bus.events import Event
+from relay.bus.inbound import ORIGIN, Inbound, keep_running
 from relay.bus.store import EventStore, StoredEvent
 from relay.config import NatsConfig
 
@@ -35,7 +37,6 @@ BATCH = 256
 WINDOW = 1024  # events handed to JetStream and not acknowledged yet
 FRESH_LIMIT = 4096
 FRESH_IMAGE_BYTES = 32 * 1024 * 1024  # of snapshots and photos handed over in memory
-ORIGIN = "Vw-Origin"  # the node that raised an event, readable without parsing it
 NATS_DOWN = (
     OSError,
     TimeoutError,
@@ -64,7 +65,9 @@ class NatsLink:
         self._fresh_images = 0  # bytes of images in _fresh
         self._from_outbox = True
         self._resets = 0  # times handed-over events were dropped, to be read back
-        self._inbox: asyncio.Queue[Msg] = asyncio.Queue()  # bounded by max_ack_pending
+        self.inbound = Inbound(node_id, receive)
+        self.durable = f"node-{node_id}"
+        self._check = asyncio.Event()  # look now whether the stream and consumer exist
         self._task: asyncio.Task[None] | None = None
         self._receiver: asyncio.Task[None] | None = None
         self._nc: Any = None
@@ -89,7 +92,9 @@ class NatsLink:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="nats link")
-        self._receiver = asyncio.create_task(self._take_in(), name="nats receiver")
+        self._receiver = asyncio.create_task(
+            keep_running(self.inbound.run, "NATS receiver", RETRY_SECONDS), name="nats receiver"
+        )
 
     async def close(self) -> None:
         task, self._task = self._task, None
@@ -101,8 +106,10 @@ class NatsLink:
         while True:
             try:
                 await self._session()
-            except NATS_DOWN as exc:
-                logger.warning("NATS: %s; retrying", _why(exc))
+            except* NATS_DOWN as group:
+                logger.warning("NATS: %s; retrying", _why(group.exceptions[0]))
+            except* Exception:
+                logger.exception("NATS: the link failed; setting it up again")
             finally:
                 self.connected.clear()
                 if self._nc is not None:
@@ -128,22 +135,13 @@ class NatsLink:
         )
         js = nc.jetstream()
         await self._ensure_stream(js)
-        await js.subscribe(
-            self.subject,
-            durable=f"node-{self.node_id}",
-            stream=self.config.stream,
-            cb=self._on_message,
-            manual_ack=True,
-            config=ConsumerConfig(
-                deliver_policy=DeliverPolicy.ALL,
-                ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=30,
-                max_ack_pending=20000,
-            ),
-        )
+        await in_flight_first(js, self.config.stream, self.durable)
+        await subscribe(js, self.subject, self.config.stream, self.durable, self.inbound.on_message)
         self.connected.set()
         logger.info("NATS: connected, stream %s", self.config.stream)
-        await self._pump(js)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._pump(js))
+            group.create_task(watch(js, self.config.stream, self.durable, self._check, self._up))
 
     async def _ensure_stream(self, js: Any) -> None:
         config = StreamConfig(
@@ -227,8 +225,8 @@ class NatsLink:
         while in_flight and in_flight[0][1].done():
             seq, ack, _ = in_flight.popleft()
             error = None if ack.cancelled() else ack.exception()
-            if isinstance(error, nats.errors.NoRespondersError):
-                raise error  # the stream is gone: set it up again
+            if isinstance(error, nats.errors.NoRespondersError | NoStreamResponseError):
+                raise StreamLost(_why(error))  # the server lost its store: set it up again
             if ack.cancelled() or error is not None:
                 return sent, True
             sent.append(seq)
@@ -238,29 +236,8 @@ class NatsLink:
     def _acked(self, _: asyncio.Future[Any]) -> None:
         self._wake.set()
 
-    async def _on_message(self, msg: Msg) -> None:
-        self._inbox.put_nowait(msg)
-
-    async def _take_in(self) -> None:
-        """Store what arrives in batches, one transaction each, and only then ack:
-        an event is never acknowledged to the network before it is on disk here."""
-        while True:
-            batch = [await self._inbox.get()]
-            while len(batch) < BATCH and not self._inbox.empty():
-                batch.append(self._inbox.get_nowait())
-            events = []
-            for msg in batch:
-                if (msg.headers or {}).get(ORIGIN) == self.node_id:
-                    continue  # our own, back from the stream
-                try:
-                    events.append(Event.from_json(json.loads(msg.data)))
-                except (ValueError, KeyError, TypeError) as exc:
-                    logger.warning("NATS: dropped a malformed event (%s)", type(exc).__name__)
-            if events:
-                await self.receive(events)
-            for msg in batch:
-                with contextlib.suppress(nats.errors.Error):
-                    await msg.ack()  # if the link is down the server sends it again
+    def _up(self) -> bool:
+        return self._nc is not None and bool(self._nc.is_connected)
 
     async def _error(self, exc: Exception) -> None:
         logger.debug("NATS: %s", _why(exc))
@@ -272,6 +249,7 @@ class NatsLink:
     async def _reconnected(self) -> None:
         self.connected.set()
         self.wake()
+        self._check.set()
         logger.info("NATS: link back")
 
 

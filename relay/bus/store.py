@@ -120,23 +120,26 @@ class EventStore:
         seq = cursor.lastrowid or 0
         if event.type in ALARM_WORKFLOW and event.ref:
             conn.execute(
-                "UPDATE events SET state = ? WHERE id = ? AND type = 'alarm'"
-                " AND (state IS NULL OR state != 'resolved')",
-                (ALARM_WORKFLOW[event.type], event.ref),
+                "UPDATE events SET state = ? WHERE id = ? AND type = 'alarm'",
+                (self._alarm_state(conn, event.ref), event.ref),
             )
         if outbox:
             conn.execute("INSERT INTO outbox (seq, event_id) VALUES (?, ?)", (seq, event.id))
         return StoredEvent(seq, event, state)
 
+    @classmethod
+    def _initial_state(cls, conn: sqlite3.Connection, event: Event) -> str | None:
+        # Across nodes an ack can arrive before its alarm.
+        return cls._alarm_state(conn, event.id) if event.type == "alarm" else None
+
     @staticmethod
-    def _initial_state(conn: sqlite3.Connection, event: Event) -> str | None:
-        if event.type != "alarm":
-            return None
-        # Across nodes an ack can arrive before its alarm: take the latest step so far.
+    def _alarm_state(conn: sqlite3.Connection, alarm_id: str) -> str:
+        """The same on every node, whatever order its steps arrived in: resolved if
+        any step resolved it, else the latest step's (by its time, then its id)."""
         row = conn.execute(
             "SELECT type FROM events WHERE ref = ? AND type IN ('ack', 'assign', 'resolve')"
-            " ORDER BY (type = 'resolve') DESC, time DESC LIMIT 1",
-            (event.id,),
+            " ORDER BY type = 'resolve' DESC, time DESC, id DESC LIMIT 1",
+            (alarm_id,),
         ).fetchone()
         return ALARM_WORKFLOW[row["type"]] if row else "open"
 

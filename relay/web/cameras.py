@@ -54,7 +54,8 @@ def camera_json(hub: Hub, camera_id: str) -> dict[str, object]:
         "always_on": cam.always_on,
         "state": str(hub.camera_state(camera_id)),
         **_since(hub, camera_id),
-        "last_error": main["last_error"],
+        "last_error": main["last_error"],  # why it is not online now; None while online
+        "last_failure": main["last_failure"],  # {"error", "time"} of the last fault, kept
         "info": main["info"],
         "stats": main["stats"],
         "streams": streams,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import struct
 from collections.abc import AsyncIterator
 
 from aiohttp import WSMsgType, web
@@ -11,7 +13,7 @@ from ingest.tasks import cancel_and_wait
 from relay.access.audit import AuditEntry
 from relay.bus.bus import AlertBus
 from relay.bus.events import parse_request, visible
-from relay.bus.feeds import EventFeed
+from relay.bus.feeds import WRITE_ROOM, EventFeed
 from relay.bus.nats import NatsLink
 from relay.bus.store import EventStore
 from relay.config import Config
@@ -45,6 +47,10 @@ FEEDS = web.AppKey("open_feeds", OpenFeeds)
 LINK = web.AppKey("nats_link", NatsLink)
 MAX_EVENT_JSON = 1024 * 1024  # a lookout photo of 512 KB, in base64, and the rest
 QUERY_LIMIT = 500
+DRAIN_SECONDS = 10.0  # a frame may wait this long for room before its feed is closed
+CLOSE_GRACE = 10.0  # s a closed feed's connection has to read what it holds
+SLOW_REASON = b"not reading: reconnect and resume"
+SLOW_CLOSE_FRAME = struct.pack("!BBH", 0x88, 2 + len(SLOW_REASON), 1013) + SLOW_REASON
 AUDITED = {
     "alarm": "alarm.raise",
     "ack": "alarm.ack",
@@ -162,8 +168,8 @@ async def _send(
         page = await store.after(last, 500)
         if page:
             texts = [s.as_json() for s in page if visible(s.event, user, config)]
-            if texts:
-                await socket.send_json(texts)
+            if texts and not await _sent(socket, transport, json.dumps(texts).encode()):
+                return
             last = page[-1].seq
         if len(page) < 500:
             break
@@ -174,10 +180,37 @@ async def _send(
             await socket.close(code=1013, message=b"too far behind: reconnect and resume")
             return
         frame, last = taken  # the same bytes for every feed of the scope that keeps up
-        try:
+        if transport.get_write_buffer_size() > WRITE_ROOM or not await _sent(
+            socket, transport, frame
+        ):
+            _close_unread(transport)
+            return
+
+
+async def _sent(socket: web.WebSocketResponse, transport: asyncio.Transport, frame: bytes) -> bool:
+    """Send a frame, waiting at most DRAIN_SECONDS for room; False if it did not
+    leave, or the subscriber went away (the connection is closed then)."""
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
             await socket.send_frame(frame, WSMsgType.TEXT)
-        except ConnectionError:
-            return  # the subscriber went away while its frame waited for room
+    except TimeoutError:
+        _close_unread(transport)
+        return False
+    except ConnectionError:
+        return False  # the subscriber went away while its frame waited for room
+    return True
+
+
+def _close_unread(transport: asyncio.Transport) -> None:
+    """A subscriber that stopped reading: its close frame (1013) goes after what it
+    was sent, and the connection closes once it has read them all, or is cut
+    CLOSE_GRACE seconds later. Written to the transport itself: aiohttp's close
+    would wait for room that never comes."""
+    if transport.is_closing():
+        return
+    transport.write(SLOW_CLOSE_FRAME)
+    transport.close()
+    asyncio.get_running_loop().call_later(CLOSE_GRACE, transport.abort)
 
 
 async def image(request: web.Request) -> web.Response:

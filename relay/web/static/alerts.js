@@ -85,7 +85,12 @@ export class AlarmQueue {
       this.alarms.set(event.id, event);
       chime();
     } else if (this.alarms.has(event.ref) && ["ack", "assign", "resolve"].includes(event.type)) {
+      // Steps can arrive out of order across nodes: the later one (by time, then id)
+      // decides, as on every node (relay/bus/store.py), and a resolve ends the alarm.
       const alarm = this.alarms.get(event.ref);
+      const last = alarm.last;
+      const later = !last || event.time > last.time || (event.time === last.time && event.id > last.id);
+      if (event.type !== "resolve" && !later) return;
       alarm.state = { ack: "acked", assign: "assigned", resolve: "resolved" }[event.type];
       alarm.last = event;
       if (alarm.state === "resolved") this.alarms.delete(event.ref);

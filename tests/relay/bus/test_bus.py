@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import socket
+import struct
 from typing import Any
 
 import aiohttp
@@ -275,13 +276,14 @@ async def test_concurrent_alarms_share_transactions_and_each_keeps_its_audit_ent
             await ws.close()
 
 
-async def test_a_feed_that_keeps_up_is_written_to_and_one_that_does_not_read_waits(
+async def test_a_feed_that_keeps_up_is_written_to_and_one_that_does_not_read_is_closed_1013(
     start_node: NodeFactory,
 ) -> None:
     """A caught-up feed gets each frame straight from the log, its task left asleep.
-    A feed whose connection stops reading is left to its task once its connection
-    holds WRITE_ROOM, and the task waits for room: what the node holds for it stays
-    bounded, and the others go on."""
+    A feed whose connection stops reading is closed with 1013 once its connection
+    holds more than WRITE_ROOM unsent (not cut by the heartbeat half a minute
+    later): what the node holds for it stays bounded, the others go on, and the
+    subscriber finds the close after what it was sent, once it reads again."""
     node = await start_node(CONFIG)
     bus = node.app[BUS]
     async with aiohttp.ClientSession(node.url) as http:
@@ -309,12 +311,34 @@ async def test_a_feed_that_keeps_up_is_written_to_and_one_that_does_not_read_wai
                 got = await next_events(watcher, 10)
                 assert len(got) == 10, f"round {i}: the watcher waited for the stuck feed"
                 most = max(most, transport.get_write_buffer_size())
-            # What waits is bounded: WRITE_ROOM, then aiohttp's flow control (350 kB seen).
-            assert WRITE_ROOM < most < 450_000, f"{most} bytes held for the stuck feed"
-            assert officer._waiter is None, "its task took over, and waits for room"
+            await wait_until(transport.is_closing, 5, "the stuck feed to be closed")
+            assert most < WRITE_ROOM + 100_000, f"{most} bytes held for the stuck feed"
+            frames = await read_to_the_end(stuck)
+            assert frames[-1][0] == 0x8, "the last frame closes"
+            assert struct.unpack("!H", frames[-1][1][:2]) == (1013,)
+            assert all(opcode == 0x1 for opcode, _ in frames[:-1])
         finally:
             stuck.close()
         await watcher.close()
+
+
+async def read_to_the_end(conn: socket.socket) -> list[tuple[int, bytes]]:
+    """Every WebSocket frame (opcode, payload) the server sent, until it closed."""
+    loop = asyncio.get_running_loop()
+    data = b""
+    async with asyncio.timeout(10):
+        while chunk := await loop.sock_recv(conn, 65536):
+            data += chunk
+    frames = []
+    while data:
+        opcode, size, at = data[0] & 0x0F, data[1] & 0x7F, 2
+        if size == 126:
+            (size,), at = struct.unpack("!H", data[2:4]), 4
+        elif size == 127:
+            (size,), at = struct.unpack("!Q", data[2:10]), 10
+        frames.append((opcode, data[at : at + size]))
+        data = data[at + size :]
+    return frames
 
 
 def feed_of(bus: AlertBus, name: str) -> EventFeed:
