@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from relay.access.passwords import hash_password, hash_token, new_secret
-from relay.app import create_app, reload_config
+from relay.app import create_app, reload_from
 from relay.config import Config, ConfigError, load_config
 
 logger = logging.getLogger("relay")
@@ -123,11 +123,11 @@ async def serve(config: Config, host: str, port: int, path: str = "") -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_stop_signal)
-    reloads: set[asyncio.Task[None]] = set()
+    reloads: set[asyncio.Task[bool]] = set()
     if path:
 
         def reload() -> None:
-            task = loop.create_task(_reload(app, path))
+            task = loop.create_task(reload_from(app, path))
             reloads.add(task)
             task.add_done_callback(reloads.discard)
 
@@ -158,18 +158,6 @@ async def serve(config: Config, host: str, port: int, path: str = "") -> None:
         logger.info("stopping")
     finally:
         await runner.cleanup()
-
-
-async def _reload(app: web.Application, path: str) -> None:
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        logger.error("config not reloaded:\n%s", "\n".join(exc.problems))
-        return
-    pending = await reload_config(app, config)
-    logger.info("config reloaded: users applied")
-    if pending:
-        logger.warning("restart the node to apply changes to: %s", ", ".join(pending))
 
 
 def _split_listen(value: str) -> tuple[str, int]:

@@ -21,13 +21,14 @@ from ingest.state import SourceState
 from relay.access.accounts import User
 from relay.access.audit import AuditLog
 from relay.config import CameraConfig, Config
+from relay.media.changes import CameraChanges
 from relay.media.hub import Channel, FanOut, Hub, Subscription
 from relay.media.transcode import Transcoder, needs_transcode
 from relay.refusal import Refused
 from relay.webrtc import patches
 from relay.webrtc.codecs import answer_profile, audio_preferences, h264_preferences
 from relay.webrtc.ice import IceSettings, ice_servers
-from relay.webrtc.rtp_writer import RtpWriter
+from relay.webrtc.rtp_writer import RtpCounts, RtpWriter
 from relay.webrtc.track import PacketTrack
 
 logger = logging.getLogger(__name__)
@@ -73,12 +74,22 @@ class WhepService:
         self.audit = audit
         self.sessions: dict[str, WhepSession] = {}
         self.transcoders: dict[str, Transcoder] = {}
+        self.rtp: dict[str, RtpCounts] = {}  # per camera, for the metrics
+        self._dropped: dict[str, int] = {}  # per camera, by viewers that ended
         self._tasks: set[asyncio.Task[bool]] = set()
         self.ice = IceSettings.of(config.webrtc)
         patches.install()
 
     def viewers(self, camera_id: str) -> int:
         return sum(s.camera_id == camera_id for s in self.sessions.values())
+
+    def viewer_dropped(self) -> dict[str, int]:
+        """Per camera: packets dropped for slow viewers, those that ended included."""
+        found = dict(self._dropped)
+        for session in self.sessions.values():
+            lost = sum(sub.dropped for sub in session.subscriptions)
+            found[session.camera_id] = found.get(session.camera_id, 0) + lost
+        return found
 
     def check_limits(self, camera: CameraConfig) -> None:
         limits = self.config.webrtc
@@ -172,13 +183,15 @@ class WhepService:
         pc = session.pc
         try:
             # Transceivers made before the offer is applied keep their codec choice.
-            _send(pc, PacketTrack("video", video, 90000), h264_preferences(plid))
+            counts = self.rtp.setdefault(channel.camera.id, RtpCounts())
+            _send(pc, PacketTrack("video", video, 90000), h264_preferences(plid), counts)
             audio_codec = channel.source.info.audio_codec if channel.source.info else None
             if audio_codec in AUDIO_PASSTHROUGH and any(m.kind == "audio" for m in parsed.media):
                 assert audio_codec is not None
                 audio = channel.subscribe(frozenset(("audio",)))
                 session.subscriptions.append(audio)
-                _send(pc, PacketTrack("audio", audio, 8000), audio_preferences(audio_codec))
+                track = PacketTrack("audio", audio, 8000)
+                _send(pc, track, audio_preferences(audio_codec), counts)
             elif audio_codec:
                 logger.info(
                     "camera %s: its %s audio is left out: browsers take G.711 or Opus,"
@@ -227,6 +240,8 @@ class WhepService:
         session = self.sessions.pop(session_id, None)
         if session is None:
             return False
+        lost = sum(sub.dropped for sub in session.subscriptions)
+        self._dropped[session.camera_id] = self._dropped.get(session.camera_id, 0) + lost
         await session.close()
         await self.audit.record(
             "view.end",
@@ -251,6 +266,25 @@ class WhepService:
             if session.user not in names:
                 await self.end(session.id)
 
+    async def apply(self, config: Config, changes: CameraChanges) -> None:
+        """Take a reloaded config: its limits and ICE settings apply to the next
+        viewer; the viewers of removed and restarted cameras (their channels are
+        closed) and of removed users end."""
+        self.config = config
+        self.ice = IceSettings.of(config.webrtc)
+        for name in [n for n in self.transcoders if n.split("/")[0] in changes.ended]:
+            await self.transcoders.pop(name).close()
+        for cam_id in changes.removed:
+            self.rtp.pop(cam_id, None)
+            self._dropped.pop(cam_id, None)
+        await self.end_users_not_in({u.name for u in config.users})
+        for session in list(self.sessions.values()):
+            if session.camera_id in changes.ended:
+                logger.info(
+                    "viewer %s: camera %s changed, session ended", session.id[:8], session.camera_id
+                )
+                await self.end(session.id)
+
     async def end_all(self) -> None:
         async with asyncio.TaskGroup() as group:
             for session_id in list(self.sessions):
@@ -265,12 +299,17 @@ class WhepService:
             await transcoder.close()
 
 
-def _send(pc: RTCPeerConnection, track: PacketTrack, codecs: list[RTCRtpCodecCapability]) -> None:
+def _send(
+    pc: RTCPeerConnection,
+    track: PacketTrack,
+    codecs: list[RTCRtpCodecCapability],
+    counts: RtpCounts,
+) -> None:
     """A send-only transceiver for the track, answering with these codecs, its RTP
-    written by an RtpWriter."""
+    written by an RtpWriter that adds to the camera's `counts`."""
     transceiver = pc.addTransceiver(track, "sendonly")
     transceiver.setCodecPreferences(codecs)
-    RtpWriter.install(transceiver.sender)
+    RtpWriter.install(transceiver.sender, counts)
 
 
 def _parse_offer(offer: str) -> tuple[SessionDescription, set[H264Profile]]:
