@@ -1,0 +1,150 @@
+"""GET /metrics: Prometheus' text, parsed by prometheus_client's own parser, that
+moves when things happen; never for anonymous callers from anywhere."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from prometheus_client.parser import text_string_to_metric_families
+
+from camsim import CameraSimulator, MountSpec
+from relay.media.hub import Channel
+from relay.web.whep import WHEP
+from relay.webrtc.client import WhepClient
+from tests.conftest import ADMIN, Node, NodeFactory, node_yaml, users_yaml
+
+SYNTHETIC = "synthetic://320x180?fps=15&keyframe_interval=1&bitrate=200"
+METRICS_USER = {"Authorization": "Bearer prom-token"}
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def config(cameras: str, extra: str = "") -> str:
+    extra_users = users_yaml(("prom", "metrics", ""), ("guard", "viewer", "village"))
+    users = "\n".join(extra_users.splitlines()[2:]) + "\n"  # the admin is there already
+    return node_yaml(cameras, extra).replace("cameras:\n", users + "cameras:\n", 1)
+
+
+def camera(cam_id: str, url: str = SYNTHETIC, **more: object) -> str:
+    fields = "".join(f", {k}: {v}" for k, v in more.items())
+    return f"  - {{id: {cam_id}, name: {cam_id}, site: village, main: '{url}'{fields}}}\n"
+
+
+async def scrape(http: aiohttp.ClientSession, headers: dict[str, str] = METRICS_USER) -> Samples:
+    async with http.get("/metrics", headers=headers) as r:
+        assert r.status == 200, await r.text()
+        assert r.content_type == "text/plain"
+        text = await r.text()
+    samples: Samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples[(name, frozenset(labels.items()))]
+
+
+async def state_reached(node: Node, channel: Channel, *states: str) -> None:
+    reached = asyncio.get_running_loop().create_future()
+
+    def changed(ch: Channel) -> None:
+        if ch is channel and str(ch.source.state) in states and not reached.done():
+            reached.set_result(None)
+
+    node.hub.state_listeners.append(changed)
+    try:
+        if str(channel.source.state) not in states:
+            async with asyncio.timeout(20):
+                await reached
+    finally:
+        node.hub.state_listeners.remove(changed)
+
+
+async def test_metrics_need_a_metrics_token_or_an_allowed_address(
+    start_node: NodeFactory,
+) -> None:
+    closed = await start_node(config(camera("a")))
+    open_here = await start_node(config(camera("b"), "metrics: {allow: [127.0.0.1/32]}\n"))
+    async with aiohttp.ClientSession(closed.url) as http:
+        async with http.get("/metrics") as r:
+            assert r.status == 401, "anonymous, from an address not listed"
+        async with http.get("/metrics", headers={"Authorization": "Bearer guard-token"}) as r:
+            assert r.status == 403, "a viewer is no metrics reader"
+        async with http.get("/api/cameras", headers=METRICS_USER) as r:
+            assert r.status == 403, "a metrics token reads /metrics and nothing else"
+        own = await scrape(http)
+        assert value(own, "villagewatch_stream_up", camera="a", stream="main") in (0.0, 1.0)
+        assert not any(labels and ("camera", "b") in labels for _, labels in own), (
+            "two nodes in one process share no registry"
+        )
+        await scrape(http, ADMIN)
+    async with aiohttp.ClientSession(open_here.url) as http:
+        samples = await scrape(http, {})  # anonymous, from 127.0.0.1: listed
+        assert (
+            "villagewatch_stream_up",
+            frozenset({("camera", "b"), ("stream", "main")}),
+        ) in samples
+        assert value(samples, "process_resident_memory_bytes") > 1_000_000
+        assert value(samples, "process_open_fds") > 3
+        assert value(samples, "villagewatch_event_loop_lag_seconds") >= 0
+
+
+async def test_state_gauge_follows_a_camera_going_offline(start_node: NodeFactory) -> None:
+    with CameraSimulator([MountSpec("cam", width=320, height=180, fps=15)]) as sim:
+        node = await start_node(config(camera("cam", sim.url("cam"), stall_timeout=2)))
+        channel = node.hub.channel("cam")
+        assert channel is not None
+        async with asyncio.timeout(20):
+            await channel.wait_online()
+        async with aiohttp.ClientSession(node.url) as http:
+            online = await scrape(http)
+            sim.stop()
+            await state_reached(node, channel, "offline", "stalled")
+            offline = await scrape(http)
+    assert (
+        value(online, "villagewatch_stream_state", camera="cam", stream="main", state="online") == 1
+    )
+    assert value(online, "villagewatch_stream_up", camera="cam", stream="main") == 1
+    assert value(online, "villagewatch_stream_packets_total", camera="cam", stream="main") > 0
+    state = str(channel.source.state)
+    assert (
+        value(offline, "villagewatch_stream_state", camera="cam", stream="main", state=state) == 1
+    )
+    assert (
+        value(offline, "villagewatch_stream_state", camera="cam", stream="main", state="online")
+        == 0
+    )
+    assert value(offline, "villagewatch_stream_up", camera="cam", stream="main") == 0
+
+
+async def test_a_viewer_joining_raises_viewers_and_rtp_sent(start_node: NodeFactory) -> None:
+    node = await start_node(config(camera("a")))
+    async with aiohttp.ClientSession(node.url) as http:
+        before = await scrape(http)
+        viewer = WhepClient(f"{node.url}/whep/a", token="guard-token")
+        await viewer.connect(http)
+        async with asyncio.timeout(15):
+            await viewer.first_frame()
+        async with http.post(
+            "/api/events", json={"type": "alarm", "camera": "a"}, headers=ADMIN
+        ) as r:
+            assert r.status == 201, await r.text()
+        during = await scrape(http)
+        await viewer.close(http)
+        after = await scrape(http)
+    assert value(before, "villagewatch_camera_viewers", camera="a") == 0
+    assert value(during, "villagewatch_camera_viewers", camera="a") == 1
+    assert value(during, "villagewatch_viewers") == 1
+    assert value(during, "villagewatch_stream_subscribers", camera="a", stream="main") >= 1
+    assert value(during, "villagewatch_rtp_sent_packets_total", camera="a") > 0
+    assert value(during, "villagewatch_bus_events_raised_total", type="alarm") == 1
+    assert value(before, "villagewatch_bus_events_raised_total", type="alarm") == 0
+    assert value(during, "villagewatch_viewer_dropped_packets_total", camera="a") >= 0
+    whep_posts = {"route": "/whep/{camera_id}", "method": "POST", "status": "201"}
+    assert value(during, "villagewatch_http_requests_total", **whep_posts) == 1
+    latency = {"route": "/whep/{camera_id}", "method": "POST"}
+    assert value(during, "villagewatch_http_request_seconds_count", **latency) == 1
+    assert value(after, "villagewatch_camera_viewers", camera="a") == 0
+    assert node.app[WHEP].sessions == {}
