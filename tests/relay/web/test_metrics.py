@@ -4,15 +4,22 @@ moves when things happen; never for anonymous callers from anywhere."""
 from __future__ import annotations
 
 import asyncio
+import re
+from pathlib import Path
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from camsim import CameraSimulator, MountSpec
 from relay.media.hub import Channel
+from relay.web.events import BUS, LINK
 from relay.web.whep import WHEP
 from relay.webrtc.client import WhepClient
 from tests.conftest import ADMIN, Node, NodeFactory, node_yaml, users_yaml
+from tests.helpers import wait_until
+from tests.natsserver import NatsServer
+from tests.relay.bus.test_nats import raise_alarm, two_nodes
+from tests.test_monitoring import documented_metrics
 
 SYNTHETIC = "synthetic://320x180?fps=15&keyframe_interval=1&bitrate=200"
 METRICS_USER = {"Authorization": "Bearer prom-token"}
@@ -148,3 +155,41 @@ async def test_a_viewer_joining_raises_viewers_and_rtp_sent(start_node: NodeFact
     assert value(during, "villagewatch_http_request_seconds_count", **latency) == 1
     assert value(after, "villagewatch_camera_viewers", camera="a") == 0
     assert node.app[WHEP].sessions == {}
+
+
+async def test_bus_metrics_follow_events_across_nats(
+    start_node: NodeFactory, tmp_path: Path
+) -> None:
+    with NatsServer(tmp_path / "nats") as nats:
+        village, station = await two_nodes(start_node, nats)
+        async with aiohttp.ClientSession() as http:
+            alarm = await raise_alarm(http, village.url, "metrics")
+            await wait_until(
+                lambda: station.app[BUS].received["alarm"] == 1, 15, "the station got the alarm"
+            )
+            await wait_until(lambda: village.app[LINK].published >= 1, 15, "JetStream took it")
+            async with (
+                aiohttp.ClientSession(village.url) as v,
+                aiohttp.ClientSession(station.url) as s,
+            ):
+                sent, got = await scrape(v, ADMIN), await scrape(s, ADMIN)
+            nats.kill()
+            await wait_until(lambda: not village.app[LINK].connected.is_set(), 15, "link down")
+            await raise_alarm(http, village.url, "while the link is down")
+            async with aiohttp.ClientSession(village.url) as v:
+                down = await scrape(v, ADMIN)
+    assert alarm["type"] == "alarm"
+    assert value(sent, "villagewatch_bus_events_raised_total", type="alarm") == 1
+    assert value(sent, "villagewatch_nats_published_events_total") >= 1
+    assert value(sent, "villagewatch_nats_connected") == 1
+    assert value(sent, "villagewatch_nats_outbox_events") == 0
+    assert value(got, "villagewatch_bus_events_received_total", type="alarm") == 1
+    assert value(got, "villagewatch_bus_events_raised_total", type="alarm") == 0
+    assert value(down, "villagewatch_nats_connected") == 0
+    assert value(down, "villagewatch_nats_outbox_events") == 1, "the alarm waits in the outbox"
+    names = {name for name, _ in {**sent, **down}}
+    documented = documented_metrics()
+    exposed = {re.sub(r"_(bucket|count|sum|created|total)$", "", n) for n in names}
+    exposed = {n for n in exposed if n.startswith(("villagewatch_", "process_"))}
+    documented = {n.removesuffix("_total") for n in documented}
+    assert exposed <= documented, f"not in docs/operations.md: {sorted(exposed - documented)}"
