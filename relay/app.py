@@ -25,7 +25,7 @@ from relay.web import layouts, metrics, pages, walls, whep
 from relay.web.cameras import RESTART_NEEDED
 from relay.web.events import BUS, FEEDS
 from relay.web.guard import ACCOUNTS, RULES, Handler, guard
-from relay.web.keys import AUDIT, CONFIG, DB, HUB
+from relay.web.keys import AUDIT, CONFIG, DB, HUB, RELOAD_LISTENERS
 from relay.web.refusals import answer
 from relay.web.whep import WHEP
 
@@ -49,6 +49,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
     )
     app[CONFIG] = config
     app[STARTED_WITH] = config
+    app[RELOAD_LISTENERS] = []
     app[RULES] = {}
     db = Database(
         Path(config.node.data_dir) / "node.sqlite",
@@ -127,6 +128,8 @@ async def reload_config(app: web.Application, config: Config) -> list[str]:
         # whole, on the loop, between requests: each request sees one config or the other.
         warnings.simplefilter("ignore", DeprecationWarning)
         app[CONFIG] = config
+    for listener in app[RELOAD_LISTENERS]:
+        await listener(config, changes)
     pending = [key for key, read in AT_START.items() if read(config) != read(app[STARTED_WITH])]
     app[RESTART_NEEDED][:] = pending
     node = app[metrics.METRICS]

@@ -6,15 +6,21 @@ from __future__ import annotations
 import asyncio
 import itertools
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import pytest
 
 from relay.app import reload_from
-from relay.config import load_config
-from relay.web.keys import AUDIT, CONFIG
+from relay.config import Config, load_config
+from relay.media.changes import CameraChanges
+from relay.web.events import BUS
+from relay.web.keys import AUDIT, CONFIG, RELOAD_LISTENERS
 from relay.web.whep import WHEP
 from relay.webrtc.client import WhepClient, WhepClientError
 from tests.conftest import ADMIN, Node, NodeFactory, users_yaml
+from tests.helpers import free_port, wait_until
+from tests.relay.web.test_walls import ADVANCING_JS, DECODING_JS, all_online, open_wall
 
 FAST = "synthetic://320x180?fps=15&keyframe_interval=1&bitrate=200"
 SMALL = "synthetic://160x96?fps=15&keyframe_interval=1&bitrate=100"
@@ -177,3 +183,46 @@ async def test_users_and_webrtc_apply_and_what_needs_a_restart_is_named(
     assert refused is not None and refused.startswith("503"), refused
     assert health["status"] == "restart needed"
     assert health["restart_needed"] == ["node.listen"]
+
+
+async def test_removed_cameras_raise_no_offline_event_and_listeners_are_told(
+    start_node: NodeFactory, tmp_path: Path
+) -> None:
+    dead = f"rtsp://127.0.0.1:{free_port()}/nothing"  # refused at once: offline
+    path = tmp_path / "config.yaml"
+    extra = "webrtc: {host_addresses: [127.0.0.1]}\nbus: {offline_debounce: 60}"
+    path.write_text(text(tmp_path / "node0", {"gone": dead, "a": FAST}, extra=extra))
+    node = await start_node(load_config(path))
+    told: list[CameraChanges] = []
+
+    async def listener(_config: Config, changes: CameraChanges) -> None:
+        told.append(changes)
+
+    node.app[RELOAD_LISTENERS].append(listener)
+    gone = node.hub.channel("gone")
+    assert gone is not None
+    await wait_until(lambda: str(gone.source.state) == "offline", 15, "the dead camera is down")
+    bus = node.app[BUS]
+    assert "gone" in bus._pending_down, "its camera.offline was on its way"
+    assert await reload(node, path, text(tmp_path / "node0", {"a": FAST}, extra=extra))
+    assert "gone" not in bus._pending_down and "gone" not in bus.cameras_down
+    assert told == [CameraChanges(removed=("gone",))]
+
+
+@pytest.mark.browser
+async def test_a_wall_plays_a_restarted_camera_again_and_the_others_on(
+    start_node: NodeFactory, tmp_path: Path, browser: Any
+) -> None:
+    node = await node_from(start_node, tmp_path, {"a": FAST, "b": FAST})
+    path = tmp_path / "config.yaml"
+    await all_online(node, ["a", "b"])
+    page = await open_wall(browser, node)
+    assert await page.evaluate(DECODING_JS, {"count": 2, "within": 10000}) is not None
+    first = {s.camera_id: s.id for s in node.app[WHEP].sessions.values()}
+    assert await reload(node, path, text(tmp_path / "node0", {"a": FAST, "b": SMALL}))
+    assert await page.evaluate(ADVANCING_JS, {"index": 0, "within": 5000}), "a plays on"
+    assert await page.evaluate(ADVANCING_JS, {"index": 1, "within": 40000}), "b plays again"
+    now = {s.camera_id: s.id for s in node.app[WHEP].sessions.values()}
+    await page.close()
+    assert now["a"] == first["a"], "a's tile kept its session"
+    assert now["b"] != first["b"], "b's tile came back with a new session"
