@@ -21,9 +21,9 @@ from typing import Literal
 LogFormat = Literal["auto", "journal", "text", "json"]
 FORMATS: tuple[LogFormat, ...] = ("auto", "journal", "text", "json")
 PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6}
-# Lines about a camera say "camera ID:" or "camera ID/STREAM" (STYLE.md); a record can
-# also carry `extra={"camera": ...}`.
-CAMERA = re.compile(r"\bcamera ([A-Za-z0-9][A-Za-z0-9_-]{0,63})(?:/(main|sub))?\b")
+# Lines about a camera say "camera ID:", "camera ID/STREAM" (STYLE.md) or "camera=ID";
+# a record can also carry `extra={"camera": ...}`.
+CAMERA = re.compile(r"\bcamera[ =](?!None\b)([A-Za-z0-9][A-Za-z0-9_-]{0,63})(?:/(main|sub))?\b")
 
 
 def camera_of(record: logging.LogRecord) -> tuple[str | None, str | None]:

@@ -38,6 +38,10 @@ def test_json_lines_name_the_camera() -> None:
     given = json.loads(shipper.format(record(logging.INFO, "recorded", camera="yard")))
     assert given["camera"] == "yard" and given["message"] == "recorded"
     assert "camera" not in json.loads(shipper.format(record(logging.INFO, "node up")))
+    event = json.loads(shipper.format(record(logging.INFO, "event alarm 1a site=v camera=e1")))
+    assert event["camera"] == "e1"
+    siteless = record(logging.INFO, "event lookout 1a site=v camera=%s", None)
+    assert "camera" not in json.loads(shipper.format(siteless))
 
 
 def test_auto_is_journal_only_when_stderr_is_the_journal_stream(

@@ -8,9 +8,11 @@ import re
 from pathlib import Path
 
 import aiohttp
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from camsim import CameraSimulator, MountSpec
+from relay.config import ConfigError, parse_config
 from relay.media.hub import Channel
 from relay.web.events import BUS, LINK
 from relay.web.whep import WHEP
@@ -193,3 +195,14 @@ async def test_bus_metrics_follow_events_across_nats(
     exposed = {n for n in exposed if n.startswith(("villagewatch_", "process_"))}
     documented = {n.removesuffix("_total") for n in documented}
     assert exposed <= documented, f"not in docs/operations.md: {sorted(exposed - documented)}"
+
+
+def test_metrics_config_names_networks_and_readers_need_no_sites() -> None:
+    parse_config(config(camera("a"), "metrics: {allow: [127.0.0.1/32, '::1', 10.0.0.0/8]}\n"))
+    bad = config(camera("a"), "metrics: {allow: [localhost]}\n")
+    with pytest.raises(ConfigError) as refused:
+        parse_config(bad, "node.yaml")
+    line = bad.splitlines().index("metrics: {allow: [localhost]}") + 1
+    assert refused.value.problems == [
+        f"node.yaml:{line}: metrics.allow[0]: must be an address or a network, e.g. 127.0.0.1/32"
+    ]
