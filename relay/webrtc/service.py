@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import time
@@ -20,7 +21,7 @@ from aiortc.sdp import H264Profile, SessionDescription, parse_h264_profile_level
 from ingest.state import SourceState
 from relay.access.accounts import User
 from relay.access.audit import AuditLog
-from relay.config import CameraConfig, Config
+from relay.config import CameraConfig, Config, WebRtcConfig
 from relay.media.changes import CameraChanges
 from relay.media.hub import Channel, FanOut, Hub, Subscription
 from relay.media.transcode import Transcoder, needs_transcode
@@ -271,7 +272,16 @@ class WhepService:
         viewer; the viewers of removed and restarted cameras (their channels are
         closed) and of removed users end."""
         self.config = config
-        self.ice = IceSettings.of(config.webrtc)
+        # The running settings keep what they hold open (a shared port, where there
+        # is one: that waits for a restart); only the addresses and range change.
+        fresh = IceSettings.of(
+            WebRtcConfig(
+                udp_ports=config.webrtc.udp_ports, host_addresses=config.webrtc.host_addresses
+            )
+        )
+        self.ice = dataclasses.replace(
+            self.ice, host_addresses=fresh.host_addresses, ports=fresh.ports
+        )
         for name in [n for n in self.transcoders if n.split("/")[0] in changes.ended]:
             await self.transcoders.pop(name).close()
         for cam_id in changes.removed:

@@ -163,13 +163,14 @@ async def test_users_and_webrtc_apply_and_what_needs_a_restart_is_named(
     body = text(
         tmp_path / "node0",
         {"a": FAST},
-        extra="webrtc: {host_addresses: [127.0.0.1], max_viewers_per_camera: 1}",
+        extra="webrtc: {host_addresses: [127.0.0.1, 127.0.0.3], max_viewers_per_camera: 1}",
         users=more,
     ).replace("data_dir:", "listen: '127.0.0.1:9', data_dir:")
     assert await reload(node, path, body)
     async with aiohttp.ClientSession(node.url) as http:
         first = WhepClient(f"{node.url}/whep/a", token="late-token")
         await first.connect(http)
+        answer = first.pc.remoteDescription.sdp
         second = WhepClient(f"{node.url}/whep/a", token="guard-token")
         refused = None
         try:
@@ -181,6 +182,7 @@ async def test_users_and_webrtc_apply_and_what_needs_a_restart_is_named(
         await first.close(http)
         await second.close(None)
     assert refused is not None and refused.startswith("503"), refused
+    assert " 127.0.0.3 " in answer, "the reloaded host addresses are offered"
     assert health["status"] == "restart needed"
     assert health["restart_needed"] == ["node.listen"]
 
