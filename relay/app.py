@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import warnings
 from collections.abc import AsyncIterator, Callable
@@ -44,6 +45,7 @@ AT_START: dict[str, Callable[[Config], object]] = {
 
 
 STARTED_WITH = web.AppKey("started_with", Config)  # what is read only at start
+RELOADING = web.AppKey("reloading", asyncio.Lock)  # one reload at a time, in order
 
 
 def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.Application:
@@ -53,6 +55,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
     app[CONFIG] = config
     app[STARTED_WITH] = config
     app[RELOAD_LISTENERS] = []
+    app[RELOADING] = asyncio.Lock()
     app[RULES] = {}
     db = Database(
         Path(config.node.data_dir) / "node.sqlite",
@@ -121,6 +124,11 @@ async def reload_from(app: web.Application, path: str) -> bool:
 async def reload_config(app: web.Application, config: Config) -> list[str]:
     """Apply a changed config at once: cameras (only the changed ones restart),
     walls, sites, users, WebRTC. Returns what waits for a restart."""
+    async with app[RELOADING]:  # a second SIGHUP waits for the first to be applied
+        return await _apply(app, config)
+
+
+async def _apply(app: web.Application, config: Config) -> list[str]:
     old = app[CONFIG]
     app[BUS].apply(config)  # first: cameras it no longer knows raise no offline event
     changes = await app[HUB].apply(config)
