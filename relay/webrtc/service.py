@@ -11,12 +11,11 @@ import dataclasses
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
-from aiortc.sdp import H264Profile, SessionDescription, parse_h264_profile_level_id
+from aiortc.sdp import H264Profile, SessionDescription
 
 from ingest.state import SourceState
 from relay.access.accounts import User
@@ -29,7 +28,9 @@ from relay.refusal import Refused
 from relay.webrtc import patches
 from relay.webrtc.codecs import answer_profile, audio_preferences, h264_preferences
 from relay.webrtc.ice import IceSettings, ice_servers
+from relay.webrtc.offers import parse_offer
 from relay.webrtc.rtp_writer import RtpCounts, RtpWriter
+from relay.webrtc.session import WhepSession
 from relay.webrtc.track import PacketTrack
 
 logger = logging.getLogger(__name__)
@@ -38,32 +39,6 @@ MAX_OFFER_BYTES = 64 * 1024
 RETRY_OFFLINE = 5
 RETRY_FULL = 10
 AUDIO_PASSTHROUGH = ("pcm_alaw", "pcm_mulaw")
-
-
-@dataclass(eq=False)
-class WhepSession:
-    id: str
-    camera_id: str
-    stream: str
-    peer: str
-    user: str
-    credential: str  # the session or token hash the viewer came with
-    pc: RTCPeerConnection
-    subscriptions: list[Subscription] = field(default_factory=list)
-    started: float = field(default_factory=time.time)
-    _closed: asyncio.Future[None] | None = None
-
-    async def close(self) -> None:
-        """Idempotent; concurrent callers wait for the same close."""
-        if self._closed is None:
-            self._closed = asyncio.get_running_loop().create_future()
-            try:
-                for sub in self.subscriptions:
-                    sub.close()
-                await self.pc.close()
-            finally:
-                self._closed.set_result(None)
-        await asyncio.shield(self._closed)
 
 
 class WhepService:
@@ -104,7 +79,7 @@ class WhepService:
     ) -> tuple[WhepSession, str]:
         """`local`: the address the offer came in on, offered as a host candidate
         too (a browser on the node's own machine, a loopback-only network)."""
-        parsed, offered = _parse_offer(offer)
+        parsed, offered = parse_offer(offer)
         if channel.source.state in (SourceState.OFFLINE, SourceState.STALLED):
             raise Refused(409, f"camera is {channel.source.state}", RETRY_OFFLINE)
         video = channel.subscribe(frozenset(("video",)))
@@ -320,29 +295,3 @@ def _send(
     transceiver = pc.addTransceiver(track, "sendonly")
     transceiver.setCodecPreferences(codecs)
     RtpWriter.install(transceiver.sender, counts)
-
-
-def _parse_offer(offer: str) -> tuple[SessionDescription, set[H264Profile]]:
-    """The offer and the H.264 profiles it takes, or a 400 saying what is wrong."""
-    try:
-        parsed = SessionDescription.parse(offer)
-    except (ValueError, IndexError, KeyError, AssertionError) as exc:
-        raise Refused(400, f"unparsable SDP offer ({type(exc).__name__})") from None
-    if not any(m.kind == "video" for m in parsed.media):
-        raise Refused(400, "the offer has no video")
-    offered = _offered_h264_profiles(parsed)
-    if not offered:
-        raise Refused(400, "the offer has no H.264 video (packetization-mode 1)")
-    return parsed, offered
-
-
-def _offered_h264_profiles(parsed: SessionDescription) -> set[H264Profile]:
-    profiles: set[H264Profile] = set()
-    for media in parsed.media:
-        for codec in media.rtp.codecs if media.kind == "video" else []:
-            if codec.name != "H264" or str(codec.parameters.get("packetization-mode")) != "1":
-                continue
-            with contextlib.suppress(ValueError):
-                plid = str(codec.parameters.get("profile-level-id", "42e01f"))
-                profiles.add(parse_h264_profile_level_id(plid)[0])
-    return profiles
