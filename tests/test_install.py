@@ -14,7 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "deploy" / "villagewatch.service"
 
 
-@pytest.mark.slow
 def test_documented_install_runs_and_the_unit_verifies(tmp_path: Path) -> None:
     if shutil.which("systemd-analyze") is None:
         pytest.fail("systemd-analyze is missing: run scripts/setup.sh --dev (package systemd)")
