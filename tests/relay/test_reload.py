@@ -236,3 +236,20 @@ async def test_a_wall_plays_a_restarted_camera_again_and_the_others_on(
     await page.close()
     assert now["a"] == first["a"], "a's tile kept its session"
     assert now["b"] != first["b"], "b's tile came back with a new session"
+
+
+async def test_always_on_changes_in_place(start_node: NodeFactory, tmp_path: Path) -> None:
+    node = await node_from(start_node, tmp_path, {"a": FAST})
+    path = tmp_path / "config.yaml"
+    channel = node.hub.channel("a")
+    assert channel is not None and channel.source.running
+    on_demand = text(tmp_path / "node0", {"a": FAST}).replace(
+        f"main: '{FAST}'}}", f"main: '{FAST}', always_on: false, idle_timeout: 0}}"
+    )
+    assert await reload(node, path, on_demand)
+    await wait_until(lambda: not channel.source.running, 10, "unwatched on-demand: closed")
+    assert await reload(node, path, text(tmp_path / "node0", {"a": FAST}))
+    assert channel.source.running, "always on again: started at once"
+    assert node.hub.channel("a") is channel, "changed in place, never restarted"
+    entries = await node.app[AUDIT].query(action="config.reload")
+    assert entries[0]["detail"]["cameras"] == {"updated": ["a"]}
