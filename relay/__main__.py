@@ -1,4 +1,5 @@
-"""Command line: `python -m relay run|check-config` (also the `villagewatch` script)."""
+"""Command line: `python -m relay run|check-config|reload|backup|restore|hash-password`
+(also the `villagewatch` script). docs/operations.md says how operators use them."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ import signal
 import ssl
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from aiohttp import web
 
+from relay import logs
 from relay.access.passwords import hash_password, hash_token, new_secret
-from relay.app import create_app, reload_config
+from relay.app import create_app, reload_from
+from relay.backup import DB_NAME, PID_NAME, BackupError, backup, restore, running_pid
 from relay.config import Config, ConfigError, load_config
 
 logger = logging.getLogger("relay")
@@ -33,8 +37,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     run.add_argument("--config", default="config.yaml", help="YAML file (default: %(default)s)")
     run.add_argument("--listen", help="HOST:PORT, overrides node.listen")
     run.add_argument("--log-level", default="INFO")
+    run.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        default="auto",
+        help="journal: <N> priority prefixes; json: for log shippers; auto (default): "
+        "journal under systemd, text in a terminal",
+    )
     check = commands.add_parser("check-config", help="validate a config file, start nothing")
     check.add_argument("file")
+    for name, text in (
+        ("reload", "re-read the running node's config file (SIGHUP)"),
+        ("backup", "copy the node's database, consistently, while it runs"),
+        ("restore", "put a backup in place of a stopped node's database"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--config", default="config.yaml", help="YAML file (default: %(default)s)")
+        if name != "reload":
+            sub.add_argument("file", help="the backup file")
     hasher = commands.add_parser("hash-password", help="print a password_hash for config.yaml")
     hasher.add_argument("--token", action="store_true", help="make a node token and its hash")
     args = parser.parse_args(argv)
@@ -48,9 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print("\n".join(exc.problems), file=sys.stderr)
         return 1
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if args.command != "run":
+        return ops_command(args.command, config, args)
+    logs.configure(args.log_format, args.log_level)
     for chatty in ("aioice", "aiortc"):  # a line per ICE check is noise to an operator
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
     host, port = _split_listen(args.listen or config.node.listen)
@@ -87,6 +107,27 @@ def hash_password_command(*, token: bool) -> int:
     return 0
 
 
+def ops_command(command: str, config: Config, args: argparse.Namespace) -> int:
+    data_dir = Path(config.node.data_dir)
+    try:
+        if command == "backup":
+            size = backup(data_dir / DB_NAME, Path(args.file))
+            print(f"{args.file}: {size} bytes, a consistent copy of {data_dir / DB_NAME}")
+        elif command == "restore":
+            print(f"{restore(Path(args.file), data_dir)}: restored from {args.file}")
+        else:
+            pid = running_pid(data_dir)
+            if pid is None:
+                print(f"no node is running on {data_dir} (no live {PID_NAME})", file=sys.stderr)
+                return 1
+            os.kill(pid, signal.SIGHUP)
+            print(f"asked the node (pid {pid}) to re-read its config; its log says how it went")
+    except BackupError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
 def check_config(path: str) -> int:
     try:
         config = load_config(path)
@@ -102,7 +143,7 @@ def check_config(path: str) -> int:
 
 async def serve(config: Config, host: str, port: int, path: str = "") -> None:
     """Run until SIGINT or SIGTERM, then stop every subsystem in order. SIGHUP
-    re-reads the file: its users apply at once."""
+    re-reads the file and applies it (relay.app.reload_from)."""
     ssl_context = None
     if config.node.tls is not None:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -123,11 +164,11 @@ async def serve(config: Config, host: str, port: int, path: str = "") -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_stop_signal)
-    reloads: set[asyncio.Task[None]] = set()
+    reloads: set[asyncio.Task[bool]] = set()
     if path:
 
         def reload() -> None:
-            task = loop.create_task(_reload(app, path))
+            task = loop.create_task(reload_from(app, path))
             reloads.add(task)
             task.add_done_callback(reloads.discard)
 
@@ -144,6 +185,7 @@ async def serve(config: Config, host: str, port: int, path: str = "") -> None:
         logger.info("node %s: open %s://%s:%d/ in a browser", config.node.id, scheme, shown, port)
         if config.node.login_hint:
             logger.info("log in: %s", config.node.login_hint)
+        pid_file = _write_pid(Path(config.node.data_dir))
         # What startup made lives about as long as the node (a config a reload
         # replaces stays frozen: a few kB each time): out of the collector's way, a
         # full collection took 3 ms instead of 40-60 ms in bench/bus_fanout.py.
@@ -154,22 +196,23 @@ async def serve(config: Config, host: str, port: int, path: str = "") -> None:
         # wait that long for a busy loop to hand it back, and every commit with it
         # (README, "Alert bus fan-out").
         sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-        await stop.wait()
+        try:
+            await stop.wait()
+        finally:
+            with contextlib.suppress(OSError):
+                if pid_file.read_text().strip() == str(os.getpid()):
+                    pid_file.unlink()
         logger.info("stopping")
     finally:
         await runner.cleanup()
 
 
-async def _reload(app: web.Application, path: str) -> None:
-    try:
-        config = load_config(path)
-    except ConfigError as exc:
-        logger.error("config not reloaded:\n%s", "\n".join(exc.problems))
-        return
-    pending = await reload_config(app, config)
-    logger.info("config reloaded: users applied")
-    if pending:
-        logger.warning("restart the node to apply changes to: %s", ", ".join(pending))
+def _write_pid(data_dir: Path) -> Path:
+    """For `python -m relay reload`: which process to signal."""
+    pid_file = data_dir / PID_NAME
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pid_file.write_text(f"{os.getpid()}\n")
+    return pid_file
 
 
 def _split_listen(value: str) -> tuple[str, int]:

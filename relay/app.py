@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+import warnings
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -12,24 +15,47 @@ from relay.access import audit
 from relay.access.accounts import Accounts
 from relay.access.audit import AuditLog
 from relay.bus import store as eventstore
-from relay.config import Config
+from relay.config import Config, ConfigError, load_config
 from relay.db import Database
 from relay.media.hub import Hub, HubSettings
 from relay.refusal import Refused
 from relay.web import accounts as accounts_api
 from relay.web import cameras as api
 from relay.web import events as events_api
-from relay.web import layouts, pages, walls, whep
-from relay.web.events import FEEDS
+from relay.web import layouts, metrics, pages, walls, whep
+from relay.web.cameras import RESTART_NEEDED
+from relay.web.events import BUS, FEEDS
 from relay.web.guard import ACCOUNTS, RULES, Handler, guard
-from relay.web.keys import AUDIT, CONFIG, DB, HUB
+from relay.web.keys import AUDIT, CONFIG, DB, HUB, RELOAD_LISTENERS
 from relay.web.refusals import answer
 from relay.web.whep import WHEP
 
+logger = logging.getLogger(__name__)
+# Read once at start: a change waits for a restart (named in the log and /api/health).
+AT_START: dict[str, Callable[[Config], object]] = {
+    "node.id": lambda c: c.node.id,
+    "node.listen": lambda c: c.node.listen,
+    "node.data_dir": lambda c: c.node.data_dir,
+    "node.tls": lambda c: c.node.tls,
+    "bus.nats": lambda c: c.bus.nats,
+    # The one-port modes' sockets, in configs that have them: shared by every viewer.
+    "webrtc.udp_port": lambda c: getattr(c.webrtc, "udp_port", None),
+    "webrtc.tcp_port": lambda c: getattr(c.webrtc, "tcp_port", None),
+}
+
+
+STARTED_WITH = web.AppKey("started_with", Config)  # what is read only at start
+RELOADING = web.AppKey("reloading", asyncio.Lock)  # one reload at a time, in order
+
 
 def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.Application:
-    app = web.Application(client_max_size=1024 * 1024, middlewares=[plain_errors, guard])
+    app = web.Application(
+        client_max_size=1024 * 1024, middlewares=[metrics.http_metrics, plain_errors, guard]
+    )
     app[CONFIG] = config
+    app[STARTED_WITH] = config
+    app[RELOAD_LISTENERS] = []
+    app[RELOADING] = asyncio.Lock()
     app[RULES] = {}
     db = Database(
         Path(config.node.data_dir) / "node.sqlite",
@@ -39,7 +65,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
     app[ACCOUNTS] = Accounts(config, db)
     app[AUDIT] = AuditLog(db)
     app[HUB] = Hub(config, hub_settings)
-    for routes in (api, events_api, whep, pages, accounts_api, walls, layouts):
+    for routes in (api, events_api, whep, pages, accounts_api, walls, layouts, metrics):
         routes.setup(app)
     # The subsystems, started in this order and stopped in the reverse one: the
     # consumers (viewing sessions, feeds) before the hub, the hub before the database.
@@ -50,6 +76,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
             events_api.bus_lifecycle,
             whep.service_lifecycle,
             accounts_api.housekeeping,
+            metrics.collectors,
         ]
     )
     app.on_shutdown.append(end_connections)
@@ -80,18 +107,52 @@ async def plain_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return web.Response(status=exc.status, text=f"{exc.reason.lower()}\n", headers=headers)
 
 
+async def reload_from(app: web.Application, path: str) -> bool:
+    """SIGHUP: re-read the file and apply it; a file with errors is refused (logged
+    and audited with check-config's own lines) and what runs stays."""
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        logger.error("config not reloaded, the running one stays:\n%s", "\n".join(exc.problems))
+        app[metrics.METRICS].reloads.labels("refused").inc()
+        await app[AUDIT].record("config.refused", problems=exc.problems)
+        return False
+    await reload_config(app, config)
+    return True
+
+
 async def reload_config(app: web.Application, config: Config) -> list[str]:
-    """Apply a changed config's users at once (removed users' sessions end); return
-    the other sections that changed, which take effect at the next restart."""
-    old = app[CONFIG]  # what runs; the accounts hold the users last loaded
+    """Apply a changed config at once: cameras (only the changed ones restart),
+    walls, sites, users, WebRTC. Returns what waits for a restart."""
+    async with app[RELOADING]:  # a second SIGHUP waits for the first to be applied
+        return await _apply(app, config)
+
+
+async def _apply(app: web.Application, config: Config) -> list[str]:
+    old = app[CONFIG]
+    app[BUS].apply(config)  # first: cameras it no longer knows raise no offline event
+    changes = await app[HUB].apply(config)
     app[ACCOUNTS].set_users(config)
-    await app[WHEP].end_users_not_in({u.name for u in config.users})
-    pending = [
-        name
-        for name in Config.model_fields
-        if name != "users" and getattr(config, name) != getattr(old, name)
-    ]
-    await app[AUDIT].record("config.reload", users=len(config.users), pending=pending)
+    await app[WHEP].apply(config, changes)
+    with warnings.catch_warnings():
+        # aiohttp warns of changing a running app's state; this one key is swapped
+        # whole, on the loop, between requests: each request sees one config or the other.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        app[CONFIG] = config
+    for listener in app[RELOAD_LISTENERS]:
+        await listener(config, changes)
+    pending = [key for key, read in AT_START.items() if read(config) != read(app[STARTED_WITH])]
+    app[RESTART_NEEDED][:] = pending
+    node = app[metrics.METRICS]
+    node.reloads.labels("applied").inc()
+    node.restart_needed.set(float(bool(pending)))
+    changed = [name for name in Config.model_fields if getattr(config, name) != getattr(old, name)]
+    await app[AUDIT].record(
+        "config.reload", changed=changed, cameras=changes.as_dict(), restart_needed=pending
+    )
+    logger.info("config reloaded: %s", ", ".join(changed) or "no change")
+    if pending:
+        logger.warning("restart needed to apply: %s", ", ".join(pending))
     return pending
 
 

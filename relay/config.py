@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Iterator, Mapping
@@ -71,7 +72,8 @@ class NodeConfig(Strict):
     login_hint: str = Field("", max_length=500, description="shown on the login page and at start")
 
 
-Role = Literal["admin", "officer", "operator", "viewer", "node"]
+Role = Literal["admin", "officer", "operator", "viewer", "node", "metrics"]
+SITELESS_ROLES = ("admin", "metrics")  # a metrics user reads /metrics and nothing else
 
 
 def _password_hash(value: str) -> str:
@@ -218,6 +220,22 @@ class BusConfig(Strict):
     nats: NatsConfig | None = Field(None, description="none: this node's alerts stay local")
 
 
+def _network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError("must be an address or a network, e.g. 127.0.0.1/32") from None
+    return value
+
+
+class MetricsConfig(Strict):
+    allow: list[Annotated[str, AfterValidator(_network)]] = Field(
+        default_factory=list,
+        description="addresses that may read /metrics without a token, e.g. [127.0.0.1/32];"
+        " others need a token of role metrics (or admin)",
+    )
+
+
 class Config(Strict):
     node: NodeConfig
     sites: list[SiteConfig] = Field(min_length=1)
@@ -228,6 +246,7 @@ class Config(Strict):
     auth: AuthConfig = AuthConfig()
     audit: AuditConfig = AuditConfig()
     bus: BusConfig = BusConfig()
+    metrics: MetricsConfig = Field(MetricsConfig(), description="who may read /metrics")
 
     def camera(self, camera_id: str) -> CameraConfig | None:
         return next((c for c in self.cameras if c.id == camera_id), None)
@@ -377,7 +396,7 @@ def _references(config: Config) -> Iterator[tuple[Loc, str]]:
     for i, user in enumerate(config.users):
         if user.password_hash is None and user.token_hash is None:
             yield ("users", i), "needs a password_hash or a token_hash"
-        if user.role != "admin" and not user.sites:
+        if user.role not in SITELESS_ROLES and not user.sites:
             yield ("users", i, "sites"), f"role {user.role} needs at least one site"
         for j, site_id in enumerate(user.sites):
             if site_id not in sites:

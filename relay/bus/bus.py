@@ -14,6 +14,7 @@ import contextlib
 import functools
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, Protocol
@@ -57,6 +58,8 @@ class AlertBus:
         self.logs: dict[frozenset[str], ScopeLog] = {}  # one per scope with a feed
         # told what was raised here and committed (to the outbox), in commit order
         self.on_local: list[Callable[[list[StoredEvent]], None]] = []
+        self.raised: Counter[str] = Counter()  # events raised here, committed, by type
+        self.received: Counter[str] = Counter()  # new events from the network, by type
         self._pending_down: dict[str, asyncio.TimerHandle] = {}
         self._reported_down: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -103,6 +106,7 @@ class AlertBus:
                 if not done.done():
                     done.set_exception(ValueError(f"event {event.id} exists already"))
                 continue
+            self.raised[event.type] += 1
             self._fan_out(stored)
             if not done.done():
                 done.set_result(stored)
@@ -133,6 +137,7 @@ class AlertBus:
             return
         stored = [item for item in result.result() if item is not None]
         for item in stored:  # the others were seen before: delivered once
+            self.received[item.event.type] += 1
             self._fan_out(item)
         self._wake_feeds()
         if not done.done():
@@ -171,6 +176,16 @@ class AlertBus:
             del self.logs[log.user.sites]
             self._changed.discard(log)
 
+    def apply(self, config: Config) -> None:
+        """Take a reloaded config (before the hub closes removed cameras, so that
+        their closing raises no camera.offline)."""
+        self.config = config
+        self.sites = frozenset(s.id for s in config.sites)
+        known = {c.id for c in config.cameras}
+        for camera_id in [c for c in self._pending_down if c not in known]:
+            self._pending_down.pop(camera_id).cancel()
+        self._reported_down &= known
+
     # --- camera health -----------------------------------------------------
 
     @property
@@ -179,6 +194,8 @@ class AlertBus:
         return frozenset(self._reported_down)
 
     def camera_changed(self, camera: CameraConfig) -> None:
+        if self.config.camera(camera.id) is None:
+            return  # removed by a reload: its channels closing is no outage
         state = self.cameras.camera_state(camera.id)
         if state in DOWN:
             if camera.id not in self._reported_down and camera.id not in self._pending_down:
@@ -201,7 +218,7 @@ class AlertBus:
     def _confirm_down(self, camera: CameraConfig) -> None:
         self._pending_down.pop(camera.id, None)
         state = self.cameras.camera_state(camera.id)
-        if state not in DOWN:
+        if state not in DOWN or self.config.camera(camera.id) is None:
             return
         self._reported_down.add(camera.id)
         error = self.cameras.camera_error(camera.id) or str(state)

@@ -21,6 +21,7 @@ from ingest.packet import MediaKind, MediaPacket
 from ingest.source import CameraSource
 from ingest.state import SourceState
 from relay.config import CameraConfig, Config
+from relay.media.changes import CameraChanges, camera_changes
 
 logger = logging.getLogger(__name__)
 
@@ -69,16 +70,18 @@ class Subscription:
         if self._need_keyframe:
             if not (packet.kind == "video" and packet.keyframe):
                 self.dropped += 1
+                self.fanout.dropped += 1
                 return
             self._need_keyframe = False
         elif len(self._queue) >= self.limit:
             # Behind by a whole queue: skip to the next keyframe, never a broken GOP.
             # (Audio alone has no keyframes: it simply starts again from now.)
-            self.dropped += len(self._queue)
+            lost = len(self._queue) + ("video" in self.kinds)
+            self.dropped += lost
+            self.fanout.dropped += lost  # outlives the subscription, for the metrics
             self._queue.clear()
             self._need_keyframe = "video" in self.kinds
             if self._need_keyframe:
-                self.dropped += 1
                 return
         waiter = self._waiter
         if (
@@ -127,6 +130,7 @@ class FanOut:
         self.name = name
         self.settings = settings
         self.subscribers: set[Subscription] = set()
+        self.dropped = 0  # packets its slow subscribers lost, all of them ever
         self._gop: list[MediaPacket] = []
         self._gop_bytes = 0
 
@@ -227,6 +231,14 @@ class Channel(FanOut):
         if self.always_on:
             self.source.start()
 
+    def update(self, camera: CameraConfig) -> None:
+        """Take a reloaded camera whose source settings are unchanged, in place."""
+        self.camera = camera
+        if camera.always_on:
+            self.first_joined()  # cancels an idle close, starts the source if needed
+        elif not self.subscribers:
+            self.last_left()  # now on demand and unwatched: closes after the grace
+
     def first_joined(self) -> None:
         if self._idle_close is not None:
             self._idle_close.cancel()
@@ -269,13 +281,43 @@ class Hub:
         self.channels: dict[tuple[str, StreamName], Channel] = {}
         self.state_listeners: list[Callable[[Channel], None]] = []
         for cam in config.cameras:
-            self.channels[(cam.id, "main")] = Channel(
-                cam, "main", cam.main, self.settings, self._state_changed
-            )
-            if cam.sub:
-                self.channels[(cam.id, "sub")] = Channel(
-                    cam, "sub", cam.sub, self.settings, self._state_changed
-                )
+            self._add_channels(cam)
+
+    def _add_channels(self, cam: CameraConfig) -> list[Channel]:
+        made = [Channel(cam, "main", cam.main, self.settings, self._state_changed)]
+        if cam.sub:
+            made.append(Channel(cam, "sub", cam.sub, self.settings, self._state_changed))
+        for channel in made:
+            self.channels[(cam.id, channel.stream)] = channel
+        return made
+
+    async def apply(self, config: Config) -> CameraChanges:
+        """Take a reloaded config: start added cameras, stop removed ones, restart
+        those whose source settings changed, update the rest in place. Channels of
+        unchanged cameras are left alone, and so are their viewers."""
+        changes = camera_changes(self.config, config)
+        self.config = config
+        closing = [
+            self.channels.pop((cam_id, channel.stream))
+            for cam_id in changes.ended
+            for channel in list(self.camera_channels(cam_id))
+        ]
+        async with asyncio.TaskGroup() as group:
+            for channel in closing:
+                group.create_task(channel.close())
+        for cam_id in changes.added + changes.restarted:
+            camera = config.camera(cam_id)
+            assert camera is not None
+            for channel in self._add_channels(camera):
+                channel.start()
+        for cam_id in changes.updated:
+            camera = config.camera(cam_id)
+            assert camera is not None
+            for channel in self.camera_channels(cam_id):
+                channel.update(camera)
+        if changes:
+            logger.info("cameras reloaded: %s", changes.as_dict())
+        return changes
 
     def _state_changed(self, channel: Channel) -> None:
         for listener in self.state_listeners:

@@ -13,11 +13,13 @@ from relay.web.guard import PUBLIC, add_route, logged_in, user_of
 from relay.web.keys import CONFIG, HUB
 
 STARTED = web.AppKey("started", float)
+RESTART_NEEDED = web.AppKey("restart_needed", list[str])  # config keys changed since start
 DOWN = (SourceState.OFFLINE, SourceState.STALLED)  # idle on-demand cameras are not down
 
 
 def setup(app: web.Application) -> None:
     app[STARTED] = time.monotonic()
+    app[RESTART_NEEDED] = []
     add_route(app, "GET", "/api/health", health, PUBLIC)
     add_route(app, "GET", "/api/cameras", cameras, logged_in())
     add_route(app, "GET", "/api/cameras/{camera_id}", camera, logged_in(scope="camera"))
@@ -25,10 +27,17 @@ def setup(app: web.Application) -> None:
 
 
 async def health(request: web.Request) -> web.Response:
-    """For monitoring: public, so it says nothing about cameras."""
+    """For monitoring: public, so it says nothing about cameras. After a reload
+    that changed what is read only at start, the status is "restart needed"."""
     uptime = round(time.monotonic() - request.app[STARTED], 1)
+    pending = request.app[RESTART_NEEDED]
     return web.json_response(
-        {"status": "ok", "node": request.app[CONFIG].node.id, "uptime": uptime}
+        {
+            "status": "restart needed" if pending else "ok",
+            "node": request.app[CONFIG].node.id,
+            "uptime": uptime,
+            "restart_needed": pending,
+        }
     )
 
 

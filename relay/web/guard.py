@@ -32,6 +32,7 @@ class Rule:
     roles: frozenset[str] | None  # None: no login needed
     scope: Scope | None = None  # the path's {camera_id}/{wall_id}/{site_id} must be in scope
     page: bool = False  # anonymous: redirect to the login page instead of 401
+    allow_from: Callable[[web.Request], bool] | None = None  # anonymous, if it says so
 
 
 PUBLIC = Rule(None)
@@ -77,6 +78,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if rule.roles is None:
         return await handler(request)
     user = identify(request)
+    if user is None and rule.allow_from is not None and rule.allow_from(request):
+        return await handler(request)
     if user is None:
         if rule.page:
             raise web.HTTPFound(f"/login?next={quote(request.path_qs)}")

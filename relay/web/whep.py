@@ -17,7 +17,8 @@ from relay.web.body import read_body
 from relay.web.guard import PUBLIC, add_route, logged_in, user_of
 from relay.web.keys import AUDIT, CONFIG, HUB
 from relay.web.refusals import refuse
-from relay.webrtc.service import MAX_OFFER_BYTES, WhepService, WhepSession
+from relay.webrtc.service import MAX_OFFER_BYTES, WhepService
+from relay.webrtc.session import WhepSession
 
 WHEP = web.AppKey("whep", WhepService)
 

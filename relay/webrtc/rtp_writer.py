@@ -41,11 +41,24 @@ class RtpFrame(NamedTuple):
     timestamp: int
 
 
+class RtpCounts:
+    """What the writers of one camera's viewers sent, kept after they end (metrics)."""
+
+    __slots__ = ("bytes", "nacked", "packets", "retransmitted")
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.bytes = 0  # SRTP included
+        self.nacked = 0  # packets viewers reported lost
+        self.retransmitted = 0  # of them, found in the history and sent again
+
+
 class RtpWriter:
     """Sends the frames of an RTCRtpSender's track, in place of its RTP loop."""
 
-    def __init__(self, sender: RTCRtpSender) -> None:
+    def __init__(self, sender: RTCRtpSender, counts: RtpCounts | None = None) -> None:
         self._sender = sender
+        self.counts = counts or RtpCounts()
         # seq % RTP_HISTORY_SIZE -> a sent packet's header and (shared) payload
         self._history: dict[int, tuple[bytes, bytes]] = {}
         self._dtls: RTCDtlsTransport | None = None  # what the rest is set with, at run
@@ -56,10 +69,10 @@ class RtpWriter:
         self._seq = self._origin = 0
 
     @classmethod
-    def install(cls, sender: RTCRtpSender) -> RtpWriter:
+    def install(cls, sender: RTCRtpSender, counts: RtpCounts | None = None) -> RtpWriter:
         """Make `sender` send through a writer once it starts (aiortc looks its RTP
-        loop and its retransmission up on the instance)."""
-        writer = cls(sender)
+        loop and its retransmission up on the instance); it adds to `counts`."""
+        writer = cls(sender, counts)
         sender._run_rtp = writer.run  # type: ignore[method-assign]
         sender._retransmit = writer.retransmit  # type: ignore[method-assign]
         return writer
@@ -162,12 +175,15 @@ class RtpWriter:
         self._set("rtp_timestamp", timestamp)
         self._set("octet_count", self._get("octet_count") + octets)
         self._set("packet_count", self._get("packet_count") + packets)
+        self.counts.packets += packets
+        self.counts.bytes += sent
         name = "_RTCDtlsTransport__tx_"
         setattr(dtls, name + "bytes", getattr(dtls, name + "bytes") + sent)
         setattr(dtls, name + "packets", getattr(dtls, name + "packets") + packets)
 
     async def retransmit(self, sequence_number: int) -> None:
         """Sends a packet the viewer reported lost again (RTX where negotiated)."""
+        self.counts.nacked += 1
         sent = self._history.get(sequence_number % RTP_HISTORY_SIZE)
         if sent is None:
             return
@@ -175,6 +191,7 @@ class RtpWriter:
         packet = RtpPacket.parse(sent[0] + sent[1], extensions)
         if packet.sequence_number != sequence_number:
             return
+        self.counts.retransmitted += 1
         rtx_payload_type = self._get("rtx_payload_type")
         if rtx_payload_type is not None:
             rtx_seq = self._get("rtx_sequence_number")

@@ -7,27 +7,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
-from aiortc.sdp import H264Profile, SessionDescription, parse_h264_profile_level_id
+from aiortc.sdp import H264Profile, SessionDescription
 
 from ingest.state import SourceState
 from relay.access.accounts import User
 from relay.access.audit import AuditLog
-from relay.config import CameraConfig, Config
+from relay.config import CameraConfig, Config, WebRtcConfig
+from relay.media.changes import CameraChanges
 from relay.media.hub import Channel, FanOut, Hub, Subscription
 from relay.media.transcode import Transcoder, needs_transcode
 from relay.refusal import Refused
 from relay.webrtc import patches
 from relay.webrtc.codecs import answer_profile, audio_preferences, h264_preferences
 from relay.webrtc.ice import IceSettings, ice_servers
-from relay.webrtc.rtp_writer import RtpWriter
+from relay.webrtc.offers import parse_offer
+from relay.webrtc.rtp_writer import RtpCounts, RtpWriter
+from relay.webrtc.session import WhepSession
 from relay.webrtc.track import PacketTrack
 
 logger = logging.getLogger(__name__)
@@ -36,32 +39,6 @@ MAX_OFFER_BYTES = 64 * 1024
 RETRY_OFFLINE = 5
 RETRY_FULL = 10
 AUDIO_PASSTHROUGH = ("pcm_alaw", "pcm_mulaw")
-
-
-@dataclass(eq=False)
-class WhepSession:
-    id: str
-    camera_id: str
-    stream: str
-    peer: str
-    user: str
-    credential: str  # the session or token hash the viewer came with
-    pc: RTCPeerConnection
-    subscriptions: list[Subscription] = field(default_factory=list)
-    started: float = field(default_factory=time.time)
-    _closed: asyncio.Future[None] | None = None
-
-    async def close(self) -> None:
-        """Idempotent; concurrent callers wait for the same close."""
-        if self._closed is None:
-            self._closed = asyncio.get_running_loop().create_future()
-            try:
-                for sub in self.subscriptions:
-                    sub.close()
-                await self.pc.close()
-            finally:
-                self._closed.set_result(None)
-        await asyncio.shield(self._closed)
 
 
 class WhepService:
@@ -73,12 +50,22 @@ class WhepService:
         self.audit = audit
         self.sessions: dict[str, WhepSession] = {}
         self.transcoders: dict[str, Transcoder] = {}
+        self.rtp: dict[str, RtpCounts] = {}  # per camera, for the metrics
+        self._dropped: dict[str, int] = {}  # per camera, by viewers that ended
         self._tasks: set[asyncio.Task[bool]] = set()
         self.ice = IceSettings.of(config.webrtc)
         patches.install()
 
     def viewers(self, camera_id: str) -> int:
         return sum(s.camera_id == camera_id for s in self.sessions.values())
+
+    def viewer_dropped(self) -> dict[str, int]:
+        """Per camera: packets dropped for slow viewers, those that ended included."""
+        found = dict(self._dropped)
+        for session in self.sessions.values():
+            lost = sum(sub.dropped for sub in session.subscriptions)
+            found[session.camera_id] = found.get(session.camera_id, 0) + lost
+        return found
 
     def check_limits(self, camera: CameraConfig) -> None:
         limits = self.config.webrtc
@@ -92,7 +79,7 @@ class WhepService:
     ) -> tuple[WhepSession, str]:
         """`local`: the address the offer came in on, offered as a host candidate
         too (a browser on the node's own machine, a loopback-only network)."""
-        parsed, offered = _parse_offer(offer)
+        parsed, offered = parse_offer(offer)
         if channel.source.state in (SourceState.OFFLINE, SourceState.STALLED):
             raise Refused(409, f"camera is {channel.source.state}", RETRY_OFFLINE)
         video = channel.subscribe(frozenset(("video",)))
@@ -172,13 +159,15 @@ class WhepService:
         pc = session.pc
         try:
             # Transceivers made before the offer is applied keep their codec choice.
-            _send(pc, PacketTrack("video", video, 90000), h264_preferences(plid))
+            counts = self.rtp.setdefault(channel.camera.id, RtpCounts())
+            _send(pc, PacketTrack("video", video, 90000), h264_preferences(plid), counts)
             audio_codec = channel.source.info.audio_codec if channel.source.info else None
             if audio_codec in AUDIO_PASSTHROUGH and any(m.kind == "audio" for m in parsed.media):
                 assert audio_codec is not None
                 audio = channel.subscribe(frozenset(("audio",)))
                 session.subscriptions.append(audio)
-                _send(pc, PacketTrack("audio", audio, 8000), audio_preferences(audio_codec))
+                track = PacketTrack("audio", audio, 8000)
+                _send(pc, track, audio_preferences(audio_codec), counts)
             elif audio_codec:
                 logger.info(
                     "camera %s: its %s audio is left out: browsers take G.711 or Opus,"
@@ -227,6 +216,8 @@ class WhepService:
         session = self.sessions.pop(session_id, None)
         if session is None:
             return False
+        lost = sum(sub.dropped for sub in session.subscriptions)
+        self._dropped[session.camera_id] = self._dropped.get(session.camera_id, 0) + lost
         await session.close()
         await self.audit.record(
             "view.end",
@@ -251,6 +242,34 @@ class WhepService:
             if session.user not in names:
                 await self.end(session.id)
 
+    async def apply(self, config: Config, changes: CameraChanges) -> None:
+        """Take a reloaded config: its limits and ICE settings apply to the next
+        viewer; the viewers of removed and restarted cameras (their channels are
+        closed) and of removed users end."""
+        self.config = config
+        # The running settings keep what they hold open (a shared port, where there
+        # is one: that waits for a restart); only the addresses and range change.
+        fresh = IceSettings.of(
+            WebRtcConfig(
+                udp_ports=config.webrtc.udp_ports, host_addresses=config.webrtc.host_addresses
+            )
+        )
+        self.ice = dataclasses.replace(
+            self.ice, host_addresses=fresh.host_addresses, ports=fresh.ports
+        )
+        for name in [n for n in self.transcoders if n.split("/")[0] in changes.ended]:
+            await self.transcoders.pop(name).close()
+        for cam_id in changes.removed:
+            self.rtp.pop(cam_id, None)
+            self._dropped.pop(cam_id, None)
+        await self.end_users_not_in({u.name for u in config.users})
+        for session in list(self.sessions.values()):
+            if session.camera_id in changes.ended:
+                logger.info(
+                    "viewer %s: camera %s changed, session ended", session.id[:8], session.camera_id
+                )
+                await self.end(session.id)
+
     async def end_all(self) -> None:
         async with asyncio.TaskGroup() as group:
             for session_id in list(self.sessions):
@@ -266,35 +285,14 @@ class WhepService:
         self.ice.close()
 
 
-def _send(pc: RTCPeerConnection, track: PacketTrack, codecs: list[RTCRtpCodecCapability]) -> None:
+def _send(
+    pc: RTCPeerConnection,
+    track: PacketTrack,
+    codecs: list[RTCRtpCodecCapability],
+    counts: RtpCounts,
+) -> None:
     """A send-only transceiver for the track, answering with these codecs, its RTP
-    written by an RtpWriter."""
+    written by an RtpWriter that adds to the camera's `counts`."""
     transceiver = pc.addTransceiver(track, "sendonly")
     transceiver.setCodecPreferences(codecs)
-    RtpWriter.install(transceiver.sender)
-
-
-def _parse_offer(offer: str) -> tuple[SessionDescription, set[H264Profile]]:
-    """The offer and the H.264 profiles it takes, or a 400 saying what is wrong."""
-    try:
-        parsed = SessionDescription.parse(offer)
-    except (ValueError, IndexError, KeyError, AssertionError) as exc:
-        raise Refused(400, f"unparsable SDP offer ({type(exc).__name__})") from None
-    if not any(m.kind == "video" for m in parsed.media):
-        raise Refused(400, "the offer has no video")
-    offered = _offered_h264_profiles(parsed)
-    if not offered:
-        raise Refused(400, "the offer has no H.264 video (packetization-mode 1)")
-    return parsed, offered
-
-
-def _offered_h264_profiles(parsed: SessionDescription) -> set[H264Profile]:
-    profiles: set[H264Profile] = set()
-    for media in parsed.media:
-        for codec in media.rtp.codecs if media.kind == "video" else []:
-            if codec.name != "H264" or str(codec.parameters.get("packetization-mode")) != "1":
-                continue
-            with contextlib.suppress(ValueError):
-                plid = str(codec.parameters.get("profile-level-id", "42e01f"))
-                profiles.add(parse_h264_profile_level_id(plid)[0])
-    return profiles
+    RtpWriter.install(transceiver.sender, counts)

@@ -113,6 +113,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/layouts"): expect(200, denied=("peer",)),
     ("POST", "/api/layouts"): expect(400, denied=("peer",)),  # the test sends {}
     ("DELETE", "/api/layouts/{layout_id}"): expect(404, denied=("peer",)),
+    ("GET", "/metrics"): expect(200, denied=tuple(ROLES[2:])),  # admin and role metrics
 }
 
 
@@ -254,7 +255,7 @@ async def test_removed_user_loses_access_and_sessions(start_node: NodeFactory) -
         assert len(node.app[WHEP].sessions) == 1
         fewer = parse_config(config_text(tuple(u for u in USERS if u[0] != "operator")))
         pending = await reload_config(node.app, fewer)
-        assert pending == ["node"], "the test node's data_dir differs: a restart applies it"
+        assert pending == ["node.data_dir"], "the data_dir differs: a restart applies it"
         assert node.app[WHEP].sessions == {}
         async with http.get("/api/me", headers=token_of("operator")) as r:
             assert r.status == 401

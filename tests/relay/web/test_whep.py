@@ -157,6 +157,9 @@ async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
             assert int.from_bytes(rtx.payload[:2]) == lost
             assert rtx.payload[2:] == media[lost].payload
             assert rtx.timestamp == media[lost].timestamp
+            counts = node.app[WHEP].rtp["baseline"]  # villagewatch_rtp_*_total
+            assert (counts.nacked, counts.retransmitted) == (1, 1)
+            assert counts.packets >= len(media)
             # A report that comes after these packets was sent after them: it counts
             # them (and more), and it is stamped with the time it was sent.
             while not reports.empty():
