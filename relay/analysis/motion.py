@@ -1,0 +1,134 @@
+"""Motion in a picture (numpy only): blurred luma against a running-average
+background, thresholded, dilated, and the moving areas that are big enough, inside
+a zone and outside every mask. A change of the whole picture at once (lights
+switched on, the camera's day/night switch) is taken as the new background, not
+as motion."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from relay.analysis.regions import allowed_area, raster
+from relay.config import MotionConfig
+
+BACKGROUND_RATE = 0.1  # per picture: at 5 fps the background follows in about 2 s
+WHOLE_PICTURE = 0.4  # this share changed at once is a lighting change, not motion
+CELL = 4  # moving pixels are grouped into areas on a grid of this many pixels
+BLUR = 2  # box blur radius, pixels
+
+
+@dataclass(frozen=True)
+class Motion:
+    area: float  # the moving share of the picture
+    box: tuple[float, float, float, float]  # x, y, width, height in 0..1
+    zones: tuple[str, ...]
+
+
+def threshold(sensitivity: int) -> float:
+    """Luma difference that counts: 5 levels at sensitivity 100, 20 at 70, 54 at 1."""
+    return 5.0 + (100 - sensitivity) * 0.5
+
+
+def blur(picture: np.ndarray, radius: int = BLUR) -> np.ndarray:
+    """A box blur by running sums, each axis in turn."""
+    out = picture.astype(np.float32)
+    size = 2 * radius + 1
+    for axis in (0, 1):
+        padded = np.pad(
+            out, [(radius + 1, radius) if a == axis else (0, 0) for a in (0, 1)], "edge"
+        )
+        sums = np.cumsum(padded, axis=axis, dtype=np.float32)
+        ahead = np.take(sums, range(size, sums.shape[axis]), axis=axis)
+        behind = np.take(sums, range(0, sums.shape[axis] - size), axis=axis)
+        out = ((ahead - behind) / size).astype(np.float32)
+    return out
+
+
+def dilate(changed: np.ndarray) -> np.ndarray:
+    """Each changed pixel spreads to its 8 neighbours, closing gaps in a body."""
+    out = changed.copy()
+    out[1:, :] |= changed[:-1, :]
+    out[:-1, :] |= changed[1:, :]
+    grown = out.copy()
+    grown[:, 1:] |= out[:, :-1]
+    grown[:, :-1] |= out[:, 1:]
+    return grown
+
+
+class MotionDetector:
+    def __init__(self, config: MotionConfig) -> None:
+        self.config = config
+        self.limit = threshold(config.sensitivity)
+        self.background: np.ndarray | None = None
+        self._allowed: np.ndarray | None = None
+        self._zones: list[tuple[str, np.ndarray]] = []
+        self.lighting_changes = 0
+
+    def _prepare(self, shape: tuple[int, int]) -> None:
+        cfg = self.config
+        self._allowed = allowed_area([z.polygon for z in cfg.zones], cfg.masks, shape)
+        self._zones = [(z.name, raster(z.polygon, shape)) for z in cfg.zones]
+
+    def detect(self, luma: np.ndarray) -> Motion | None:
+        picture = blur(luma)
+        background = self.background
+        if background is None or background.shape != picture.shape:
+            self.background = picture
+            self._prepare((picture.shape[0], picture.shape[1]))
+            return None
+        # Brightness shifts of the whole picture (auto exposure) cancel out here.
+        diff = np.abs((picture - picture.mean()) - (background - background.mean()))
+        changed = diff > self.limit
+        if changed.mean() > WHOLE_PICTURE:
+            self.background = picture
+            self.lighting_changes += 1
+            return None
+        background += BACKGROUND_RATE * (picture - background)
+        assert self._allowed is not None
+        moving = dilate(changed) & self._allowed
+        return self._areas(moving)
+
+    def _areas(self, moving: np.ndarray) -> Motion | None:
+        rows, cols = moving.shape
+        h, w = -(-rows // CELL), -(-cols // CELL)
+        padded = np.zeros((h * CELL, w * CELL), dtype=bool)
+        padded[:rows, :cols] = moving
+        counts = padded.reshape(h, CELL, w, CELL).sum(axis=(1, 3))
+        total = rows * cols
+        kept: list[list[tuple[int, int]]] = []
+        for cells in _groups(counts > 0):
+            if sum(int(counts[c]) for c in cells) / total >= self.config.min_area:
+                kept.append(cells)
+        if not kept:
+            return None
+        ys = [r for cells in kept for r, _ in cells]
+        xs = [c for cells in kept for _, c in cells]
+        y0, y1 = min(ys) * CELL, min(rows, (max(ys) + 1) * CELL)
+        x0, x1 = min(xs) * CELL, min(cols, (max(xs) + 1) * CELL)
+        area = float(moving[y0:y1, x0:x1].sum()) / total
+        zones = tuple(name for name, inside in self._zones if (inside & moving)[y0:y1, x0:x1].any())
+        box = (x0 / cols, y0 / rows, (x1 - x0) / cols, (y1 - y0) / rows)
+        x, y, bw, bh = (round(v, 4) for v in box)
+        return Motion(round(area, 4), (x, y, bw, bh), zones)
+
+
+def _groups(active: np.ndarray) -> list[list[tuple[int, int]]]:
+    """The 8-connected groups of active cells (few: whole-picture changes never get here)."""
+    todo = {(int(r), int(c)) for r, c in zip(*np.nonzero(active), strict=True)}
+    groups = []
+    while todo:
+        stack = [todo.pop()]
+        group = []
+        while stack:
+            r, c = stack.pop()
+            group.append((r, c))
+            for dr in (-1, 0, 1):
+                for dc in (-1, 0, 1):
+                    near = (r + dr, c + dc)
+                    if near in todo:
+                        todo.remove(near)
+                        stack.append(near)
+        groups.append(group)
+    return groups
