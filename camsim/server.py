@@ -85,8 +85,7 @@ def build_launch(spec: dict[str, Any]) -> str:
     # A ball bouncing over a moving background: every frame differs, so the
     # encoder produces real P-frames and a viewer can see motion.
     picture = (
-        "videotestsrc is-live=true pattern=ball motion=sweep background-color=0xff202060 "
-        f"! {caps} "
+        f"videotestsrc is-live=true pattern=ball motion=sweep background-color=0xff202060 ! {caps} "
     )
     if spec.get("scene", "ball") != "ball":
         picture = scene_launch(caps, fps)
