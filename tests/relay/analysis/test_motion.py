@@ -76,7 +76,7 @@ async def test_motion_found_within_a_second_of_its_start(
         sim.scene("gate", "halt")
     assert found.time - began < 1.0, f"motion seen {found.time - began:.2f} s after it began"
     assert found.image is not None and found.image.startswith(b"\xff\xd8")
-    x, y, w, h = found.data["box"]
+    _x, y, _w, h = found.data["box"]
     assert 0.3 < y + h / 2 < 0.7, "the box is where the object crosses"
     ended = await findings.first("motion.end", "gate", within=15)
     assert ended.period == found.period
@@ -103,9 +103,13 @@ async def test_armed_motion_is_an_alarm_with_a_snapshot(
     armed = "motion: {fps: 5, armed: ['00:00-24:00']}"
     node = await start_node(node_yaml(camera("moving", sim.url("moving"), armed)))
     alarms: asyncio.Queue[StoredEvent] = asyncio.Queue()
-    node.app[BUS].on_local.append(
-        lambda stored: [alarms.put_nowait(s) for s in stored if s.event.type == "alarm"]
-    )
+
+    def committed(stored: list[StoredEvent]) -> None:
+        for item in stored:
+            if item.event.type == "alarm":
+                alarms.put_nowait(item)
+
+    node.app[BUS].on_local.append(committed)
     async with asyncio.timeout(15):
         alarm = await alarms.get()
     assert alarm.event.camera == "moving" and alarm.event.by == "motion"

@@ -113,6 +113,10 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/layouts"): expect(200, denied=("peer",)),
     ("POST", "/api/layouts"): expect(400, denied=("peer",)),  # the test sends {}
     ("DELETE", "/api/layouts/{layout_id}"): expect(404, denied=("peer",)),
+    ("GET", "/api/cameras/{camera_id}/motion"): expect(200, out=404),
+    ("GET", "/api/inspection"): expect(200),
+    ("GET", "/api/inspection.csv"): expect(200),
+    ("GET", "/inspection"): expect(200, anonymous=302),
 }
 
 
