@@ -49,20 +49,26 @@ class CameraAnalysis:
         self.check = TamperCheck(camera.tamper) if camera.tamper else None
         self.debounced = Debounced(camera.tamper.debounce) if camera.tamper else None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._tamper_at = 0.0
 
     def start(self) -> None:
+        """One watch per stream analysed: motion and tamper on the same stream
+        share its pictures (tamper takes every few)."""
         self._loop = asyncio.get_running_loop()
-        for settings, on_picture in (
-            (self.camera.motion, self._motion),
-            (self.camera.tamper, self._tamper),
-        ):
-            if settings is None:
-                continue
-            channel = self.hub.channel(self.camera.id, settings.stream) or self.hub.channel(
-                self.camera.id, "main"
-            )
-            assert channel is not None  # every camera has a main stream
-            self.watches.append(pictures_of(channel).watch(settings.fps, on_picture))
+        motion, tamper = self.camera.motion, self.camera.tamper
+        if motion and tamper and motion.stream == tamper.stream:
+            self._watch(motion.stream, max(motion.fps, tamper.fps), self._both)
+            return
+        if motion:
+            self._watch(motion.stream, motion.fps, self._motion)
+        if tamper:
+            self._watch(tamper.stream, tamper.fps, self._tamper)
+
+    def _watch(self, stream: str, fps: float, on_picture: Callable[[Picture], None]) -> None:
+        channel = self.hub.channel(self.camera.id, "sub" if stream == "sub" else "main")
+        channel = channel or self.hub.channel(self.camera.id, "main")
+        assert channel is not None  # every camera has a main stream
+        self.watches.append(pictures_of(channel).watch(fps, on_picture))
 
     def stop(self) -> None:
         for watch in self.watches:
@@ -74,6 +80,13 @@ class CameraAnalysis:
             self._loop.call_soon_threadsafe(self.tell, change)
 
     # In the decoder's thread:
+
+    def _both(self, picture: Picture) -> None:
+        self._motion(picture)
+        assert self.camera.tamper is not None
+        if picture.monotonic - self._tamper_at >= 0.9 / self.camera.tamper.fps:
+            self._tamper_at = picture.monotonic
+            self._tamper(picture)
 
     def _motion(self, picture: Picture) -> None:
         assert self.detector is not None and self.tracker is not None and self.camera.motion

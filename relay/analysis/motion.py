@@ -32,18 +32,17 @@ def threshold(sensitivity: int) -> float:
 
 
 def blur(picture: np.ndarray, radius: int = BLUR) -> np.ndarray:
-    """A box blur by running sums, each axis in turn."""
-    out = picture.astype(np.float32)
+    """A box blur: shifted slices summed, each axis in turn (edges repeated)."""
     size = 2 * radius + 1
-    for axis in (0, 1):
-        padded = np.pad(
-            out, [(radius + 1, radius) if a == axis else (0, 0) for a in (0, 1)], "edge"
-        )
-        sums = np.cumsum(padded, axis=axis, dtype=np.float32)
-        ahead = np.take(sums, range(size, sums.shape[axis]), axis=axis)
-        behind = np.take(sums, range(0, sums.shape[axis] - size), axis=axis)
-        out = ((ahead - behind) / size).astype(np.float32)
-    return out
+    padded = np.pad(picture.astype(np.float32), radius, mode="edge")
+    rows = padded[: padded.shape[0] - 2 * radius].copy()
+    for shift in range(1, size):
+        rows += padded[shift : padded.shape[0] - 2 * radius + shift]
+    out = rows[:, : rows.shape[1] - 2 * radius].copy()
+    for shift in range(1, size):
+        out += rows[:, shift : rows.shape[1] - 2 * radius + shift]
+    blurred: np.ndarray = out / (size * size)
+    return blurred
 
 
 def dilate(changed: np.ndarray) -> np.ndarray:

