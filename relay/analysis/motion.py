@@ -96,16 +96,15 @@ class MotionDetector:
         padded[:rows, :cols] = moving
         counts = padded.reshape(h, CELL, w, CELL).sum(axis=(1, 3))
         total = rows * cols
-        kept: list[list[tuple[int, int]]] = []
-        for cells in _groups(counts > 0):
-            if sum(int(counts[c]) for c in cells) / total >= self.config.min_area:
-                kept.append(cells)
-        if not kept:
+        labels = _label(counts > 0)
+        sizes = np.bincount(labels.ravel(), weights=counts.ravel())
+        big = np.flatnonzero(sizes / total >= self.config.min_area)
+        big = big[big > 0]  # label 0: no motion
+        if big.size == 0:
             return None
-        ys = [r for cells in kept for r, _ in cells]
-        xs = [c for cells in kept for _, c in cells]
-        y0, y1 = min(ys) * CELL, min(rows, (max(ys) + 1) * CELL)
-        x0, x1 = min(xs) * CELL, min(cols, (max(xs) + 1) * CELL)
+        ys, xs = np.nonzero(np.isin(labels, big))
+        y0, y1 = int(ys.min()) * CELL, min(rows, (int(ys.max()) + 1) * CELL)
+        x0, x1 = int(xs.min()) * CELL, min(cols, (int(xs.max()) + 1) * CELL)
         area = float(moving[y0:y1, x0:x1].sum()) / total
         zones = tuple(name for name, inside in self._zones if (inside & moving)[y0:y1, x0:x1].any())
         box = (x0 / cols, y0 / rows, (x1 - x0) / cols, (y1 - y0) / rows)
@@ -113,21 +112,27 @@ class MotionDetector:
         return Motion(round(area, 4), (x, y, bw, bh), zones)
 
 
-def _groups(active: np.ndarray) -> list[list[tuple[int, int]]]:
-    """The 8-connected groups of active cells (few: whole-picture changes never get here)."""
-    todo = {(int(r), int(c)) for r, c in zip(*np.nonzero(active), strict=True)}
-    groups = []
-    while todo:
-        stack = [todo.pop()]
-        group = []
-        while stack:
-            r, c = stack.pop()
-            group.append((r, c))
-            for dr in (-1, 0, 1):
-                for dc in (-1, 0, 1):
-                    near = (r + dr, c + dc)
-                    if near in todo:
-                        todo.remove(near)
-                        stack.append(near)
-        groups.append(group)
-    return groups
+def _label(active: np.ndarray) -> np.ndarray:
+    """8-connected groups of active cells, labelled by a cell number (0: inactive).
+
+    Each cell takes the smallest label around it, then the label its label's cell
+    has now (pointer jumping), until nothing changes: a handful of numpy passes on
+    this small grid, and no Python loop per cell."""
+    rows, cols = active.shape
+    big = rows * cols + 1
+    labels = np.where(active, np.arange(1, big).reshape(rows, cols), big)
+    padded = np.full((rows + 2, cols + 2), big)
+    while True:
+        padded[1:-1, 1:-1] = labels
+        around = labels.copy()
+        for dr in (0, 1, 2):
+            for dc in (0, 1, 2):
+                np.minimum(around, padded[dr : dr + rows, dc : dc + cols], out=around)
+        around[~active] = big
+        flat = np.append(around.ravel(), big)
+        around[active] = flat[around[active] - 1]  # a label names an active cell
+        if np.array_equal(around, labels):
+            break
+        labels = around
+    out: np.ndarray = np.where(active, labels, 0)
+    return out
