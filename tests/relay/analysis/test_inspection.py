@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import pytest
 
 from relay.analysis.inspection import Inspection, day_bounds
 from relay.analysis.store import SCHEMA, AnalysisStore
 from relay.config import parse_config
 from relay.db import Database
 from relay.web.analysis import ANALYSIS
-from tests.conftest import ADMIN, NodeFactory, users_yaml
+from tests.conftest import ADMIN, NodeFactory, log_in, users_yaml
 
 CONFIG = (
     "node: {id: test, name: Test node}\n"
@@ -106,3 +108,27 @@ async def test_the_morning_summary_names_cameras_down_over_an_hour(
     assert summary.type == "inspection.summary" and summary.site == "east"
     assert [c["camera"] for c in summary.data["cameras"]] == ["gate"]
     assert summary.data["cameras"][0]["offline_minutes"] == 61.0
+
+
+@pytest.mark.browser
+async def test_the_page_shows_the_tables_and_the_chart(
+    start_node: NodeFactory, browser: Any
+) -> None:
+    node = await start_node(CONFIG)
+    store = node.app[ANALYSIS].store
+    start, _ = day_bounds(datetime.date.today() - datetime.timedelta(days=1))
+    await store.state_changed("gate", start, "online", None)
+    await store.state_changed("gate", start + 3600, "offline", "connection refused")
+    await store.state_changed("gate", start + 7200, "online", None)
+    page = await browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    await log_in(page, node)
+    await page.goto(f"{node.url}/inspection")
+    await page.wait_for_function("window.inspectionReady === true", timeout=10000)
+    assert await page.locator("h2").first.text_content() == f"今日 · {datetime.date.today()}"
+    assert "connection refused" in (await page.locator("#days").text_content() or "")
+    assert await page.locator("#charts svg rect").count() >= 2, "a bar per village and day"
+    await page.locator("#lang").click()
+    assert (await page.locator("h2").first.text_content() or "").startswith("Today")
+    assert errors == []
