@@ -98,7 +98,6 @@ class Debounced:
     seconds: float
     reported: str | None = None  # the reason out now, None: camera.ok
     _since: float | None = None  # when the picture began to disagree with `reported`
-    _reason: str | None = None
 
     def update(self, fault: str | None, now: float) -> tuple[str, str | None] | None:
         """("tamper", reason) or ("ok", None) when the reported state changes."""
@@ -107,7 +106,6 @@ class Debounced:
             return None
         if self._since is None:
             self._since = now
-        self._reason = fault or self._reason
         if now - self._since < self.seconds:
             return None
         self._since = None

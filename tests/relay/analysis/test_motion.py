@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 
+import aiohttp
 import pytest
 
 from camsim import CameraSimulator, MountSpec
@@ -13,7 +14,7 @@ from relay.analysis.service import Finding
 from relay.bus.store import StoredEvent
 from relay.web.analysis import ANALYSIS
 from relay.web.events import BUS
-from tests.conftest import Node, NodeFactory, node_yaml
+from tests.conftest import ADMIN, Node, NodeFactory, node_yaml
 from tests.helpers import wait_until
 
 FAST_TAMPER = "tamper: {fps: 5, debounce: 1, frozen_seconds: 2}"
@@ -80,8 +81,16 @@ async def test_motion_found_within_a_second_of_its_start(
     assert 0.3 < y + h / 2 < 0.7, "the box is where the object crosses"
     ended = await findings.first("motion.end", "gate", within=15)
     assert ended.period == found.period
-    periods = await node.app[ANALYSIS].store.motion_periods("gate", began - 5, time.time())
-    assert [p.id for p in periods] == [found.period] and periods[0].end is not None
+    query = {"since": str(began - 5), "until": str(time.time())}
+    async with aiohttp.ClientSession(headers=ADMIN) as http:
+        async with http.get(f"{node.url}/api/cameras/gate/motion", params=query) as answer:
+            periods = await answer.json()
+        async with http.get(
+            f"{node.url}/api/cameras/gate/motion", params={**query, "zone": "elsewhere"}
+        ) as answer:
+            assert await answer.json() == []
+    assert [p["id"] for p in periods] == [found.period]
+    assert periods[0]["end"] is not None and periods[0]["armed"] is False
 
 
 @pytest.mark.slow
