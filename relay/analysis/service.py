@@ -85,6 +85,7 @@ class Analysis:
         now = time.time()
         for camera in self.config.cameras:
             self._work.put_nowait(self.store.state_changed(camera.id, now, "stopped", None))
+        self._work.put_nowait(self.store.close_open(now))
         self._work.put_nowait(self._end())
         tasks, self._tasks = self._tasks, []
         for task in tasks[1:]:
@@ -115,6 +116,7 @@ class Analysis:
         for camera, state in last.items():
             if state != "stopped":
                 await self.store.state_changed(camera, alive, "stopped", "node stopped")
+        await self.store.close_open(alive)
 
     async def _alive(self) -> None:
         while True:

@@ -195,6 +195,16 @@ class AnalysisStore:
                 found[row["camera"]].append((row["start"], row["end"], row["reason"]))
         return found
 
+    async def close_open(self, time: float) -> None:
+        """End the motion and tamper periods still open: the node stops, or it
+        stopped without saying so (then `time` is its last sign of life)."""
+
+        def close(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE motion_periods SET end = MAX(start, ?) WHERE end IS NULL", (time,))
+            conn.execute("UPDATE tamper_periods SET end = MAX(start, ?) WHERE end IS NULL", (time,))
+
+        await self.db.run(close)
+
     async def alive(self, time: float) -> None:
         await self.db.execute("INSERT OR REPLACE INTO node_alive (id, time) VALUES (1, ?)", (time,))
 

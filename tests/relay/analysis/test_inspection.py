@@ -10,9 +10,11 @@ import aiohttp
 import pytest
 
 from relay.analysis.inspection import Inspection, day_bounds
+from relay.analysis.service import Analysis
 from relay.analysis.store import SCHEMA, AnalysisStore
 from relay.config import parse_config
 from relay.db import Database
+from relay.media.hub import Hub
 from relay.web.analysis import ANALYSIS
 from tests.conftest import ADMIN, NodeFactory, log_in, users_yaml
 
@@ -132,3 +134,28 @@ async def test_the_page_shows_the_tables_and_the_chart(
     await page.locator("#lang").click()
     assert (await page.locator("h2").first.text_content() or "").startswith("Today")
     assert errors == []
+
+
+async def test_after_a_crash_the_gap_is_not_counted_online(tmp_path: Path) -> None:
+    """The node died at 10:00 (its last sign of life) and started at 12:00: the two
+    hours are "stopped", and a motion period left open is closed at 10:00."""
+    config = parse_config(CONFIG)
+    db = Database(tmp_path / "a.sqlite", SCHEMA)
+    await db.open()
+    store = AnalysisStore(db)
+    start, end = day_bounds(DAY)
+    await store.state_changed("gate", start - 60, "online", None)
+    await store.alive(start + 10 * 3600)
+    period = await store.motion_started(
+        "gate", "east", start + 9 * 3600, [0, 0, 1, 1], [], 0.1, False
+    )
+    try:
+        await Analysis(config, Hub(config), db)._mark_crash()
+        await store.state_changed("gate", start + 12 * 3600, "online", None)
+        days = await Inspection(config, store).report(start, end, end + 1, config.cameras[:1])
+        [found] = await store.motion_periods("gate", start, end)
+    finally:
+        await db.close()
+    gate = days[0]["villages"][0]["cameras"][0]
+    assert gate["online_minutes"] == 22 * 60 and gate["unknown_minutes"] == 120.0
+    assert found.id == period and found.end == start + 10 * 3600
