@@ -58,6 +58,10 @@ class MountSpec:
     keyframe_interval: float = 2.0  # seconds
     audio: str | None = None  # None | "pcma" (G.711 A-law) | "aac"
     bframes: bool = False  # h264 high profile with 2 B-frames
+    # "ball": the bouncing ball (every frame differs). The others show still colour
+    # bars with sensor noise and a box: "still" (box hidden), "moving" (box crossing),
+    # "black" (covered) and "frozen" (bit-identical pictures); scene() changes them.
+    scene: str = "ball"
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or any(c.isspace() for c in self.name):
@@ -70,6 +74,8 @@ class MountSpec:
             raise ValueError(f"mount {self.name!r}: audio must be None, 'pcma' or 'aac'")
         if self.bframes and (self.codec != "h264" or self.profile != "high"):
             raise ValueError(f"mount {self.name!r}: bframes need codec h264 and profile high")
+        if self.scene not in ("ball", "still", "moving", "black", "frozen"):
+            raise ValueError(f"mount {self.name!r}: unknown scene {self.scene!r}")
         if self.width <= 0 or self.height <= 0 or self.fps <= 0 or self.keyframe_interval <= 0:
             raise ValueError(
                 f"mount {self.name!r}: size, fps and keyframe_interval must be positive"
@@ -174,6 +180,12 @@ class CameraSimulator:
     def unstall(self, name: str) -> None:
         """Let the mount's media flow again."""
         self._command(f"unstall {self._mount(name)}")
+
+    def scene(self, name: str, verb: str) -> None:
+        """Change a scene mount: move, halt, freeze, thaw, cover or uncover."""
+        if verb not in ("move", "halt", "freeze", "thaw", "cover", "uncover"):
+            raise ValueError(f"unknown scene command {verb!r}")
+        self._command(f"{verb} {self._mount(name)}")
 
     def url(self, name: str, *, credentials: bool = True) -> str:
         """``rtsp://[user:password@]host:port/name``."""

@@ -14,6 +14,10 @@ Control protocol, one line per command on stdin, one answer line on stdout:
 
 * ``stall NAME``   -> ``ok``: the mount's TCP connections stay open, no media flows
 * ``unstall NAME`` -> ``ok``: media flows again (also on the same connection)
+* scene mounts (``scene`` other than ``ball``): ``move NAME`` / ``halt NAME`` start
+  and stop the white box crossing the picture; ``freeze NAME`` / ``thaw NAME``
+  make the pictures identical (no sensor noise, box halted) and live again;
+  ``cover NAME`` / ``uncover NAME`` turn the picture black and back
 * ``quit``         -> ``ok`` and exit
 
 On startup, once the server listens, it prints ``ready PORT`` (the bound port,
@@ -43,6 +47,11 @@ from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 DEFAULT_ADDRESS = "127.0.0.1"
 STALL_VALVE_PREFIX = "stallvalve"
 H264_PROFILES = ("constrained-baseline", "high")
+SCENES = ("ball", "still", "moving", "black", "frozen")
+NOISE_ALPHA = 0.04  # sensor noise of a real camera: a still scene is never bit-identical
+BOX = 48  # the moving object, pixels
+BOX_SPEED = 160  # pixels a second
+TICK_MS = 33
 
 
 def _say(line: str) -> None:
@@ -72,15 +81,19 @@ def build_launch(spec: dict[str, Any]) -> str:
     bframes = bool(spec.get("bframes", False))
     audio = spec.get("audio")
 
+    caps = f"video/x-raw,format=I420,width={width},height={height},framerate={fps}/1"
     # A ball bouncing over a moving background: every frame differs, so the
     # encoder produces real P-frames and a viewer can see motion.
+    picture = (
+        f"videotestsrc is-live=true pattern=ball motion=sweep background-color=0xff202060 ! {caps} "
+    )
+    if spec.get("scene", "ball") != "ball":
+        picture = scene_launch(caps, fps)
+    # Stall valve before the encoder: while stalled the encoder gets no
+    # input, so after unstall the stream goes on with valid references
+    # (no broken P-frames). drop-mode keeps sticky events (caps, segment).
     source = (
-        "videotestsrc is-live=true pattern=ball motion=sweep background-color=0xff202060 "
-        f"! video/x-raw,format=I420,width={width},height={height},framerate={fps}/1 "
-        # Stall valve before the encoder: while stalled the encoder gets no
-        # input, so after unstall the stream goes on with valid references
-        # (no broken P-frames). drop-mode keeps sticky events (caps, segment).
-        f"! valve name={STALL_VALVE_PREFIX}0 drop=false drop-mode=forward-sticky-events "
+        f"{picture}! valve name={STALL_VALVE_PREFIX}0 drop=false drop-mode=forward-sticky-events "
     )
     if codec == "h264":
         if profile not in H264_PROFILES:
@@ -127,6 +140,74 @@ def build_launch(spec: dict[str, Any]) -> str:
     return f"( {video} {sound} )"
 
 
+def scene_launch(caps: str, fps: int) -> str:
+    """A still scene (colour bars) with sensor noise and a box that moves on command,
+    mixed by a compositor whose pads the commands drive."""
+    box_caps = f"video/x-raw,format=I420,width={BOX},height={BOX},framerate={fps}/1"
+    return (
+        f"videotestsrc is-live=true pattern=smpte75 ! {caps} ! mix.sink_0 "
+        f"videotestsrc is-live=true pattern=snow ! {caps} ! mix.sink_1 "
+        "videotestsrc is-live=true pattern=solid-color foreground-color=0xffffffff "
+        f"! {box_caps} ! mix.sink_2 "
+        f"compositor name=mix background=black sink_1::alpha={NOISE_ALPHA} sink_2::alpha=0 "
+        f"! {caps} "
+    )
+
+
+class Scene:
+    """What a scene mount shows now; applied to every media of the mount."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        kind = spec.get("scene", "ball")
+        if kind not in SCENES:
+            raise ValueError(f"mount {spec.get('name')!r}: unknown scene {kind!r}")
+        self.enabled = kind != "ball"
+        self.width = _int(spec, "width", 640)
+        self.height = _int(spec, "height", 360)
+        self.moving = kind == "moving"
+        self.box_shown = kind == "moving"
+        self.frozen = kind == "frozen"
+        self.covered = kind == "black"
+        self.x = 0.0
+
+    def command(self, verb: str) -> None:
+        if verb == "move":
+            self.moving = self.box_shown = True
+            self.frozen = self.covered = False
+        elif verb == "halt":
+            self.moving = False
+        elif verb == "freeze":
+            self.frozen, self.moving = True, False
+        elif verb == "thaw":
+            self.frozen = False
+        elif verb == "cover":
+            self.covered = True
+        elif verb == "uncover":
+            self.covered = False
+
+    def tick(self) -> None:
+        if self.moving:
+            self.x = (self.x + BOX_SPEED * TICK_MS / 1000) % (self.width - BOX)
+
+    def apply(self, element: Any) -> None:
+        mix = element.get_by_name("mix")
+        if mix is None:
+            return
+        alphas = (
+            0.0 if self.covered else 1.0,
+            0.0 if self.covered or self.frozen else NOISE_ALPHA,
+            1.0 if self.box_shown and not self.covered else 0.0,
+        )
+        for index, alpha in enumerate(alphas):
+            pad = mix.get_static_pad(f"sink_{index}")
+            if pad is not None:
+                pad.set_property("alpha", alpha)
+        box = mix.get_static_pad("sink_2")
+        if box is not None:
+            box.set_property("xpos", int(self.x))
+            box.set_property("ypos", (self.height - BOX) // 2)
+
+
 class Mount:
     """One mount point: its factory, stall flag and configured media."""
 
@@ -138,6 +219,21 @@ class Mount:
         self.factory.set_launch(build_launch(spec))
         self.factory.set_shared(True)
         self.factory.connect("media-configure", self._on_media_configure)
+        self.scene = Scene(spec)
+        if self.scene.enabled:
+            GLib.timeout_add(TICK_MS, self._tick)
+
+    def _tick(self) -> bool:
+        if self.scene.moving:
+            self.scene.tick()
+            for media in list(self.media):
+                self._apply(media)
+        return True
+
+    def scene_command(self, verb: str) -> None:
+        self.scene.command(verb)
+        for media in list(self.media):
+            self._apply(media)
 
     def _on_media_configure(self, _factory: Any, media: Any) -> None:
         self.media.append(media)
@@ -160,6 +256,7 @@ class Mount:
                 break
             valve.set_property("drop", self.stalled)
             index += 1
+        self.scene.apply(element)
 
     def set_stalled(self, stalled: bool) -> None:
         self.stalled = stalled
@@ -240,6 +337,13 @@ class Simulator:
                 _say(f"error: no mount {arg!r}")
             else:
                 mount.set_stalled(verb == "stall")
+                _say("ok")
+        elif verb in ("move", "halt", "freeze", "thaw", "cover", "uncover"):
+            mount = self.mounts.get(arg)
+            if mount is None or not mount.scene.enabled:
+                _say(f"error: no scene mount {arg!r}")
+            else:
+                mount.scene_command(verb)
                 _say("ok")
         elif line:
             _say(f"error: unknown command {line!r}")

@@ -14,15 +14,17 @@ from relay.access import accounts as auth
 from relay.access import audit
 from relay.access.accounts import Accounts
 from relay.access.audit import AuditLog
+from relay.analysis import store as analysis_store
 from relay.bus import store as eventstore
 from relay.config import Config, ConfigError, load_config
 from relay.db import Database
 from relay.media.hub import Hub, HubSettings
 from relay.refusal import Refused
 from relay.web import accounts as accounts_api
+from relay.web import analysis as analysis_web
 from relay.web import cameras as api
 from relay.web import events as events_api
-from relay.web import layouts, metrics, pages, walls, whep
+from relay.web import inspection, layouts, metrics, pages, walls, whep
 from relay.web.cameras import RESTART_NEEDED
 from relay.web.events import BUS, FEEDS
 from relay.web.guard import ACCOUNTS, RULES, Handler, guard
@@ -59,13 +61,24 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
     app[RULES] = {}
     db = Database(
         Path(config.node.data_dir) / "node.sqlite",
-        auth.SCHEMA + audit.SCHEMA + eventstore.SCHEMA + layouts.SCHEMA,
+        auth.SCHEMA + audit.SCHEMA + eventstore.SCHEMA + layouts.SCHEMA + analysis_store.SCHEMA,
     )
     app[DB] = db
     app[ACCOUNTS] = Accounts(config, db)
     app[AUDIT] = AuditLog(db)
     app[HUB] = Hub(config, hub_settings)
-    for routes in (api, events_api, whep, pages, accounts_api, walls, layouts, metrics):
+    for routes in (
+        api,
+        events_api,
+        whep,
+        pages,
+        accounts_api,
+        walls,
+        layouts,
+        analysis_web,
+        inspection,
+        metrics,
+    ):
         routes.setup(app)
     # The subsystems, started in this order and stopped in the reverse one: the
     # consumers (viewing sessions, feeds) before the hub, the hub before the database.
@@ -74,6 +87,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
             _database,
             _hub,
             events_api.bus_lifecycle,
+            analysis_web.analysis_lifecycle,
             whep.service_lifecycle,
             accounts_api.housekeeping,
             metrics.collectors,

@@ -116,6 +116,78 @@ class SiteConfig(Strict):
     parent: Id | None = Field(None, description="the site above this one; none for a root")
 
 
+def _clock_window(value: str) -> str:
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d", value):
+        raise ValueError('must be "HH:MM-HH:MM", e.g. "20:00-06:00" (may cross midnight)')
+    return value
+
+
+def _polygon(value: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    if any(not (0 <= x <= 1 and 0 <= y <= 1) for x, y in value):
+        raise ValueError("points are [x, y] shares of the picture's width and height, 0 to 1")
+    return value
+
+
+Polygon = Annotated[
+    list[tuple[float, float]],
+    Field(min_length=3, max_length=64, description="[[x, y], ...] in 0..1 of the picture"),
+    AfterValidator(_polygon),
+]
+StreamChoice = Literal["main", "sub"]
+
+
+class ZoneConfig(Strict):
+    name: Id
+    polygon: Polygon
+
+
+class MotionConfig(Strict):
+    stream: StreamChoice = Field("sub", description="the stream analysed (main if no sub)")
+    fps: float = Field(5.0, ge=0.5, le=30, description="pictures analysed per second")
+    sensitivity: int = Field(
+        70, ge=1, le=100, description="higher: smaller brightness changes count as motion"
+    )
+    min_area: float = Field(
+        0.002, gt=0, le=1, description="smallest moving area that counts, share of the picture"
+    )
+    zones: list[ZoneConfig] = Field(
+        default_factory=list, description="motion counts only inside these; none: everywhere"
+    )
+    masks: list[Polygon] = Field(
+        default_factory=list, description="never motion inside these (trees, a road, a clock)"
+    )
+    armed: list[Annotated[str, AfterValidator(_clock_window)]] = Field(
+        default_factory=list,
+        description='local times when motion raises an alarm, e.g. ["20:00-06:00"]',
+    )
+    cooldown: float = Field(
+        10.0, ge=0, le=600, description="quiet this long ends a motion period; closer ones merge"
+    )
+
+
+class TamperConfig(Strict):
+    stream: StreamChoice = Field("sub", description="the stream analysed (main if no sub)")
+    fps: float = Field(2.0, ge=0.5, le=30, description="pictures checked per second")
+    debounce: float = Field(
+        10.0, ge=0, le=3600, description="a fault (or its end) this long raises the event"
+    )
+    frozen_seconds: float = Field(
+        10.0, ge=1, le=3600, description="identical pictures this long while packets arrive"
+    )
+    learn_seconds: float = Field(
+        120.0, ge=5, le=86400, description="good pictures seen before blur or a turn can be told"
+    )
+
+
+class InspectionConfig(Strict):
+    summary_at: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] | None = Field(
+        "07:30", description="local time of the morning summary on the bus; none: no summary"
+    )
+    down_minutes: float = Field(
+        60.0, gt=0, le=1440, description="the summary names cameras down longer than this"
+    )
+
+
 class CameraConfig(Strict):
     id: Id
     name: str = Field(min_length=1, max_length=100)
@@ -127,6 +199,8 @@ class CameraConfig(Strict):
     connect_timeout: float = Field(5.0, gt=0, le=60)
     stall_timeout: float = Field(5.0, gt=0, le=120, description="no data this long: stalled")
     backoff_max: float = Field(10.0, ge=0.5, le=600, description="reconnect delay cap, s")
+    motion: MotionConfig | None = Field(None, description="none: no motion detection")
+    tamper: TamperConfig | None = Field(None, description="none: no tamper/video-loss checks")
 
     def source_settings(self) -> SourceSettings:
         return SourceSettings(
@@ -247,6 +321,7 @@ class Config(Strict):
     audit: AuditConfig = AuditConfig()
     bus: BusConfig = BusConfig()
     metrics: MetricsConfig = Field(MetricsConfig(), description="who may read /metrics")
+    inspection: InspectionConfig = InspectionConfig()
 
     def camera(self, camera_id: str) -> CameraConfig | None:
         return next((c for c in self.cameras if c.id == camera_id), None)

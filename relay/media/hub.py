@@ -15,13 +15,16 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from ingest.packet import MediaKind, MediaPacket
 from ingest.source import CameraSource
 from ingest.state import SourceState
 from relay.config import CameraConfig, Config
 from relay.media.changes import CameraChanges, camera_changes
+
+if TYPE_CHECKING:
+    from relay.media.pictures import PictureSource
 
 logger = logging.getLogger(__name__)
 
@@ -209,6 +212,7 @@ class Channel(FanOut):
         self._idle_close: asyncio.TimerHandle | None = None
         self._closing: set[asyncio.Task[None]] = set()
         self._online = asyncio.Event()
+        self.pictures: PictureSource | None = None  # its decoder, made by pictures_of()
 
     @property
     def always_on(self) -> bool:

@@ -1,23 +1,25 @@
-"""A JPEG of a camera's current picture, made once per event from the GOP cache."""
+"""A JPEG of a camera's current picture, made once per event: from the stream's
+shared decoder when it runs (relay.media.pictures), else from the GOP cache."""
 
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 
 import av
-from PIL import Image
 
 from ingest.packet import MediaPacket
 from relay.media.hub import Channel
+from relay.media.pictures import encode_jpeg
 
 logger = logging.getLogger(__name__)
-MAX_WIDTH = 960
 
 
 async def snapshot(channel: Channel) -> bytes | None:
     """The newest picture as JPEG, or None when the camera has none right now."""
+    decoded = channel.pictures.fresh_frame() if channel.pictures is not None else None
+    if decoded is not None:  # decoded already: no second decode of the GOP
+        return await asyncio.to_thread(encode_jpeg, decoded)
     packets = [p for p in channel.gop() if p.kind == "video"]
     info = channel.source.info
     if not packets or info is None:
@@ -41,9 +43,4 @@ def _decode_last(codec: str, packets: list[MediaPacket]) -> bytes | None:
         last = frame
     if not isinstance(last, av.VideoFrame):
         return None
-    image = Image.fromarray(last.to_ndarray(format="rgb24"))
-    if image.width > MAX_WIDTH:
-        image = image.resize((MAX_WIDTH, image.height * MAX_WIDTH // image.width))
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=80)
-    return out.getvalue()
+    return encode_jpeg(last)

@@ -114,6 +114,10 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/api/layouts"): expect(400, denied=("peer",)),  # the test sends {}
     ("DELETE", "/api/layouts/{layout_id}"): expect(404, denied=("peer",)),
     ("GET", "/metrics"): expect(200, denied=tuple(ROLES[2:])),  # admin and role metrics
+    ("GET", "/api/cameras/{camera_id}/motion"): expect(200, out=404),
+    ("GET", "/api/inspection"): expect(200),
+    ("GET", "/api/inspection.csv"): expect(200),
+    ("GET", "/inspection"): expect(200, anonymous=302),
 }
 
 

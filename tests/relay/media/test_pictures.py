@@ -1,0 +1,49 @@
+"""The shared decoder: pictures at the asked rate, only while watched."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from camsim import CameraSimulator, MountSpec
+from relay.media.picture import snapshot
+from relay.media.pictures import Picture, pictures_of
+from tests.conftest import NodeFactory, node_yaml
+from tests.helpers import wait_until
+
+
+def decoder_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("pictures-")]
+
+
+async def test_pictures_at_the_asked_rate_and_no_decoder_after_the_last_watch(
+    start_node: NodeFactory,
+) -> None:
+    with CameraSimulator([MountSpec("cam", fps=15)]) as sim:
+        cameras = f"  - {{id: cam, name: Cam, site: village, main: '{sim.url('cam')}'}}\n"
+        node = await start_node(node_yaml(cameras))
+        channel = node.hub.channel("cam")
+        assert channel is not None
+        await asyncio.wait_for(channel.wait_online(), 10)
+        source = pictures_of(channel)
+        slow: list[Picture] = []
+        fast: list[Picture] = []
+        slow_watch = source.watch(2, slow.append)
+        fast_watch = source.watch(5, fast.append)
+        await wait_until(lambda: len(fast) >= 5, 10, "the first pictures")
+        fast.clear()
+        slow.clear()
+        decoded = source.decoded
+        await asyncio.sleep(4)
+        assert 16 <= len(fast) <= 24 and 6 <= len(slow) <= 10, (len(fast), len(slow))
+        assert source.decoded - decoded >= 50, "every frame is decoded (P-frames need it)"
+        assert fast[-1].luma.shape == (100, 178)
+        jpeg = await snapshot(channel)
+        assert jpeg is not None and jpeg.startswith(b"\xff\xd8")
+        assert decoder_threads() == ["pictures-cam/main"]
+        slow_watch.close()
+        assert source.running
+        fast_watch.close()
+        assert not source.running
+        await wait_until(lambda: not decoder_threads(), 5, "the decoder thread ends")
+        assert not any(s.kinds == frozenset({"video"}) for s in channel.subscribers)
