@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -52,8 +54,18 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
             accounts_api.housekeeping,
         ]
     )
+    app[ACCOUNTS].on_credentials_ended.append(functools.partial(end_access, app))
     app.on_shutdown.append(end_connections)
     return app
+
+
+async def end_access(app: web.Application, credentials: frozenset[str]) -> None:
+    """A credential's access ended or changed: every viewing session and event
+    feed opened with it ends at once (each session with its view.end)."""
+    async with asyncio.TaskGroup() as group:
+        group.create_task(app[FEEDS].end_access(credentials))
+        if WHEP in app:
+            group.create_task(app[WHEP].end_credentials(credentials))
 
 
 async def end_connections(app: web.Application) -> None:
@@ -81,11 +93,11 @@ async def plain_errors(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 async def reload_config(app: web.Application, config: Config) -> list[str]:
-    """Apply a changed config's users at once (removed users' sessions end); return
-    the other sections that changed, which take effect at the next restart."""
+    """Apply a changed config's users at once (what removed users, and users given
+    another role or sites, had open ends); return the other sections that changed,
+    which take effect at the next restart."""
     old = app[CONFIG]  # what runs; the accounts hold the users last loaded
-    app[ACCOUNTS].set_users(config)
-    await app[WHEP].end_users_not_in({u.name for u in config.users})
+    await app[ACCOUNTS].reload(config)
     pending = [
         name
         for name in Config.model_fields

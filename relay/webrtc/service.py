@@ -10,7 +10,9 @@ import contextlib
 import logging
 import secrets
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InvalidStateError, OperationError
@@ -27,6 +29,7 @@ from relay.refusal import Refused
 from relay.webrtc import patches
 from relay.webrtc.codecs import answer_profile, audio_preferences, h264_preferences
 from relay.webrtc.ice import IceSettings, ice_servers
+from relay.webrtc.places import Opening, Places
 from relay.webrtc.rtp_writer import RtpWriter
 from relay.webrtc.track import PacketTrack
 
@@ -34,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 MAX_OFFER_BYTES = 64 * 1024
 RETRY_OFFLINE = 5
-RETRY_FULL = 10
 AUDIO_PASSTHROUGH = ("pcm_alaw", "pcm_mulaw")
 
 
@@ -49,6 +51,8 @@ class WhepSession:
     pc: RTCPeerConnection
     subscriptions: list[Subscription] = field(default_factory=list)
     started: float = field(default_factory=time.time)
+    rank: int = 0  # the viewer's role's rank (User.rank)
+    connected: bool = False  # ICE connected once; until then it is pending
     _closed: asyncio.Future[None] | None = None
 
     async def close(self) -> None:
@@ -73,25 +77,45 @@ class WhepService:
         self.audit = audit
         self.sessions: dict[str, WhepSession] = {}
         self.transcoders: dict[str, Transcoder] = {}
-        self._tasks: set[asyncio.Task[bool]] = set()
+        self.places = Places(config.webrtc, self.sessions, self._evict)
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.ice = IceSettings.of(config.webrtc)
         patches.install()
 
     def viewers(self, camera_id: str) -> int:
-        return sum(s.camera_id == camera_id for s in self.sessions.values())
+        """Sessions of the camera, those still being opened included."""
+        return self.places.viewers(camera_id)
 
-    def check_limits(self, camera: CameraConfig) -> None:
-        limits = self.config.webrtc
-        if len(self.sessions) >= limits.max_viewers:
-            raise Refused(503, "this node serves its maximum of viewers", RETRY_FULL)
-        if self.viewers(camera.id) >= limits.max_viewers_per_camera:
-            raise Refused(503, "this camera has its maximum of viewers", RETRY_FULL)
+    def reserve(
+        self, camera: CameraConfig, user: User
+    ) -> contextlib.AbstractContextManager[Opening]:
+        """A place for a new viewer of `camera`, held until `open` makes the session
+        (or it fails); Refused when the limits allow none."""
+        return self.places.reserve(camera.id, user)
+
+    def _evict(self, victim: WhepSession, user: User) -> None:
+        del self.sessions[victim.id]
+        logger.info(
+            "viewer %s: camera %s: pending place given to a %s",
+            victim.id[:8],
+            victim.camera_id,
+            user.role,
+        )
+        self._spawn(self._finish(victim, "place given to a higher role"))
 
     async def open(
-        self, channel: Channel, offer: str, peer: str, user: User, local: str | None = None
+        self,
+        channel: Channel,
+        offer: str,
+        peer: str,
+        user: User,
+        *,
+        local: str | None = None,
+        place: Opening | None = None,
     ) -> tuple[WhepSession, str]:
         """`local`: the address the offer came in on, offered as a host candidate
-        too (a browser on the node's own machine, a loopback-only network)."""
+        too (a browser on the node's own machine, a loopback-only network);
+        `place`: what `reserve` held for it, given up as the session takes it."""
         parsed, offered = _parse_offer(offer)
         if channel.source.state in (SourceState.OFFLINE, SourceState.STALLED):
             raise Refused(409, f"camera is {channel.source.state}", RETRY_OFFLINE)
@@ -108,7 +132,8 @@ class WhepService:
                 video.close()
                 video = feed.subscribe(frozenset(("video",)))
                 subs = [video]
-            pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(self.config.webrtc)))
+            servers = ice_servers(self.config, self.config.node.id)
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
             session = WhepSession(
                 secrets.token_urlsafe(16),
                 channel.camera.id,
@@ -118,6 +143,7 @@ class WhepService:
                 user.credential,
                 pc,
                 subs,
+                rank=user.rank,
             )
             with self.ice.applied([local] if local else []):
                 answer = await self._negotiate(
@@ -128,6 +154,8 @@ class WhepService:
                 sub.close()
             raise
         self.sessions[session.id] = session
+        if place is not None:
+            self.places.opening.discard(place)
         self._watch(session)
         await self.audit.record(
             "view.start",
@@ -207,26 +235,36 @@ class WhepService:
 
         @pc.on("connectionstatechange")
         def _changed() -> None:
-            if pc.connectionState in ("failed", "closed"):
+            if pc.connectionState == "connected":
+                session.connected = True
+            elif pc.connectionState in ("failed", "closed"):
                 self.end_later(session.id)
 
         def _deadline() -> None:
             if session.id in self.sessions and pc.connectionState != "connected":
                 logger.info("viewer %s: never connected", session.id[:8])
-                self.end_later(session.id)
+                self.end_later(session.id, "never connected")
 
         asyncio.get_running_loop().call_later(self.config.webrtc.connect_timeout, _deadline)
 
-    def end_later(self, session_id: str) -> None:
+    def end_later(self, session_id: str, reason: str | None = None) -> None:
         if session_id in self.sessions:
-            task = asyncio.create_task(self.end(session_id))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self.end(session_id, reason))
 
-    async def end(self, session_id: str) -> bool:
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def end(self, session_id: str, reason: str | None = None) -> bool:
         session = self.sessions.pop(session_id, None)
         if session is None:
             return False
+        await self._finish(session, reason)
+        return True
+
+    async def _finish(self, session: WhepSession, reason: str | None) -> None:
+        """Close a session taken out of `sessions`, and audit its end."""
         await session.close()
         await self.audit.record(
             "view.end",
@@ -235,21 +273,23 @@ class WhepService:
             camera=session.camera_id,
             session=session.id[:8],
             seconds=round(time.time() - session.started),
+            **({"reason": reason} if reason else {}),
         )
-        logger.info("viewer %s: ended after %.0f s", session_id[:8], time.time() - session.started)
-        return True
+        logger.info(
+            "viewer %s: camera %s: ended after %.0f s%s",
+            session.id[:8],
+            session.camera_id,
+            time.time() - session.started,
+            f" ({reason})" if reason else "",
+        )
 
-    async def end_credential(self, credential: str) -> None:
-        """End the sessions opened with a revoked token or ended login."""
-        for session in list(self.sessions.values()):
-            if session.credential == credential:
-                await self.end(session.id)
-
-    async def end_users_not_in(self, names: set[str]) -> None:
-        """After a config reload: the sessions of removed users end."""
-        for session in list(self.sessions.values()):
-            if session.user not in names:
-                await self.end(session.id)
+    async def end_credentials(self, credentials: frozenset[str]) -> None:
+        """End, all at once, the sessions opened with these credentials (a login
+        ended or expired, a token revoked, a user removed or changed)."""
+        async with asyncio.TaskGroup() as group:
+            for session in list(self.sessions.values()):
+                if session.credential in credentials:
+                    group.create_task(self.end(session.id, "access ended"))
 
     async def end_all(self) -> None:
         async with asyncio.TaskGroup() as group:
