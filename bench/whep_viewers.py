@@ -411,6 +411,9 @@ class Server:
                             "host_addresses": [common.HOST],
                             "max_viewers": 1000,
                             "max_viewers_per_camera": 1000,
+                            # every viewer of the benchmark comes with one token
+                            "pending_per_credential": 1000,
+                            "pending_per_credential_camera": 1000,
                         },
                     }
                 )
