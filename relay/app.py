@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from relay.web.guard import ACCOUNTS, RULES, Handler, guard
 from relay.web.keys import AUDIT, CONFIG, DB, HUB
 from relay.web.refusals import answer
 from relay.web.whep import WHEP
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.Application:
@@ -62,10 +65,12 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
 async def end_access(app: web.Application, credentials: frozenset[str]) -> None:
     """A credential's access ended or changed: every viewing session and event
     feed opened with it ends at once (each session with its view.end)."""
-    async with asyncio.TaskGroup() as group:
-        group.create_task(app[FEEDS].end_access(credentials))
-        if WHEP in app:
-            group.create_task(app[WHEP].end_credentials(credentials))
+    ending = [app[FEEDS].end_access(credentials)]
+    if WHEP in app:
+        ending.append(app[WHEP].end_credentials(credentials))
+    for failed in await asyncio.gather(*ending, return_exceptions=True):
+        if isinstance(failed, Exception):  # one part's failure must not keep the other
+            logger.error("ending access failed", exc_info=failed)
 
 
 async def end_connections(app: web.Application) -> None:
