@@ -19,7 +19,8 @@ from relay.web.guard import ACCOUNTS, PUBLIC, add_route, identify, logged_in, us
 from relay.web.keys import AUDIT, CONFIG, HUB
 from relay.web.refusals import refuse
 from relay.webrtc.ice import ice_servers
-from relay.webrtc.service import MAX_OFFER_BYTES, WhepService, WhepSession
+from relay.webrtc.service import MAX_OFFER_BYTES, WhepService
+from relay.webrtc.session import WhepSession
 
 WHEP = web.AppKey("whep", WhepService)
 

@@ -11,7 +11,6 @@ import logging
 import secrets
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -31,6 +30,7 @@ from relay.webrtc.codecs import answer_profile, audio_preferences, h264_preferen
 from relay.webrtc.ice import IceSettings, ice_servers
 from relay.webrtc.places import Opening, Places
 from relay.webrtc.rtp_writer import RtpWriter
+from relay.webrtc.session import WhepSession
 from relay.webrtc.track import PacketTrack
 
 logger = logging.getLogger(__name__)
@@ -38,34 +38,6 @@ logger = logging.getLogger(__name__)
 MAX_OFFER_BYTES = 64 * 1024
 RETRY_OFFLINE = 5
 AUDIO_PASSTHROUGH = ("pcm_alaw", "pcm_mulaw")
-
-
-@dataclass(eq=False)
-class WhepSession:
-    id: str
-    camera_id: str
-    stream: str
-    peer: str
-    user: str
-    credential: str  # the session or token hash the viewer came with
-    pc: RTCPeerConnection
-    subscriptions: list[Subscription] = field(default_factory=list)
-    started: float = field(default_factory=time.time)
-    rank: int = 0  # the viewer's role's rank (User.rank)
-    connected: bool = False  # ICE connected once; until then it is pending
-    _closed: asyncio.Future[None] | None = None
-
-    async def close(self) -> None:
-        """Idempotent; concurrent callers wait for the same close."""
-        if self._closed is None:
-            self._closed = asyncio.get_running_loop().create_future()
-            try:
-                for sub in self.subscriptions:
-                    sub.close()
-                await self.pc.close()
-            finally:
-                self._closed.set_result(None)
-        await asyncio.shield(self._closed)
 
 
 class WhepService:
@@ -95,13 +67,7 @@ class WhepService:
 
     def _evict(self, victim: WhepSession, user: User) -> None:
         del self.sessions[victim.id]
-        logger.info(
-            "viewer %s: camera %s: pending place given to a %s",
-            victim.id[:8],
-            victim.camera_id,
-            user.role,
-        )
-        self._spawn(self._finish(victim, "place given to a higher role"))
+        self._spawn(self._finish(victim, f"place given to a higher role ({user.role})"))
 
     async def open(
         self,
@@ -242,7 +208,9 @@ class WhepService:
 
         def _deadline() -> None:
             if session.id in self.sessions and pc.connectionState != "connected":
-                logger.info("viewer %s: never connected", session.id[:8])
+                logger.info(
+                    "viewer %s: camera %s: never connected", session.id[:8], session.camera_id
+                )
                 self.end_later(session.id, "never connected")
 
         asyncio.get_running_loop().call_later(self.config.webrtc.connect_timeout, _deadline)

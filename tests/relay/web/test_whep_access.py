@@ -117,7 +117,9 @@ async def test_one_viewer_cannot_hold_a_camera_with_offers_it_never_connects(
         assert Counter(s.user for s in sessions) == {"officer": 3, "watcher": 1}
         assert watched.pc.connectionState == "connected"
         ends = await node.app[AUDIT].query(action="view.end", user="watcher")
-        assert [e["detail"]["reason"] for e in ends] == ["place given to a higher role"] * 3
+        assert [e["detail"]["reason"] for e in ends] == [
+            "place given to a higher role (officer)"
+        ] * 3
         await watched.close(http)
 
 
