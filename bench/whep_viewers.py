@@ -414,6 +414,9 @@ class Server:
                             **({"udp_port": common.free_port()} if system == "one-port" else {}),
                             "max_viewers": 1000,
                             "max_viewers_per_camera": 1000,
+                            # every viewer of the benchmark comes with one token
+                            "pending_per_credential": 1000,
+                            "pending_per_credential_camera": 1000,
                         },
                     }
                 )

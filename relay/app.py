@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import warnings
 from collections.abc import AsyncIterator, Callable
@@ -93,8 +94,20 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
             metrics.collectors,
         ]
     )
+    app[ACCOUNTS].on_credentials_ended.append(functools.partial(end_access, app))
     app.on_shutdown.append(end_connections)
     return app
+
+
+async def end_access(app: web.Application, credentials: frozenset[str]) -> None:
+    """A credential's access ended or changed: every viewing session and event
+    feed opened with it ends at once (each session with its view.end)."""
+    ending = [app[FEEDS].end_access(credentials)]
+    if WHEP in app:
+        ending.append(app[WHEP].end_credentials(credentials))
+    for failed in await asyncio.gather(*ending, return_exceptions=True):
+        if isinstance(failed, Exception):  # one part's failure must not keep the other
+            logger.error("ending access failed", exc_info=failed)
 
 
 async def end_connections(app: web.Application) -> None:
@@ -146,7 +159,7 @@ async def _apply(app: web.Application, config: Config) -> list[str]:
     old = app[CONFIG]
     app[BUS].apply(config)  # first: cameras it no longer knows raise no offline event
     changes = await app[HUB].apply(config)
-    app[ACCOUNTS].set_users(config)
+    await app[ACCOUNTS].reload(config)
     await app[WHEP].apply(config, changes)
     with warnings.catch_warnings():
         # aiohttp warns of changing a running app's state; this one key is swapped

@@ -103,7 +103,19 @@ class AuthConfig(Strict):
     session_hours: float = Field(12.0, gt=0, le=24 * 30)
     login_window_minutes: float = Field(15.0, gt=0, le=24 * 60)
     login_failures_per_address: int = Field(10, ge=1, le=1000)
-    login_failures_per_user: int = Field(5, ge=1, le=1000, description="then slowed down")
+    login_failures_per_user: int = Field(
+        5, ge=1, le=1000, description="then slowed down, and tried one at a time"
+    )
+    turn_secret: str | None = Field(
+        None,
+        min_length=16,
+        description="the TURN server's shared secret (coturn `use-auth-secret`,"
+        " `static-auth-secret`): viewers get short-lived TURN credentials made from it"
+        " instead of the static username and credential of webrtc.ice_servers",
+    )
+    turn_credential_hours: float = Field(
+        24.0, gt=0, le=24 * 30, description="how long a TURN credential made from turn_secret lasts"
+    )
 
 
 class AuditConfig(Strict):
@@ -227,8 +239,12 @@ def _ice_url(value: str) -> str:
 
 class IceServerConfig(Strict):
     urls: list[Annotated[str, AfterValidator(_ice_url)]] = Field(min_length=1)
-    username: str | None = None
-    credential: str | None = None
+    username: str | None = Field(
+        None, description="static TURN username; auth.turn_secret, if set, is used instead"
+    )
+    credential: str | None = Field(
+        None, description="static TURN password, given only to viewers allowed to watch"
+    )
 
 
 def _port_range(value: str) -> str:
@@ -263,6 +279,16 @@ class WebRtcConfig(Strict):
     )
     max_viewers: int = Field(200, ge=1, le=10000, description="WHEP sessions on this node")
     max_viewers_per_camera: int = Field(50, ge=1, le=10000)
+    pending_per_credential: int = Field(
+        32,
+        ge=1,
+        le=10000,
+        description="offers one login or token may have not yet connected, every camera"
+        " together (a 5x5 wall opens 25 at once); more: 429",
+    )
+    pending_per_credential_camera: int = Field(
+        3, ge=1, le=10000, description="the same, for one camera"
+    )
     connect_timeout: float = Field(15.0, gt=0, le=120, description="ICE must connect within")
 
     @model_validator(mode="after")

@@ -170,6 +170,12 @@ def visible(event: Event, user: User, config: Config) -> bool:
     return event.type == "lookout" and event.site in config.ancestors(user.sites)
 
 
+def scope_of(user: User, config: Config) -> tuple[frozenset[str], frozenset[str]]:
+    """What `visible` lets `user` see, as sites: those whose events they see, and
+    those above them whose lookouts they see too (events of no site: everyone)."""
+    return user.sites, config.ancestors(user.sites)
+
+
 def parse_request(
     body: dict[str, Any], user: User, config: Config, referenced: Event | None
 ) -> Event:

@@ -154,9 +154,25 @@ class EventStore:
         )
         return [_row(r) for r in rows]
 
-    async def query(self, filters: dict[str, Any], limit: int = 500) -> list[StoredEvent]:
-        """Newest first; filters: type, site, camera, state, since, until."""
+    async def query(
+        self,
+        filters: dict[str, Any],
+        limit: int = 500,
+        scope: tuple[frozenset[str], frozenset[str]] | None = None,
+    ) -> list[StoredEvent]:
+        """Newest first; filters: type, site, camera, state, since, until, and
+        `before` (a seq: the page below it). `scope` (events.scope_of): only the
+        events of these sites, of no site, and the lookouts of the second sites."""
         clause, params = where(filters, ("type", "site", "camera", "state"))
+        if "before" in filters:
+            clause, params = f"{clause} AND seq < ?", (*params, filters["before"])
+        if scope is not None:
+            sites, lookouts = sorted(scope[0]), sorted(scope[1])
+            clause += (
+                f" AND (site IS NULL OR site IN ({','.join('?' * len(sites))})"
+                f" OR (type = 'lookout' AND site IN ({','.join('?' * len(lookouts))})))"
+            )
+            params = (*params, *sites, *lookouts)
         rows = await self.db.fetch(
             f"SELECT {COLUMNS} FROM events{clause} ORDER BY seq DESC LIMIT ?",  # noqa: S608
             (*params, limit),

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -24,7 +25,6 @@ from relay.web.guard import (
 from relay.web.keys import AUDIT, CONFIG
 from relay.web.pages import render
 from relay.web.refusals import refuse
-from relay.web.whep import WHEP
 
 logger = logging.getLogger(__name__)
 HOUSEKEEPING_SECONDS = 6 * 3600
@@ -42,7 +42,8 @@ def setup(app: web.Application) -> None:
 
 
 async def housekeeping(app: web.Application) -> AsyncIterator[None]:
-    """Expired sessions and audit entries past retention go, every few hours."""
+    """Each session ends as it expires; audit entries past retention go, every few
+    hours. Started after the viewing sessions and feeds, so that it stops first."""
 
     async def loop() -> None:
         while True:
@@ -53,14 +54,36 @@ async def housekeeping(app: web.Application) -> AsyncIterator[None]:
                 logger.info("audit: %d entries past retention removed", removed)
 
     task = asyncio.create_task(loop(), name="housekeeping")
+    expiry = asyncio.create_task(app[ACCOUNTS].watch_expiry(), name="session-expiry")
     yield
+    await cancel_and_wait(expiry)
     await cancel_and_wait(task)
 
 
 async def login_page(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    page = render("login.html", name=config.node.name, hint=config.node.login_hint)
+    page = render(
+        "login.html",
+        name=config.node.name,
+        hint=config.node.login_hint,
+        next=local_path(request.query.get("next", "/")),
+    )
     return web.Response(text=page, content_type="text/html")
+
+
+def local_path(value: str) -> str:
+    """`value` if it is a path of this node, else "/": where the login page may go
+    next. Browsers drop tabs and newlines from URLs and read a backslash as a
+    slash, so "/%09/evil" (a tab), "/\\evil" and "//evil" all leave the node; only plain
+    printable ASCII paths that stay on it pass (quote() makes them of any path)."""
+    if not value.startswith("/") or len(value) > 2000:
+        return "/"
+    if any(not 0x20 < ord(c) < 0x7F for c in value) or "\\" in value:
+        return "/"
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc or value.startswith("//"):
+        return "/"
+    return value
 
 
 async def login(request: web.Request) -> web.Response:
@@ -109,6 +132,7 @@ async def tokens(request: web.Request) -> web.Response:
 
 async def create_token(request: web.Request) -> web.Response:
     user = user_of(request)
+    request.app[ACCOUNTS].may_make_tokens(user)
     name = text_field(await read_json(request), "name", 100)
     token_id, secret = await request.app[ACCOUNTS].create_token(user, name)
     await request.app[AUDIT].record("token.create", user=user.name, token=token_id, name=name)
@@ -118,10 +142,9 @@ async def create_token(request: web.Request) -> web.Response:
 async def revoke_token(request: web.Request) -> web.Response:
     user = user_of(request)
     token_id = whole_number(request.match_info["token_id"])
-    digest = None if token_id is None else await request.app[ACCOUNTS].revoke_token(user, token_id)
-    if digest is None:
+    # Revoking ends what was opened with the token (the accounts' listeners).
+    if token_id is None or not await request.app[ACCOUNTS].revoke_token(user, token_id):
         return refuse(404, "no such token")
-    await request.app[WHEP].end_credential(digest)
     await request.app[AUDIT].record("token.revoke", user=user.name, token=token_id)
     return web.json_response({"ok": True})
 

@@ -12,7 +12,7 @@ from aiohttp import WSMsgType, web
 from ingest.tasks import cancel_and_wait
 from relay.access.audit import AuditEntry
 from relay.bus.bus import AlertBus
-from relay.bus.events import parse_request, visible
+from relay.bus.events import parse_request, scope_of, visible
 from relay.bus.feeds import WRITE_ROOM, EventFeed
 from relay.bus.nats import NatsLink
 from relay.bus.store import EventStore
@@ -20,7 +20,7 @@ from relay.config import Config
 from relay.media.hub import Channel
 from relay.media.picture import snapshot
 from relay.web.body import query_filters, read_json, whole_number
-from relay.web.guard import add_route, logged_in, user_of
+from relay.web.guard import ACCOUNTS, add_route, logged_in, user_of
 from relay.web.keys import CONFIG, DB, HUB
 from relay.web.refusals import refuse
 
@@ -40,6 +40,15 @@ class OpenFeeds:
             self.sockets.pop(socket, None)
             await socket.close(code=code, message=message)
         return len(chosen)
+
+    async def end_access(self, credentials: frozenset[str]) -> None:
+        """Close the feeds opened with these credentials, all at once (1008: the
+        client must log in again, not resume)."""
+        chosen = [s for s, c in self.sockets.items() if c in credentials]
+        for socket in chosen:
+            self.sockets.pop(socket, None)
+        closing = (socket.close(code=1008, message=b"access ended") for socket in chosen)
+        await asyncio.gather(*closing, return_exceptions=True)  # a broken one is gone anyway
 
 
 BUS = web.AppKey("bus", AlertBus)
@@ -126,9 +135,17 @@ async def events(request: web.Request) -> web.StreamResponse:
             return refuse(400, "after must be the seq of the last event seen")
         return await _feed(request, socket, after)
     filters = query_filters(request.query, ("type", "site", "camera", "state"))
+    before = whole_number(request.query.get("before", "0"))
+    limit = whole_number(request.query.get("limit", str(QUERY_LIMIT)))
+    if before is None or limit is None or not 0 < limit <= QUERY_LIMIT:
+        return refuse(400, f"before must be a seq, limit 1 to {QUERY_LIMIT}")
+    if before:
+        filters["before"] = before
     user, config = user_of(request), request.app[CONFIG]
-    found = await request.app[BUS].store.query(filters, QUERY_LIMIT)
-    return web.json_response([s.as_json() for s in found if visible(s.event, user, config)])
+    # The caller's scope is a condition of the query, not a filter of its result:
+    # the newest `limit` events they may see, however many others came since.
+    found = await request.app[BUS].store.query(filters, limit, scope=scope_of(user, config))
+    return web.json_response([s.as_json() for s in found])
 
 
 async def _feed(
@@ -139,6 +156,8 @@ async def _feed(
     feed = bus.subscribe(user)  # before reading the backlog, so nothing falls in between
     await socket.prepare(request)
     request.app[FEEDS].sockets[socket] = user.credential
+    if not request.app[ACCOUNTS].still_valid(user):  # access ended while it was opened
+        await request.app[FEEDS].end_access(frozenset((user.credential,)))
     transport = request.transport
     assert transport is not None  # the connection is open: it was just prepared
     sender = asyncio.create_task(_send(socket, transport, feed, bus.store, after, config=config))

@@ -88,7 +88,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return refuse(403, f"not allowed for role {user.role}")
     if rule.scope is not None and not _in_scope(request, rule.scope, user):
         return refuse(404, f"no such {rule.scope}")
-    if user.via == "session" and request.method in UNSAFE and not _same_origin(request):
+    if _changes(request) and not _origin_allowed(request, user):
         return refuse(403, "cross-site request refused")
     request[USER] = user
     return await handler(request)
@@ -106,10 +106,41 @@ def _in_scope(request: web.Request, scope: Scope, user: User) -> bool:
     return user.sees(key)
 
 
-def _same_origin(request: web.Request) -> bool:
+def _changes(request: web.Request) -> bool:
+    """An unsafe method, or a WebSocket upgrade (a GET that opens a live channel)."""
+    upgrade = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+    return request.method in UNSAFE or upgrade
+
+
+def _origin_allowed(request: web.Request, user: User) -> bool:
     """Cookie-authenticated changes must come from our own pages (SameSite=Strict
-    already keeps the cookie off other sites' requests; this is the second lock)."""
+    keeps the cookie off other sites' requests, but not off another port of this
+    host: this is the second lock). A foreign Origin is refused whatever the
+    credential; a token may come without one (programs send none)."""
     source = request.headers.get(hdrs.ORIGIN) or request.headers.get(hdrs.REFERER)
     if not source:
+        return user.via != "session"
+    return same_origin(source, request)
+
+
+DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def same_origin(source: str, request: web.Request) -> bool:
+    """Whether `source` (an Origin or Referer) has the request's scheme, host and
+    port (RFC 6454), not only a look-alike netloc."""
+    try:
+        theirs = urlsplit(source)
+        ours = urlsplit(f"{request.scheme}://{request.host}")
+        their_port = theirs.port or DEFAULT_PORTS.get(theirs.scheme)
+        our_port = ours.port or DEFAULT_PORTS.get(ours.scheme)
+    except ValueError:  # a port that is not a number, a malformed IPv6 address
         return False
-    return urlsplit(source).netloc == request.host
+    return (
+        theirs.scheme == ours.scheme
+        and theirs.username is None
+        and theirs.password is None
+        and theirs.hostname is not None
+        and theirs.hostname == ours.hostname
+        and their_port == our_port
+    )

@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from relay.access.accounts import User
 from relay.config import Config
 from relay.web.body import read_body
-from relay.web.guard import PUBLIC, add_route, logged_in, user_of
+from relay.web.guard import ACCOUNTS, PUBLIC, add_route, identify, logged_in, user_of
 from relay.web.keys import AUDIT, CONFIG, HUB
 from relay.web.refusals import refuse
+from relay.webrtc.ice import ice_servers
 from relay.webrtc.service import MAX_OFFER_BYTES, WhepService
 from relay.webrtc.session import WhepSession
 
@@ -46,9 +48,9 @@ def _own_session(request: web.Request) -> WhepSession | None:
     return session
 
 
-def _links(config: Config) -> list[str]:
+def _links(config: Config, user: User) -> list[str]:
     links = []
-    for server in config.webrtc.ice_servers:
+    for server in ice_servers(config, user.name):
         for url in server.urls:
             link = f'<{url}>; rel="ice-server"'
             if server.username is not None:
@@ -58,7 +60,16 @@ def _links(config: Config) -> list[str]:
     return links
 
 
+def _watcher(request: web.Request) -> User | None:
+    """The caller, if logged in and allowed to watch the camera in the path."""
+    user = identify(request)
+    camera = request.app[CONFIG].camera(request.match_info["camera_id"])
+    return user if user is not None and camera is not None and user.sees(camera.site) else None
+
+
 async def options(request: web.Request) -> web.Response:
+    """Public (a CORS preflight carries no credentials); the ICE servers, whose
+    credentials are secrets, go only to a caller allowed to watch this camera."""
     response = web.Response(
         status=204,
         headers={
@@ -66,7 +77,8 @@ async def options(request: web.Request) -> web.Response:
             "Allow": "OPTIONS, POST",
         },
     )
-    for link in _links(request.app[CONFIG]):
+    user = _watcher(request)
+    for link in _links(request.app[CONFIG], user) if user else []:
         response.headers.add("Link", link)
     return response
 
@@ -81,20 +93,24 @@ async def post_offer(request: web.Request) -> web.Response:
     channel = request.app[HUB].channel(camera.id, "sub" if stream == "sub" else "main")
     if stream not in ("main", "sub") or channel is None:
         return refuse(400, f"stream must be main{' or sub' if camera.sub else ''}")
-    service.check_limits(camera)
-    offer = (await read_body(request, MAX_OFFER_BYTES)).decode("utf-8", "replace")
-    sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    local = sockname[0] if sockname else None
-    session, answer = await service.open(
-        channel, offer, request.remote or "?", user_of(request), local
-    )
+    user = user_of(request)
+    with service.reserve(camera, user) as place:
+        offer = (await read_body(request, MAX_OFFER_BYTES)).decode("utf-8", "replace")
+        sockname = request.transport.get_extra_info("sockname") if request.transport else None
+        local = sockname[0] if sockname else None
+        session, answer = await service.open(
+            channel, offer, request.remote or "?", user, local=local, place=place
+        )
+    if not request.app[ACCOUNTS].still_valid(user):  # access ended while it was made
+        await service.end(session.id, "access ended")
+        return refuse(401, "access ended: log in again")
     response = web.Response(
         status=201,
         body=answer.encode(),
         content_type="application/sdp",
         headers={"Location": f"/whep/sessions/{session.id}", "ETag": f'"{session.id}"'},
     )
-    for link in _links(config):
+    for link in _links(config, user):
         response.headers.add("Link", link)
     return response
 

@@ -7,9 +7,12 @@ answer is made inside `IceSettings.applied()`, which the patched aioice
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import contextvars
 import errno
+import hashlib
+import hmac
 import math
 import random
 import time
@@ -19,7 +22,7 @@ from typing import Any
 
 from aiortc import RTCIceServer
 
-from relay.config import WebRtcConfig
+from relay.config import Config, WebRtcConfig
 from relay.webrtc.ice_tcp import IceTcpServer
 from relay.webrtc.udp_mux import UdpMux
 
@@ -96,11 +99,27 @@ CURRENT: contextvars.ContextVar[tuple[IceSettings, list[str]] | None] = contextv
 )
 
 
-def ice_servers(config: WebRtcConfig) -> list[RTCIceServer]:
-    return [
-        RTCIceServer(urls=s.urls, username=s.username, credential=s.credential)
-        for s in config.ice_servers
-    ]
+def ice_servers(config: Config, user: str, now: float | None = None) -> list[RTCIceServer]:
+    """The STUN/TURN servers with the credentials `user` may use: with
+    `auth.turn_secret`, short-lived ones for every TURN server (TURN REST, as
+    coturn's `use-auth-secret` checks them); else the configured static ones."""
+    secret = config.auth.turn_secret
+    expiry = int((now or time.time()) + config.auth.turn_credential_hours * 3600)
+    servers = []
+    for server in config.webrtc.ice_servers:
+        username, credential = server.username, server.credential
+        if secret and any(url.startswith(("turn:", "turns:")) for url in server.urls):
+            username, credential = turn_credential(secret, user, expiry)
+        servers.append(RTCIceServer(urls=server.urls, username=username, credential=credential))
+    return servers
+
+
+def turn_credential(secret: str, user: str, expiry: int) -> tuple[str, str]:
+    """TURN REST credentials (draft-uberti-behave-turn-rest): the username is
+    "EXPIRY:USER", the password base64(HMAC-SHA1(secret, username))."""
+    username = f"{expiry}:{user}"
+    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+    return username, base64.b64encode(digest).decode()
 
 
 class PortRangeLoop:

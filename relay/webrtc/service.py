@@ -11,6 +11,8 @@ import dataclasses
 import logging
 import secrets
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.exceptions import InvalidStateError, OperationError
@@ -29,6 +31,7 @@ from relay.webrtc import patches
 from relay.webrtc.codecs import answer_profile, audio_preferences, h264_preferences
 from relay.webrtc.ice import IceSettings, ice_servers
 from relay.webrtc.offers import parse_offer
+from relay.webrtc.places import Opening, Places
 from relay.webrtc.rtp_writer import RtpCounts, RtpWriter
 from relay.webrtc.session import WhepSession
 from relay.webrtc.track import PacketTrack
@@ -37,7 +40,6 @@ logger = logging.getLogger(__name__)
 
 MAX_OFFER_BYTES = 64 * 1024
 RETRY_OFFLINE = 5
-RETRY_FULL = 10
 AUDIO_PASSTHROUGH = ("pcm_alaw", "pcm_mulaw")
 
 
@@ -52,12 +54,14 @@ class WhepService:
         self.transcoders: dict[str, Transcoder] = {}
         self.rtp: dict[str, RtpCounts] = {}  # per camera, for the metrics
         self._dropped: dict[str, int] = {}  # per camera, by viewers that ended
-        self._tasks: set[asyncio.Task[bool]] = set()
+        self.places = Places(config.webrtc, self.sessions, self._evict)
+        self._tasks: set[asyncio.Task[Any]] = set()
         self.ice = IceSettings.of(config.webrtc)
         patches.install()
 
     def viewers(self, camera_id: str) -> int:
-        return sum(s.camera_id == camera_id for s in self.sessions.values())
+        """Sessions of the camera, those still being opened included."""
+        return self.places.viewers(camera_id)
 
     def viewer_dropped(self) -> dict[str, int]:
         """Per camera: packets dropped for slow viewers, those that ended included."""
@@ -67,18 +71,30 @@ class WhepService:
             found[session.camera_id] = found.get(session.camera_id, 0) + lost
         return found
 
-    def check_limits(self, camera: CameraConfig) -> None:
-        limits = self.config.webrtc
-        if len(self.sessions) >= limits.max_viewers:
-            raise Refused(503, "this node serves its maximum of viewers", RETRY_FULL)
-        if self.viewers(camera.id) >= limits.max_viewers_per_camera:
-            raise Refused(503, "this camera has its maximum of viewers", RETRY_FULL)
+    def reserve(
+        self, camera: CameraConfig, user: User
+    ) -> contextlib.AbstractContextManager[Opening]:
+        """A place for a new viewer of `camera`, held until `open` makes the session
+        (or it fails); Refused when the limits allow none."""
+        return self.places.reserve(camera.id, user)
+
+    def _evict(self, victim: WhepSession, user: User) -> None:
+        del self.sessions[victim.id]
+        self._spawn(self._finish(victim, f"place given to a higher role ({user.role})"))
 
     async def open(
-        self, channel: Channel, offer: str, peer: str, user: User, local: str | None = None
+        self,
+        channel: Channel,
+        offer: str,
+        peer: str,
+        user: User,
+        *,
+        local: str | None = None,
+        place: Opening | None = None,
     ) -> tuple[WhepSession, str]:
         """`local`: the address the offer came in on, offered as a host candidate
-        too (a browser on the node's own machine, a loopback-only network)."""
+        too (a browser on the node's own machine, a loopback-only network);
+        `place`: what `reserve` held for it, given up as the session takes it."""
         parsed, offered = parse_offer(offer)
         if channel.source.state in (SourceState.OFFLINE, SourceState.STALLED):
             raise Refused(409, f"camera is {channel.source.state}", RETRY_OFFLINE)
@@ -95,7 +111,8 @@ class WhepService:
                 video.close()
                 video = feed.subscribe(frozenset(("video",)))
                 subs = [video]
-            pc = RTCPeerConnection(RTCConfiguration(iceServers=ice_servers(self.config.webrtc)))
+            servers = ice_servers(self.config, self.config.node.id)
+            pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
             session = WhepSession(
                 secrets.token_urlsafe(16),
                 channel.camera.id,
@@ -105,6 +122,7 @@ class WhepService:
                 user.credential,
                 pc,
                 subs,
+                rank=user.rank,
             )
             with self.ice.applied([local] if local else []):
                 answer = await self._negotiate(
@@ -115,6 +133,8 @@ class WhepService:
                 sub.close()
             raise
         self.sessions[session.id] = session
+        if place is not None:
+            self.places.opening.discard(place)
         self._watch(session)
         await self.audit.record(
             "view.start",
@@ -196,26 +216,38 @@ class WhepService:
 
         @pc.on("connectionstatechange")
         def _changed() -> None:
-            if pc.connectionState in ("failed", "closed"):
+            if pc.connectionState == "connected":
+                session.connected = True
+            elif pc.connectionState in ("failed", "closed"):
                 self.end_later(session.id)
 
         def _deadline() -> None:
             if session.id in self.sessions and pc.connectionState != "connected":
-                logger.info("viewer %s: never connected", session.id[:8])
-                self.end_later(session.id)
+                logger.info(
+                    "viewer %s: camera %s: never connected", session.id[:8], session.camera_id
+                )
+                self.end_later(session.id, "never connected")
 
         asyncio.get_running_loop().call_later(self.config.webrtc.connect_timeout, _deadline)
 
-    def end_later(self, session_id: str) -> None:
+    def end_later(self, session_id: str, reason: str | None = None) -> None:
         if session_id in self.sessions:
-            task = asyncio.create_task(self.end(session_id))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self.end(session_id, reason))
 
-    async def end(self, session_id: str) -> bool:
+    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def end(self, session_id: str, reason: str | None = None) -> bool:
         session = self.sessions.pop(session_id, None)
         if session is None:
             return False
+        await self._finish(session, reason)
+        return True
+
+    async def _finish(self, session: WhepSession, reason: str | None) -> None:
+        """Close a session taken out of `sessions`, and audit its end."""
         lost = sum(sub.dropped for sub in session.subscriptions)
         self._dropped[session.camera_id] = self._dropped.get(session.camera_id, 0) + lost
         await session.close()
@@ -226,21 +258,26 @@ class WhepService:
             camera=session.camera_id,
             session=session.id[:8],
             seconds=round(time.time() - session.started),
+            **({"reason": reason} if reason else {}),
         )
-        logger.info("viewer %s: ended after %.0f s", session_id[:8], time.time() - session.started)
-        return True
+        logger.info(
+            "viewer %s: camera %s: ended after %.0f s%s",
+            session.id[:8],
+            session.camera_id,
+            time.time() - session.started,
+            f" ({reason})" if reason else "",
+        )
 
-    async def end_credential(self, credential: str) -> None:
-        """End the sessions opened with a revoked token or ended login."""
-        for session in list(self.sessions.values()):
-            if session.credential == credential:
-                await self.end(session.id)
-
-    async def end_users_not_in(self, names: set[str]) -> None:
-        """After a config reload: the sessions of removed users end."""
-        for session in list(self.sessions.values()):
-            if session.user not in names:
-                await self.end(session.id)
+    async def end_credentials(self, credentials: frozenset[str]) -> None:
+        """End, all at once, the sessions opened with these credentials (a login
+        ended or expired, a token revoked, a user removed or changed)."""
+        chosen = [s.id for s in self.sessions.values() if s.credential in credentials]
+        ended = await asyncio.gather(
+            *(self.end(i, "access ended") for i in chosen), return_exceptions=True
+        )
+        for failed in ended:
+            if isinstance(failed, Exception):  # the others end all the same
+                logger.error("a session did not end cleanly", exc_info=failed)
 
     async def apply(self, config: Config, changes: CameraChanges) -> None:
         """Take a reloaded config: its limits and ICE settings apply to the next
@@ -262,7 +299,6 @@ class WhepService:
         for cam_id in changes.removed:
             self.rtp.pop(cam_id, None)
             self._dropped.pop(cam_id, None)
-        await self.end_users_not_in({u.name for u in config.users})
         for session in list(self.sessions.values()):
             if session.camera_id in changes.ended:
                 logger.info(

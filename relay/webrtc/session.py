@@ -1,4 +1,4 @@
-"""One viewer's WebRTC session: its peer connection and its subscriptions."""
+"""One viewer's WebRTC session: its peer connection and its hub subscriptions."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ class WhepSession:
     pc: RTCPeerConnection
     subscriptions: list[Subscription] = field(default_factory=list)
     started: float = field(default_factory=time.time)
+    rank: int = 0  # the viewer's role's rank (User.rank)
+    connected: bool = False  # ICE connected once; until then it is pending
     _closed: asyncio.Future[None] | None = None
 
     async def close(self) -> None:

@@ -70,10 +70,15 @@ export class EventFeed extends EventTarget {
         this.dispatchEvent(new CustomEvent("event", { detail: event }));
       }
     };
-    socket.onclose = () => {
+    socket.onclose = (closing) => {
       this.connected = false;
       this.dispatchEvent(new CustomEvent("disconnected"));
       if (!this._running || socket !== this.socket) return;
+      if (closing.code === 1008) {
+        // Access ended (to the login page) or changed (on, with the new scope).
+        this.recent("?limit=1").then(() => this._running && this._connect());
+        return;
+      }
       const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** this._failures++);
       this._timer = setTimeout(() => this._connect(), delay * (0.5 + Math.random() / 2));
     };

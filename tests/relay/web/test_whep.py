@@ -285,7 +285,8 @@ async def test_sessions_deleted_and_abandoned_free_everything(
         ).replace(
             "webrtc: {host_addresses: [127.0.0.1]}",
             "webrtc: {host_addresses: [127.0.0.1], connect_timeout: 3,"
-            " max_viewers: 300, max_viewers_per_camera: 300}",
+            " max_viewers: 300, max_viewers_per_camera: 300,"
+            " pending_per_credential: 300, pending_per_credential_camera: 300}",
         )
     )
     channel = node.hub.channel("gate")
