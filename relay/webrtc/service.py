@@ -282,8 +282,9 @@ class WhepService:
     async def apply(self, config: Config, changes: CameraChanges) -> None:
         """Take a reloaded config: its limits and ICE settings apply to the next
         viewer; the viewers of removed and restarted cameras (their channels are
-        closed) and of removed users end."""
+        closed) end (those of removed users end with their credentials)."""
         self.config = config
+        self.places.limits = config.webrtc
         # The running settings keep what they hold open (a shared port, where there
         # is one: that waits for a restart); only the addresses and range change.
         fresh = IceSettings.of(

@@ -35,7 +35,8 @@ async def test_eight_viewers_share_one_udp_socket(start_node: NodeFactory) -> No
     port = free_port()
     node = await start_node(
         node_yaml(CAMERA).replace(
-            "host_addresses: [127.0.0.1]", f"host_addresses: [127.0.0.1], udp_port: {port}"
+            "host_addresses: [127.0.0.1]",
+            f"host_addresses: [127.0.0.1], udp_port: {port}, pending_per_credential_camera: 8",
         )
     )
     async with aiohttp.ClientSession() as http:
@@ -82,7 +83,8 @@ async def test_chromium_plays_eight_views_through_the_one_port(
     port = free_port()
     node = await start_node(
         node_yaml(CAMERA).replace(
-            "host_addresses: [127.0.0.1]", f"host_addresses: [127.0.0.1], udp_port: {port}"
+            "host_addresses: [127.0.0.1]",
+            f"host_addresses: [127.0.0.1], udp_port: {port}, pending_per_credential_camera: 8",
         )
     )
     context = await browser.new_context()
