@@ -63,6 +63,7 @@ PATH_VALUES = {
     "event_id": "no-such-event",
     "layout_id": "999999",
     "filename": "whep-player.js",
+    "segment_id": "999999",
 }
 
 
@@ -113,6 +114,14 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/layouts"): expect(200, denied=("peer",)),
     ("POST", "/api/layouts"): expect(400, denied=("peer",)),  # the test sends {}
     ("DELETE", "/api/layouts/{layout_id}"): expect(404, denied=("peer",)),
+    ("GET", "/api/cameras/{camera_id}/recordings"): expect(
+        200, denied=("peer", "watcher"), out=404
+    ),
+    ("POST", "/api/cameras/{camera_id}/playback"): expect(400, denied=("peer", "watcher"), out=404),
+    ("GET", "/api/cameras/{camera_id}/segments/{segment_id}"): expect(
+        403, denied=("peer", "watcher"), out=404
+    ),
+    ("DELETE", "/api/playback/{session_id}"): expect(404, denied=("peer",)),
 }
 
 
