@@ -26,7 +26,7 @@ RAISED_BY = {  # who may publish what
     "assign": frozenset({"admin", "officer"}),
     "resolve": frozenset({"admin", "officer"}),
 }
-SYSTEM_TYPES = frozenset({"camera.offline", "camera.online", "motion"})
+SYSTEM_TYPES = frozenset({"camera.offline", "camera.online", "motion", "storage.low"})
 TYPES = frozenset(RAISED_BY) | SYSTEM_TYPES
 MAX_TEXT = 2000
 MAX_REASON = 200

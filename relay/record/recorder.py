@@ -17,6 +17,7 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from ingest.packet import MediaKind, MediaPacket
+from ingest.tasks import cancel_and_wait
 from relay.config import CameraConfig
 from relay.db import Database
 from relay.media.hub import Channel, SubscriptionClosed
@@ -63,13 +64,7 @@ class Recorder:
 
     async def close(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                if not task.cancelled():
-                    raise
+        await cancel_and_wait(task)
         await asyncio.to_thread(self.writer.stop)
 
     async def _run(self) -> None:

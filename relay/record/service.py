@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+from ingest.tasks import cancel_and_wait
 from relay.config import Config
 from relay.db import Database
 from relay.media.hub import Hub
 from relay.record import index
 from relay.record.index import Segment
 from relay.record.recorder import Recorder
+from relay.record.retention import RetentionReport, run_pass
 from relay.refusal import Refused
 
 logger = logging.getLogger(__name__)
@@ -32,7 +35,9 @@ class Recordings:
         self.db = db
         self.root = storage_root(config)
         self.recorders: dict[str, Recorder] = {}
-        self.days_kept: dict[str, float] = {}  # per camera, as the last retention pass found
+        self.report = RetentionReport()  # what the last retention pass found
+        self.on_storage_low: list[Callable[[RetentionReport], None]] = []
+        self._retention: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -50,8 +55,36 @@ class Recordings:
             )
             self.recorders[cam.id] = recorder
             recorder.start()
+        await self.retain()
+        self._retention = asyncio.create_task(self._retain_often(), name="retention")
+
+    async def retain(self) -> RetentionReport:
+        """One retention pass now; tells `on_storage_low` when space turns low."""
+        was_low = self.report.low
+        now = time.time()
+        self.report = await self.db.run(lambda conn: run_pass(conn, self.root, self.config, now))
+        if self.report.deleted:
+            logger.info(
+                "retention: %d files (%.1f MB) deleted",
+                self.report.deleted,
+                self.report.freed / 1e6,
+            )
+        if self.report.low and not was_low:
+            logger.warning("storage low: %s", self.report.as_json())
+            for tell in self.on_storage_low:
+                tell(self.report)
+        return self.report
+
+    async def _retain_often(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.storage.check_seconds)
+            try:
+                await self.retain()
+            except OSError as exc:  # the disk went away: said, and tried again
+                logger.warning("retention: %s", exc)
 
     async def close(self) -> None:
+        await cancel_and_wait(self._retention)
         async with asyncio.TaskGroup() as group:
             for recorder in self.recorders.values():
                 group.create_task(recorder.close())
@@ -66,9 +99,19 @@ class Recordings:
             out.update(recorder.status())
         if cam is not None:
             out["retention_days"] = cam.record.retention_days
-        kept = self.days_kept.get(camera_id)
-        out["days_kept"] = None if kept is None else round(kept, 3)
+        kept = self.report.days_kept.get(camera_id)
+        out["days_kept"] = None if kept is None else round(kept, 6)
         return out
+
+    def health(self) -> dict[str, object]:
+        """For monitoring, without naming a camera: storage, errors, days kept."""
+        kept = [self.report.days_kept.get(cam_id, 0.0) for cam_id in self.recorders]
+        return {
+            **self.report.as_json(),
+            "recorders": len(self.recorders),
+            "in_error": sum(r.state == "error" for r in self.recorders.values()),
+            "days_kept_min": round(min(kept), 6) if kept else None,
+        }
 
     async def segments(self, camera_id: str, since: float, until: float) -> list[Segment]:
         return await self.db.run(lambda conn: index.query(conn, camera_id, since, until))

@@ -88,6 +88,7 @@ class SegmentFile:
         self.frame = 0
         self.written = 0  # bytes on disk, after the last complete fragment
         self.fragment_end = start
+        self.announced = False  # told to the index
         self._out: Any = av.open(
             str(path), "w", format="mp4", options={"movflags": MOVFLAGS, "flush_packets": "1"}
         )
@@ -218,14 +219,21 @@ class SegmentWriter:
             current = self._open(packet)
             pts = packet.pts or 0
         if current.write(packet, pts if pts is not None else 0):
+            self._announce(current)
             self._tell(Progress(current.path, current.fragment_end, current.written))
 
     def _open(self, packet: MediaPacket) -> SegmentFile:
         start = wall_time(packet)
         path = segment_path(self.root, self.camera, self.stream, start)
         self._file = SegmentFile(path, self.codec, packet, start)
-        self._tell(Opened(path, start, self.codec))
         return self._file
+
+    def _announce(self, current: SegmentFile) -> None:
+        """A file is indexed once a fragment of it is on disk: a disk that refuses
+        every write leaves no empty files and rows behind, however often it is tried."""
+        if not current.announced:
+            current.announced = True
+            self._tell(Opened(current.path, current.start, self.codec))
 
     def _close(self) -> None:
         current, self._file = self._file, None
@@ -235,16 +243,26 @@ class SegmentWriter:
             end = current.close()
             size = os.path.getsize(current.path)
         except (OSError, av.error.FFmpegError) as exc:
-            self._tell(Closed(current.path, current.fragment_end, current.written))
+            self._file = current
             self._fail(exc)
             return
+        if size <= current.written and not current.announced:
+            current.path.unlink(missing_ok=True)  # closed before its first fragment
+            return
+        self._announce(current)
         self._tell(Closed(current.path, end, size))
 
     def _fail(self, exc: BaseException) -> None:
         current, self._file = self._file, None
         if current is not None:
             current.abandon()
-            self._tell(Closed(current.path, current.fragment_end, current.written))
+            if current.announced:  # what it holds up to its last complete fragment stays
+                with contextlib.suppress(OSError):
+                    os.truncate(current.path, current.written)
+                self._tell(Closed(current.path, current.fragment_end, current.written))
+            else:
+                with contextlib.suppress(OSError):
+                    current.path.unlink(missing_ok=True)
         self._retry_at = time.monotonic() + RETRY_SECONDS
         reason = getattr(exc, "strerror", None) or str(exc)
         logger.warning("camera %s: recording stopped: %s", self.name, reason)

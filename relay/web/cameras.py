@@ -28,9 +28,14 @@ def setup(app: web.Application) -> None:
 async def health(request: web.Request) -> web.Response:
     """For monitoring: public, so it says nothing about cameras."""
     uptime = round(time.monotonic() - request.app[STARTED], 1)
-    return web.json_response(
-        {"status": "ok", "node": request.app[CONFIG].node.id, "uptime": uptime}
-    )
+    body: dict[str, object] = {
+        "status": "ok",
+        "node": request.app[CONFIG].node.id,
+        "uptime": uptime,
+    }
+    if RECORDINGS in request.app:
+        body["recording"] = request.app[RECORDINGS].health()
+    return web.json_response(body)
 
 
 async def cameras(request: web.Request) -> web.Response:

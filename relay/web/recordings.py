@@ -9,20 +9,31 @@ where.
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import secrets
+import sqlite3
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from relay.access.accounts import User
+from relay.bus.events import Event, new_event
+from relay.bus.store import StoredEvent
+from relay.config import CameraConfig
 from relay.record import fmp4, index
+from relay.record.retention import RetentionReport
 from relay.record.service import Recordings, parse_span
 from relay.refusal import Refused
 from relay.web.body import read_json
+from relay.web.events import BUS
 from relay.web.guard import PEOPLE, add_route, logged_in, user_of
 from relay.web.keys import AUDIT, CONFIG, DB, HUB
+
+logger = logging.getLogger(__name__)
 
 RECORDINGS = web.AppKey("recordings", Recordings)
 PLAYBACK = web.AppKey("playback_sessions", dict[str, "PlaybackSession"])
@@ -52,13 +63,48 @@ def setup(app: web.Application) -> None:
 
 
 async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-    service = Recordings(app[CONFIG], app[HUB], app[DB])
+    """The recorders, retention, and what they hear from and tell the bus: every
+    alarm raised here locks its clip; storage turning low raises storage.low."""
+    config, bus = app[CONFIG], app[BUS]
+    service = Recordings(config, app[HUB], app[DB])
     app[RECORDINGS] = service
+    publishing: set[asyncio.Task[object]] = set()
+
+    def storage_low(report: RetentionReport) -> None:
+        root = next(s.id for s in config.sites if s.parent is None)
+        event = new_event(config.node.id, "storage.low", root, data=report.as_json())
+        task = asyncio.create_task(bus.publish(event))
+        publishing.add(task)
+        task.add_done_callback(publishing.discard)
+
+    def alarms(committed: list[StoredEvent]) -> None:
+        for stored in committed:
+            event = stored.event
+            cam = config.camera(event.camera or "")
+            if event.type == "alarm" and cam is not None:
+                app[DB].submit(functools.partial(_lock_clip, cam, event), _logged)
+
+    service.on_storage_low.append(storage_low)
+    bus.on_local.append(alarms)
     await service.start()
     yield
+    bus.on_local.remove(alarms)
     await service.close()
+    for task in list(publishing):
+        await asyncio.wait([task])
     for session in list(app[PLAYBACK].values()):
         await _end(app, session)
+
+
+def _lock_clip(cam: CameraConfig, event: Event, conn: sqlite3.Connection) -> int:
+    """An alarm's clip (pre and post seconds around it) is kept from retention."""
+    start, end = event.time - cam.record.pre, event.time + cam.record.post
+    return index.lock(conn, cam.id, start=start, end=end, kind="alarm", ref=event.id)
+
+
+def _logged(done: Future[object]) -> None:
+    if done.exception() is not None:
+        logger.warning("alarm clip not locked: %s", done.exception())
 
 
 def may_play(request: web.Request, user: User) -> None:
