@@ -25,10 +25,12 @@ def camera(cam_id: str, url: str, record: str = "") -> str:
 
 
 async def api(node: Node, method: str, path: str, body: Any = None) -> Any:
-    async with aiohttp.ClientSession(headers=ADMIN) as http:
-        async with http.request(method, node.url + path, json=body) as r:
-            assert r.status < 300, await r.text()
-            return await r.json()
+    async with (
+        aiohttp.ClientSession(headers=ADMIN) as http,
+        http.request(method, node.url + path, json=body) as r,
+    ):
+        assert r.status < 300, await r.text()
+        return await r.json()
 
 
 async def all_segments(node: Node, camera_id: str) -> list[Segment]:
@@ -44,7 +46,10 @@ async def test_quota_deletes_the_oldest_first_never_an_alarm_clip_and_days_expir
         url,
         ", record: {retention_days: 0.0001}",  # 8.64 s
     )
-    storage = "storage: {segment_seconds: 5, check_seconds: 1, min_free_gb: 0, min_free_percent: 0, max_gb: 0.0006}\n"
+    storage = (
+        "storage: {segment_seconds: 5, check_seconds: 1, min_free_gb: 0,"
+        " min_free_percent: 0, max_gb: 0.0006}\n"
+    )
     node = await start_node(node_yaml(cameras, storage))
     service = node.app[RECORDINGS]
     seen: dict[str, Segment] = {}
@@ -103,7 +108,10 @@ async def test_a_full_disk_is_a_recorder_error_live_plays_and_recording_resumes(
         filler = disk / "filler"
         filler.write_bytes(bytes(4_500_000))
         url = "synthetic://640x360?fps=15&keyframe_interval=1&bitrate=2500"
-        storage = f"storage: {{path: '{disk}', segment_seconds: 60, check_seconds: 1, min_free_gb: 0, min_free_percent: 0}}\n"
+        storage = (
+            f"storage: {{path: '{disk}', segment_seconds: 60, check_seconds: 1,"
+            " min_free_gb: 0, min_free_percent: 0}\n"
+        )
         node = await start_node(node_yaml(camera("cam1", url), storage))
         recorder = node.app[RECORDINGS].recorders["cam1"]
         await wait_until(lambda: recorder.state == "error", 40, "the disk fills")
