@@ -15,12 +15,14 @@ from relay.bus import store as eventstore
 from relay.config import Config
 from relay.db import Database
 from relay.media.hub import Hub, HubSettings
+from relay.record import exports as record_exports
 from relay.record import index as record_index
+from relay.record import leads as record_leads
 from relay.refusal import Refused
 from relay.web import accounts as accounts_api
 from relay.web import cameras as api
 from relay.web import events as events_api
-from relay.web import layouts, pages, recordings, walls, whep
+from relay.web import exports, layouts, pages, recordings, walls, whep
 from relay.web.events import FEEDS
 from relay.web.guard import ACCOUNTS, RULES, Handler, guard
 from relay.web.keys import AUDIT, CONFIG, DB, HUB
@@ -34,13 +36,19 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
     app[RULES] = {}
     db = Database(
         Path(config.node.data_dir) / "node.sqlite",
-        auth.SCHEMA + audit.SCHEMA + eventstore.SCHEMA + layouts.SCHEMA + record_index.SCHEMA,
+        auth.SCHEMA
+        + audit.SCHEMA
+        + eventstore.SCHEMA
+        + layouts.SCHEMA
+        + record_index.SCHEMA
+        + record_exports.SCHEMA
+        + record_leads.SCHEMA,
     )
     app[DB] = db
     app[ACCOUNTS] = Accounts(config, db)
     app[AUDIT] = AuditLog(db)
     app[HUB] = Hub(config, hub_settings)
-    for routes in (api, events_api, whep, pages, accounts_api, walls, layouts, recordings):
+    for routes in (api, events_api, whep, pages, accounts_api, walls, layouts, recordings, exports):
         routes.setup(app)
     # The subsystems, started in this order and stopped in the reverse one: the
     # consumers (viewing sessions, feeds) before the hub, the hub before the database.
@@ -50,6 +58,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
             _hub,
             events_api.bus_lifecycle,
             recordings.lifecycle,
+            exports.lifecycle,
             whep.service_lifecycle,
             accounts_api.housekeeping,
         ]

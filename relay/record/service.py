@@ -137,7 +137,7 @@ class Recordings:
 
 
 def parse_span(
-    since: str | None, until: str | None, default_hours: float = 24.0
+    since: str | None, until: str | None, default_hours: float = 24.0, longest_days: float = 31
 ) -> tuple[float, float]:
     """since/until from a query (epoch seconds); refused if unreadable or reversed."""
     now = time.time()
@@ -148,6 +148,6 @@ def parse_span(
         raise Refused(400, "since and until must be epoch seconds") from None
     if start >= end:
         raise Refused(400, "the start is not before the end")
-    if end - start > 31 * DAY:
-        raise Refused(400, "ask for at most 31 days at once")
+    if end - start > longest_days * DAY:
+        raise Refused(400, f"ask for at most {longest_days:g} days at once")
     return start, end

@@ -10,10 +10,9 @@ import aiohttp
 import av
 
 from relay.record import fmp4
-from relay.record.index import Segment
-from relay.record.service import Recordings
 from relay.web.recordings import RECORDINGS
 from tests.conftest import ADMIN, Node, NodeFactory, node_yaml
+from tests.relay.record.common import closed_segments
 
 CAMERAS = (
     "  - {id: cam1, name: One, site: village,"
@@ -22,16 +21,6 @@ CAMERAS = (
     " main: 'synthetic://320x180?fps=10&keyframe_interval=1'}\n"
 )
 STORAGE = "storage: {segment_seconds: 5}\n"
-
-
-async def closed_segments(service: Recordings, camera: str, count: int) -> list[Segment]:
-    """Once `count` files of the camera are finished (the recorder tells the index)."""
-    async with asyncio.timeout(40):
-        while True:
-            found = [s for s in await service.segments(camera, 0, time.time() + 60) if not s.open]
-            if len(found) >= count:
-                return found
-            await asyncio.sleep(0.2)
 
 
 async def get_json(node: Node, path: str) -> Any:

@@ -64,6 +64,7 @@ PATH_VALUES = {
     "layout_id": "999999",
     "filename": "whep-player.js",
     "segment_id": "999999",
+    "export_id": "999999",
 }
 
 
@@ -122,6 +123,17 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
         403, denied=("peer", "watcher"), out=404
     ),
     ("DELETE", "/api/playback/{session_id}"): expect(404, denied=("peer",)),
+    ("POST", "/api/exports"): expect(404, denied=("peer", "watcher")),  # {}: no camera
+    ("GET", "/api/exports"): expect(200, denied=("peer", "watcher")),
+    ("GET", "/api/exports/{export_id}"): expect(404, denied=("peer", "watcher")),
+    ("GET", "/api/exports/{export_id}/file"): expect(404, denied=("peer", "watcher")),
+    ("GET", "/api/exports/{export_id}/manifest"): expect(404, denied=("peer", "watcher")),
+    ("DELETE", "/api/exports/{export_id}"): expect(
+        404, denied=("officer", "operator", "watcher", "peer", "outsider")
+    ),
+    ("POST", "/api/leads"): expect(400, denied=("peer", "watcher")),
+    ("GET", "/api/leads"): expect(200, denied=("peer", "watcher")),
+    ("GET", "/api/leads/stats"): expect(200, denied=("peer", "watcher")),
 }
 
 
