@@ -32,6 +32,7 @@ from relay.web.body import read_json
 from relay.web.events import BUS
 from relay.web.guard import PEOPLE, add_route, logged_in, user_of
 from relay.web.keys import AUDIT, CONFIG, DB, HUB
+from relay.web.pages import render
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +60,13 @@ def setup(app: web.Application) -> None:
     add_route(app, "POST", "/api/cameras/{camera_id}/playback", start_playback, camera)
     add_route(app, "GET", "/api/cameras/{camera_id}/segments/{segment_id}", media, camera)
     add_route(app, "DELETE", "/api/playback/{session_id}", end_playback, logged_in(PEOPLE))
+    add_route(app, "GET", "/playback", page, logged_in(PEOPLE, page=True))
     app[PLAYBACK] = {}
+
+
+async def page(request: web.Request) -> web.Response:
+    text = render("playback.html", name=request.app[CONFIG].node.name)
+    return web.Response(text=text, content_type="text/html")
 
 
 async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -188,7 +195,7 @@ async def media(request: web.Request) -> web.Response:
     segment = await service.segment(camera_id, segment_id)
     path = service.file_of(segment)
 
-    def read() -> tuple[bytes, float, float]:
+    def read() -> tuple[bytes, float, float, str]:
         layout = fmp4.scan(path)
         frags = layout.from_time(max(0.0, start_at - segment.start))
         if not frags:
@@ -202,15 +209,17 @@ async def media(request: web.Request) -> web.Response:
             init + body,
             segment.start + frags[0].start,
             segment.start + last.start + last.duration,
+            layout.codec,
         )
 
-    data, first, last = await asyncio.to_thread(read)
+    data, first, last, codec = await asyncio.to_thread(read)
     session.first, session.last = min(session.first, first), max(session.last, last)
     session.touched = time.time()
     headers = {
         "X-Segment-Start": f"{segment.start:.3f}",
         "X-Fragment-Start": f"{first:.3f}",
         "X-Fragment-End": f"{last:.3f}",
+        "X-Codec": codec,
         "Cache-Control": "no-store",
     }
     return web.Response(body=data, content_type="video/mp4", headers=headers)

@@ -134,6 +134,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/api/leads"): expect(400, denied=("peer", "watcher")),
     ("GET", "/api/leads"): expect(200, denied=("peer", "watcher")),
     ("GET", "/api/leads/stats"): expect(200, denied=("peer", "watcher")),
+    ("GET", "/playback"): expect(200, anonymous=302, denied=("peer",)),
 }
 
 
