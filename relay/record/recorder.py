@@ -101,6 +101,9 @@ class Recorder:
                     self.channel.name,
                     info.audio_codec,
                 )
+            if info.has_b_frames:
+                self._refuse_b_frames()
+                return
         if self._skip_to_keyframe:
             if not packet.keyframe:
                 return
@@ -112,6 +115,15 @@ class Recorder:
             # keyframe, so no file ever holds a stretch of missing frames.
             logger.warning("camera %s: recorder behind, frames dropped", self.channel.name)
             self._skip_to_keyframe = True
+
+    def _refuse_b_frames(self) -> None:
+        """Packets carry no decode time, and B-frames need one in MP4: such a camera
+        is not recorded (yet), and says so, rather than recorded broken."""
+        if self.state != "error":
+            self.writer.put(CUT)
+            self.state = "error"
+            self.reason = "the camera sends B-frames, which are not recorded: turn them off"
+            logger.warning("camera %s: %s", self.channel.name, self.reason)
 
     def _relative(self, path: Path) -> str:
         return str(path.relative_to(self.root))

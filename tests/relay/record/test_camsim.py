@@ -13,11 +13,13 @@ from camsim import CameraSimulator, MountSpec
 from relay.record import fmp4
 from relay.web.recordings import RECORDINGS
 from tests.conftest import NodeFactory, node_yaml
+from tests.helpers import wait_until
 from tests.relay.record.common import closed_segments
 
 MOUNTS = [
     MountSpec("high", profile="high", width=640, height=360, fps=15, audio="pcma"),
     MountSpec("hevc", codec="h265", width=640, height=360, fps=15),
+    MountSpec("bframes", profile="high", bframes=True, width=640, height=360, fps=15),
 ]
 
 
@@ -51,3 +53,15 @@ async def test_h264_and_h265_cameras_are_remuxed_as_they_send(
         duration = segment.end - segment.start
         assert abs(await asyncio.to_thread(frames) - 15 * duration) <= 3
     assert "its pcm_alaw audio is not recorded (video only)" in caplog.text
+
+
+async def test_a_camera_with_b_frames_is_a_recorder_error_not_broken_files(
+    cameras: CameraSimulator, start_node: NodeFactory
+) -> None:
+    yaml = f"  - {{id: bf, name: bf, site: village, main: '{cameras.url('bframes')}'}}\n"
+    node = await start_node(node_yaml(yaml, "storage: {segment_seconds: 5}\n"))
+    recorder = node.app[RECORDINGS].recorders["bf"]
+    await wait_until(lambda: recorder.state == "error", 20, "the recorder refuses")
+    assert "B-frames" in str(recorder.reason)
+    await asyncio.sleep(2)
+    assert await node.app[RECORDINGS].segments("bf", 0, 2e9) == []
