@@ -137,3 +137,22 @@ async def test_a_full_disk_is_a_recorder_error_live_plays_and_recording_resumes(
         again = await all_segments(node, "cam1")
         assert len(again) > len(full)
         assert again[-1].start > full[-1].end  # the time it could not write is a gap
+
+
+async def test_events_mode_keeps_only_what_an_alarm_locked(start_node: NodeFactory) -> None:
+    url = "synthetic://320x180?fps=10&keyframe_interval=1"
+    cameras = camera("cam1", url, ", record: {mode: events, pre: 1, post: 2}")
+    storage = "storage: {segment_seconds: 5, check_seconds: 1}\n"
+    node = await start_node(node_yaml(cameras, storage))
+    service = node.app[RECORDINGS]
+    await wait_until(lambda: service.recorders["cam1"].state == "recording", 20, "recording")
+    await asyncio.sleep(6)
+    alarm = await api(node, "POST", "/api/events", {"type": "alarm", "camera": "cam1"})
+    await asyncio.sleep(16)
+    closed = [s for s in await all_segments(node, "cam1") if not s.open]
+    assert closed, "the alarm's files were deleted"
+    for s in closed:  # every file kept overlaps the alarm's clip, or is too young to go
+        assert (
+            s.start < alarm["time"] + 2 and s.end > alarm["time"] - 1
+        ) or s.end > time.time() - 7
+    assert closed[0].start > alarm["time"] - 6  # what came before the clip went
