@@ -156,3 +156,21 @@ async def test_events_mode_keeps_only_what_an_alarm_locked(start_node: NodeFacto
             s.start < alarm["time"] + 2 and s.end > alarm["time"] - 1
         ) or s.end > time.time() - 7
     assert closed[0].start > alarm["time"] - 6  # what came before the clip went
+
+
+async def test_low_space_is_a_storage_low_event_and_in_health(start_node: NodeFactory) -> None:
+    # 90 % free wanted: low on any disk this test runs on, with or without footage
+    storage = "storage: {min_free_percent: 90, check_seconds: 1}\n"
+    node = await start_node(node_yaml(camera("cam1", "synthetic://160x120?fps=5"), storage))
+    health = await api(node, "GET", "/api/health")
+    assert health["recording"]["low"] is True
+    async with asyncio.timeout(10):
+        while True:
+            found = await api(node, "GET", "/api/events?type=storage.low")
+            if found:
+                break
+            await asyncio.sleep(0.1)
+    await asyncio.sleep(2.5)  # two more retention passes, still low
+    found = await api(node, "GET", "/api/events?type=storage.low")
+    assert len(found) == 1  # once when it turns low, not at every pass
+    assert found[0]["data"]["low"] is True and found[0]["site"] == "village"
