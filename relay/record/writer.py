@@ -203,22 +203,23 @@ class SegmentWriter:
 
     def _packet(self, packet: MediaPacket) -> None:
         current = self._file
-        pts = packet.pts
         if current is not None:
-            if pts is None:  # the camera gave no time: take it from when it came
+            pts = packet.pts
+            if pts is None:  # the camera gave no time: one frame after the last
                 pts = current.last_pts + round(Fraction(1, 25) / current.time_base)
-            if pts <= current.last_pts:
-                self._close()  # time went back: a new file, never a broken timeline
-                current = None
-            elif packet.keyframe and current.seconds(pts) >= self.segment_seconds:
-                self._close()
-                current = None
-        if current is None:
-            if not packet.keyframe or time.monotonic() < self._retry_at:
+            full = packet.keyframe and current.seconds(pts) >= self.segment_seconds
+            if pts > current.last_pts and not full:
+                self._write(current, packet, pts)
                 return
-            current = self._open(packet)
-            pts = packet.pts or 0
-        if current.write(packet, pts if pts is not None else 0):
+            self._close()  # full, or time went back: a new file, never a broken timeline
+        # A file starts at a keyframe with a time (the first one after an RTSP
+        # connect can come without: its GOP is not recorded).
+        first = packet.pts
+        if packet.keyframe and first is not None and time.monotonic() >= self._retry_at:
+            self._write(self._open(packet), packet, first)
+
+    def _write(self, current: SegmentFile, packet: MediaPacket, pts: int) -> None:
+        if current.write(packet, pts):
             self._announce(current)
             self._tell(Progress(current.path, current.fragment_end, current.written))
 
