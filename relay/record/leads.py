@@ -88,6 +88,35 @@ def add(conn: sqlite3.Connection, by: str, lead: dict[str, Any]) -> int:
     return cur.lastrowid or 0
 
 
+def parse_outcome(body: dict[str, Any]) -> dict[str, Any]:
+    """What came of a lead, reported later: only the fields sent change."""
+    out: dict[str, Any] = {}
+    for key in ("persons_checked", "arrests"):
+        if key in body:
+            out[key] = _count(body, key)
+    if "case_solved" in body:
+        if not isinstance(body["case_solved"], bool):
+            raise Refused(400, "case_solved must be true or false")
+        out["case_solved"] = int(body["case_solved"])
+    if not out:
+        raise Refused(400, "send persons_checked, case_solved or arrests")
+    return out
+
+
+def update(
+    conn: sqlite3.Connection, lead_id: int, outcome: dict[str, Any]
+) -> dict[str, Any] | None:
+    sets = ", ".join(f"{key} = ?" for key in outcome)  # keys from parse_outcome only
+    conn.execute(f"UPDATE leads SET {sets} WHERE id = ?", (*outcome.values(), lead_id))  # noqa: S608
+    row = conn.execute("SELECT * FROM leads WHERE id = ?", (lead_id,)).fetchone()
+    return as_json(row) if row else None
+
+
+def get(conn: sqlite3.Connection, lead_id: int) -> dict[str, Any] | None:
+    row = conn.execute("SELECT * FROM leads WHERE id = ?", (lead_id,)).fetchone()
+    return as_json(row) if row else None
+
+
 def as_json(row: sqlite3.Row) -> dict[str, Any]:
     out = dict(row)
     out["exports"] = json.loads(out["exports"])

@@ -33,6 +33,7 @@ def setup(app: web.Application) -> None:
     add_route(app, "POST", "/api/leads", create_lead, evidence)
     add_route(app, "GET", "/api/leads", list_leads, evidence)
     add_route(app, "GET", "/api/leads/stats", lead_stats, evidence)
+    add_route(app, "PATCH", "/api/leads/{lead_id}", update_lead, evidence)
 
 
 async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -154,6 +155,25 @@ async def create_lead(request: web.Request) -> web.Response:
         "lead.create", user=user.name, address=request.remote, site=lead["site"], lead=lead_id
     )
     return web.json_response({"id": lead_id, **lead}, status=201)
+
+
+async def update_lead(request: web.Request) -> web.Response:
+    """The outcome, as the police report it back: persons checked, case, arrests."""
+    user = user_of(request)
+    try:
+        lead_id = int(request.match_info["lead_id"])
+    except ValueError:
+        raise Refused(404, "no such lead") from None
+    found = await request.app[DB].run(lambda conn: leads.get(conn, lead_id))
+    if found is None or not user.sees(found["site"]):
+        raise Refused(404, "no such lead")
+    outcome = leads.parse_outcome(await read_json(request))
+    changed = await request.app[DB].run(lambda conn: leads.update(conn, lead_id, outcome))
+    await request.app[AUDIT].record(
+        "lead.update", user=user.name, address=request.remote, site=found["site"],
+        lead=lead_id, **outcome,
+    )  # fmt: skip
+    return web.json_response(changed)
 
 
 async def list_leads(request: web.Request) -> web.Response:

@@ -149,5 +149,16 @@ async def test_leads_are_counted_per_village_and_month(start_node: NodeFactory) 
         },
     ]
     assert stats["totals"] == {"leads": 3, "persons_checked": 6, "cases": 2, "arrests": 3}
+    # an outcome reported later changes the figures
+    _, listed = await call(node, "GET", "/api/leads?site=east", who="eastop")
+    unsolved = next(lead for lead in listed if not lead["case_solved"])
+    status, _ = await call(node, "PATCH", f"/api/leads/{unsolved['id']}", {"arrests": 2}, "westop")
+    assert status == 404  # not their village
+    status, changed = await call(
+        node, "PATCH", f"/api/leads/{unsolved['id']}", {"case_solved": True, "arrests": 2}, "eastop"
+    )
+    assert status == 200 and changed["case_solved"] is True
+    _, stats = await call(node, "GET", "/api/leads/stats?site=east")
+    assert (stats["totals"]["cases"], stats["totals"]["arrests"]) == (2, 3)
     _, mine = await call(node, "GET", "/api/leads/stats", who="eastop")
     assert mine["totals"]["leads"] == 2  # only the user's sites

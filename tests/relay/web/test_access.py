@@ -65,6 +65,7 @@ PATH_VALUES = {
     "filename": "whep-player.js",
     "segment_id": "999999",
     "export_id": "999999",
+    "lead_id": "999999",
 }
 
 
@@ -134,6 +135,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("POST", "/api/leads"): expect(400, denied=("peer", "watcher")),
     ("GET", "/api/leads"): expect(200, denied=("peer", "watcher")),
     ("GET", "/api/leads/stats"): expect(200, denied=("peer", "watcher")),
+    ("PATCH", "/api/leads/{lead_id}"): expect(404, denied=("peer", "watcher")),
     ("GET", "/playback"): expect(200, anonymous=302, denied=("peer",)),
 }
 
