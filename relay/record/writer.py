@@ -200,6 +200,9 @@ class SegmentWriter:
                     self._packet(item)
                 except (OSError, av.error.FFmpegError) as exc:
                     self._fail(exc)
+                except Exception as exc:  # a packet the muxer cannot take: said, not fatal
+                    logger.exception("camera %s: recording failed", self.name)
+                    self._fail(exc)
 
     def _packet(self, packet: MediaPacket) -> None:
         current = self._file
