@@ -20,12 +20,15 @@ from relay.bus import store as eventstore
 from relay.config import Config, ConfigError, load_config
 from relay.db import Database
 from relay.media.hub import Hub, HubSettings
+from relay.record import exports as record_exports
+from relay.record import index as record_index
+from relay.record import leads as record_leads
 from relay.refusal import Refused
 from relay.web import accounts as accounts_api
 from relay.web import analysis as analysis_web
 from relay.web import cameras as api
 from relay.web import events as events_api
-from relay.web import inspection, layouts, metrics, pages, walls, whep
+from relay.web import exports, inspection, layouts, metrics, pages, recordings, walls, whep
 from relay.web.cameras import RESTART_NEEDED
 from relay.web.events import BUS, FEEDS
 from relay.web.guard import ACCOUNTS, RULES, Handler, guard
@@ -62,7 +65,14 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
     app[RULES] = {}
     db = Database(
         Path(config.node.data_dir) / "node.sqlite",
-        auth.SCHEMA + audit.SCHEMA + eventstore.SCHEMA + layouts.SCHEMA + analysis_store.SCHEMA,
+        auth.SCHEMA
+        + audit.SCHEMA
+        + eventstore.SCHEMA
+        + layouts.SCHEMA
+        + record_index.SCHEMA
+        + record_exports.SCHEMA
+        + record_leads.SCHEMA
+        + analysis_store.SCHEMA,
     )
     app[DB] = db
     app[ACCOUNTS] = Accounts(config, db)
@@ -79,6 +89,8 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
         analysis_web,
         inspection,
         metrics,
+        recordings,
+        exports,
     ):
         routes.setup(app)
     # The subsystems, started in this order and stopped in the reverse one: the
@@ -89,6 +101,8 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
             _hub,
             events_api.bus_lifecycle,
             analysis_web.analysis_lifecycle,
+            recordings.lifecycle,
+            exports.lifecycle,
             whep.service_lifecycle,
             accounts_api.housekeeping,
             metrics.collectors,

@@ -97,6 +97,7 @@ class UserConfig(Strict):
     token_hash: Annotated[str, AfterValidator(_token_hash)] | None = Field(
         None, description="a fixed Bearer token, for another node"
     )
+    playback: bool = Field(False, description="a viewer may also watch recordings")
 
 
 class AuthConfig(Strict):
@@ -200,6 +201,21 @@ class InspectionConfig(Strict):
     )
 
 
+RecordMode = Literal["continuous", "events", "off"]
+
+
+class RecordConfig(Strict):
+    mode: RecordMode | None = Field(
+        None,
+        description="continuous: every frame; events: only around alarms (pre/post);"
+        " off; none: continuous for always-on cameras, off for on-demand ones",
+    )
+    stream: Literal["main", "sub"] = Field("main", description="which stream is recorded")
+    retention_days: float = Field(30.0, gt=0, le=3650, description="recordings older go")
+    pre: float = Field(10.0, ge=0, le=300, description="events mode and alarm clips: s before")
+    post: float = Field(20.0, ge=0, le=600, description="events mode and alarm clips: s after")
+
+
 class CameraConfig(Strict):
     id: Id
     name: str = Field(min_length=1, max_length=100)
@@ -213,6 +229,13 @@ class CameraConfig(Strict):
     backoff_max: float = Field(10.0, ge=0.5, le=600, description="reconnect delay cap, s")
     motion: MotionConfig | None = Field(None, description="none: no motion detection")
     tamper: TamperConfig | None = Field(None, description="none: no tamper/video-loss checks")
+    record: RecordConfig = Field(RecordConfig(), description="what of this camera is recorded")
+
+    @property
+    def record_mode(self) -> RecordMode:
+        if self.record.mode is not None:
+            return self.record.mode
+        return "continuous" if self.always_on else "off"
 
     def source_settings(self) -> SourceSettings:
         return SourceSettings(
@@ -220,6 +243,20 @@ class CameraConfig(Strict):
             stall_timeout=self.stall_timeout,
             backoff_max=self.backoff_max,
         )
+
+
+class StorageConfig(Strict):
+    path: str | None = Field(None, description="where recordings go; none: DATA_DIR/recordings")
+    min_free_percent: float = Field(
+        5.0, ge=0, le=90, description="below this free space the oldest footage goes"
+    )
+    min_free_gb: float = Field(2.0, ge=0, le=100000, description="and below this many GB free")
+    max_gb: float | None = Field(
+        None, gt=0, description="at most this many GB of footage (a quota); none: no quota"
+    )
+    segment_seconds: float = Field(60.0, ge=5, le=600, description="length of one file")
+    check_seconds: float = Field(30.0, ge=1, le=3600, description="retention runs this often")
+    export_max_minutes: float = Field(60.0, gt=0, le=24 * 60, description="longest export")
 
 
 class WallConfig(Strict):
@@ -348,6 +385,7 @@ class Config(Strict):
     bus: BusConfig = BusConfig()
     metrics: MetricsConfig = Field(MetricsConfig(), description="who may read /metrics")
     inspection: InspectionConfig = InspectionConfig()
+    storage: StorageConfig = Field(StorageConfig(), description="recordings and exports")
 
     def camera(self, camera_id: str) -> CameraConfig | None:
         return next((c for c in self.cameras if c.id == camera_id), None)
@@ -488,6 +526,8 @@ def _references(config: Config) -> Iterator[tuple[Loc, str]]:
     for i, cam in enumerate(config.cameras):
         if cam.site not in sites:
             yield ("cameras", i, "site"), f"unknown site {cam.site!r}"
+        if cam.record.stream == "sub" and cam.sub is None:
+            yield ("cameras", i, "record", "stream"), "the camera has no sub stream to record"
     for i, wall in enumerate(config.walls):
         if wall.site not in sites:
             yield ("walls", i, "site"), f"unknown site {wall.site!r}"

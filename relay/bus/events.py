@@ -36,6 +36,7 @@ SYSTEM_TYPES = frozenset(
         "camera.tamper",
         "camera.ok",
         "inspection.summary",
+        "storage.low",
     }
 )
 TYPES = frozenset(RAISED_BY) | SYSTEM_TYPES

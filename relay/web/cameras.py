@@ -11,6 +11,7 @@ from relay.config import Config
 from relay.media.hub import Hub
 from relay.web.guard import PUBLIC, add_route, logged_in, user_of
 from relay.web.keys import CONFIG, HUB
+from relay.web.recordings import RECORDINGS
 
 STARTED = web.AppKey("started", float)
 RESTART_NEEDED = web.AppKey("restart_needed", list[str])  # config keys changed since start
@@ -31,23 +32,38 @@ async def health(request: web.Request) -> web.Response:
     that changed what is read only at start, the status is "restart needed"."""
     uptime = round(time.monotonic() - request.app[STARTED], 1)
     pending = request.app[RESTART_NEEDED]
-    return web.json_response(
-        {
-            "status": "restart needed" if pending else "ok",
-            "node": request.app[CONFIG].node.id,
-            "uptime": uptime,
-            "restart_needed": pending,
-        }
-    )
+    body: dict[str, object] = {
+        "status": "restart needed" if pending else "ok",
+        "node": request.app[CONFIG].node.id,
+        "uptime": uptime,
+        "restart_needed": pending,
+    }
+    if RECORDINGS in request.app:
+        body["recording"] = request.app[RECORDINGS].health()
+    return web.json_response(body)
 
 
 async def cameras(request: web.Request) -> web.Response:
     config, hub, user = request.app[CONFIG], request.app[HUB], user_of(request)
-    return web.json_response([camera_json(hub, c.id) for c in config.cameras if user.sees(c.site)])
+    return web.json_response(
+        [
+            _with_recording(request, camera_json(hub, c.id))
+            for c in config.cameras
+            if user.sees(c.site)
+        ]
+    )
 
 
 async def camera(request: web.Request) -> web.Response:
-    return web.json_response(camera_json(request.app[HUB], request.match_info["camera_id"]))
+    found = camera_json(request.app[HUB], request.match_info["camera_id"])
+    return web.json_response(_with_recording(request, found))
+
+
+def _with_recording(request: web.Request, found: dict[str, object]) -> dict[str, object]:
+    """The recorder's state and the days of footage kept, beside the camera's own."""
+    if RECORDINGS in request.app:
+        found["recording"] = request.app[RECORDINGS].status(str(found["id"]))
+    return found
 
 
 def camera_json(hub: Hub, camera_id: str) -> dict[str, object]:

@@ -126,6 +126,11 @@ export class AlarmQueue {
       link.href = alarm.image;
       link.target = "_blank";
     }
+    if (alarm.camera) { // the alarm's clip: its recording from 10 s before it
+      const clip = li.appendChild(element("a", "clip", "回放 clip"));
+      clip.href = `/playback?camera=${encodeURIComponent(alarm.camera)}&at=${(alarm.time - 10).toFixed(3)}`;
+      clip.target = "_blank";
+    }
     if (this.canAct) {
       const actions = li.appendChild(element("div", "actions"));
       for (const step of ["ack", "assign", "resolve"]) {

@@ -63,6 +63,9 @@ PATH_VALUES = {
     "event_id": "no-such-event",
     "layout_id": "999999",
     "filename": "whep-player.js",
+    "segment_id": "999999",
+    "export_id": "999999",
+    "lead_id": "999999",
 }
 
 
@@ -118,6 +121,27 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/inspection"): expect(200),
     ("GET", "/api/inspection.csv"): expect(200),
     ("GET", "/inspection"): expect(200, anonymous=302),
+    ("GET", "/api/cameras/{camera_id}/recordings"): expect(
+        200, denied=("peer", "watcher"), out=404
+    ),
+    ("POST", "/api/cameras/{camera_id}/playback"): expect(400, denied=("peer", "watcher"), out=404),
+    ("GET", "/api/cameras/{camera_id}/segments/{segment_id}"): expect(
+        403, denied=("peer", "watcher"), out=404
+    ),
+    ("DELETE", "/api/playback/{session_id}"): expect(404, denied=("peer",)),
+    ("POST", "/api/exports"): expect(404, denied=("peer", "watcher")),  # {}: no camera
+    ("GET", "/api/exports"): expect(200, denied=("peer", "watcher")),
+    ("GET", "/api/exports/{export_id}"): expect(404, denied=("peer", "watcher")),
+    ("GET", "/api/exports/{export_id}/file"): expect(404, denied=("peer", "watcher")),
+    ("GET", "/api/exports/{export_id}/manifest"): expect(404, denied=("peer", "watcher")),
+    ("DELETE", "/api/exports/{export_id}"): expect(
+        404, denied=("officer", "operator", "watcher", "peer", "outsider")
+    ),
+    ("POST", "/api/leads"): expect(400, denied=("peer", "watcher")),
+    ("GET", "/api/leads"): expect(200, denied=("peer", "watcher")),
+    ("GET", "/api/leads/stats"): expect(200, denied=("peer", "watcher")),
+    ("PATCH", "/api/leads/{lead_id}"): expect(404, denied=("peer", "watcher")),
+    ("GET", "/playback"): expect(200, anonymous=302, denied=("peer",)),
 }
 
 

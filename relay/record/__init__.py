@@ -1,0 +1,1 @@
+"""Recording: fMP4 segments from the hub, their index, retention, exports."""

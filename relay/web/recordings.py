@@ -1,0 +1,258 @@
+"""Recordings over HTTP: spans and gaps, audited playback sessions, fMP4 media.
+
+Playback is MSE in the browser fed with the recorder's own fMP4: a segment's
+init part and its fragments from a moment on, by segment id (never a path).
+Every playback session is in the audit log: who, camera, the span watched, from
+where.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import secrets
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from relay.access.accounts import User
+from relay.bus.events import Event, new_event
+from relay.bus.store import StoredEvent
+from relay.config import CameraConfig
+from relay.record import fmp4, index
+from relay.record.retention import RetentionReport
+from relay.record.service import Recordings, parse_span
+from relay.refusal import Refused
+from relay.web.body import read_json
+from relay.web.events import BUS
+from relay.web.guard import PEOPLE, add_route, logged_in, user_of
+from relay.web.keys import AUDIT, CONFIG, DB, HUB
+from relay.web.pages import render
+
+logger = logging.getLogger(__name__)
+
+RECORDINGS = web.AppKey("recordings", Recordings)
+PLAYBACK = web.AppKey("playback_sessions", dict[str, "PlaybackSession"])
+SESSION_IDLE = 120.0  # a session nobody fetched for this long is ended (and audited)
+PLAYERS = frozenset({"admin", "officer", "operator"})
+
+
+@dataclass
+class PlaybackSession:
+    id: str
+    user: str
+    camera: str
+    address: str | None
+    asked: float
+    first: float
+    last: float
+    touched: float
+
+
+def setup(app: web.Application) -> None:
+    camera = logged_in(PEOPLE, scope="camera")
+    add_route(app, "GET", "/api/cameras/{camera_id}/recordings", recordings, camera)
+    add_route(app, "POST", "/api/cameras/{camera_id}/playback", start_playback, camera)
+    add_route(app, "GET", "/api/cameras/{camera_id}/segments/{segment_id}", media, camera)
+    add_route(app, "DELETE", "/api/playback/{session_id}", end_playback, logged_in(PEOPLE))
+    add_route(app, "GET", "/playback", page, logged_in(PEOPLE, page=True))
+    app[PLAYBACK] = {}
+
+
+async def page(request: web.Request) -> web.Response:
+    text = render("playback.html", name=request.app[CONFIG].node.name)
+    return web.Response(text=text, content_type="text/html")
+
+
+async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """The recorders, retention, and what they hear from and tell the bus: every
+    alarm raised here locks its clip; storage turning low raises storage.low."""
+    config, bus = app[CONFIG], app[BUS]
+    service = Recordings(config, app[HUB], app[DB])
+    app[RECORDINGS] = service
+    publishing: set[asyncio.Task[object]] = set()
+
+    def storage_low(report: RetentionReport) -> None:
+        root = next(s.id for s in config.sites if s.parent is None)
+        event = new_event(config.node.id, "storage.low", root, data=report.as_json())
+        task = asyncio.create_task(bus.publish(event))
+        publishing.add(task)
+        task.add_done_callback(publishing.discard)
+
+    def alarms(committed: list[StoredEvent]) -> None:
+        for stored in committed:
+            event = stored.event
+            cam = config.camera(event.camera or "")
+            if event.type == "alarm" and cam is not None:
+                app[DB].submit(functools.partial(_lock_clip, cam, event), _logged)
+
+    service.on_storage_low.append(storage_low)
+    bus.on_local.append(alarms)
+    await service.start()
+    yield
+    bus.on_local.remove(alarms)
+    await service.close()
+    for task in list(publishing):
+        await asyncio.wait([task])
+    for session in list(app[PLAYBACK].values()):
+        await _end(app, session)
+
+
+def _lock_clip(cam: CameraConfig, event: Event, conn: sqlite3.Connection) -> int:
+    """An alarm's clip (pre and post seconds around it) is kept from retention."""
+    start, end = event.time - cam.record.pre, event.time + cam.record.post
+    return index.lock(conn, cam.id, start=start, end=end, kind="alarm", ref=event.id)
+
+
+def _logged(done: Future[object]) -> None:
+    if done.exception() is not None:
+        logger.warning("alarm clip not locked: %s", done.exception())
+
+
+def may_play(request: web.Request, user: User) -> None:
+    if user.role in PLAYERS:
+        return
+    account = next((u for u in request.app[CONFIG].users if u.name == user.name), None)
+    if user.role == "viewer" and account is not None and account.playback:
+        return
+    raise Refused(403, f"role {user.role} may watch live video only")
+
+
+async def recordings(request: web.Request) -> web.Response:
+    may_play(request, user_of(request))
+    camera_id = request.match_info["camera_id"]
+    since, until = parse_span(request.query.get("since"), request.query.get("until"))
+    service = request.app[RECORDINGS]
+    segments = await service.segments(camera_id, since, until)
+    marks = await request.app[DB].fetch(
+        "SELECT start, end, kind, ref FROM evidence_locks"
+        " WHERE camera = ? AND start < ? AND end > ?",
+        (camera_id, until, since),
+    )
+    return web.json_response(
+        {
+            "camera": camera_id,
+            "since": since,
+            "until": until,
+            **index.spans(segments, since, until),
+            "segments": [s.as_json() for s in segments],
+            "evidence": [dict(m) for m in marks],
+            "recording": service.status(camera_id),
+        }
+    )
+
+
+async def start_playback(request: web.Request) -> web.Response:
+    """Opens an audited session at a moment; media requests name it."""
+    user = user_of(request)
+    may_play(request, user)
+    camera_id = request.match_info["camera_id"]
+    body = await read_json(request)
+    at = body.get("at")
+    if not isinstance(at, int | float) or isinstance(at, bool):
+        raise Refused(400, "at must be epoch seconds")
+    found = await request.app[RECORDINGS].segments(camera_id, at - 1, at + 1)
+    if not found:
+        raise Refused(404, "nothing is recorded at that moment")
+    await _sweep(request.app)
+    now = time.time()
+    session = PlaybackSession(
+        secrets.token_urlsafe(12), user.name, camera_id, request.remote, at, at, at, now
+    )
+    request.app[PLAYBACK][session.id] = session
+    cam = request.app[CONFIG].camera(camera_id)
+    await request.app[AUDIT].record(
+        "playback.start",
+        user=user.name,
+        address=request.remote,
+        camera=camera_id,
+        site=cam.site if cam else None,
+        session=session.id,
+        at=at,
+    )
+    return web.json_response({"session": session.id, "camera": camera_id, "at": at}, status=201)
+
+
+async def media(request: web.Request) -> web.Response:
+    """A segment's init part and its fragments from `from` (wall time) on."""
+    user = user_of(request)
+    may_play(request, user)
+    camera_id = request.match_info["camera_id"]
+    session = request.app[PLAYBACK].get(request.query.get("session", ""))
+    if session is None or session.user != user.name or session.camera != camera_id:
+        raise Refused(403, "open a playback session first (POST .../playback)")
+    try:
+        segment_id = int(request.match_info["segment_id"])
+        start_at = float(request.query.get("from", "0"))
+    except ValueError:
+        raise Refused(400, "a segment id and from= in epoch seconds") from None
+    service = request.app[RECORDINGS]
+    segment = await service.segment(camera_id, segment_id)
+    path = service.file_of(segment)
+
+    def read() -> tuple[bytes, float, float, str]:
+        layout = fmp4.scan(path)
+        frags = layout.from_time(max(0.0, start_at - segment.start))
+        if not frags:
+            raise Refused(416, "that moment is past this recording's end")
+        with path.open("rb") as f:
+            init = f.read(layout.init_end)
+            f.seek(frags[0].offset)
+            body = f.read(frags[-1].end - frags[0].offset)
+        last = frags[-1]
+        return (
+            init + body,
+            segment.start + frags[0].start,
+            segment.start + last.start + last.duration,
+            layout.codec,
+        )
+
+    data, first, last, codec = await asyncio.to_thread(read)
+    session.first, session.last = min(session.first, first), max(session.last, last)
+    session.touched = time.time()
+    headers = {
+        "X-Segment-Start": f"{segment.start:.3f}",
+        "X-Fragment-Start": f"{first:.3f}",
+        "X-Fragment-End": f"{last:.3f}",
+        "X-Codec": codec,
+        "Cache-Control": "no-store",
+    }
+    return web.Response(body=data, content_type="video/mp4", headers=headers)
+
+
+async def end_playback(request: web.Request) -> web.Response:
+    session = request.app[PLAYBACK].get(request.match_info["session_id"])
+    if session is None or session.user != user_of(request).name:
+        raise Refused(404, "no such playback session")
+    await _end(request.app, session)
+    return web.Response(status=204)
+
+
+async def _sweep(app: web.Application) -> None:
+    """Sessions nobody fetched from for a while end, audited with what they watched."""
+    now = time.time()
+    for session in list(app[PLAYBACK].values()):
+        if now - session.touched > SESSION_IDLE:
+            await _end(app, session)
+
+
+async def _end(app: web.Application, session: PlaybackSession) -> None:
+    app[PLAYBACK].pop(session.id, None)
+    await _audit_end(app, session)
+
+
+async def _audit_end(app: web.Application, session: PlaybackSession) -> None:
+    await app[AUDIT].record(
+        "playback.end",
+        user=session.user,
+        address=session.address,
+        camera=session.camera,
+        session=session.id,
+        start=round(session.first, 3),
+        end=round(session.last, 3),
+    )

@@ -1,0 +1,261 @@
+// Playback: MSE fed with the node's own fMP4 (the recorder's segments, by id).
+// Every video's media time is wall time minus the start of the shown day, so
+// several cameras play the same recorded moment when their currentTime agree.
+
+const DAY = 86400;
+const AHEAD = 20; // seconds of footage kept buffered ahead of the playhead
+const $ = (id) => document.getElementById(id);
+
+async function json(url, options = {}) {
+  const r = await fetch(url, { credentials: "same-origin", ...options });
+  if (!r.ok) throw new Error((await r.text()).trim() || r.statusText);
+  return r.json();
+}
+
+class Track {
+  constructor(camera, base, tile) {
+    this.camera = camera;
+    this.base = base; // wall time of media time 0
+    this.video = tile.querySelector("video");
+    this.note = tile.querySelector(".note");
+    this.segments = [];
+    this.evidence = [];
+    this.spans = [];
+    this.next = 0; // index of the next segment to append
+    this.busy = false;
+    this.generation = 0;
+  }
+
+  async open() {
+    this.ms = new MediaSource();
+    this.video.src = URL.createObjectURL(this.ms);
+    await new Promise((ok) => this.ms.addEventListener("sourceopen", ok, { once: true }));
+    const cam = encodeURIComponent(this.camera);
+    await this.refresh();
+    this.session = (await json(`/api/cameras/${cam}/playback`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ at: this.firstMoment ?? this.base }),
+    })).session;
+  }
+
+  async refresh() {
+    const cam = encodeURIComponent(this.camera);
+    const body = await json(`/api/cameras/${cam}/recordings?since=${this.base}&until=${this.base + DAY}`);
+    this.segments = body.segments;
+    this.spans = body.spans;
+    this.evidence = body.evidence;
+  }
+
+  wall() { return this.base + this.video.currentTime; }
+
+  async seek(at) {
+    const gen = ++this.generation;
+    let i = this.segments.findIndex((s) => s.end > at);
+    if (i < 0) { await this.refresh(); i = this.segments.findIndex((s) => s.end > at); }
+    if (i < 0) { this.note.textContent = "此后无录像 nothing recorded after this"; return; }
+    if (!this.inBuffer(at)) {
+      await this.clear();
+      if (gen !== this.generation) return;
+      this.next = i;
+      await this.appendNext(Math.max(at, this.segments[i].start));
+    }
+    if (gen !== this.generation) return;
+    this.video.currentTime = Math.max(at, this.segments[i].start) - this.base;
+  }
+
+  inBuffer(at) {
+    const t = at - this.base, b = this.sb?.buffered;
+    if (!b) return false;
+    for (let k = 0; k < b.length; k++) if (b.start(k) <= t && t < b.end(k) - 0.2) return true;
+    return false;
+  }
+
+  async clear() {
+    if (!this.sb) return;
+    if (this.sb.updating) this.sb.abort();
+    await this.update(() => this.sb.remove(0, Infinity));
+  }
+
+  update(action) {
+    return new Promise((ok, fail) => {
+      this.sb.addEventListener("updateend", ok, { once: true });
+      this.sb.addEventListener("error", fail, { once: true });
+      action();
+    });
+  }
+
+  async appendNext(from) {
+    const seg = this.segments[this.next];
+    if (!seg || this.busy) return false;
+    this.busy = true;
+    try {
+      const cam = encodeURIComponent(this.camera);
+      const r = await fetch(`/api/cameras/${cam}/segments/${seg.id}?from=${from ?? seg.start}&session=${this.session}`);
+      if (!r.ok) { this.next++; return false; }
+      const codec = r.headers.get("X-Codec");
+      const data = await r.arrayBuffer();
+      if (!this.sb) {
+        const type = `video/mp4; codecs="${codec}"`;
+        if (!MediaSource.isTypeSupported(type)) {
+          this.note.textContent = `浏览器不能解码 ${codec} (H.265 回放需转码, 未实现)`;
+          return false;
+        }
+        this.sb = this.ms.addSourceBuffer(type);
+        this.sb.mode = "segments";
+      }
+      this.sb.timestampOffset = seg.start - this.base;
+      await this.update(() => this.sb.appendBuffer(data));
+      this.next++;
+      return true;
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  async pump() {
+    if (!this.sb || this.busy) return;
+    const b = this.sb.buffered, t = this.video.currentTime;
+    const end = b.length ? b.end(b.length - 1) : 0;
+    if (end - t < AHEAD) {
+      if (this.next >= this.segments.length) await this.refresh();
+      await this.appendNext();
+    }
+    for (let k = 0; k + 1 < b.length; k++) { // skip a gap: jump to the next span
+      if (t >= b.end(k) - 0.15 && t < b.start(k + 1)) this.video.currentTime = b.start(k + 1);
+    }
+    if (t > 90 && !this.sb.updating && b.length && b.start(0) < t - 60) {
+      await this.update(() => this.sb.remove(0, t - 60));
+    }
+  }
+
+  frames() { return this.video.getVideoPlaybackQuality().totalVideoFrames; }
+
+  close() {
+    if (this.session) fetch(`/api/playback/${this.session}`, { method: "DELETE", keepalive: true });
+  }
+}
+
+class Playback {
+  constructor() {
+    this.tracks = [];
+    this.rate = 1;
+    this.paused = false;
+  }
+
+  async start(cameras, at) {
+    const day = new Date(at * 1000);
+    const base = new Date(day.getFullYear(), day.getMonth(), day.getDate()).getTime() / 1000;
+    this.base = base;
+    const grid = $("grid");
+    grid.className = `n${cameras.length}`;
+    grid.replaceChildren();
+    for (const t of this.tracks) t.close();
+    this.tracks = cameras.map((camera) => {
+      const tile = document.createElement("div");
+      tile.className = "tile";
+      tile.innerHTML = '<video muted playsinline></video><span class="label"></span><span class="note"></span>';
+      tile.querySelector(".label").textContent = camera;
+      grid.append(tile);
+      const track = new Track(camera, base, tile);
+      track.firstMoment = at;
+      return track;
+    });
+    await Promise.all(this.tracks.map((t) => t.open()));
+    this.drawTimeline();
+    await this.seek(at);
+    clearInterval(this.timer);
+    this.timer = setInterval(() => this.tick(), 250);
+  }
+
+  async seek(at) {
+    await Promise.all(this.tracks.map((t) => t.seek(at)));
+    for (const t of this.tracks) t.video.playbackRate = this.rate;
+    if (!this.paused) await Promise.all(this.tracks.map((t) => t.video.play().catch(() => {})));
+  }
+
+  wallTime() { return this.tracks.length ? this.tracks[0].wall() : null; }
+
+  setRate(rate) {
+    this.rate = rate;
+    for (const t of this.tracks) t.video.playbackRate = rate;
+  }
+
+  toggle() {
+    this.paused = !this.paused;
+    for (const t of this.tracks) this.paused ? t.video.pause() : t.video.play().catch(() => {});
+  }
+
+  step(seconds) { return this.seek(this.wallTime() + seconds); }
+
+  async tick() {
+    const master = this.tracks[0];
+    if (!master) return;
+    for (const t of this.tracks) t.pump().catch((e) => { t.note.textContent = e.message; });
+    for (const t of this.tracks.slice(1)) { // the others follow the first
+      const drift = t.video.currentTime - master.video.currentTime;
+      if (Math.abs(drift) > 0.3 && t.inBuffer(master.wall())) t.video.currentTime = master.video.currentTime;
+    }
+    const wall = master.wall();
+    const clock = $("clock");
+    clock.dataset.wall = wall.toFixed(3);
+    clock.textContent = new Date(wall * 1000).toLocaleString("zh-CN", { hour12: false });
+    const cursor = $("timeline").querySelector(".cursor");
+    if (cursor) cursor.style.left = `${((wall - this.base) / DAY) * 100}%`;
+  }
+
+  drawTimeline() {
+    const line = $("timeline");
+    line.replaceChildren();
+    const add = (cls, left, width, text = "") => {
+      const el = document.createElement("div");
+      el.className = cls;
+      el.style.left = `${left * 100}%`;
+      if (width !== null) el.style.width = `${Math.max(width * 100, 0.05)}%`;
+      el.textContent = text;
+      line.append(el);
+    };
+    for (let h = 0; h < 24; h += 2) add("hour", h / 24, null, `${h}:00`);
+    for (const span of this.tracks[0].spans) {
+      add("span", (span.start - this.base) / DAY, (span.end - span.start) / DAY);
+    }
+    for (const t of this.tracks) {
+      for (const e of t.evidence) if (e.kind === "alarm") add("mark", (e.start - this.base) / DAY, null);
+    }
+    add("cursor", 0, null);
+  }
+}
+
+const playback = new Playback();
+window.playback = playback;
+
+function open() {
+  const cameras = $("cameras").value.split(",").map((s) => s.trim()).filter(Boolean).slice(0, 4);
+  const day = $("day").valueAsDate;
+  const at = playback.pendingAt ?? (day ? day.getTime() / 1000 + day.getTimezoneOffset() * 60 : Date.now() / 1000 - 3600);
+  playback.pendingAt = null;
+  if (!cameras.length) { $("status").textContent = "选择摄像机 choose a camera"; return; }
+  history.replaceState(null, "", `?cameras=${cameras.join(",")}&at=${at.toFixed(3)}`);
+  $("status").textContent = "";
+  playback.start(cameras, at).catch((e) => { $("status").textContent = e.message; });
+}
+
+$("go").onclick = open;
+$("toggle").onclick = () => playback.toggle();
+$("back10").onclick = () => playback.step(-10);
+$("fwd10").onclick = () => playback.step(10);
+$("back60").onclick = () => playback.step(-60);
+$("fwd60").onclick = () => playback.step(60);
+$("speed").onchange = (e) => playback.setRate(Number(e.target.value));
+$("timeline").onclick = (e) => {
+  const box = e.currentTarget.getBoundingClientRect();
+  playback.seek(playback.base + ((e.clientX - box.left) / box.width) * DAY);
+};
+addEventListener("pagehide", () => { for (const t of playback.tracks) t.close(); });
+
+const params = new URLSearchParams(location.search);
+const named = params.get("cameras") || params.get("camera");
+if (named) {
+  $("cameras").value = named;
+  if (params.get("at")) playback.pendingAt = Number(params.get("at"));
+  open();
+}

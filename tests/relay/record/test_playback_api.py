@@ -1,0 +1,86 @@
+"""Who may play back, the refusals, and the audit of every playback session."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp
+
+from relay.record import fmp4
+from relay.web.recordings import RECORDINGS
+from tests.conftest import ADMIN, Node, NodeFactory, users_yaml
+from tests.relay.record.common import closed_segments
+
+CONFIG = (
+    "node: {id: test, name: Test node}\n"
+    "sites:\n"
+    "  - {id: east, name: East}\n"
+    "  - {id: west, name: West}\n"
+    "cameras:\n"
+    "  - {id: cam1, name: One, site: east,"
+    " main: 'synthetic://320x180?fps=15&keyframe_interval=1'}\n"
+    "storage: {segment_seconds: 5}\n"
+) + users_yaml(
+    ("looker", "viewer", "east"), ("westop", "operator", "west"), ("eastop", "operator", "east")
+)
+# the same viewer, granted playback
+GRANTED = CONFIG.replace(
+    "{name: looker, role: viewer,", "{name: looker, role: viewer, playback: true,"
+)
+
+
+async def call(node: Node, method: str, path: str, who: str, body: Any = None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {who}-token"} if who != "admin" else ADMIN
+    async with (
+        aiohttp.ClientSession(headers=headers) as http,
+        http.request(method, node.url + path, json=body) as r,
+    ):
+        if r.content_type == "application/json":
+            return r.status, await r.json()
+        return r.status, await r.read()
+
+
+async def test_playback_rights_refusals_and_audit(start_node: NodeFactory) -> None:
+    node = await start_node(CONFIG)
+    segment = (await closed_segments(node.app[RECORDINGS], "cam1", 1))[0]
+    at = segment.start + 2
+    recordings = f"/api/cameras/cam1/recordings?since={at - 60}&until={at + 60}"
+    assert (await call(node, "GET", recordings, "looker"))[0] == 403  # live only
+    assert (await call(node, "GET", recordings, "westop"))[0] == 404  # not their site
+    status, reason = await call(
+        node, "GET", f"/api/cameras/cam1/recordings?since={at}&until={at - 1}", "eastop"
+    )
+    assert (status, reason) == (400, b"the start is not before the end\n")
+    status, reason = await call(
+        node, "POST", "/api/cameras/cam1/playback", "eastop", {"at": at - 3600}
+    )
+    assert (status, reason) == (404, b"nothing is recorded at that moment\n")
+    media = f"/api/cameras/cam1/segments/{segment.id}?from={at}"
+    assert (await call(node, "GET", media + "&session=made-up", "eastop"))[0] == 403
+
+    status, opened = await call(node, "POST", "/api/cameras/cam1/playback", "eastop", {"at": at})
+    assert status == 201
+    status, data = await call(node, "GET", f"{media}&session={opened['session']}", "eastop")
+    assert status == 200
+    # init part then fragments from the one holding the moment
+    kinds = [kind for kind, _, _ in fmp4._boxes(data)]
+    assert kinds[:3] == [b"ftyp", b"moov", b"moof"]
+    assert len(data) < segment.bytes  # the fragments before the moment are left out
+    assert (await call(node, "GET", f"{media}&session={opened['session']}", "westop"))[0] == 404
+    status, _ = await call(node, "DELETE", f"/api/playback/{opened['session']}", "eastop")
+    assert status == 204
+    _, audit = await call(node, "GET", "/api/audit?camera=cam1", "admin")
+    entries = {e["action"]: e for e in audit["entries"]}
+    assert entries["playback.start"]["user"] == "eastop"
+    assert entries["playback.start"]["address"] == "127.0.0.1"
+    end = entries["playback.end"]["detail"]
+    assert end["start"] <= at + 0.01 and at < end["end"] <= segment.end + 0.01
+
+    granted = await start_node(GRANTED)
+    await closed_segments(granted.app[RECORDINGS], "cam1", 1)
+    now = time.time()
+    status, _ = await call(
+        granted, "GET", f"/api/cameras/cam1/recordings?since={now - 60}", "looker"
+    )
+    assert status == 200
