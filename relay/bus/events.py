@@ -15,7 +15,7 @@ from typing import Any
 
 from relay.access.accounts import User
 from relay.config import CameraConfig, Config
-from relay.refusal import Refused
+from relay.refusal import Refused, checked_text
 
 ALARM_WORKFLOW = {"ack": "acked", "assign": "assigned", "resolve": "resolved"}
 RAISED_BY = {  # who may publish what
@@ -129,22 +129,16 @@ def parse_request(
         site, camera_id = camera.site, camera.id
     if kind == "assign":
         data["team"] = _text(body, "team", 100, required=True)
-    data["note"] = _text(body, "note", MAX_TEXT, required=False)
+    data["note"] = _text(body, "note", MAX_TEXT, required=False, prose=True)
     return new_event(
         config.node.id, kind, site, camera=camera_id, by=user.name, ref=about.id, data=data
     )
 
 
-def _text(body: dict[str, Any], key: str, limit: int, *, required: bool) -> str:
-    value = body.get(key, "")
-    if not isinstance(value, str):
-        raise Refused(400, f"{key} must be text")
-    value = value.strip()
-    if required and not value:
-        raise Refused(400, f"{key} is required")
-    if len(value) > limit:
-        raise Refused(413, f"{key} is longer than {limit} characters")
-    return value
+def _text(
+    body: dict[str, Any], key: str, limit: int, *, required: bool, prose: bool = False
+) -> str:
+    return checked_text(body.get(key, ""), key, limit, required=required, prose=prose, too_long=413)
 
 
 def _camera(body: dict[str, Any], user: User, config: Config) -> CameraConfig:
@@ -164,7 +158,7 @@ def _referenced(body: dict[str, Any], referenced: Event | None, kind: str) -> Ev
 
 
 def _lookout(body: dict[str, Any], user: User, config: Config) -> Event:
-    text = _text(body, "text", MAX_TEXT, required=True)
+    text = _text(body, "text", MAX_TEXT, required=True, prose=True)
     area = body.get("area", "network")
     if area == "network":
         site = None

@@ -66,7 +66,7 @@ async def login_page(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request)
     name = text_field(body, "name", 64)
-    password = text_field(body, "password", 256)
+    password = text_field(body, "password", 256, any_char=True)
     address = request.remote or "?"
     audit = request.app[AUDIT]
     try:
