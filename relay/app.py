@@ -19,7 +19,7 @@ from relay.refusal import Refused
 from relay.web import accounts as accounts_api
 from relay.web import cameras as api
 from relay.web import events as events_api
-from relay.web import layouts, pages, walls, whep
+from relay.web import layouts, pages, protocol, walls, whep
 from relay.web.events import FEEDS
 from relay.web.guard import ACCOUNTS, RULES, Handler, guard
 from relay.web.keys import AUDIT, CONFIG, DB, HUB
@@ -28,6 +28,7 @@ from relay.web.whep import WHEP
 
 
 def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.Application:
+    protocol.install()  # read timeouts, one-line refusals from aiohttp itself
     app = web.Application(client_max_size=1024 * 1024, middlewares=[plain_errors, guard])
     app[CONFIG] = config
     app[RULES] = {}

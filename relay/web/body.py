@@ -21,11 +21,14 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise web.HTTPRequestEntityTooLarge(limit, size, text="body too large\n")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise web.HTTPRequestEntityTooLarge(limit, size, text="body too large\n")
+            chunks.append(chunk)
+    except web.RequestPayloadError:  # broken chunked framing, a short body, bad gzip
+        raise Refused(400, "the request body is malformed") from None
     return b"".join(chunks)
 
 
