@@ -53,6 +53,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
             accounts_api.housekeeping,
         ]
     )
+    app.on_response_prepare.append(no_sniffing)
     app.on_shutdown.append(end_connections)
     return app
 
@@ -64,6 +65,12 @@ async def end_connections(app: web.Application) -> None:
     await app[FEEDS].close()
     if WHEP in app:
         await app[WHEP].end_all()
+
+
+async def no_sniffing(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer is what its Content-Type says: a browser never guesses (an
+    image that is really HTML would otherwise run as a page of the node)."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
 
 @web.middleware

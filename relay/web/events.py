@@ -13,6 +13,7 @@ from relay.bus.bus import AlertBus
 from relay.bus.events import parse_request, visible
 from relay.bus.feeds import EventFeed
 from relay.bus.nats import NatsLink
+from relay.bus.photo import clean_photo
 from relay.bus.store import EventStore
 from relay.config import Config
 from relay.media.hub import Channel
@@ -92,6 +93,8 @@ async def publish(request: web.Request) -> web.Response:
     ref = body.get("ref")
     referenced = await bus.store.get(ref) if isinstance(ref, str) and len(ref) <= 64 else None
     event = parse_request(body, user, config, referenced.event if referenced else None)
+    if event.type == "lookout" and event.image is not None:
+        event = event.with_image(await asyncio.to_thread(clean_photo, event.image))
     if event.camera and event.type in ("alarm", "sighting"):
         channels = list(request.app[HUB].camera_channels(event.camera))
         for channel in channels:
@@ -188,5 +191,5 @@ async def image(request: web.Request) -> web.Response:
     return web.Response(
         body=stored.event.image,
         content_type="image/jpeg",
-        headers={"Cache-Control": "private, max-age=86400"},
+        headers={"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"},
     )

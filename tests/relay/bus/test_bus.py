@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import json
 import os
 import socket
@@ -11,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from PIL import Image
 
 from camsim import CameraSimulator, MountSpec
 from relay.bus.bus import AlertBus
@@ -130,7 +132,9 @@ async def test_lookout_reaches_villages_below_and_sightings_point_back(
     start_node: NodeFactory,
 ) -> None:
     node = await start_node(CONFIG)
-    photo = base64.b64encode(b"\xff\xd8\xff\xe0" + bytes(100)).decode()
+    picture = io.BytesIO()
+    Image.new("RGB", (32, 24), "navy").save(picture, "JPEG")
+    photo = base64.b64encode(picture.getvalue()).decode()
     async with aiohttp.ClientSession(node.url) as http:
         east = await http.ws_connect("/api/events", headers=bearer("east-op"))
         status, lookout = await post(
