@@ -12,10 +12,9 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.exceptions import InvalidStateError, OperationError
+from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
-from aiortc.sdp import H264Profile, SessionDescription, parse_h264_profile_level_id
+from aiortc.sdp import H264Profile, SessionDescription
 
 from ingest.state import SourceState
 from relay.access.accounts import User
@@ -27,6 +26,7 @@ from relay.refusal import Refused
 from relay.webrtc import patches
 from relay.webrtc.codecs import answer_profile, audio_preferences, h264_preferences
 from relay.webrtc.ice import IceSettings, ice_servers
+from relay.webrtc.offer import apply_offer, parse_offer
 from relay.webrtc.rtp_writer import RtpWriter
 from relay.webrtc.track import PacketTrack
 
@@ -92,7 +92,7 @@ class WhepService:
     ) -> tuple[WhepSession, str]:
         """`local`: the address the offer came in on, offered as a host candidate
         too (a browser on the node's own machine, a loopback-only network)."""
-        parsed, offered = _parse_offer(offer)
+        parsed, offered = parse_offer(offer)
         if channel.source.state in (SourceState.OFFLINE, SourceState.STALLED):
             raise Refused(409, f"camera is {channel.source.state}", RETRY_OFFLINE)
         video = channel.subscribe(frozenset(("video",)))
@@ -186,13 +186,9 @@ class WhepService:
                     channel.name,
                     audio_codec,
                 )
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-            await pc.setLocalDescription(await pc.createAnswer())
-        except (ValueError, OperationError, InvalidStateError) as exc:
-            await pc.close()
-            raise Refused(400, f"cannot answer this offer: {exc}") from None
+            await apply_offer(pc, offer)
         except BaseException:
-            await pc.close()
+            await pc.close()  # its sockets and transports with it: nothing is left
             raise
         return pc.localDescription.sdp
 
@@ -271,29 +267,3 @@ def _send(pc: RTCPeerConnection, track: PacketTrack, codecs: list[RTCRtpCodecCap
     transceiver = pc.addTransceiver(track, "sendonly")
     transceiver.setCodecPreferences(codecs)
     RtpWriter.install(transceiver.sender)
-
-
-def _parse_offer(offer: str) -> tuple[SessionDescription, set[H264Profile]]:
-    """The offer and the H.264 profiles it takes, or a 400 saying what is wrong."""
-    try:
-        parsed = SessionDescription.parse(offer)
-    except (ValueError, IndexError, KeyError, AssertionError) as exc:
-        raise Refused(400, f"unparsable SDP offer ({type(exc).__name__})") from None
-    if not any(m.kind == "video" for m in parsed.media):
-        raise Refused(400, "the offer has no video")
-    offered = _offered_h264_profiles(parsed)
-    if not offered:
-        raise Refused(400, "the offer has no H.264 video (packetization-mode 1)")
-    return parsed, offered
-
-
-def _offered_h264_profiles(parsed: SessionDescription) -> set[H264Profile]:
-    profiles: set[H264Profile] = set()
-    for media in parsed.media:
-        for codec in media.rtp.codecs if media.kind == "video" else []:
-            if codec.name != "H264" or str(codec.parameters.get("packetization-mode")) != "1":
-                continue
-            with contextlib.suppress(ValueError):
-                plid = str(codec.parameters.get("profile-level-id", "42e01f"))
-                profiles.add(parse_h264_profile_level_id(plid)[0])
-    return profiles
