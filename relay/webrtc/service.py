@@ -26,7 +26,7 @@ from relay.refusal import Refused
 from relay.webrtc import patches
 from relay.webrtc.codecs import answer_profile, audio_preferences, h264_preferences
 from relay.webrtc.ice import IceSettings, ice_servers
-from relay.webrtc.offer import apply_offer, parse_offer
+from relay.webrtc.offers import apply_offer, parse_offer
 from relay.webrtc.rtp_writer import RtpWriter
 from relay.webrtc.track import PacketTrack
 
