@@ -161,3 +161,19 @@ async def test_a_malformed_request_is_refused_in_one_line_without_echo(
 
 def test_the_installed_aiohttp_is_one_the_patch_was_checked_on() -> None:
     assert protocol.checked(), "relay/web/protocol.py: check it on this aiohttp, then CHECKED"
+
+
+NOT_TEXT_CREDENTIALS = [
+    b"Authorization: Bearer \xed\xa0\x80\xff",
+    b"Authorization: Bearer test-admin-token\xff",
+    b"Cookie: vw_session=\xed\xa0\x80\xff",
+]
+
+
+@pytest.mark.parametrize("header", NOT_TEXT_CREDENTIALS, ids=range(len(NOT_TEXT_CREDENTIALS)))
+async def test_a_credential_of_raw_bytes_is_no_credential(node: Node, header: bytes) -> None:
+    reader, writer = await connect(node)
+    writer.write(b"GET /api/me HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + header + b"\r\n\r\n")
+    answer, _ = await until_closed(reader, 10)
+    writer.close()
+    assert status_and_body(answer) == (401, b"log in first\n"), answer
