@@ -16,6 +16,8 @@ from relay.refusal import Refused
 
 logger = logging.getLogger(__name__)
 
+MAX_MEDIA = 4  # a viewer takes video and audio (a data channel, perhaps)
+MAX_CANDIDATES = 32  # a browser offers a few per network interface
 FINGERPRINTS = frozenset(("sha-1", "sha-224", "sha-256", "sha-384", "sha-512"))
 
 
@@ -66,8 +68,15 @@ def _offered_h264_profiles(parsed: SessionDescription) -> set[H264Profile]:
 
 def _check_transport(parsed: SessionDescription) -> None:
     """What every media section needs to ever connect (aiortc would answer some
-    of these, or fail on them with a 500, and the viewer would wait for nothing)."""
+    of these, or fail on them with a 500, and the viewer would wait for nothing),
+    and bounds on what one offer may make the node do: a transport (and UDP
+    sockets) per media section, a connectivity check per candidate (sent to
+    whatever address the offer names)."""
+    if len(parsed.media) > MAX_MEDIA:
+        raise Refused(400, f"the offer has more than {MAX_MEDIA} media sections")
     for media in parsed.media:
+        if len(media.ice_candidates) > MAX_CANDIDATES:
+            raise Refused(400, f"the offer has more than {MAX_CANDIDATES} candidates a media")
         if media.kind not in ("audio", "video"):
             continue
         if not (media.ice and media.ice.usernameFragment and media.ice.password):

@@ -97,6 +97,13 @@ UNUSABLE: dict[
     "no fingerprint": lambda sdp: "".join(
         line for line in sdp.splitlines(keepends=True) if not line.startswith("a=fingerprint")
     ),
+    "too many media sections": lambda sdp: sdp + sdp[sdp.index("m=") :] * 3,
+    "too many candidates": lambda sdp: sdp.replace(
+        "a=rtcp-mux\r\n",
+        "a=rtcp-mux\r\n"
+        + "".join(f"a=candidate:{i} 1 udp 1 198.51.100.{i} 9 typ host\r\n" for i in range(40)),
+        1,
+    ),
     "no ice credentials": lambda sdp: "".join(
         line for line in sdp.splitlines(keepends=True) if not line.startswith("a=ice-")
     ),
