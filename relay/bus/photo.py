@@ -18,6 +18,7 @@ from PIL import Image, ImageOps
 from relay.refusal import Refused
 
 MAX_PIXELS = 40_000_000  # about 8000 x 5000: any camera's or phone's photo
+MAX_PNG_PIXELS = 16_000_000  # a PNG decodes whole (a JPEG at a smaller scale): 64 MB
 MAX_SIDE = 2048
 FORMATS = ("JPEG", "PNG")
 NOT_A_PICTURE = "photo is not a readable JPEG or PNG picture"
@@ -44,8 +45,9 @@ def clean_photo(data: bytes) -> bytes:
 
 def _decoded(opened: Image.Image) -> Image.Image:
     width, height = opened.size
-    if width * height > MAX_PIXELS:
-        raise Refused(400, f"photo has more than {MAX_PIXELS} pixels")
+    bound = MAX_PIXELS if opened.format == "JPEG" else MAX_PNG_PIXELS
+    if width * height > bound:
+        raise Refused(400, f"photo has more than {bound} pixels")
     if width < 1 or height < 1:
         raise Refused(400, NOT_A_PICTURE)
     if opened.format == "JPEG":

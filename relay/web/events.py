@@ -44,6 +44,7 @@ class OpenFeeds:
 BUS = web.AppKey("bus", AlertBus)
 FEEDS = web.AppKey("open_feeds", OpenFeeds)
 LINK = web.AppKey("nats_link", NatsLink)
+PHOTO_DECODES = web.AppKey("photo_decodes", asyncio.Semaphore)
 MAX_EVENT_JSON = 1024 * 1024  # a lookout photo of 512 KB, in base64, and the rest
 QUERY_LIMIT = 500
 AUDITED = {
@@ -61,6 +62,7 @@ def setup(app: web.Application) -> None:
     add_route(app, "GET", "/api/events", events, logged_in())
     add_route(app, "GET", "/api/events/{event_id}/image", image, logged_in())
     app[FEEDS] = OpenFeeds()
+    app[PHOTO_DECODES] = asyncio.Semaphore(2)
 
 
 async def bus_lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -94,7 +96,8 @@ async def publish(request: web.Request) -> web.Response:
     referenced = await bus.store.get(ref) if isinstance(ref, str) and len(ref) <= 64 else None
     event = parse_request(body, user, config, referenced.event if referenced else None)
     if event.type == "lookout" and event.image is not None:
-        event = event.with_image(await asyncio.to_thread(clean_photo, event.image))
+        async with request.app[PHOTO_DECODES]:  # a few at once: each may take 64 MB
+            event = event.with_image(await asyncio.to_thread(clean_photo, event.image))
     if event.camera and event.type in ("alarm", "sighting"):
         channels = list(request.app[HUB].camera_channels(event.camera))
         for channel in channels:

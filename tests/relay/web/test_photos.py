@@ -73,6 +73,7 @@ async def test_only_decodable_jpeg_or_png_photos_are_taken(start_node: NodeFacto
         "a BMP": b64(encoded(picture, "BMP")),
         "a cut-off JPEG": b64(real_jpeg[: len(real_jpeg) // 2]),
         "a PNG bomb": b64(png_claiming(20000, 20000)),
+        "a PNG past its own bound": b64(png_claiming(5000, 4000)),
         "a JPEG bomb": b64(jpeg_claiming(60000, 60000)),
         "an empty photo": "",
     }
