@@ -28,7 +28,17 @@ from relay.web import accounts as accounts_api
 from relay.web import analysis as analysis_web
 from relay.web import cameras as api
 from relay.web import events as events_api
-from relay.web import exports, inspection, layouts, metrics, pages, recordings, walls, whep
+from relay.web import (
+    exports,
+    inspection,
+    layouts,
+    metrics,
+    pages,
+    protocol,
+    recordings,
+    walls,
+    whep,
+)
 from relay.web.cameras import RESTART_NEEDED
 from relay.web.events import BUS, FEEDS
 from relay.web.guard import ACCOUNTS, RULES, Handler, guard
@@ -55,6 +65,7 @@ RELOADING = web.AppKey("reloading", asyncio.Lock)  # one reload at a time, in or
 
 
 def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.Application:
+    protocol.install()  # read timeouts, one-line refusals from aiohttp itself
     app = web.Application(
         client_max_size=1024 * 1024, middlewares=[metrics.http_metrics, plain_errors, guard]
     )
@@ -109,6 +120,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
         ]
     )
     app[ACCOUNTS].on_credentials_ended.append(functools.partial(end_access, app))
+    app.on_response_prepare.append(no_sniffing)
     app.on_shutdown.append(end_connections)
     return app
 
@@ -131,6 +143,12 @@ async def end_connections(app: web.Application) -> None:
     await app[FEEDS].close()
     if WHEP in app:
         await app[WHEP].end_all()
+
+
+async def no_sniffing(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer is what its Content-Type says: a browser never guesses (an
+    image that is really HTML would otherwise run as a page of the node)."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
 
 
 @web.middleware

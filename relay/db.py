@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import sqlite3
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 Item = TypeVar("Item")
 
@@ -89,20 +91,28 @@ class Database:
 class GroupCommit(Generic[Item, T]):
     """Group commit: the first item goes to SQLite's thread at once; those added
     while its transaction is being written wait to share the next one, so many
-    callers at once cost a few transactions. `submit(batch, then)` writes a batch
-    in one transaction and calls `then` with its finished future on the loop;
-    `written(batch, done)` is then told how it went (also when it could not even
-    be submitted: the database is closed), in the order the batches went."""
+    callers at once cost a few transactions.
+
+    `write(conn, item)` writes one item, in SQLite's thread, inside a savepoint of
+    its own: an item whose write fails (text SQLite cannot encode, a constraint,
+    a bug) is rolled back alone and only its own caller hears of it; the others
+    in that transaction are committed all the same. `written(batch)` is then
+    told, on the loop and in the order of the transactions, each item with its
+    outcome (a finished Future); if the transaction itself failed (the disk is
+    full, the database is closed), each outcome holds that error."""
 
     def __init__(
         self,
-        submit: Callable[[list[Item], Callable[[Future[T]], None]], None],
-        written: Callable[[list[Item], Future[T]], None],
+        db: Database,
+        write: Callable[[sqlite3.Connection, Item], T],
+        written: Callable[[list[tuple[Item, Future[T]]]], None],
     ) -> None:
-        self._submit = submit
+        self._db = db
+        self._write = write
         self._written = written
         self._waiting: list[Item] = []
         self._in_flight: asyncio.Future[None] | None = None
+        self.transactions = 0  # how many were begun: what grouping saved shows here
 
     def add(self, item: Item) -> None:
         self._waiting.append(item)
@@ -116,22 +126,58 @@ class GroupCommit(Generic[Item, T]):
 
     def _next(self) -> None:
         batch, self._waiting = self._waiting, []
+        self.transactions += 1
         try:
-            self._submit(batch, functools.partial(self._done, batch))
+            self._db.submit(
+                functools.partial(self._transaction, batch), functools.partial(self._done, batch)
+            )
         except RuntimeError as exc:  # the database is closed: said to every caller
-            failed: Future[T] = Future()
+            failed: Future[list[Future[T]]] = Future()
             failed.set_exception(exc)
-            self._written(batch, failed)
+            self._tell(batch, failed)
             return
         self._in_flight = asyncio.get_running_loop().create_future()
 
-    def _done(self, batch: list[Item], result: Future[T]) -> None:
+    def _transaction(self, batch: list[Item], conn: sqlite3.Connection) -> list[Future[T]]:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            outcomes = [self._one(conn, item) for item in batch]
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # some errors (SQLITE_FULL) have rolled it back already
+                conn.execute("ROLLBACK")
+            raise
+        return outcomes
+
+    def _one(self, conn: sqlite3.Connection, item: Item) -> Future[T]:
+        outcome: Future[T] = Future()
+        conn.execute("SAVEPOINT item")
+        try:
+            outcome.set_result(self._write(conn, item))
+        except Exception as exc:
+            logger.warning("%s: a write failed and was rolled back alone: %r", self._db.path, exc)
+            conn.execute("ROLLBACK TO item")
+            outcome.set_exception(exc)
+        conn.execute("RELEASE item")
+        return outcome
+
+    def _done(self, batch: list[Item], result: Future[list[Future[T]]]) -> None:
         in_flight, self._in_flight = self._in_flight, None
         if self._waiting:
             self._next()  # added meanwhile: the next transaction, at once
         if in_flight is not None:
             in_flight.set_result(None)
-        self._written(batch, result)
+        self._tell(batch, result)
+
+    def _tell(self, batch: list[Item], result: Future[list[Future[T]]]) -> None:
+        error = result.exception()
+        if error is None:
+            outcomes = result.result()
+        else:
+            outcomes = [Future() for _ in batch]
+            for outcome in outcomes:
+                outcome.set_exception(error)
+        self._written(list(zip(batch, outcomes, strict=True)))
 
 
 def where(filters: Mapping[str, Any], columns: tuple[str, ...]) -> tuple[str, tuple[Any, ...]]:

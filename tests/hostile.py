@@ -31,6 +31,7 @@ class ThreadedNode:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._stop: asyncio.Event | None = None
+        self.app: web.Application | None = None
         self._thread = threading.Thread(target=self._run, name="test-node", daemon=True)
 
     def __enter__(self) -> ThreadedNode:
@@ -49,7 +50,8 @@ class ThreadedNode:
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()
-        runner = web.AppRunner(create_app(self.config), handle_signals=False)
+        self.app = create_app(self.config)  # read from the test's thread: counts only
+        runner = web.AppRunner(self.app, handle_signals=False)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", self.port).start()
         self._ready.set()

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import sqlite3
 import time
-from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,14 +59,11 @@ class AuditEntry:
         )
 
 
-def _write_all(entries: list[AuditEntry], conn: sqlite3.Connection) -> None:
-    with conn:
-        conn.execute("BEGIN IMMEDIATE")
-        for entry in entries:
-            entry.write(conn)
-
-
 Waiting = tuple[AuditEntry, "asyncio.Future[None]"]
+
+
+def _write_one(conn: sqlite3.Connection, waiting: Waiting) -> None:
+    waiting[0].write(conn)
 
 
 class AuditLog:
@@ -78,7 +73,7 @@ class AuditLog:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._commits: GroupCommit[Waiting, None] = GroupCommit(self._submit, self._written)
+        self._commits: GroupCommit[Waiting, None] = GroupCommit(db, _write_one, self._written)
 
     async def record(
         self,
@@ -94,15 +89,12 @@ class AuditLog:
         self._commits.add((AuditEntry(action, user, address, camera, site, detail), written))
         await written
 
-    def _submit(self, batch: list[Waiting], then: Callable[[Future[None]], None]) -> None:
-        self.db.submit(functools.partial(_write_all, [entry for entry, _ in batch]), then)
-
     @staticmethod
-    def _written(batch: list[Waiting], result: Future[None]) -> None:
-        error = result.exception()
-        for _, written in batch:
+    def _written(batch: list[tuple[Waiting, Future[None]]]) -> None:
+        for (_, written), outcome in batch:
             if written.done():  # its caller was cancelled; the entry is written all the same
                 continue
+            error = outcome.exception()
             if error is None:
                 written.set_result(None)
             else:

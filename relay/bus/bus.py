@@ -14,6 +14,7 @@ import contextlib
 import functools
 import json
 import logging
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
@@ -64,8 +65,8 @@ class AlertBus:
         self._reported_down: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._changed: set[ScopeLog] = set()  # logs that grew since feeds were woken
-        self._commits: GroupCommit[Raised, Added] = GroupCommit(
-            self._submit_raised, self._raised_written
+        self._commits: GroupCommit[Raised, StoredEvent | None] = GroupCommit(
+            store.db, self._write_raised, self._raised_written
         )
 
     # --- raising and receiving -------------------------------------------
@@ -88,30 +89,27 @@ class AlertBus:
         )
         return stored
 
-    def _submit_raised(self, raised: list[Raised], then: Callable[[Future[Added]], None]) -> None:
-        self.store.submit_each(
-            [(event, audit) for event, audit, _ in raised], outbox=bool(self.on_local), then=then
-        )
+    def _write_raised(self, conn: sqlite3.Connection, raised: Raised) -> StoredEvent | None:
+        event, audit, _ = raised  # in SQLite's thread, in the raised events' transaction
+        return self.store.add(conn, event, audit, outbox=bool(self.on_local))
 
-    def _raised_written(self, raised: list[Raised], result: Future[Added]) -> None:
-        error = result.exception()
-        if error is not None:  # told to every caller: none of them was stored
-            for *_, done in raised:
+    def _raised_written(self, batch: list[tuple[Raised, Future[StoredEvent | None]]]) -> None:
+        committed: list[StoredEvent] = []
+        for (event, _, done), outcome in batch:
+            error = outcome.exception()
+            stored = None if error is not None else outcome.result()
+            if error is None and stored is None:
+                error = ValueError(f"event {event.id} exists already")
+            if stored is None:  # told to its caller only: the others were stored
                 if not done.done():
-                    done.set_exception(error)
-            return
-        added = result.result()
-        for (event, _, done), stored in zip(raised, added, strict=True):
-            if stored is None:
-                if not done.done():
-                    done.set_exception(ValueError(f"event {event.id} exists already"))
+                    done.set_exception(error or ValueError(event.id))
                 continue
             self.raised[event.type] += 1
             self._fan_out(stored)
+            committed.append(stored)
             if not done.done():
                 done.set_result(stored)
         self._wake_feeds()
-        committed = [stored for stored in added if stored is not None]
         for tell in self.on_local:
             tell(committed)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from relay.access.accounts import User
 from relay.config import CameraConfig, Config
-from relay.refusal import Refused
+from relay.refusal import Refused, checked_text
 
 ALARM_WORKFLOW = {"ack": "acked", "assign": "assigned", "resolve": "resolved"}
 RAISED_BY = {  # who may publish what
@@ -209,22 +209,16 @@ def parse_request(
         site, camera_id = camera.site, camera.id
     if kind == "assign":
         data["team"] = _text(body, "team", 100, required=True)
-    data["note"] = _text(body, "note", MAX_TEXT, required=False)
+    data["note"] = _text(body, "note", MAX_TEXT, required=False, prose=True)
     return new_event(
         config.node.id, kind, site, camera=camera_id, by=user.name, ref=about.id, data=data
     )
 
 
-def _text(body: dict[str, Any], key: str, limit: int, *, required: bool) -> str:
-    value = body.get(key, "")
-    if not isinstance(value, str):
-        raise Refused(400, f"{key} must be text")
-    value = value.strip()
-    if required and not value:
-        raise Refused(400, f"{key} is required")
-    if len(value) > limit:
-        raise Refused(413, f"{key} is longer than {limit} characters")
-    return value
+def _text(
+    body: dict[str, Any], key: str, limit: int, *, required: bool, prose: bool = False
+) -> str:
+    return checked_text(body.get(key, ""), key, limit, required=required, prose=prose, too_long=413)
 
 
 def _camera(body: dict[str, Any], user: User, config: Config) -> CameraConfig:
@@ -244,7 +238,7 @@ def _referenced(body: dict[str, Any], referenced: Event | None, kind: str) -> Ev
 
 
 def _lookout(body: dict[str, Any], user: User, config: Config) -> Event:
-    text = _text(body, "text", MAX_TEXT, required=True)
+    text = _text(body, "text", MAX_TEXT, required=True, prose=True)
     area = body.get("area", "network")
     if area == "network":
         site = None
@@ -263,15 +257,15 @@ def _lookout(body: dict[str, Any], user: User, config: Config) -> Event:
         raise Refused(400, f"expires_in must be seconds from 60 to {MAX_EXPIRY}")
     photo = body.get("photo")
     image = None
-    if photo is not None:
-        if not isinstance(photo, str) or len(photo) > MAX_IMAGE * 4 // 3 + 4:
-            raise Refused(413, f"photo must be a base64 JPEG of at most {MAX_IMAGE} bytes")
+    if photo is not None:  # decoded (relay.bus.photo) before the event is stored
+        if not isinstance(photo, str):
+            raise Refused(400, "photo must be text: a JPEG or PNG in base64")
+        if len(photo) > MAX_IMAGE * 4 // 3 + 4:
+            raise Refused(413, f"photo must be a JPEG or PNG of at most {MAX_IMAGE} bytes")
         try:
             image = base64.b64decode(photo, validate=True)
         except (binascii.Error, ValueError):
             raise Refused(400, "photo is not base64") from None
-        if not image.startswith(b"\xff\xd8"):
-            raise Refused(400, "photo is not a JPEG")
     event = new_event(
         config.node.id,
         "lookout",

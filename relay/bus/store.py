@@ -86,15 +86,19 @@ class EventStore:
         events: list[tuple[Event, AuditEntry | None]],
         outbox: bool,
     ) -> list[StoredEvent | None]:
-        added: list[StoredEvent | None] = []
         with conn:  # one transaction: the events, their effect on alarms, outbox, audit
             conn.execute("BEGIN IMMEDIATE")
-            for event, audit in events:
-                stored = self._add(conn, event, outbox)
-                if stored is not None and audit is not None:
-                    audit.write(conn)
-                added.append(stored)
-        return added
+            return [self.add(conn, event, audit, outbox=outbox) for event, audit in events]
+
+    def add(
+        self, conn: sqlite3.Connection, event: Event, audit: AuditEntry | None, *, outbox: bool
+    ) -> StoredEvent | None:
+        """One event and the audit entry that records it, in the caller's
+        transaction; None (and no entry) where its id was here already."""
+        stored = self._add(conn, event, outbox)
+        if stored is not None and audit is not None:
+            audit.write(conn)
+        return stored
 
     def _add(self, conn: sqlite3.Connection, event: Event, outbox: bool) -> StoredEvent | None:
         state = self._initial_state(conn, event)

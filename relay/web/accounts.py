@@ -89,7 +89,7 @@ def local_path(value: str) -> str:
 async def login(request: web.Request) -> web.Response:
     body = await read_json(request)
     name = text_field(body, "name", 64)
-    password = text_field(body, "password", 256)
+    password = text_field(body, "password", 256, any_char=True)
     address = request.remote or "?"
     audit = request.app[AUDIT]
     try:

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from relay.refusal import Refused
+from relay.refusal import Refused, checked_text, holds_surrogate
 
 MAX_JSON = 16 * 1024
 
@@ -21,11 +21,14 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         )
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise web.HTTPRequestEntityTooLarge(limit, size, text="body too large\n")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise web.HTTPRequestEntityTooLarge(limit, size, text="body too large\n")
+            chunks.append(chunk)
+    except web.RequestPayloadError:  # broken chunked framing, a short body, bad gzip
+        raise Refused(400, "the request body is malformed") from None
     return b"".join(chunks)
 
 
@@ -40,14 +43,15 @@ async def read_json(request: web.Request, limit: int = MAX_JSON) -> dict[str, An
         raise web.HTTPBadRequest(text="body is not valid JSON\n") from None
     if not isinstance(body, dict):
         raise web.HTTPBadRequest(text="body must be a JSON object\n")
+    if holds_surrogate(body):  # valid JSON, but no text: every route refuses it here
+        raise Refused(400, "body holds a lone surrogate (\\ud800-\\udfff): send valid Unicode")
     return body
 
 
-def text_field(body: dict[str, Any], key: str, max_len: int) -> str:
-    value = body.get(key)
-    if not isinstance(value, str) or not value or len(value) > max_len:
-        raise web.HTTPBadRequest(text=f"{key} must be text of 1 to {max_len} characters\n")
-    return value
+def text_field(body: dict[str, Any], key: str, max_len: int, *, any_char: bool = False) -> str:
+    """One line of text of 1 to `max_len` characters (relay.text.checked_text);
+    `any_char`: taken as it is (a password)."""
+    return checked_text(body.get(key), key, max_len, any_char=any_char)
 
 
 def whole_number(text: str) -> int | None:

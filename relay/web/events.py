@@ -15,6 +15,7 @@ from relay.bus.bus import AlertBus
 from relay.bus.events import parse_request, scope_of, visible
 from relay.bus.feeds import WRITE_ROOM, EventFeed
 from relay.bus.nats import NatsLink
+from relay.bus.photo import clean_photo
 from relay.bus.store import EventStore
 from relay.config import Config
 from relay.media.hub import Channel
@@ -54,6 +55,7 @@ class OpenFeeds:
 BUS = web.AppKey("bus", AlertBus)
 FEEDS = web.AppKey("open_feeds", OpenFeeds)
 LINK = web.AppKey("nats_link", NatsLink)
+PHOTO_DECODES = web.AppKey("photo_decodes", asyncio.Semaphore)
 MAX_EVENT_JSON = 1024 * 1024  # a lookout photo of 512 KB, in base64, and the rest
 QUERY_LIMIT = 500
 DRAIN_SECONDS = 10.0  # a frame may wait this long for room before its feed is closed
@@ -75,6 +77,7 @@ def setup(app: web.Application) -> None:
     add_route(app, "GET", "/api/events", events, logged_in())
     add_route(app, "GET", "/api/events/{event_id}/image", image, logged_in())
     app[FEEDS] = OpenFeeds()
+    app[PHOTO_DECODES] = asyncio.Semaphore(2)
 
 
 async def bus_lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -107,6 +110,9 @@ async def publish(request: web.Request) -> web.Response:
     ref = body.get("ref")
     referenced = await bus.store.get(ref) if isinstance(ref, str) and len(ref) <= 64 else None
     event = parse_request(body, user, config, referenced.event if referenced else None)
+    if event.type == "lookout" and event.image is not None:
+        async with request.app[PHOTO_DECODES]:  # a few at once: each may take 64 MB
+            event = event.with_image(await asyncio.to_thread(clean_photo, event.image))
     if event.camera and event.type in ("alarm", "sighting"):
         channels = list(request.app[HUB].camera_channels(event.camera))
         for channel in channels:
@@ -240,5 +246,5 @@ async def image(request: web.Request) -> web.Response:
     return web.Response(
         body=stored.event.image,
         content_type="image/jpeg",
-        headers={"Cache-Control": "private, max-age=86400"},
+        headers={"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"},
     )

@@ -62,9 +62,16 @@ def identify(request: web.Request) -> User | None:
     accounts = request.app[ACCOUNTS]
     header = request.headers.get(hdrs.AUTHORIZATION, "")
     if header.lower().startswith("bearer "):
-        return accounts.from_token(header[7:].strip())
+        token = header[7:].strip()
+        return accounts.from_token(token) if _credential_shaped(token) else None
     cookie = request.cookies.get(SESSION_COOKIE)
-    return accounts.from_session(cookie) if cookie else None
+    return accounts.from_session(cookie) if cookie and _credential_shaped(cookie) else None
+
+
+def _credential_shaped(secret: str) -> bool:
+    """Secrets the node makes are short printable ASCII; anything else (raw bytes
+    arrive as lone surrogates, which no hash can take) is no credential at all."""
+    return len(secret) <= 512 and secret.isascii() and secret.isprintable()
 
 
 @web.middleware

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from relay.access.accounts import User
 from relay.config import ID_PATTERN, LAYOUTS, Config
-from relay.refusal import Refused
+from relay.refusal import Refused, checked_text
 from relay.web.body import read_json, whole_number
 from relay.web.guard import PEOPLE, add_route, logged_in, user_of
 from relay.web.keys import AUDIT, CONFIG, DB
@@ -61,11 +61,7 @@ def parse_layout(body: dict[str, Any], config: Config, user: User) -> Layout:
     unknown = sorted(k for k in body if k not in KEYS)
     if unknown:
         raise Refused(400, f"unknown key {_shown(unknown[0])} (keys: {', '.join(KEYS)})")
-    name = body.get("name")
-    if not isinstance(name, str) or not 0 < len(name.strip()) <= MAX_NAME:
-        raise Refused(400, f"name must be text of 1 to {MAX_NAME} characters")
-    if not name.isprintable():
-        raise Refused(400, "name must not contain control characters")
+    name = checked_text(body.get("name"), "name", MAX_NAME)
     layout = body.get("layout")
     if not isinstance(layout, str) or layout not in LAYOUTS:
         raise Refused(400, f"layout must be one of {', '.join(LAYOUTS)}")
@@ -74,7 +70,7 @@ def parse_layout(body: dict[str, Any], config: Config, user: User) -> Layout:
         raise Refused(400, "shared must be true or false")
     if shared and user.role not in SHARERS:
         raise Refused(403, f"role {user.role} cannot share layouts")
-    return Layout(name.strip(), layout, _cameras(body.get("cameras"), layout, config, user), shared)
+    return Layout(name, layout, _cameras(body.get("cameras"), layout, config, user), shared)
 
 
 def _cameras(value: object, layout: str, config: Config, user: User) -> list[str | None]:

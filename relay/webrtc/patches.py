@@ -14,6 +14,7 @@ is made: relay/webrtc/rtp_writer.py.)
 - aioice's host addresses and its asyncio module: the app's ICE settings (host
   addresses, UDP ports, the one shared UDP port of relay/webrtc/udp_mux.py), read
   per answer from relay.webrtc.ice.CURRENT.
+- RTCPeerConnection.close: also for a connection an odd offer left half made.
 """
 
 from __future__ import annotations
@@ -64,6 +65,25 @@ def install() -> None:
     answer_faster()
     batch_datagrams()
     install_ice()
+    close_half_made()
+
+
+def close_half_made() -> None:
+    """aiortc's close() stops every transceiver's transports, and raises on a
+    transceiver an offer never gave one (setRemoteDescription failed halfway),
+    with the other transports, and their UDP sockets, still open. Such
+    transceivers are stopped and dropped first; close() then frees the rest."""
+    original = aiortc.rtcpeerconnection.RTCPeerConnection.close
+
+    async def close(self: aiortc.rtcpeerconnection.RTCPeerConnection) -> None:
+        transceivers = self._RTCPeerConnection__transceivers  # type: ignore[attr-defined]
+        for transceiver in list(transceivers):
+            if transceiver.receiver.transport is None or transceiver.sender.transport is None:
+                await transceiver.stop()
+                transceivers.remove(transceiver)
+        await original(self)
+
+    aiortc.rtcpeerconnection.RTCPeerConnection.close = close  # type: ignore[method-assign]
 
 
 def install_ice() -> None:

@@ -14,8 +14,7 @@ import time
 from collections.abc import Coroutine
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.exceptions import InvalidStateError, OperationError
+from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.sdp import H264Profile, SessionDescription
 
@@ -30,7 +29,7 @@ from relay.refusal import Refused
 from relay.webrtc import patches
 from relay.webrtc.codecs import answer_profile, audio_preferences, h264_preferences
 from relay.webrtc.ice import IceSettings, ice_servers
-from relay.webrtc.offers import parse_offer
+from relay.webrtc.offers import apply_offer, parse_offer
 from relay.webrtc.places import Opening, Places
 from relay.webrtc.rtp_writer import RtpCounts, RtpWriter
 from relay.webrtc.session import WhepSession
@@ -195,13 +194,9 @@ class WhepService:
                     channel.name,
                     audio_codec,
                 )
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-            await pc.setLocalDescription(await pc.createAnswer())
-        except (ValueError, OperationError, InvalidStateError) as exc:
-            await pc.close()
-            raise Refused(400, f"cannot answer this offer: {exc}") from None
+            await apply_offer(pc, offer)
         except BaseException:
-            await pc.close()
+            await pc.close()  # its sockets and transports with it: nothing is left
             raise
         return pc.localDescription.sdp
 
