@@ -19,7 +19,7 @@ from tests.conftest import ADMIN, PASSWORD, NodeFactory, users_yaml
 CONFIG = (
     "node: {id: v1, name: V1}\n"
     "sites: [{id: east, name: East}]\n"
-    "webrtc: {host_addresses: [127.0.0.1]}\n"
+    "webrtc: {host_addresses: [127.0.0.1], pending_per_credential_camera: 8}\n"
     "cameras:\n"
     "  - {id: e1, name: E1, site: east, main: 'synthetic://160x120?fps=10'}\n"
     + users_yaml(

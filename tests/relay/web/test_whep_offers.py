@@ -20,7 +20,11 @@ from tests.hostile import FAST, ThreadedNode, assert_clean
 
 OFFERS = Path(__file__).resolve().parents[1] / "webrtc" / "offers"
 REAL = {path.stem: path.read_bytes().decode() for path in sorted(OFFERS.glob("*.sdp"))}
-CAMERAS = "  - {id: gate, name: Gate, site: village, main: 'synthetic://160x120?fps=5'}\n"
+# Not recorded: a recorder's subscription would stand beside the viewers'.
+CAMERAS = (
+    "  - {id: gate, name: Gate, site: village, main: 'synthetic://160x120?fps=5',"
+    " record: {mode: 'off'}}\n"
+)
 SDP = {"Content-Type": "application/sdp"}
 NASTY_LINES = [
     "a=fmtp:120 apt=96",
