@@ -124,20 +124,44 @@ class EventStore:
                 " AND (state IS NULL OR state != 'resolved')",
                 (ALARM_WORKFLOW[event.type], event.ref),
             )
+        if event.type == "assign" and event.ref:  # the alarm knows its team, for queries
+            conn.execute(
+                "UPDATE events SET data = json_set(data, '$.team', ?, '$.team_name', ?)"
+                " WHERE id = ? AND type = 'alarm'",
+                (event.data.get("team"), event.data.get("team_name"), event.ref),
+            )
+        if event.type == "cancel" and event.ref:
+            conn.execute(
+                "UPDATE events SET state = 'cancelled' WHERE id = ? AND type = 'lookout'",
+                (event.ref,),
+            )
         if outbox:
             conn.execute("INSERT INTO outbox (seq, event_id) VALUES (?, ?)", (seq, event.id))
         return StoredEvent(seq, event, state)
 
     @staticmethod
     def _initial_state(conn: sqlite3.Connection, event: Event) -> str | None:
+        if event.type == "lookout":
+            row = conn.execute(
+                "SELECT 1 FROM events WHERE ref = ? AND type = 'cancel'", (event.id,)
+            ).fetchone()
+            return "cancelled" if row else "active"
         if event.type != "alarm":
             return None
         # Across nodes an ack can arrive before its alarm: take the latest step so far.
+        steps = ", ".join(f"'{step}'" for step in ALARM_WORKFLOW)
         row = conn.execute(
-            "SELECT type FROM events WHERE ref = ? AND type IN ('ack', 'assign', 'resolve')"
+            f"SELECT type FROM events WHERE ref = ? AND type IN ({steps})"  # noqa: S608
             " ORDER BY (type = 'resolve') DESC, time DESC LIMIT 1",
             (event.id,),
         ).fetchone()
+        assign = conn.execute(
+            "SELECT data FROM events WHERE ref = ? AND type = 'assign' ORDER BY time DESC LIMIT 1",
+            (event.id,),
+        ).fetchone()
+        if assign is not None:  # the alarm row is written after this: give it its team here
+            team = json.loads(assign["data"])
+            event.data.update(team=team.get("team"), team_name=team.get("team_name"))
         return ALARM_WORKFLOW[row["type"]] if row else "open"
 
     async def get(self, event_id: str) -> StoredEvent | None:
@@ -157,6 +181,40 @@ class EventStore:
         rows = await self.db.fetch(
             f"SELECT {COLUMNS} FROM events{clause} ORDER BY seq DESC LIMIT ?",  # noqa: S608
             (*params, limit),
+        )
+        return [_row(r) for r in rows]
+
+    async def alarms(self, filters: dict[str, Any], limit: int = 500) -> list[StoredEvent]:
+        """Alarms, newest first. filters: site, camera, kind, team, since, until;
+        state: one state, or "unresolved" for every state but resolved."""
+        clause, params = where(filters, ("site", "camera"))
+        clause += " AND type = 'alarm'"
+        args = list(params)
+        state = filters.get("state")
+        if state == "unresolved":
+            clause += " AND state != 'resolved'"
+        elif state:
+            clause += " AND state = ?"
+            args.append(state)
+        for key in ("kind", "team"):
+            if filters.get(key):
+                clause += f" AND json_extract(data, '$.{key}') = ?"
+                args.append(filters[key])
+        rows = await self.db.fetch(
+            f"SELECT {COLUMNS} FROM events{clause} ORDER BY time DESC LIMIT ?",  # noqa: S608
+            (*args, limit),
+        )
+        return [_row(r) for r in rows]
+
+    async def about(self, ids: list[str], types: tuple[str, ...]) -> list[StoredEvent]:
+        """The events of `types` that refer to any of `ids`, oldest first."""
+        if not ids:
+            return []
+        id_marks, type_marks = ",".join("?" * len(ids)), ",".join("?" * len(types))
+        rows = await self.db.fetch(
+            f"SELECT {COLUMNS} FROM events WHERE ref IN ({id_marks})"  # noqa: S608
+            f" AND type IN ({type_marks}) ORDER BY time",
+            (*ids, *types),
         )
         return [_row(r) for r in rows]
 

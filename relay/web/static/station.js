@@ -2,9 +2,12 @@
 // online/offline counts, a grid the officer fills by clicking or dragging
 // cameras, named layouts kept on the node, and the cameras offline right now.
 
-import { AlarmQueue, LookoutBoard } from "/static/alerts.js";
+import { LookoutBoard, LookoutList, reportSighting, send as publish } from "/static/alerts.js";
+import { kindText } from "/static/alarms.js";
 import { EventFeed } from "/static/events.js";
-import { apply, clockTime, t, toggleLang } from "/static/i18n.js";
+import { apply, cameraError, clockTime, reason, t } from "/static/i18n.js";
+import { me } from "/static/header.js";
+import { AlarmQueue } from "/static/queue.js";
 import { LAYOUT_NAMES, Tile, arrange, cameraInfo, focus, toast } from "/static/tiles.js";
 
 const POLL_MS = 3000;
@@ -62,6 +65,14 @@ function makeTile() {
     onRemove: remove,
     onUnauthorized: toLogin,
     emptyLabel: "drop_hint",
+    actions: [
+      {
+        className: "sighting",
+        label: "report_sighting",
+        shown: () => Boolean(lookouts?.active().length),
+        run: (t) => reportSighting(feed, lookouts.active(), [...state.cameras.values()], { camera: t.camera.id }),
+      },
+    ],
   });
   tile.el.addEventListener("click", (event) => {
     if (event.target.closest("button")) return;
@@ -136,9 +147,14 @@ function buildTree() {
 }
 
 function cameraItem(camera) {
-  const li = make("li", { className: "camera", draggable: true, textContent: camera.name });
+  const li = make("li", { className: "camera", draggable: true, textContent: camera.name, tabIndex: 0 });
   li.dataset.camera = camera.id;
   li.addEventListener("click", () => place(camera.id));
+  li.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" && event.key !== " ") return;
+    event.preventDefault();
+    place(camera.id);
+  });
   li.addEventListener("dragstart", (event) => event.dataTransfer.setData("text/plain", camera.id));
   return li;
 }
@@ -162,7 +178,7 @@ function updateTree() {
   for (const li of $("tree").querySelectorAll("li.camera")) {
     const camera = state.cameras.get(li.dataset.camera);
     li.className = `camera ${camera.state}`;
-    li.title = camera.lastError && camera.state !== "online" ? camera.lastError : "";
+    li.title = camera.lastError && camera.state !== "online" ? cameraError(camera.lastError) : "";
   }
 }
 
@@ -181,7 +197,7 @@ function renderHealth() {
     li.append(
       `${c.name} · ${state.siteNames.get(c.site) || c.site}`,
       make("div", { className: "since", textContent: since }),
-      make("div", { className: "why", textContent: c.lastError || "" }),
+      make("div", { className: "why", textContent: c.lastError ? cameraError(c.lastError) : "" }),
     );
     return li;
   });
@@ -203,7 +219,7 @@ async function getJson(url) {
     toLogin();
     throw new Error("logged out");
   }
-  if (!response.ok) throw new Error(`${response.status} ${(await response.text()).trim()}`);
+  if (!response.ok) throw new Error(reason(response.status, (await response.text()).trim()));
   return response.json();
 }
 
@@ -283,7 +299,7 @@ async function send(method, url, body) {
   const response = await fetch(url, options);
   const text = (await response.text()).trim();
   if (response.status === 401) toLogin();
-  return { ok: response.ok, text };
+  return { ok: response.ok, status: response.status, text };
 }
 
 async function save() {
@@ -294,7 +310,7 @@ async function save() {
     shared: $("shared").checked,
   };
   const answer = await send("POST", "/api/layouts", body);
-  toast(answer.ok ? t("saved_ok") : answer.text, answer.ok ? "ok" : "error");
+  toast(answer.ok ? t("saved_ok") : reason(answer.status, answer.text), answer.ok ? "ok" : "error");
   if (answer.ok) await loadSaved();
 }
 
@@ -302,7 +318,7 @@ async function deleteChosen() {
   const layout = chosen();
   if (!layout) return;
   const answer = await send("DELETE", `/api/layouts/${layout.id}`);
-  toast(answer.ok ? t("deleted_ok") : answer.text, answer.ok ? "ok" : "error");
+  toast(answer.ok ? t("deleted_ok") : reason(answer.status, answer.text), answer.ok ? "ok" : "error");
   await loadSaved();
 }
 
@@ -329,7 +345,7 @@ $("clear").addEventListener("click", () => {
   state.slots = [];
   fill();
 });
-$("language").addEventListener("click", toggleLang);
+$("sidebar-toggle").addEventListener("click", () => document.body.classList.toggle("no-sidebar"));
 addEventListener("langchange", () => {
   updateTree();
   renderHealth();
@@ -345,24 +361,72 @@ state.slots = Array.isArray(kept.slots) ? kept.slots : [];
 // --- the alert bus: the alarm queue, lookouts, issuing a lookout ----------------
 
 const feed = new EventFeed();
-const lookouts = new LookoutBoard($("lookouts"));
+const lookouts = new LookoutBoard($("lookouts"), { onChange: () => tiles.forEach((x) => x.render()) });
 let queue = null;
+let lookoutList = null;
+const ON_ALARM_KEY = "vw-station-on-alarm";
+
+// A new alarm comes into view as the station chose: a pop-up live view beside the
+// snapshot (as iVMS/DSS clients do), the camera in the chosen tile, or the queue only.
+function onNewAlarm(alarm) {
+  const mode = $("on-alarm").value;
+  if (mode === "tile") place(alarm.camera);
+  else if (mode === "popup") showAlarm(alarm);
+}
+
+let popupTile = null;
+
+function showAlarm(alarm) {
+  const dialog = $("alarm-view");
+  const camera = state.cameras.get(alarm.camera);
+  if (!camera) return;
+  $("alarm-view-title").textContent = t("alarm_title", { camera: camera.name });
+  $("alarm-view-reason").textContent = `${kindText(alarm) || ""} · ${alarm.by} · ${clockTime(alarm.time)}`;
+  const snapshot = $("alarm-view-snapshot");
+  snapshot.hidden = !alarm.image;
+  if (alarm.image) snapshot.src = alarm.image;
+  snapshot.alt = t("snapshot");
+  popupTile ??= new Tile($("alarm-view-live"), { onUnauthorized: toLogin });
+  dialog.dataset.camera = alarm.camera;
+  dialog.dataset.alarm = alarm.id;
+  if (!dialog.open) dialog.showModal();
+  popupTile.assign(camera);
+}
+
+$("alarm-view-close").addEventListener("click", () => $("alarm-view").close());
+$("alarm-view-place").addEventListener("click", () => {
+  place($("alarm-view").dataset.camera);
+  $("alarm-view").close();
+});
+$("alarm-view").addEventListener("close", () => popupTile?.assign(null));
+
+function setupOnAlarm(configured) {
+  const select = $("on-alarm");
+  select.replaceChildren(...["popup", "tile", "none"].map((m) => new Option(t(`on_alarm_${m}`), m)));
+  select.value = localStorage.getItem(ON_ALARM_KEY) || configured || "popup";
+  select.addEventListener("change", () => localStorage.setItem(ON_ALARM_KEY, select.value));
+}
 
 async function startAlerts() {
-  const me = await getJson("/api/me");
-  const canAct = me.role === "officer" || me.role === "admin";
+  const who = await me();
+  const canAct = who.role === "officer" || who.role === "admin";
+  setupOnAlarm(who.on_alarm);
+  const cameraName = (id) => state.cameras.get(id)?.name || id;
   queue = new AlarmQueue($("alarms"), feed, {
     canAct,
-    cameraName: (id) => state.cameras.get(id)?.name || id,
-    onShow: (id) => place(id),
+    cameraName,
+    onShow: (id, alarm) => ($("on-alarm").value === "popup" ? showAlarm(alarm) : place(id)),
+    onNew: onNewAlarm,
   });
+  lookoutList = new LookoutList($("lookout-list"), feed, { canCancel: canAct, cameraName });
   feed.addEventListener("event", ({ detail }) => {
     queue.onEvent(detail);
-    lookouts.add(detail, { sound: true });
+    lookouts.onEvent(detail, { sound: true });
+    lookoutList.onEvent(detail);
   });
-  const recent = await feed.start();
-  queue.load(await feed.recent("?type=alarm"));
-  recent.forEach((event) => lookouts.add(event));
+  feed.addEventListener("connected", () => queue.book.reload());
+  await feed.start();
+  await Promise.all([queue.load(), lookouts.load(), lookoutList.reload()]);
   $("issue").hidden = !canAct;
 }
 
@@ -385,12 +449,7 @@ async function issueLookout() {
   };
   const file = form.photo.files[0];
   if (file) body.photo = await base64(file);
-  try {
-    await feed.publish(body);
-    toast(t("sent_ok"));
-  } catch (error) {
-    toast(t("not_sent", { error: error.message }), "error");
-  }
+  await publish(feed, body);
 }
 
 function base64(file) {
@@ -403,7 +462,10 @@ function base64(file) {
 }
 
 $("issue").addEventListener("click", issueLookout);
-addEventListener("langchange", () => queue?.render());
+addEventListener("langchange", () => {
+  queue?.render();
+  lookoutList?.render();
+});
 
 window.station = {
   tiles,
@@ -415,6 +477,7 @@ window.station = {
   get queue() {
     return queue;
   },
+  showAlarm,
   alerts: null,
   ready: poll().then(() => {
     setLayout(kept.layout || "2x2");

@@ -7,7 +7,7 @@
 // so a wall left open for days holds exactly the sessions it shows.
 
 import { WhepPlayer } from "/static/whep-player.js";
-import { clockTime, t } from "/static/i18n.js";
+import { cameraError, clockTime, reason as refusal, t } from "/static/i18n.js";
 
 // tiles: how many; big: the CSS grid area of the first, large tile.
 export const LAYOUTS = {
@@ -52,7 +52,8 @@ setInterval(() => {
 }, 1000);
 
 export class Tile {
-  constructor(grid, { onEnlarge, onRemove, onUnauthorized, emptyLabel = "empty" } = {}) {
+  // actions: more buttons, each {className, label (i18n key), shown(), run(tile)}.
+  constructor(grid, { onEnlarge, onRemove, onUnauthorized, emptyLabel = "empty", actions: extra = [] } = {}) {
     this.el = element("div", "tile");
     this.video = element("video", "");
     Object.assign(this.video, { autoplay: true, muted: true, playsInline: true });
@@ -66,6 +67,12 @@ export class Tile {
     const actions = element("div", "actions");
     this.alarmButton = actions.appendChild(element("button", "alarm"));
     this.alarmButton.addEventListener("click", () => this.camera && openAlarm(this.camera));
+    this.more = extra.map((action) => {
+      const button = element("button", action.className);
+      button.addEventListener("click", () => this.camera && action.run(this));
+      return { action, button };
+    });
+    for (const { button } of this.more) this.alarmButton.before(button);
     if (onRemove) {
       const remove = actions.appendChild(element("button", "remove"));
       remove.textContent = "×";
@@ -176,7 +183,11 @@ export class Tile {
     const camera = this.camera;
     this.el.classList.toggle("empty", !camera);
     this.alarmButton.textContent = t("alarm");
-    this.alarmButton.hidden = !camera;
+    this.alarmButton.hidden = !camera || !canRaise;
+    for (const { action, button } of this.more) {
+      button.textContent = t(action.label);
+      button.hidden = !camera || !action.shown();
+    }
     if (this.removeButton) this.removeButton.hidden = !camera;
     this.name.textContent = camera ? camera.name : "";
     this.el.title = camera ? t("enlarge_hint") : "";
@@ -190,7 +201,7 @@ export class Tile {
     if (down) {
       const seen = camera.lastSeen && clockTime(camera.lastSeen);
       detail = seen ? t("last_seen", { time: seen }) : t("never_seen");
-      if (camera.lastError) detail += ` · ${camera.lastError}`;
+      if (camera.lastError) detail += ` · ${cameraError(camera.lastError)}`;
     }
     this.overlayDetail.textContent = detail;
   }
@@ -250,6 +261,17 @@ export function arrange(grid, layout, tiles, makeTile) {
 
 // --- the operator's alarm -----------------------------------------------------
 
+const KINDS = ["theft", "fire", "fight", "missing", "traffic", "other"];
+const RAISERS = new Set(["admin", "officer", "operator"]);
+let canRaise = true; // until the node says who is logged in: a viewer sees no alarm button
+fetch("/api/me")
+  .then((r) => (r.ok ? r.json() : null))
+  .then((who) => {
+    canRaise = Boolean(who && RAISERS.has(who.role));
+    live.forEach((tile) => tile.render());
+  })
+  .catch(() => {});
+
 let dialog = null;
 
 function alarmDialog() {
@@ -258,19 +280,21 @@ function alarmDialog() {
   const form = dialog.appendChild(element("form", ""));
   form.method = "dialog";
   const title = form.appendChild(element("h3", ""));
+  const kind = form.appendChild(element("select", "kind"));
+  kind.name = "kind";
   const reason = form.appendChild(element("input", ""));
-  Object.assign(reason, { name: "reason", maxLength: 200, required: true, autocomplete: "off" });
+  Object.assign(reason, { name: "reason", maxLength: 200, autocomplete: "off" });
   const buttons = form.appendChild(element("div", "buttons"));
   const send = buttons.appendChild(element("button", "send"));
   send.value = "send";
   const cancel = buttons.appendChild(element("button", "cancel"));
   Object.assign(cancel, { value: "cancel", type: "button", formNoValidate: true });
   cancel.addEventListener("click", () => dialog.close("cancel"));
-  Object.assign(dialog, { titleEl: title, reason, send, cancel });
+  Object.assign(dialog, { titleEl: title, kind, reason, send, cancel });
   document.body.append(dialog);
   dialog.addEventListener("close", () => {
     if (dialog.returnValue === "send" && dialog.camera) {
-      raiseAlarm(dialog.camera, reason.value.trim());
+      raiseAlarm(dialog.camera, reason.value.trim(), kind.value);
     }
   });
   return dialog;
@@ -282,15 +306,18 @@ export function openAlarm(camera) {
   d.titleEl.textContent = t("alarm_title", { camera: camera.name });
   d.reason.placeholder = t("alarm_reason");
   d.reason.value = "";
+  d.kind.replaceChildren(...KINDS.map((k) => new Option(t(`kind_${k}`), k)));
+  d.kind.value = "other";
   d.send.textContent = t("send");
   d.cancel.textContent = t("cancel");
   d.returnValue = "";
   d.showModal();
 }
 
-// POST the alarm; whatever the node answers is shown to the operator.
-export async function raiseAlarm(camera, reason) {
-  const body = { type: "alarm", camera: camera.id, reason };
+// POST the alarm; the operator is told in words what became of it. Its state as
+// the station works it then shows in the wall's alarm strip.
+export async function raiseAlarm(camera, reason, kind = "other") {
+  const body = { type: "alarm", camera: camera.id, kind, reason };
   try {
     const response = await fetch("/api/events", {
       method: "POST",
@@ -298,7 +325,8 @@ export async function raiseAlarm(camera, reason) {
       body: JSON.stringify(body),
     });
     const text = (await response.text()).trim().slice(0, 300);
-    toast(t("answer", { status: response.status, text }), response.ok ? "ok" : "error");
+    if (response.ok) toast(t("alarm_sent", { camera: camera.name }), "ok");
+    else toast(t("not_sent", { error: refusal(response.status, text) }), "error");
     return response.status;
   } catch (error) {
     toast(t("not_sent", { error: error.message }), "error");
