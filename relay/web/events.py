@@ -50,7 +50,10 @@ AUDITED = {
     "ack": "alarm.ack",
     "assign": "alarm.assign",
     "resolve": "alarm.resolve",
+    "accept": "alarm.accept",
+    "arrive": "alarm.arrive",
     "lookout": "lookout.issue",
+    "cancel": "lookout.cancel",
     "sighting": "lookout.sighting",
 }
 

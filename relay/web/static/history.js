@@ -52,7 +52,7 @@ async function search() {
         stateText(alarm),
         steps,
       ];
-      for (const text of cells) row.append(element("td", "", text)).lastChild.style.whiteSpace = "pre-line";
+      for (const text of cells) row.appendChild(element("td", "", text)).style.whiteSpace = "pre-line";
       const shot = row.appendChild(element("td", ""));
       if (alarm.image) {
         const button = shot.appendChild(element("button", "", t("snapshot")));

@@ -71,7 +71,7 @@ function cameras(list, siteNames) {
       const info = c.info ? `${c.info.codec} ${c.info.width}×${c.info.height}` : "";
       const why = c.last_error && c.state !== "online" ? ` (${cameraError(c.last_error)})` : "";
       for (const value of [link, siteNames.get(c.site) || c.site, t(c.state) + why, info]) {
-        row.append(element("td", "")).lastChild.append(value);
+        row.appendChild(element("td", "")).append(value);
       }
       row.children[2].className = c.state;
       return row;

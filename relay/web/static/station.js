@@ -478,6 +478,9 @@ window.station = {
     return queue;
   },
   showAlarm,
+  get popupTile() {
+    return popupTile;
+  },
   alerts: null,
   ready: poll().then(() => {
     setLayout(kept.layout || "2x2");
