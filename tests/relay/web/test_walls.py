@@ -431,7 +431,7 @@ async def test_station_tree_counts_search_grid_and_layouts(
     assert saved["cameras"] == ["w1", None, "e1", None]
 
     # English on request, remembered across a reload.
-    await page.click("#language")
+    await page.click(".vw-header button.language")  # in the common header
     await page.reload()
     await page.wait_for_function("window.station", timeout=10000)
     assert await page.inner_text("aside h2[data-i18n=sites]") == "Sites and cameras"
