@@ -142,6 +142,9 @@ class WallConfig(Strict):
     layout: Literal[LAYOUTS] = "3x3"  # type: ignore[valid-type]
     cameras: list[Id] = Field(default_factory=list)
     dwell: float = Field(20.0, ge=3, le=3600, description="tour: seconds per page")
+    font_scale: float = Field(
+        1.0, ge=0.5, le=3, description="tile names and the alarm strip, times their 3 m size"
+    )
 
 
 class PatrolTeamConfig(Strict):

@@ -2,7 +2,7 @@
 // online/offline counts, a grid the officer fills by clicking or dragging
 // cameras, named layouts kept on the node, and the cameras offline right now.
 
-import { LookoutBoard, LookoutList, reportSighting, send as publish } from "/static/alerts.js";
+import { LookoutBoard, LookoutList, reportSighting, send as publish, shrinkPhoto } from "/static/alerts.js";
 import { kindText } from "/static/alarms.js";
 import { EventFeed } from "/static/events.js";
 import { apply, cameraError, clockTime, reason, t } from "/static/i18n.js";
@@ -430,14 +430,17 @@ async function startAlerts() {
   $("issue").hidden = !canAct;
 }
 
+// A refused lookout keeps what was typed: the dialog opens again as it was, and
+// is emptied only once the lookout is issued. A phone photo is shrunk here first.
 async function issueLookout() {
   const dialog = $("lookout-dialog");
   const form = dialog.querySelector("form");
+  const area = form.area.value;
   form.area.replaceChildren(
     new Option(t("whole_network"), ""),
     ...[...state.siteNames].map(([id, name]) => new Option(name, id)),
   );
-  form.reset();
+  form.area.value = area;
   dialog.showModal();
   await new Promise((resolve) => dialog.addEventListener("close", resolve, { once: true }));
   if (dialog.returnValue !== "send" || !form.text.value.trim()) return;
@@ -448,17 +451,9 @@ async function issueLookout() {
     expires_in: Number(form.hours.value || 24) * 3600,
   };
   const file = form.photo.files[0];
-  if (file) body.photo = await base64(file);
-  await publish(feed, body);
-}
-
-function base64(file) {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(String(reader.result).split(",")[1]);
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(file);
-  });
+  if (file) body.photo = await shrinkPhoto(file);
+  if (await publish(feed, body)) form.reset();
+  else issueLookout();
 }
 
 $("issue").addEventListener("click", issueLookout);

@@ -86,6 +86,13 @@ export class Tile {
       if (performance.now() - this._tappedAt > 500) this._toggle(onEnlarge);
     });
     this.el.addEventListener("pointerup", (event) => this._tap(event, onEnlarge));
+    // Keyboard: Tab reaches each tile, Enter enlarges it and back (its buttons follow).
+    this.el.tabIndex = 0;
+    this.el.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter" || event.target !== this.el) return;
+      event.preventDefault();
+      this._toggle(onEnlarge);
+    });
     this.onUnauthorized = onUnauthorized;
     this.emptyLabel = emptyLabel;
     this.camera = null;

@@ -120,6 +120,7 @@ async function poll() {
   state.wall = wall;
   state.cameras = cameras;
   if (first) arrange(grid, wall.layout, tiles, makeTile);
+  document.body.style.setProperty("--font-scale", wall.font_scale || 1);
   if (first || changed) return showPage(first ? 0 : state.page);
   const byId = new Map(cameras.map((c) => [c.id, c]));
   for (const tile of tiles) if (tile.camera) tile.update(byId.get(tile.camera.id) || tile.camera);
