@@ -45,7 +45,7 @@ async def test_lookout_photo_enlarges_sighting_from_a_tile_hide_asks_station_can
     big = wall.locator("dialog.photo-dialog[open] img.big")
     await big.wait_for(timeout=5000)
     assert await big.evaluate("(img) => img.naturalWidth") == 320
-    assert (await big.bounding_box())["width"] > 300  # type: ignore[index]
+    assert (await big.bounding_box())["width"] > 300
     await wall.click("dialog.photo-dialog[open] button.close")
 
     # A sighting from a tile: that tile's camera, with its snapshot.
