@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import NodeFactory, log_in
-from tests.relay.web.operator_config import get_json, operator_config
+from tests.relay.web.operator_config import get_json, operator_config, post_event
 
 pytestmark = pytest.mark.browser
 
@@ -123,4 +123,82 @@ async def test_a_phone_photo_is_shrunk_and_a_refused_lookout_keeps_its_text(
     response = await page.request.get(node.url + lookout["image"])
     photo = Image.open(io.BytesIO(await response.body()))
     assert max(photo.size) == 1280
+    await context.close()
+
+
+# Each link's (and link-styled button's) text colour against the first opaque
+# background behind it: the WCAG contrast ratio.
+CONTRAST_JS = """() => {
+  const rgb = (text) => text.match(/[\\d.]+/g).map(Number);
+  const lum = ([r, g, b]) => {
+    const c = [r, g, b].map((v) => v / 255)
+      .map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+  };
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const c = rgb(getComputedStyle(el).backgroundColor);
+      if (c.length < 4 || c[3] > 0.9) return c;
+    }
+    return [0, 0, 0];
+  };
+  const links = [...document.querySelectorAll('a, button.link')].filter((el) => el.offsetParent);
+  return links.map((el) => {
+    const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(background(el))];
+    return [el.textContent.trim(), (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05)];
+  });
+}"""
+
+
+async def test_links_on_the_dark_theme_meet_wcag_aa(start_node: NodeFactory, browser: Any) -> None:
+    node = await start_node(operator_config())
+    await post_event(node, "east-op", {"type": "alarm", "camera": "cam0", "reason": "测试"})
+    page = await browser.new_page(viewport={"width": 1366, "height": 768})
+    await log_in(page, node, "officer")
+    for path, ready in (("/station", "window.station.alerts"), ("/", "window.overview.ready")):
+        await page.goto(node.url + path)
+        await page.evaluate(f"() => {ready}")
+        await page.wait_for_function("() => document.querySelectorAll('.vw-header a').length > 3")
+        await page.keyboard.press("Escape")  # the station's pop-up of the alarm
+        found = await page.evaluate(CONTRAST_JS)
+        assert len(found) > 5, found
+        low = [(text, round(ratio, 1)) for text, ratio in found if ratio < 4.5]
+        assert not low, f"{path}: {low}"
+    await page.close()
+
+
+# Items of the headers that wrapped inside themselves (taller than two lines).
+WRAPPED_JS = """() => [...document.querySelectorAll(
+    '.vw-header a, .vw-header button, .vw-header .who, header button, header label, #bar > *')]
+  .filter((el) => el.offsetParent)
+  .filter((el) => {
+    const line = parseFloat(getComputedStyle(el).fontSize) * 1.4;
+    return el.getBoundingClientRect().height > 2 * line;
+  })
+  .map((el) => el.textContent.trim())"""
+
+
+async def test_station_wall_and_camera_page_on_a_phone(
+    start_node: NodeFactory, browser: Any
+) -> None:
+    node = await start_node(operator_config())
+    context = await browser.new_context(
+        viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+    )
+    page = await context.new_page()
+    await log_in(page, node, "officer")
+    for path in ("/station", "/wall/room", "/view/cam2"):
+        await page.goto(node.url + path)
+        await page.locator(".vw-header .logout").wait_for(timeout=5000)
+        assert await page.evaluate("() => document.documentElement.scrollWidth") <= 390, path
+        assert await page.evaluate(WRAPPED_JS) == [], path
+    # The camera page: a way back, its state, its actions.
+    await page.wait_for_function("() => document.getElementById('state').textContent === '在线'")
+    assert await page.locator("#back").is_visible()
+    assert await page.locator("#raise").is_visible()
+    await page.goto(node.url + "/station")
+    await page.evaluate("() => window.station.alerts")
+    assert await page.locator("aside").is_visible()
+    await page.click("#sidebar-toggle")
+    assert await page.locator("aside").is_hidden()
     await context.close()
