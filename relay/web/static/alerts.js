@@ -111,8 +111,9 @@ export async function reportSighting(feed, lookouts, cameras, { camera = null } 
 // Active lookouts, newest first; each leaves when it expires, is cancelled, or is
 // hidden on this screen (after asking).
 export class LookoutBoard {
-  constructor(container, { onSighting = null, onChange = () => {} } = {}) {
+  constructor(container, { onSighting = null, canReport = () => true, onChange = () => {} } = {}) {
     this.container = container;
+    this.canReport = canReport;
     this.onSighting = onSighting;
     this.onChange = onChange;
     this.lookouts = new Map();
@@ -177,7 +178,7 @@ export class LookoutBoard {
     body.append(element("strong", "", t("lookout")), " ", element("span", "text", event.data.text));
     const expires = event.data.expires ? t("until", { time: clockTime(event.data.expires) }) : "";
     body.append(element("div", "meta", `${event.by} · ${clockTime(event.time)} ${expires}`));
-    if (this.onSighting) {
+    if (this.onSighting && this.canReport()) {
       const report = banner.appendChild(element("button", "sighting", t("report_sighting")));
       report.addEventListener("click", () => this.onSighting(event));
     }

@@ -8,7 +8,7 @@ import { EventFeed } from "/static/events.js";
 import { apply, cameraError, clockTime, reason, t } from "/static/i18n.js";
 import { me } from "/static/header.js";
 import { AlarmQueue } from "/static/queue.js";
-import { LAYOUT_NAMES, Tile, arrange, cameraInfo, focus, toast } from "/static/tiles.js";
+import { LAYOUT_NAMES, Tile, arrange, cameraInfo, focus, mayRaise, toast } from "/static/tiles.js";
 
 const POLL_MS = 3000;
 const STORE_KEY = "vw-station-grid";
@@ -69,7 +69,7 @@ function makeTile() {
       {
         className: "sighting",
         label: "report_sighting",
-        shown: () => Boolean(lookouts?.active().length),
+        shown: () => mayRaise() && Boolean(lookouts?.active().length),
         run: (t) => reportSighting(feed, lookouts.active(), [...state.cameras.values()], { camera: t.camera.id }),
       },
     ],

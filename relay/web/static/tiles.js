@@ -270,14 +270,20 @@ export function arrange(grid, layout, tiles, makeTile) {
 
 const KINDS = ["theft", "fire", "fight", "missing", "traffic", "other"];
 const RAISERS = new Set(["admin", "officer", "operator"]);
-let canRaise = true; // until the node says who is logged in: a viewer sees no alarm button
+let canRaise = false; // until the node says who is logged in: a viewer sees no alarm button
 fetch("/api/me")
   .then((r) => (r.ok ? r.json() : null))
   .then((who) => {
     canRaise = Boolean(who && RAISERS.has(who.role));
     live.forEach((tile) => tile.render());
+    dispatchEvent(new Event("vw-roles"));
   })
   .catch(() => {});
+
+// Whether this user may raise alarms and report sightings (admin, officer, operator).
+export function mayRaise() {
+  return canRaise;
+}
 
 let dialog = null;
 

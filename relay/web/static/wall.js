@@ -7,7 +7,7 @@ import { AlarmStrip } from "/static/alarms.js";
 import { LookoutBoard, reportSighting } from "/static/alerts.js";
 import { EventFeed } from "/static/events.js";
 import { apply, t } from "/static/i18n.js";
-import { Tile, arrange, cameraInfo, focus } from "/static/tiles.js";
+import { Tile, arrange, cameraInfo, focus, mayRaise } from "/static/tiles.js";
 
 const params = new URLSearchParams(location.search);
 const KIOSK = params.get("kiosk") === "1";
@@ -134,7 +134,7 @@ function makeTile() {
       {
         className: "sighting",
         label: "report_sighting",
-        shown: () => Boolean(lookouts?.active().length),
+        shown: () => mayRaise() && Boolean(lookouts?.active().length),
         run: (tile) => reportSighting(feed, lookouts.active(), state.cameras, { camera: tile.camera.id }),
       },
     ],
@@ -223,6 +223,7 @@ renderBar();
 // newest brings its page up and its tile pulses; the tour holds while one is open.
 const feed = new EventFeed();
 lookouts = new LookoutBoard(document.getElementById("lookouts"), {
+  canReport: mayRaise,
   onSighting: (lookout) => reportSighting(feed, [lookout], state.cameras, {}),
   onChange: () => tiles.forEach((tile) => tile.render()),
 });
@@ -255,6 +256,7 @@ feed.addEventListener("event", ({ detail }) => {
   if (strip.onEvent(detail) && detail.type === "alarm") popAlarm(detail);
 });
 feed.addEventListener("connected", () => strip.reload());
+addEventListener("vw-roles", () => lookouts.render());
 const firstPoll = poll();
 const recent = feed.start().then(async (events) => {
   await lookouts.load();

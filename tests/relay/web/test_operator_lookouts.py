@@ -166,6 +166,7 @@ async def test_a_viewer_is_not_shown_buttons_they_may_not_use(
     start_node: NodeFactory, browser: Any
 ) -> None:
     node = await start_node(operator_config())
+    await post_event(node, "officer", {"type": "lookout", "text": "银色轿车"})
     page = await browser.new_page(viewport=DESK)
     await log_in(page, node, "watcher")
     await page.goto(f"{node.url}/wall/room")
@@ -174,9 +175,12 @@ async def test_a_viewer_is_not_shown_buttons_they_may_not_use(
     # Rendered again until the node has said who this is; then no alarm button shows.
     await page.wait_for_function(
         "() => (window.wall.tiles.forEach((t) => t.render()),"
-        " [...document.querySelectorAll('.tile button.alarm')].every((b) => b.hidden))",
+        " [...document.querySelectorAll('.tile button.alarm, .tile button.sighting')]"
+        ".every((b) => b.hidden))",
         timeout=5000,
     )
+    await page.locator("#lookouts .lookout").wait_for(timeout=5000)
+    assert await page.locator("#lookouts button.sighting").count() == 0
     await page.goto(f"{node.url}/station")
     await page.evaluate("() => window.station.alerts")
     assert await page.locator("#issue").is_hidden()
