@@ -123,6 +123,7 @@ const LABELS = {
     sidebar: "侧栏",
     history: "报警记录",
     refused: "请求未被接受（{status}）",
+    network_down: "连不上节点（网络中断？），请稍后再试",
     camera_error: "摄像机故障",
     villages: "各村摄像机",
     open_alarms: "未处置报警",
@@ -279,6 +280,7 @@ const LABELS = {
     sidebar: "Sidebar",
     history: "Alarm history",
     refused: "Not accepted ({status})",
+    network_down: "the node cannot be reached (network down?), try again",
     camera_error: "camera fault",
     villages: "Cameras per village",
     open_alarms: "Open alarms",
@@ -418,6 +420,7 @@ function translate(list, text, fallback) {
 
 // A refusal from the node (status, its one line) as the user's language says it.
 export function reason(status, text) {
+  if (!status) return t("network_down");
   const line = String(text || "").trim().split("\n")[0];
   return translate(REASONS, line, t("refused", { status: status ?? "" }));
 }

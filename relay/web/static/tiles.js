@@ -313,14 +313,15 @@ function alarmDialog() {
   return dialog;
 }
 
-export function openAlarm(camera) {
+// `kept`: what was typed before the node refused it, shown again.
+export function openAlarm(camera, kept = { reason: "", kind: "other" }) {
   const d = alarmDialog();
   d.camera = camera;
   d.titleEl.textContent = t("alarm_title", { camera: camera.name });
   d.reason.placeholder = t("alarm_reason");
-  d.reason.value = "";
+  d.reason.value = kept.reason;
   d.kind.replaceChildren(...KINDS.map((k) => new Option(t(`kind_${k}`), k)));
-  d.kind.value = "other";
+  d.kind.value = kept.kind;
   d.send.textContent = t("send");
   d.cancel.textContent = t("cancel");
   d.returnValue = "";
@@ -339,10 +340,14 @@ export async function raiseAlarm(camera, reason, kind = "other") {
     });
     const text = (await response.text()).trim().slice(0, 300);
     if (response.ok) toast(t("alarm_sent", { camera: camera.name }), "ok");
-    else toast(t("not_sent", { error: refusal(response.status, text) }), "error");
+    else {
+      toast(t("not_sent", { error: refusal(response.status, text) }), "error");
+      if (response.status !== 401) openAlarm(camera, { reason, kind }); // nothing typed is lost
+    }
     return response.status;
-  } catch (error) {
-    toast(t("not_sent", { error: error.message }), "error");
+  } catch {
+    toast(t("not_sent", { error: refusal(0, "") }), "error"); // the network, not the node
+    openAlarm(camera, { reason, kind });
     return 0;
   }
 }

@@ -202,3 +202,35 @@ async def test_station_wall_and_camera_page_on_a_phone(
     await page.click("#sidebar-toggle")
     assert await page.locator("aside").is_hidden()
     await context.close()
+
+
+async def test_a_refused_alarm_keeps_what_was_typed(start_node: NodeFactory, browser: Any) -> None:
+    node = await start_node(operator_config())
+    page = await browser.new_page(viewport={"width": 1366, "height": 768})
+    await log_in(page, node, "east-op")
+    await page.goto(f"{node.url}/wall/room")
+    await page.evaluate("() => window.wall.ready")
+    tile = page.locator(".tile").nth(0)
+    await tile.hover()
+    await tile.locator("button.alarm").click()
+    await page.select_option(".alarm-dialog select.kind", "missing")
+    await page.fill(".alarm-dialog input[name=reason]", "小孩在河边走失")
+
+    # The real node refuses it (its type spoilt on the way): the dialog is back as typed.
+    async def spoilt(route: Any) -> None:
+        body = json.loads(route.request.post_data)
+        await route.continue_(post_data=json.dumps({**body, "kind": "ufo"}))
+
+    await page.route("**/api/events", spoilt)
+    await page.click(".alarm-dialog .send")
+    await page.wait_for_function(
+        "() => document.getElementById('toast')?.textContent.includes('请选择报警类型')"
+    )
+    await page.locator(".alarm-dialog[open]").wait_for(timeout=5000)
+    assert await page.input_value(".alarm-dialog input[name=reason]") == "小孩在河边走失"
+    assert await page.input_value(".alarm-dialog select.kind") == "missing"
+    await page.unroute("**/api/events")
+    async with page.expect_response("**/api/events") as answer:
+        await page.click(".alarm-dialog .send")
+    assert (await answer.value).status == 201
+    await page.close()
