@@ -7,9 +7,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from relay.bus.events import ALARM_WORKFLOW, RAISED_BY
+from relay.bus.events import ALARM_WORKFLOW, RAISED_BY, new_event
 from relay.config import ConfigError, parse_config
-from relay.web.events import AUDITED
+from relay.web.events import AUDITED, BUS
 from tests.conftest import NodeFactory
 from tests.relay.web.operator_config import PATROL, get_json, headers, operator_config, post_event
 
@@ -80,3 +80,27 @@ async def test_a_cancelled_lookout_is_no_longer_active(start_node: NodeFactory) 
     assert (await post(node, "east-op", {"type": "cancel", "ref": lookout["id"]}))[0] == 403
     await post_event(node, "officer", {"type": "cancel", "ref": lookout["id"]})
     assert await get_json(node, "/api/lookouts", "east-op") == []
+
+
+async def test_steps_from_the_network_before_their_alarm_still_give_it_state_and_team(
+    start_node: NodeFactory,
+) -> None:
+    """Across nodes an assign and an accept can arrive before the alarm they are about."""
+    node = await start_node(operator_config())
+    bus = node.app[BUS]
+    alarm = new_event("v2", "alarm", "east", camera="cam0", by="op2", data={"reason": "x"})
+    assign = new_event(
+        "v2",
+        "assign",
+        "east",
+        camera="cam0",
+        by="off2",
+        ref=alarm.id,
+        data={"team": "team2", "team_name": "巡逻二组"},
+    )
+    accept = new_event("v2", "accept", "east", camera="cam0", by=PATROL, ref=alarm.id)
+    for event in (assign, accept, alarm):
+        await bus.receive([event])
+    (found,) = await get_json(node, "/api/alarms", PATROL)
+    assert (found["id"], found["state"], found["data"]["team"]) == (alarm.id, "accepted", "team2")
+    assert [s["type"] for s in found["steps"]] == ["assign", "accept"]
