@@ -6,7 +6,7 @@
 import { chime } from "/static/events.js";
 import { element } from "/static/alarms.js";
 import { clockTime, reason, t } from "/static/i18n.js";
-import { toast } from "/static/tiles.js";
+import { toast } from "/static/toast.js";
 
 // A modal dialog built from `fields` ({name, label, type, options, required, value});
 // resolves with the values, or null when cancelled.

@@ -5,7 +5,8 @@
 import { reportSighting } from "/static/alerts.js";
 import { apply, cameraError, clockTime, reason, t } from "/static/i18n.js";
 import { stationAlerts } from "/static/station-alerts.js";
-import { LAYOUT_NAMES, Tile, arrange, cameraInfo, focus, mayRaise, toast } from "/static/tiles.js";
+import { mayRaise } from "/static/raise.js";
+import { LAYOUT_NAMES, Tile, arrange, cameraInfo, focus, toast } from "/static/tiles.js";
 
 const POLL_MS = 3000;
 const STORE_KEY = "vw-station-grid";

@@ -7,7 +7,8 @@
 // so a wall left open for days holds exactly the sessions it shows.
 
 import { WhepPlayer } from "/static/whep-player.js";
-import { cameraError, clockTime, reason as refusal, t } from "/static/i18n.js";
+import { cameraError, clockTime, t } from "/static/i18n.js";
+import { mayRaise, openAlarm } from "/static/raise.js";
 
 // tiles: how many; big: the CSS grid area of the first, large tile.
 export const LAYOUTS = {
@@ -46,6 +47,7 @@ const visibility = new IntersectionObserver((entries) => {
 const live = new Set(); // every tile on the page
 document.addEventListener("visibilitychange", () => live.forEach((tile) => tile.sync()));
 addEventListener("pagehide", () => live.forEach((tile) => tile.stopPlayer()));
+addEventListener("vw-roles", () => live.forEach((tile) => tile.render()));
 setInterval(() => {
   const now = clockTime(Date.now() / 1000);
   for (const tile of live) tile.clock.textContent = now;
@@ -190,7 +192,7 @@ export class Tile {
     const camera = this.camera;
     this.el.classList.toggle("empty", !camera);
     this.alarmButton.textContent = t("alarm");
-    this.alarmButton.hidden = !camera || !canRaise;
+    this.alarmButton.hidden = !camera || !mayRaise();
     for (const { action, button } of this.more) {
       button.textContent = t(action.label);
       button.hidden = !camera || !action.shown();
@@ -266,107 +268,9 @@ export function arrange(grid, layout, tiles, makeTile) {
   });
 }
 
-// --- the operator's alarm -----------------------------------------------------
-
-const KINDS = ["theft", "fire", "fight", "missing", "traffic", "other"];
-const RAISERS = new Set(["admin", "officer", "operator"]);
-let canRaise = false; // until the node says who is logged in: a viewer sees no alarm button
-fetch("/api/me")
-  .then((r) => (r.ok ? r.json() : null))
-  .then((who) => {
-    canRaise = Boolean(who && RAISERS.has(who.role));
-    live.forEach((tile) => tile.render());
-    dispatchEvent(new Event("vw-roles"));
-  })
-  .catch(() => {});
-
-// Whether this user may raise alarms and report sightings (admin, officer, operator).
-export function mayRaise() {
-  return canRaise;
-}
-
-let dialog = null;
-
-function alarmDialog() {
-  if (dialog) return dialog;
-  dialog = element("dialog", "alarm-dialog");
-  const form = dialog.appendChild(element("form", ""));
-  form.method = "dialog";
-  const title = form.appendChild(element("h3", ""));
-  const kind = form.appendChild(element("select", "kind"));
-  kind.name = "kind";
-  const reason = form.appendChild(element("input", ""));
-  Object.assign(reason, { name: "reason", maxLength: 200, autocomplete: "off" });
-  const buttons = form.appendChild(element("div", "buttons"));
-  const send = buttons.appendChild(element("button", "send"));
-  send.value = "send";
-  const cancel = buttons.appendChild(element("button", "cancel"));
-  Object.assign(cancel, { value: "cancel", type: "button", formNoValidate: true });
-  cancel.addEventListener("click", () => dialog.close("cancel"));
-  Object.assign(dialog, { titleEl: title, kind, reason, send, cancel });
-  document.body.append(dialog);
-  dialog.addEventListener("close", () => {
-    if (dialog.returnValue === "send" && dialog.camera) {
-      raiseAlarm(dialog.camera, reason.value.trim(), kind.value);
-    }
-  });
-  return dialog;
-}
-
-// `kept`: what was typed before the node refused it, shown again.
-export function openAlarm(camera, kept = { reason: "", kind: "other" }) {
-  const d = alarmDialog();
-  d.camera = camera;
-  d.titleEl.textContent = t("alarm_title", { camera: camera.name });
-  d.reason.placeholder = t("alarm_reason");
-  d.reason.value = kept.reason;
-  d.kind.replaceChildren(...KINDS.map((k) => new Option(t(`kind_${k}`), k)));
-  d.kind.value = kept.kind;
-  d.send.textContent = t("send");
-  d.cancel.textContent = t("cancel");
-  d.returnValue = "";
-  d.showModal();
-}
-
-// POST the alarm; the operator is told in words what became of it. Its state as
-// the station works it then shows in the wall's alarm strip.
-export async function raiseAlarm(camera, reason, kind = "other") {
-  const body = { type: "alarm", camera: camera.id, kind, reason };
-  try {
-    const response = await fetch("/api/events", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    const text = (await response.text()).trim().slice(0, 300);
-    if (response.ok) toast(t("alarm_sent", { camera: camera.name }), "ok");
-    else {
-      toast(t("not_sent", { error: refusal(response.status, text) }), "error");
-      if (response.status !== 401) openAlarm(camera, { reason, kind }); // nothing typed is lost
-    }
-    return response.status;
-  } catch {
-    toast(t("not_sent", { error: refusal(0, "") }), "error"); // the network, not the node
-    openAlarm(camera, { reason, kind });
-    return 0;
-  }
-}
-
-let toastTimer = null;
-
-export function toast(text, kind = "ok") {
-  let el = document.getElementById("toast");
-  if (!el) {
-    el = element("div", "");
-    el.id = "toast";
-    el.setAttribute("role", "status");
-    document.body.append(el);
-  }
-  el.textContent = text;
-  el.className = `show ${kind}`;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => (el.className = ""), 8000);
-}
+// Kept here too for pages that import them from tiles.js.
+export { toast } from "/static/toast.js";
+export { openAlarm, raiseAlarm } from "/static/raise.js";
 
 function element(tag, className) {
   const el = document.createElement(tag);

@@ -7,7 +7,8 @@ import { AlarmStrip } from "/static/alarms.js";
 import { LookoutBoard, reportSighting } from "/static/alerts.js";
 import { EventFeed } from "/static/events.js";
 import { apply, t } from "/static/i18n.js";
-import { Tile, arrange, cameraInfo, focus, mayRaise } from "/static/tiles.js";
+import { mayRaise } from "/static/raise.js";
+import { Tile, arrange, cameraInfo, focus } from "/static/tiles.js";
 
 const params = new URLSearchParams(location.search);
 const KIOSK = params.get("kiosk") === "1";
