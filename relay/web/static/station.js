@@ -377,6 +377,12 @@ window.station = {
   },
   alerts: null,
   ready: poll().then(() => {
+    // From the overview's village card: the tree opens filtered to that village.
+    const site = new URLSearchParams(location.hash.slice(1)).get("site");
+    if (site && state.siteNames.has(site)) {
+      $("search").value = state.siteNames.get(site);
+      buildTree();
+    }
     setLayout(kept.layout || "2x2");
     return loadSaved();
   }),

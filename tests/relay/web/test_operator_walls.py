@@ -75,6 +75,12 @@ async def test_overview_counts_villages_and_lists_alarms_and_lookouts(
     assert "白色面包车" in await lookout_row.inner_text()
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "overview.png"))
+    # A village's card opens the station's tree on that village.
+    await page.locator('#villages .card[data-site="west"]').click()
+    await page.wait_for_url(f"{node.url}/station#site=west", timeout=5000)
+    await page.evaluate("() => window.station.ready")
+    assert await page.input_value("#search") == "西村"
+    assert await page.locator("#tree li.camera").all_inner_texts() == ["西村桥头"]
     await page.close()
 
 
