@@ -25,10 +25,8 @@ from relay.record import index as record_index
 from relay.record import leads as record_leads
 from relay.refusal import Refused
 from relay.web import accounts as accounts_api
-from relay.web import analysis as analysis_web
-from relay.web import cameras as api
-from relay.web import events as events_api
 from relay.web import (
+    alarms,
     exports,
     inspection,
     layouts,
@@ -39,6 +37,9 @@ from relay.web import (
     walls,
     whep,
 )
+from relay.web import analysis as analysis_web
+from relay.web import cameras as api
+from relay.web import events as events_api
 from relay.web.cameras import RESTART_NEEDED
 from relay.web.events import BUS, FEEDS
 from relay.web.guard import ACCOUNTS, RULES, Handler, guard
@@ -102,6 +103,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
         metrics,
         recordings,
         exports,
+        alarms,
     ):
         routes.setup(app)
     # The subsystems, started in this order and stopped in the reverse one: the

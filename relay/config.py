@@ -72,7 +72,7 @@ class NodeConfig(Strict):
     login_hint: str = Field("", max_length=500, description="shown on the login page and at start")
 
 
-Role = Literal["admin", "officer", "operator", "viewer", "node", "metrics"]
+Role = Literal["admin", "officer", "operator", "viewer", "patrol", "node", "metrics"]
 SITELESS_ROLES = ("admin", "metrics")  # a metrics user reads /metrics and nothing else
 
 
@@ -98,6 +98,7 @@ class UserConfig(Strict):
         None, description="a fixed Bearer token, for another node"
     )
     playback: bool = Field(False, description="a viewer may also watch recordings")
+    team: Id | None = Field(None, description="role patrol: the patrol team this login is")
 
 
 class AuthConfig(Strict):
@@ -266,6 +267,23 @@ class WallConfig(Strict):
     layout: Literal[LAYOUTS] = "3x3"  # type: ignore[valid-type]
     cameras: list[Id] = Field(default_factory=list)
     dwell: float = Field(20.0, ge=3, le=3600, description="tour: seconds per page")
+    font_scale: float = Field(
+        1.0, ge=0.5, le=3, description="tile names and the alarm strip, times their 3 m size"
+    )
+
+
+class PatrolTeamConfig(Strict):
+    id: Id
+    name: str = Field(min_length=1, max_length=100, description="as the station calls it")
+    site: Id = Field(description="the station (or village) the team works for")
+
+
+class StationConfig(Strict):
+    on_alarm: Literal["popup", "tile", "none"] = Field(
+        "popup",
+        description="a new alarm at the station: a pop-up live view beside its snapshot,"
+        " its camera in the chosen tile, or only the queue",
+    )
 
 
 def _ice_url(value: str) -> str:
@@ -386,12 +404,19 @@ class Config(Strict):
     metrics: MetricsConfig = Field(MetricsConfig(), description="who may read /metrics")
     inspection: InspectionConfig = InspectionConfig()
     storage: StorageConfig = Field(StorageConfig(), description="recordings and exports")
+    patrol_teams: list[PatrolTeamConfig] = Field(
+        default_factory=list, description="the teams alarms are assigned to (巡逻队)"
+    )
+    station: StationConfig = StationConfig()
 
     def camera(self, camera_id: str) -> CameraConfig | None:
         return next((c for c in self.cameras if c.id == camera_id), None)
 
     def wall(self, wall_id: str) -> WallConfig | None:
         return next((w for w in self.walls if w.id == wall_id), None)
+
+    def team(self, team_id: str) -> PatrolTeamConfig | None:
+        return next((t for t in self.patrol_teams if t.id == team_id), None)
 
     def ancestors(self, site_ids: frozenset[str]) -> frozenset[str]:
         """Every site above the given ones."""
@@ -502,7 +527,8 @@ def cross_check(config: Config) -> Iterator[tuple[Loc, str]]:
 
 
 def _duplicates(config: Config) -> Iterator[tuple[Loc, str]]:
-    for section, key in (("sites", "id"), ("cameras", "id"), ("walls", "id"), ("users", "name")):
+    sections = (("sites", "id"), ("cameras", "id"), ("walls", "id"), ("users", "name"))
+    for section, key in (*sections, ("patrol_teams", "id")):
         seen: set[str] = set()
         for i, item in enumerate(getattr(config, section)):
             value = getattr(item, key)
@@ -542,6 +568,21 @@ def _references(config: Config) -> Iterator[tuple[Loc, str]]:
         for j, site_id in enumerate(user.sites):
             if site_id not in sites:
                 yield ("users", i, "sites", j), f"unknown site {site_id!r}"
+        yield from _team_of(config, i, user)
+    yield from _team_sites(config, sites)
+
+
+def _team_sites(config: Config, sites: set[str]) -> Iterator[tuple[Loc, str]]:
+    for i, team in enumerate(config.patrol_teams):
+        if team.site not in sites:
+            yield ("patrol_teams", i, "site"), f"unknown site {team.site!r}"
+
+
+def _team_of(config: Config, index: int, user: UserConfig) -> Iterator[tuple[Loc, str]]:
+    if user.role == "patrol" and user.team is None:
+        yield ("users", index), "role patrol needs a team"
+    elif user.team is not None and config.team(user.team) is None:
+        yield ("users", index, "team"), f"unknown patrol team {user.team!r}"
 
 
 def _in_cycle(site_id: str, sites: Mapping[str, SiteConfig]) -> bool:

@@ -56,6 +56,7 @@ class User:
     sites: frozenset[str]  # every site this user may see: the subtrees of their sites
     via: Via
     credential: str  # the session or token hash it came with
+    team: str | None = None  # a patrol login's team
 
     def sees(self, site_id: str) -> bool:
         return site_id in self.sites
@@ -72,7 +73,7 @@ class Accounts:
         self.on_credentials_ended: list[CredentialsEnded] = []
         self._users: dict[str, UserConfig] = {}
         self._node_tokens: dict[str, UserConfig] = {}
-        self._scopes: dict[str, tuple[str, frozenset[str]]] = {}
+        self._scopes: dict[str, tuple[str, frozenset[str], str | None]] = {}
         self._sessions: dict[str, tuple[str, float]] = {}  # hash -> (user, expires)
         self._tokens: dict[str, tuple[int, str]] = {}  # hash -> (id, user), live ones
         self._limiter = LoginLimiter(config.auth)
@@ -91,7 +92,7 @@ class Accounts:
         self._node_tokens = {u.token_hash: u for u in config.users if u.token_hash}
         every_site = frozenset(s.id for s in config.sites)
         self._scopes = {  # name -> (role, the sites they see), worked out once, not per request
-            u.name: (u.role, every_site if u.role == "admin" else config.subtree(u.sites))
+            u.name: (u.role, every_site if u.role == "admin" else config.subtree(u.sites), u.team)
             for u in config.users
         }
         changed = {n for n, scope in old_scopes.items() if self._scopes.get(n) != scope}
@@ -167,7 +168,7 @@ class Accounts:
 
     def _user(self, name: str, via: Via, credential: str) -> User | None:
         scope = self._scopes.get(name)
-        return None if scope is None else User(name, scope[0], scope[1], via, credential)
+        return None if scope is None else User(name, scope[0], scope[1], via, credential, scope[2])
 
     # --- logins --------------------------------------------------------------
 

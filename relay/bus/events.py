@@ -19,15 +19,30 @@ from relay.access.accounts import User
 from relay.config import CameraConfig, Config
 from relay.refusal import Refused, checked_text
 
-ALARM_WORKFLOW = {"ack": "acked", "assign": "assigned", "resolve": "resolved"}
+# An alarm's steps and the state each leaves it in: the station acknowledges and
+# assigns it to a patrol team, the team accepts (接警) and arrives (到场), and the
+# station or the team resolves it (处置完毕).
+ALARM_WORKFLOW = {
+    "ack": "acked",
+    "assign": "assigned",
+    "accept": "accepted",
+    "arrive": "arrived",
+    "resolve": "resolved",
+}
+PATROL_STEPS = frozenset({"accept", "arrive", "resolve"})  # what a patrol may do, to its own
 RAISED_BY = {  # who may publish what
     "alarm": frozenset({"admin", "officer", "operator"}),
     "sighting": frozenset({"admin", "officer", "operator"}),
     "lookout": frozenset({"admin", "officer"}),
+    "cancel": frozenset({"admin", "officer"}),  # a lookout withdrawn (撤销布控)
     "ack": frozenset({"admin", "officer"}),
     "assign": frozenset({"admin", "officer"}),
-    "resolve": frozenset({"admin", "officer"}),
+    "accept": frozenset({"admin", "officer", "patrol"}),
+    "arrive": frozenset({"admin", "officer", "patrol"}),
+    "resolve": frozenset({"admin", "officer", "patrol"}),
 }
+# The preset alarm types (盗窃, 火情, 斗殴, 走失, 交通事故, 其他); the reason is free text.
+ALARM_KINDS = ("theft", "fire", "fight", "missing", "traffic", "other")
 SYSTEM_TYPES = frozenset(
     {
         "camera.offline",
@@ -189,30 +204,53 @@ def parse_request(
     if kind == "lookout":
         return _lookout(body, user, config)
     if kind == "alarm":
-        camera = _camera(body, user, config)
-        reason = _text(body, "reason", MAX_REASON, required=False)
-        return new_event(
-            config.node.id,
-            kind,
-            camera.site,
-            camera=camera.id,
-            by=user.name,
-            data={"reason": reason},
-        )
-    about = _referenced(body, referenced, "lookout" if kind == "sighting" else "alarm")
+        return _alarm(body, user, config)
+    about = _referenced(body, referenced, "lookout" if kind in ("sighting", "cancel") else "alarm")
     if not visible(about, user, config):
         raise Refused(404, "no such event")
+    if user.role == "patrol" and about.data.get("team") != user.team:
+        raise Refused(403, "this alarm is not assigned to your team")
     site, camera_id = about.site, about.camera
     data: dict[str, Any] = {}
     if kind == "sighting":  # where the lookout was seen: a camera of the user's
         camera = _camera(body, user, config)
         site, camera_id = camera.site, camera.id
     if kind == "assign":
-        data["team"] = _text(body, "team", 100, required=True)
+        data.update(_team(body, config))
     data["note"] = _text(body, "note", MAX_TEXT, required=False, prose=True)
-    return new_event(
+    event = new_event(
         config.node.id, kind, site, camera=camera_id, by=user.name, ref=about.id, data=data
     )
+    if kind == "resolve" and body.get("photo") is not None:  # the patrol's photo of the scene
+        return event.with_image(_photo(body.get("photo")))
+    return event
+
+
+def _alarm(body: dict[str, Any], user: User, config: Config) -> Event:
+    camera = _camera(body, user, config)
+    reason = _text(body, "reason", MAX_REASON, required=False)
+    kind = body.get("kind", "other")
+    if kind not in ALARM_KINDS:
+        raise Refused(400, f"kind must be one of {', '.join(ALARM_KINDS)}")
+    return new_event(
+        config.node.id,
+        "alarm",
+        camera.site,
+        camera=camera.id,
+        by=user.name,
+        data={"reason": reason, "kind": kind},
+    )
+
+
+def _team(body: dict[str, Any], config: Config) -> dict[str, str]:
+    """A configured team by id; free text only on a node with no teams configured."""
+    team = _text(body, "team", 100, required=True)
+    if not config.patrol_teams:
+        return {"team": team, "team_name": team}
+    found = config.team(team)
+    if found is None:
+        raise Refused(400, "team must be the id of a patrol team of this node")
+    return {"team": found.id, "team_name": found.name}
 
 
 def _text(
@@ -256,16 +294,7 @@ def _lookout(body: dict[str, Any], user: User, config: Config) -> Event:
     ):
         raise Refused(400, f"expires_in must be seconds from 60 to {MAX_EXPIRY}")
     photo = body.get("photo")
-    image = None
-    if photo is not None:  # decoded (relay.bus.photo) before the event is stored
-        if not isinstance(photo, str):
-            raise Refused(400, "photo must be text: a JPEG or PNG in base64")
-        if len(photo) > MAX_IMAGE * 4 // 3 + 4:
-            raise Refused(413, f"photo must be a JPEG or PNG of at most {MAX_IMAGE} bytes")
-        try:
-            image = base64.b64decode(photo, validate=True)
-        except (binascii.Error, ValueError):
-            raise Refused(400, "photo is not base64") from None
+    image = None if photo is None else _photo(photo)
     event = new_event(
         config.node.id,
         "lookout",
@@ -274,3 +303,15 @@ def _lookout(body: dict[str, Any], user: User, config: Config) -> Event:
         data={"text": text, "expires": time.time() + expires_in},
     )
     return event.with_image(image)
+
+
+def _photo(photo: object) -> bytes:
+    """A photo's bytes; decoded and cleaned (relay.bus.photo) before it is stored."""
+    if not isinstance(photo, str):
+        raise Refused(400, "photo must be text: a JPEG or PNG in base64")
+    if len(photo) > MAX_IMAGE * 4 // 3 + 4:
+        raise Refused(413, f"photo must be a JPEG or PNG of at most {MAX_IMAGE} bytes")
+    try:
+        return base64.b64decode(photo, validate=True)
+    except (binascii.Error, ValueError):
+        raise Refused(400, "photo is not base64") from None

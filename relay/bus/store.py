@@ -127,25 +127,60 @@ class EventStore:
                 "UPDATE events SET state = ? WHERE id = ? AND type = 'alarm'",
                 (self._alarm_state(conn, event.ref), event.ref),
             )
+        if event.type == "assign" and event.ref:  # the alarm knows its team, for queries
+            team = self._latest_team(conn, event.ref) or {}
+            conn.execute(
+                "UPDATE events SET data = json_set(data, '$.team', ?, '$.team_name', ?)"
+                " WHERE id = ? AND type = 'alarm'",
+                (team.get("team"), team.get("team_name"), event.ref),
+            )
+        if event.type == "cancel" and event.ref:
+            conn.execute(
+                "UPDATE events SET state = 'cancelled' WHERE id = ? AND type = 'lookout'",
+                (event.ref,),
+            )
         if outbox:
             conn.execute("INSERT INTO outbox (seq, event_id) VALUES (?, ?)", (seq, event.id))
         return StoredEvent(seq, event, state)
 
     @classmethod
     def _initial_state(cls, conn: sqlite3.Connection, event: Event) -> str | None:
-        # Across nodes an ack can arrive before its alarm.
-        return cls._alarm_state(conn, event.id) if event.type == "alarm" else None
+        if event.type == "lookout":
+            row = conn.execute(
+                "SELECT 1 FROM events WHERE ref = ? AND type = 'cancel'", (event.id,)
+            ).fetchone()
+            return "cancelled" if row else "active"
+        if event.type != "alarm":
+            return None
+        # Across nodes a step can arrive before its alarm: the alarm row is written
+        # after this, so it takes its team and its state from the steps here already.
+        team = cls._latest_team(conn, event.id)
+        if team is not None:
+            event.data.update(team=team.get("team"), team_name=team.get("team_name"))
+        return cls._alarm_state(conn, event.id)
 
     @staticmethod
     def _alarm_state(conn: sqlite3.Connection, alarm_id: str) -> str:
         """The same on every node, whatever order its steps arrived in: resolved if
         any step resolved it, else the latest step's (by its time, then its id)."""
+        steps = ", ".join(f"'{step}'" for step in ALARM_WORKFLOW)
         row = conn.execute(
-            "SELECT type FROM events WHERE ref = ? AND type IN ('ack', 'assign', 'resolve')"
+            f"SELECT type FROM events WHERE ref = ? AND type IN ({steps})"  # noqa: S608
             " ORDER BY type = 'resolve' DESC, time DESC, id DESC LIMIT 1",
             (alarm_id,),
         ).fetchone()
         return ALARM_WORKFLOW[row["type"]] if row else "open"
+
+    @staticmethod
+    def _latest_team(conn: sqlite3.Connection, alarm_id: str) -> dict[str, Any] | None:
+        """The team of the alarm's latest assign (by time, then id), whatever the order
+        the assigns arrived in."""
+        row = conn.execute(
+            "SELECT data FROM events WHERE ref = ? AND type = 'assign'"
+            " ORDER BY time DESC, id DESC LIMIT 1",
+            (alarm_id,),
+        ).fetchone()
+        return json.loads(row["data"]) if row else None
 
     async def get(self, event_id: str) -> StoredEvent | None:
         rows = await self.db.fetch(f"SELECT {COLUMNS} FROM events WHERE id = ?", (event_id,))  # noqa: S608
@@ -180,6 +215,40 @@ class EventStore:
         rows = await self.db.fetch(
             f"SELECT {COLUMNS} FROM events{clause} ORDER BY seq DESC LIMIT ?",  # noqa: S608
             (*params, limit),
+        )
+        return [_row(r) for r in rows]
+
+    async def alarms(self, filters: dict[str, Any], limit: int = 500) -> list[StoredEvent]:
+        """Alarms, newest first. filters: site, camera, kind, team, since, until;
+        state: one state, or "unresolved" for every state but resolved."""
+        clause, params = where(filters, ("site", "camera"))
+        clause += " AND type = 'alarm'"
+        args = list(params)
+        state = filters.get("state")
+        if state == "unresolved":
+            clause += " AND state != 'resolved'"
+        elif state:
+            clause += " AND state = ?"
+            args.append(state)
+        for key in ("kind", "team"):
+            if filters.get(key):
+                clause += f" AND json_extract(data, '$.{key}') = ?"
+                args.append(filters[key])
+        rows = await self.db.fetch(
+            f"SELECT {COLUMNS} FROM events{clause} ORDER BY time DESC LIMIT ?",  # noqa: S608
+            (*args, limit),
+        )
+        return [_row(r) for r in rows]
+
+    async def about(self, ids: list[str], types: tuple[str, ...]) -> list[StoredEvent]:
+        """The events of `types` that refer to any of `ids`, oldest first."""
+        if not ids:
+            return []
+        id_marks, type_marks = ",".join("?" * len(ids)), ",".join("?" * len(types))
+        rows = await self.db.fetch(
+            f"SELECT {COLUMNS} FROM events WHERE ref IN ({id_marks})"  # noqa: S608
+            f" AND type IN ({type_marks}) ORDER BY time",
+            (*ids, *types),
         )
         return [_row(r) for r in rows]
 

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from ingest.tasks import cancel_and_wait
 from relay.refusal import Refused
+from relay.web.alarms import home_of
 from relay.web.body import query_filters, read_json, text_field, whole_number
 from relay.web.guard import (
     ACCOUNTS,
@@ -99,7 +100,8 @@ async def login(request: web.Request) -> web.Response:
         raise
     await audit.record("login", user=user.name, address=address)
     config = request.app[CONFIG]
-    response = web.json_response({"name": user.name, "role": user.role})
+    home = home_of(user, config)
+    response = web.json_response({"name": user.name, "role": user.role, "home": home})
     response.set_cookie(
         SESSION_COOKIE,
         secret,
@@ -122,8 +124,19 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def me(request: web.Request) -> web.Response:
-    user = user_of(request)
-    return web.json_response({"name": user.name, "role": user.role, "sites": sorted(user.sites)})
+    user, config = user_of(request), request.app[CONFIG]
+    team = config.team(user.team) if user.team else None
+    return web.json_response(
+        {
+            "name": user.name,
+            "role": user.role,
+            "sites": sorted(user.sites),
+            "team": {"id": team.id, "name": team.name} if team else None,
+            "home": home_of(user, config),
+            "node": {"id": config.node.id, "name": config.node.name},
+            "on_alarm": config.station.on_alarm,
+        }
+    )
 
 
 async def tokens(request: web.Request) -> web.Response:

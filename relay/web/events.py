@@ -67,7 +67,10 @@ AUDITED = {
     "ack": "alarm.ack",
     "assign": "alarm.assign",
     "resolve": "alarm.resolve",
+    "accept": "alarm.accept",
+    "arrive": "alarm.arrive",
     "lookout": "lookout.issue",
+    "cancel": "lookout.cancel",
     "sighting": "lookout.sighting",
 }
 
@@ -110,7 +113,7 @@ async def publish(request: web.Request) -> web.Response:
     ref = body.get("ref")
     referenced = await bus.store.get(ref) if isinstance(ref, str) and len(ref) <= 64 else None
     event = parse_request(body, user, config, referenced.event if referenced else None)
-    if event.type == "lookout" and event.image is not None:
+    if event.type in ("lookout", "resolve") and event.image is not None:
         async with request.app[PHOTO_DECODES]:  # a few at once: each may take 64 MB
             event = event.with_image(await asyncio.to_thread(clean_photo, event.image))
     if event.camera and event.type in ("alarm", "sighting"):

@@ -21,7 +21,7 @@ from relay.web.refusals import refuse
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Scope = Literal["camera", "wall", "site"]
 
-EVERY_ROLE = frozenset(("admin", "officer", "operator", "viewer", "node"))
+EVERY_ROLE = frozenset(("admin", "officer", "operator", "viewer", "patrol", "node"))
 PEOPLE = EVERY_ROLE - {"node"}
 SESSION_COOKIE = "vw_session"
 UNSAFE = frozenset(("POST", "PUT", "PATCH", "DELETE"))

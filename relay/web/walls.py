@@ -43,6 +43,7 @@ def wall_summary(found: WallConfig) -> dict[str, object]:
         "site": found.site,
         "layout": found.layout,
         "dwell": found.dwell,
+        "font_scale": found.font_scale,
     }
 
 

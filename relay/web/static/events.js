@@ -22,10 +22,25 @@ export class EventFeed extends EventTarget {
   // Starts after the newest event stored now; returns the recent events (newest first).
   async start() {
     this._running = true;
+    if (!this._woken) {
+      this._woken = true;
+      addEventListener("online", () => this.reconnectNow());
+      document.addEventListener("visibilitychange", () => {
+        if (document.visibilityState === "visible") this.reconnectNow();
+      });
+    }
     const recent = await this.recent();
     this.last = recent.reduce((max, e) => Math.max(max, e.seq), this.last);
     this._connect();
     return recent;
+  }
+
+  // A phone that was asleep or between cells: try again now, not after the backoff.
+  reconnectNow() {
+    if (!this._running || (this.socket && this.socket.readyState <= WebSocket.OPEN)) return;
+    clearTimeout(this._timer);
+    this._failures = 0;
+    this._connect();
   }
 
   stop() {
@@ -50,7 +65,11 @@ export class EventFeed extends EventTarget {
       body: JSON.stringify(body),
     });
     const text = await response.text();
-    if (!response.ok) throw new Error(text.trim() || `${response.status}`);
+    if (!response.ok) {
+      const error = new Error(text.trim() || `${response.status}`);
+      error.status = response.status;
+      throw error;
+    }
     return JSON.parse(text);
   }
 

@@ -2,9 +2,10 @@
 // online/offline counts, a grid the officer fills by clicking or dragging
 // cameras, named layouts kept on the node, and the cameras offline right now.
 
-import { AlarmQueue, LookoutBoard } from "/static/alerts.js";
-import { EventFeed } from "/static/events.js";
-import { apply, clockTime, t, toggleLang } from "/static/i18n.js";
+import { reportSighting } from "/static/alerts.js";
+import { apply, cameraError, clockTime, reason, t } from "/static/i18n.js";
+import { stationAlerts } from "/static/station-alerts.js";
+import { mayRaise } from "/static/raise.js";
 import { LAYOUT_NAMES, Tile, arrange, cameraInfo, focus, toast } from "/static/tiles.js";
 
 const POLL_MS = 3000;
@@ -62,6 +63,15 @@ function makeTile() {
     onRemove: remove,
     onUnauthorized: toLogin,
     emptyLabel: "drop_hint",
+    actions: [
+      {
+        className: "sighting",
+        label: "report_sighting",
+        shown: () => mayRaise() && Boolean(alerts?.lookouts.active().length),
+        run: (x) =>
+          reportSighting(alerts.feed, alerts.lookouts.active(), [...state.cameras.values()], { camera: x.camera.id }),
+      },
+    ],
   });
   tile.el.addEventListener("click", (event) => {
     if (event.target.closest("button")) return;
@@ -136,9 +146,14 @@ function buildTree() {
 }
 
 function cameraItem(camera) {
-  const li = make("li", { className: "camera", draggable: true, textContent: camera.name });
+  const li = make("li", { className: "camera", draggable: true, textContent: camera.name, tabIndex: 0 });
   li.dataset.camera = camera.id;
   li.addEventListener("click", () => place(camera.id));
+  li.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" && event.key !== " ") return;
+    event.preventDefault();
+    place(camera.id);
+  });
   li.addEventListener("dragstart", (event) => event.dataTransfer.setData("text/plain", camera.id));
   return li;
 }
@@ -162,7 +177,7 @@ function updateTree() {
   for (const li of $("tree").querySelectorAll("li.camera")) {
     const camera = state.cameras.get(li.dataset.camera);
     li.className = `camera ${camera.state}`;
-    li.title = camera.lastError && camera.state !== "online" ? camera.lastError : "";
+    li.title = camera.lastError && camera.state !== "online" ? cameraError(camera.lastError) : "";
   }
 }
 
@@ -181,7 +196,7 @@ function renderHealth() {
     li.append(
       `${c.name} · ${state.siteNames.get(c.site) || c.site}`,
       make("div", { className: "since", textContent: since }),
-      make("div", { className: "why", textContent: c.lastError || "" }),
+      make("div", { className: "why", textContent: c.lastError ? cameraError(c.lastError) : "" }),
     );
     return li;
   });
@@ -203,7 +218,7 @@ async function getJson(url) {
     toLogin();
     throw new Error("logged out");
   }
-  if (!response.ok) throw new Error(`${response.status} ${(await response.text()).trim()}`);
+  if (!response.ok) throw new Error(reason(response.status, (await response.text()).trim()));
   return response.json();
 }
 
@@ -283,7 +298,7 @@ async function send(method, url, body) {
   const response = await fetch(url, options);
   const text = (await response.text()).trim();
   if (response.status === 401) toLogin();
-  return { ok: response.ok, text };
+  return { ok: response.ok, status: response.status, text };
 }
 
 async function save() {
@@ -294,7 +309,7 @@ async function save() {
     shared: $("shared").checked,
   };
   const answer = await send("POST", "/api/layouts", body);
-  toast(answer.ok ? t("saved_ok") : answer.text, answer.ok ? "ok" : "error");
+  toast(answer.ok ? t("saved_ok") : reason(answer.status, answer.text), answer.ok ? "ok" : "error");
   if (answer.ok) await loadSaved();
 }
 
@@ -302,7 +317,7 @@ async function deleteChosen() {
   const layout = chosen();
   if (!layout) return;
   const answer = await send("DELETE", `/api/layouts/${layout.id}`);
-  toast(answer.ok ? t("deleted_ok") : answer.text, answer.ok ? "ok" : "error");
+  toast(answer.ok ? t("deleted_ok") : reason(answer.status, answer.text), answer.ok ? "ok" : "error");
   await loadSaved();
 }
 
@@ -329,7 +344,7 @@ $("clear").addEventListener("click", () => {
   state.slots = [];
   fill();
 });
-$("language").addEventListener("click", toggleLang);
+$("sidebar-toggle").addEventListener("click", () => document.body.classList.toggle("no-sidebar"));
 addEventListener("langchange", () => {
   updateTree();
   renderHealth();
@@ -342,84 +357,35 @@ apply();
 const kept = JSON.parse(localStorage.getItem(STORE_KEY) || "{}");
 state.slots = Array.isArray(kept.slots) ? kept.slots : [];
 
-// --- the alert bus: the alarm queue, lookouts, issuing a lookout ----------------
+// --- the alert bus (station-alerts.js) ------------------------------------------
 
-const feed = new EventFeed();
-const lookouts = new LookoutBoard($("lookouts"));
-let queue = null;
-
-async function startAlerts() {
-  const me = await getJson("/api/me");
-  const canAct = me.role === "officer" || me.role === "admin";
-  queue = new AlarmQueue($("alarms"), feed, {
-    canAct,
-    cameraName: (id) => state.cameras.get(id)?.name || id,
-    onShow: (id) => place(id),
-  });
-  feed.addEventListener("event", ({ detail }) => {
-    queue.onEvent(detail);
-    lookouts.add(detail, { sound: true });
-  });
-  const recent = await feed.start();
-  queue.load(await feed.recent("?type=alarm"));
-  recent.forEach((event) => lookouts.add(event));
-  $("issue").hidden = !canAct;
-}
-
-async function issueLookout() {
-  const dialog = $("lookout-dialog");
-  const form = dialog.querySelector("form");
-  form.area.replaceChildren(
-    new Option(t("whole_network"), ""),
-    ...[...state.siteNames].map(([id, name]) => new Option(name, id)),
-  );
-  form.reset();
-  dialog.showModal();
-  await new Promise((resolve) => dialog.addEventListener("close", resolve, { once: true }));
-  if (dialog.returnValue !== "send" || !form.text.value.trim()) return;
-  const body = {
-    type: "lookout",
-    text: form.text.value,
-    area: form.area.value ? { site: form.area.value } : "network",
-    expires_in: Number(form.hours.value || 24) * 3600,
-  };
-  const file = form.photo.files[0];
-  if (file) body.photo = await base64(file);
-  try {
-    await feed.publish(body);
-    toast(t("sent_ok"));
-  } catch (error) {
-    toast(t("not_sent", { error: error.message }), "error");
-  }
-}
-
-function base64(file) {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(String(reader.result).split(",")[1]);
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(file);
-  });
-}
-
-$("issue").addEventListener("click", issueLookout);
-addEventListener("langchange", () => queue?.render());
+const alerts = stationAlerts({ state, tiles, place, toLogin });
 
 window.station = {
   tiles,
   state,
   place,
   setLayout,
-  feed,
-  lookouts,
+  feed: alerts.feed,
+  lookouts: alerts.lookouts,
   get queue() {
-    return queue;
+    return alerts.queue;
+  },
+  showAlarm: alerts.showAlarm,
+  get popupTile() {
+    return alerts.popupTile;
   },
   alerts: null,
   ready: poll().then(() => {
+    // From the overview's village card: the tree opens filtered to that village.
+    const site = new URLSearchParams(location.hash.slice(1)).get("site");
+    if (site && state.siteNames.has(site)) {
+      $("search").value = state.siteNames.get(site);
+      buildTree();
+    }
     setLayout(kept.layout || "2x2");
     return loadSaved();
   }),
 };
-window.station.alerts = window.station.ready.then(startAlerts);
+window.station.alerts = window.station.ready.then(alerts.start);
 window.station.ready.finally(() => setTimeout(tick, POLL_MS));

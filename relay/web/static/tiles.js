@@ -7,7 +7,8 @@
 // so a wall left open for days holds exactly the sessions it shows.
 
 import { WhepPlayer } from "/static/whep-player.js";
-import { clockTime, t } from "/static/i18n.js";
+import { cameraError, clockTime, t } from "/static/i18n.js";
+import { mayRaise, openAlarm } from "/static/raise.js";
 
 // tiles: how many; big: the CSS grid area of the first, large tile.
 export const LAYOUTS = {
@@ -46,13 +47,15 @@ const visibility = new IntersectionObserver((entries) => {
 const live = new Set(); // every tile on the page
 document.addEventListener("visibilitychange", () => live.forEach((tile) => tile.sync()));
 addEventListener("pagehide", () => live.forEach((tile) => tile.stopPlayer()));
+addEventListener("vw-roles", () => live.forEach((tile) => tile.render()));
 setInterval(() => {
   const now = clockTime(Date.now() / 1000);
   for (const tile of live) tile.clock.textContent = now;
 }, 1000);
 
 export class Tile {
-  constructor(grid, { onEnlarge, onRemove, onUnauthorized, emptyLabel = "empty" } = {}) {
+  // actions: more buttons, each {className, label (i18n key), shown(), run(tile)}.
+  constructor(grid, { onEnlarge, onRemove, onUnauthorized, emptyLabel = "empty", actions: extra = [] } = {}) {
     this.el = element("div", "tile");
     this.video = element("video", "");
     Object.assign(this.video, { autoplay: true, muted: true, playsInline: true });
@@ -66,6 +69,12 @@ export class Tile {
     const actions = element("div", "actions");
     this.alarmButton = actions.appendChild(element("button", "alarm"));
     this.alarmButton.addEventListener("click", () => this.camera && openAlarm(this.camera));
+    this.more = extra.map((action) => {
+      const button = element("button", action.className);
+      button.addEventListener("click", () => this.camera && action.run(this));
+      return { action, button };
+    });
+    for (const { button } of this.more) this.alarmButton.before(button);
     if (onRemove) {
       const remove = actions.appendChild(element("button", "remove"));
       remove.textContent = "×";
@@ -79,6 +88,13 @@ export class Tile {
       if (performance.now() - this._tappedAt > 500) this._toggle(onEnlarge);
     });
     this.el.addEventListener("pointerup", (event) => this._tap(event, onEnlarge));
+    // Keyboard: Tab reaches each tile, Enter enlarges it and back (its buttons follow).
+    this.el.tabIndex = 0;
+    this.el.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter" || event.target !== this.el) return;
+      event.preventDefault();
+      this._toggle(onEnlarge);
+    });
     this.onUnauthorized = onUnauthorized;
     this.emptyLabel = emptyLabel;
     this.camera = null;
@@ -176,7 +192,11 @@ export class Tile {
     const camera = this.camera;
     this.el.classList.toggle("empty", !camera);
     this.alarmButton.textContent = t("alarm");
-    this.alarmButton.hidden = !camera;
+    this.alarmButton.hidden = !camera || !mayRaise();
+    for (const { action, button } of this.more) {
+      button.textContent = t(action.label);
+      button.hidden = !camera || !action.shown();
+    }
     if (this.removeButton) this.removeButton.hidden = !camera;
     this.name.textContent = camera ? camera.name : "";
     this.el.title = camera ? t("enlarge_hint") : "";
@@ -190,7 +210,7 @@ export class Tile {
     if (down) {
       const seen = camera.lastSeen && clockTime(camera.lastSeen);
       detail = seen ? t("last_seen", { time: seen }) : t("never_seen");
-      if (camera.lastError) detail += ` · ${camera.lastError}`;
+      if (camera.lastError) detail += ` · ${cameraError(camera.lastError)}`;
     }
     this.overlayDetail.textContent = detail;
   }
@@ -248,79 +268,9 @@ export function arrange(grid, layout, tiles, makeTile) {
   });
 }
 
-// --- the operator's alarm -----------------------------------------------------
-
-let dialog = null;
-
-function alarmDialog() {
-  if (dialog) return dialog;
-  dialog = element("dialog", "alarm-dialog");
-  const form = dialog.appendChild(element("form", ""));
-  form.method = "dialog";
-  const title = form.appendChild(element("h3", ""));
-  const reason = form.appendChild(element("input", ""));
-  Object.assign(reason, { name: "reason", maxLength: 200, required: true, autocomplete: "off" });
-  const buttons = form.appendChild(element("div", "buttons"));
-  const send = buttons.appendChild(element("button", "send"));
-  send.value = "send";
-  const cancel = buttons.appendChild(element("button", "cancel"));
-  Object.assign(cancel, { value: "cancel", type: "button", formNoValidate: true });
-  cancel.addEventListener("click", () => dialog.close("cancel"));
-  Object.assign(dialog, { titleEl: title, reason, send, cancel });
-  document.body.append(dialog);
-  dialog.addEventListener("close", () => {
-    if (dialog.returnValue === "send" && dialog.camera) {
-      raiseAlarm(dialog.camera, reason.value.trim());
-    }
-  });
-  return dialog;
-}
-
-export function openAlarm(camera) {
-  const d = alarmDialog();
-  d.camera = camera;
-  d.titleEl.textContent = t("alarm_title", { camera: camera.name });
-  d.reason.placeholder = t("alarm_reason");
-  d.reason.value = "";
-  d.send.textContent = t("send");
-  d.cancel.textContent = t("cancel");
-  d.returnValue = "";
-  d.showModal();
-}
-
-// POST the alarm; whatever the node answers is shown to the operator.
-export async function raiseAlarm(camera, reason) {
-  const body = { type: "alarm", camera: camera.id, reason };
-  try {
-    const response = await fetch("/api/events", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    const text = (await response.text()).trim().slice(0, 300);
-    toast(t("answer", { status: response.status, text }), response.ok ? "ok" : "error");
-    return response.status;
-  } catch (error) {
-    toast(t("not_sent", { error: error.message }), "error");
-    return 0;
-  }
-}
-
-let toastTimer = null;
-
-export function toast(text, kind = "ok") {
-  let el = document.getElementById("toast");
-  if (!el) {
-    el = element("div", "");
-    el.id = "toast";
-    el.setAttribute("role", "status");
-    document.body.append(el);
-  }
-  el.textContent = text;
-  el.className = `show ${kind}`;
-  clearTimeout(toastTimer);
-  toastTimer = setTimeout(() => (el.className = ""), 8000);
-}
+// Kept here too for pages that import them from tiles.js.
+export { toast } from "/static/toast.js";
+export { openAlarm, raiseAlarm } from "/static/raise.js";
 
 function element(tag, className) {
   const el = document.createElement(tag);

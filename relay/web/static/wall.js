@@ -3,9 +3,11 @@
 // tiles, double-click for the main stream. `?kiosk=1` for an unattended screen:
 // no chrome, and it reloads itself when the page fails or stops showing video.
 
-import { LookoutBoard } from "/static/alerts.js";
-import { EventFeed, chime } from "/static/events.js";
-import { apply, t, toggleLang } from "/static/i18n.js";
+import { AlarmStrip } from "/static/alarms.js";
+import { LookoutBoard, reportSighting } from "/static/alerts.js";
+import { EventFeed } from "/static/events.js";
+import { apply, t } from "/static/i18n.js";
+import { mayRaise } from "/static/raise.js";
 import { Tile, arrange, cameraInfo, focus } from "/static/tiles.js";
 
 const params = new URLSearchParams(location.search);
@@ -18,6 +20,8 @@ const grid = document.getElementById("grid");
 const tiles = [];
 const state = { wall: null, cameras: [], page: 0, paused: false, enlarged: null };
 let tourTimer = null;
+let strip = null; // the alarm strip and the lookout banners, made below with the feed
+let lookouts = null;
 let leaving = false;
 let watchingSince = performance.now(); // the watchdog counts from here (load, tab shown)
 
@@ -25,20 +29,32 @@ function pages() {
   return tiles.length ? Math.max(1, Math.ceil(state.cameras.length / tiles.length)) : 1;
 }
 
+// A page is filled: when the cameras run out on the last page, it goes on with
+// the first ones again (6 cameras on 4 tiles: 1-4, then 5, 6, 1, 2).
 function showPage(page) {
   restore();
   state.page = ((page % pages()) + pages()) % pages();
   const first = state.page * tiles.length;
-  tiles.forEach((tile, i) => tile.assign(state.cameras[first + i] || null));
+  const count = state.cameras.length;
+  const wrap = count > tiles.length;
+  tiles.forEach((tile, i) => {
+    const index = wrap ? (first + i) % count : first + i;
+    tile.assign(state.cameras[index] || null);
+  });
   markAlarms();
   renderBar();
   scheduleTour();
 }
 
+// The tour stands still while the operator paused it or an alarm of this wall is open.
+function held() {
+  return Boolean(strip?.openOn(new Set(state.cameras.map((c) => c.id))));
+}
+
 function scheduleTour() {
   clearTimeout(tourTimer);
   tourTimer = null;
-  if (pages() > 1 && !state.paused && !state.enlarged && state.wall) {
+  if (pages() > 1 && !state.paused && !held() && !state.enlarged && state.wall) {
     tourTimer = setTimeout(() => showPage(state.page + 1), state.wall.dwell * 1000);
   }
 }
@@ -67,6 +83,13 @@ function restore() {
 function renderBar() {
   document.getElementById("page").textContent = t("page", { page: state.page + 1, pages: pages() });
   document.getElementById("pause").textContent = t(state.paused ? "resume" : "pause");
+  const paused = pages() > 1 && (state.paused || held());
+  document.getElementById("tour-state").textContent = !paused
+    ? ""
+    : state.paused
+      ? t("tour_paused")
+      : t("tour_held");
+  document.body.dataset.tour = pages() < 2 ? "single" : paused ? "paused" : "running";
   for (const id of ["previous", "next", "pause"]) {
     document.getElementById(id).disabled = pages() < 2;
   }
@@ -98,13 +121,25 @@ async function poll() {
   state.wall = wall;
   state.cameras = cameras;
   if (first) arrange(grid, wall.layout, tiles, makeTile);
+  document.body.style.setProperty("--font-scale", wall.font_scale || 1);
   if (first || changed) return showPage(first ? 0 : state.page);
   const byId = new Map(cameras.map((c) => [c.id, c]));
   for (const tile of tiles) if (tile.camera) tile.update(byId.get(tile.camera.id) || tile.camera);
 }
 
 function makeTile() {
-  return new Tile(grid, { onEnlarge: enlarge, onUnauthorized: toLogin });
+  return new Tile(grid, {
+    onEnlarge: enlarge,
+    onUnauthorized: toLogin,
+    actions: [
+      {
+        className: "sighting",
+        label: "report_sighting",
+        shown: () => mayRaise() && Boolean(lookouts?.active().length),
+        run: (tile) => reportSighting(feed, lookouts.active(), state.cameras, { camera: tile.camera.id }),
+      },
+    ],
+  });
 }
 
 async function tick() {
@@ -170,7 +205,6 @@ function keys(event) {
 document.getElementById("pause").addEventListener("click", () => setPaused(!state.paused));
 document.getElementById("next").addEventListener("click", () => showPage(state.page + 1));
 document.getElementById("previous").addEventListener("click", () => showPage(state.page - 1));
-document.getElementById("language").addEventListener("click", toggleLang);
 addEventListener("keydown", keys);
 document.addEventListener("visibilitychange", () => {
   if (document.visibilityState === "visible") watchingSince = performance.now();
@@ -178,56 +212,59 @@ document.addEventListener("visibilitychange", () => {
 addEventListener("langchange", () => {
   renderBar();
   tiles.forEach((tile) => tile.render());
+  strip.render();
+  lookouts.render();
 });
 if (KIOSK) kiosk();
 apply();
 renderBar();
 
-// The alert bus: lookouts as banners; an alarm of a camera on this wall brings its
-// page up, pauses the tour and makes its tile pulse until the alarm is resolved.
+// The alert bus: lookouts as banners; every open alarm of this wall's cameras is in
+// the strip with its state as the station works it (also after a reload); the
+// newest brings its page up and its tile pulses; the tour holds while one is open.
 const feed = new EventFeed();
-const lookouts = new LookoutBoard(document.getElementById("lookouts"));
-const alarms = new Map();
-
-function onEvent(event) {
-  if (event.type === "lookout") lookouts.add(event, { sound: true });
-  else if (event.type === "alarm") popAlarm(event);
-  else if (event.type === "resolve" && alarms.delete(event.ref)) {
+lookouts = new LookoutBoard(document.getElementById("lookouts"), {
+  canReport: mayRaise,
+  onSighting: (lookout) => reportSighting(feed, [lookout], state.cameras, {}),
+  onChange: () => tiles.forEach((tile) => tile.render()),
+});
+strip = new AlarmStrip(document.getElementById("alarm-strip"), {
+  cameraName: (id) => state.cameras.find((c) => c.id === id)?.name || id,
+  mine: (alarm) => state.cameras.some((c) => c.id === alarm.camera),
+  onChange: () => {
     markAlarms();
-    renderStrip();
-  }
-}
+    renderBar();
+    scheduleTour();
+  },
+});
 
 // A tile pulses while its camera has an alarm open.
 function markAlarms() {
-  const alarming = new Set([...alarms.values()].map((a) => a.camera));
+  const alarming = new Set(strip.open().map((a) => a.camera));
   for (const tile of tiles) tile.el.classList.toggle("alarming", alarming.has(tile.camera?.id));
 }
 
 function popAlarm(alarm) {
-  alarms.set(alarm.id, alarm);
-  chime();
-  renderStrip();
   const index = state.cameras.findIndex((c) => c.id === alarm.camera);
   if (index < 0 || !tiles.length) return;
-  setPaused(true);
-  if (Math.floor(index / tiles.length) !== state.page) showPage(Math.floor(index / tiles.length));
+  const shown = tiles.some((tile) => tile.camera?.id === alarm.camera);
+  if (!shown) showPage(Math.floor(index / tiles.length));
   markAlarms();
 }
 
-function renderStrip() {
-  const strip = document.getElementById("alarm-strip");
-  const newest = [...alarms.values()].sort((a, b) => b.time - a.time)[0];
-  strip.hidden = !newest;
-  if (!newest) return;
-  const camera = state.cameras.find((c) => c.id === newest.camera)?.name || newest.camera;
-  const reason = newest.data.reason ? ` — ${newest.data.reason}` : "";
-  strip.textContent = t("alarm_on", { camera, reason }) + (alarms.size > 1 ? ` (+${alarms.size - 1})` : "");
-}
-
-feed.addEventListener("event", (event) => onEvent(event.detail));
-const recent = feed.start().then((events) => {
-  for (const event of events) lookouts.add(event);
+feed.addEventListener("event", ({ detail }) => {
+  lookouts.onEvent(detail, { sound: true });
+  if (strip.onEvent(detail) && detail.type === "alarm") popAlarm(detail);
+});
+feed.addEventListener("connected", () => strip.reload());
+addEventListener("vw-roles", () => lookouts.render());
+const firstPoll = poll();
+const recent = feed.start().then(async (events) => {
+  await lookouts.load();
+  await strip.reload();
+  await firstPoll;
+  const newest = strip.open()[0];
+  if (newest) popAlarm(newest);
   return events;
 });
 
@@ -248,7 +285,8 @@ window.wall = {
   restore,
   feed,
   lookouts,
-  alarms,
-  ready: Promise.all([poll(), recent]),
+  strip,
+  held,
+  ready: Promise.all([firstPoll, recent]),
 };
 setTimeout(tick, POLL_MS);

@@ -142,6 +142,14 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/leads/stats"): expect(200, denied=("peer", "watcher")),
     ("PATCH", "/api/leads/{lead_id}"): expect(404, denied=("peer", "watcher")),
     ("GET", "/playback"): expect(200, anonymous=302, denied=("peer",)),
+    ("GET", "/api/alarms"): expect(200),
+    ("GET", "/api/alarms.csv"): expect(200, denied=("watcher", "peer")),
+    ("GET", "/api/patrol-teams"): expect(200),
+    ("GET", "/api/lookouts"): expect(200),
+    ("GET", "/alarms"): expect(200, anonymous=302, denied=("watcher", "peer")),
+    ("GET", "/patrol"): expect(
+        200, anonymous=302, denied=("operator", "watcher", "peer", "outsider")
+    ),
 }
 
 

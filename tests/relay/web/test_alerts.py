@@ -72,9 +72,7 @@ async def test_alarm_pops_on_the_wall_and_the_station_works_it(
     alarm = await post_event(
         node.url, "east-op", {"type": "alarm", "camera": "cam5", "reason": "翻墙 over the wall"}
     )
-    await wall.wait_for_function(
-        "() => window.wall.page === 1 && window.wall.state.paused", timeout=5000
-    )
+    await wall.wait_for_function("() => window.wall.page === 1 && window.wall.held()", timeout=5000)
     pulsing = wall.locator(".tile.alarming")
     await pulsing.wait_for(timeout=5000)
     assert await pulsing.count() == 1
@@ -84,14 +82,17 @@ async def test_alarm_pops_on_the_wall_and_the_station_works_it(
     item = station.locator(f'#alarms li[data-id="{alarm["id"]}"]')
     await item.wait_for(timeout=5000)
     assert "翻墙" in await item.inner_text()
+    await station.locator("#alarm-view[open]").wait_for(timeout=5000)  # the pop-up view
+    await station.click("#alarm-view-close")
     await item.locator("button.ack").click()
     await station.wait_for_function(
         f"() => document.querySelector('#alarms li[data-id=\"{alarm['id']}\"]')"
         "?.classList.contains('acked')",
         timeout=5000,
     )
-    station.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("巡逻二组")))
-    await item.locator("button.assign").click()
+    await item.locator("button.assign").click()  # no teams configured: the team is typed
+    await station.fill("dialog[open] input[name=team]", "巡逻二组")
+    await station.click("dialog[open] button.send")
     await station.wait_for_function(
         f"() => document.querySelector('#alarms li[data-id=\"{alarm['id']}\"]')"
         "?.classList.contains('assigned')",
@@ -99,8 +100,9 @@ async def test_alarm_pops_on_the_wall_and_the_station_works_it(
     )
     ARTIFACTS.mkdir(exist_ok=True)
     await station.screenshot(path=str(ARTIFACTS / "station-alarm-queue.png"))
-    station.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("a cat")))
     await item.locator("button.resolve").click()
+    await station.fill("dialog[open] textarea[name=note]", "a cat")
+    await station.click("dialog[open] button.send")
     await item.wait_for(state="detached", timeout=5000)
     await wall.locator(".tile.alarming").wait_for(state="detached", timeout=5000)
     async with (

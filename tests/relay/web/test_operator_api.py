@@ -1,0 +1,106 @@
+"""The alarm workflow's new steps over HTTP: typed, validated, in scope (issue 18)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import pytest
+
+from relay.bus.events import ALARM_WORKFLOW, RAISED_BY, new_event
+from relay.config import ConfigError, parse_config
+from relay.web.events import AUDITED, BUS
+from tests.conftest import NodeFactory
+from tests.relay.web.operator_config import PATROL, get_json, headers, operator_config, post_event
+
+
+async def post(node: Any, who: str, body: dict[str, Any]) -> tuple[int, str]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{node.url}/api/events", json=body, headers=headers(who)) as r,
+    ):
+        return r.status, (await r.text()).strip()
+
+
+def test_every_publishable_type_is_audited() -> None:
+    assert set(AUDITED) == set(RAISED_BY)
+    assert set(ALARM_WORKFLOW) <= set(RAISED_BY)
+
+
+def test_a_patrol_login_needs_a_known_team() -> None:
+    text = operator_config()
+    with pytest.raises(ConfigError, match=r"role patrol needs a team"):
+        parse_config(text.replace(" team: team2,", ""))
+    with pytest.raises(ConfigError, match=r"users\[\d\]\.team: unknown patrol team 'team9'"):
+        parse_config(text.replace("team: team2", "team: team9"))
+
+
+async def test_patrol_steps_only_for_its_own_team_and_known_teams_only(
+    start_node: NodeFactory,
+) -> None:
+    node = await start_node(operator_config())
+    alarm = await post_event(node, "east-op", {"type": "alarm", "camera": "cam0"})
+    assert alarm["data"]["kind"] == "other"
+    assert await post(node, "east-op", {"type": "alarm", "camera": "cam0", "kind": "ufo"}) == (
+        400,
+        "kind must be one of theft, fire, fight, missing, traffic, other",
+    )
+    # Not yet assigned to the patrol's team: it may not take a step.
+    assert await post(node, PATROL, {"type": "accept", "ref": alarm["id"]}) == (
+        403,
+        "this alarm is not assigned to your team",
+    )
+    status, _ = await post(node, "officer", {"type": "assign", "ref": alarm["id"], "team": "x"})
+    assert status == 400
+    await post_event(node, "officer", {"type": "assign", "ref": alarm["id"], "team": "team3"})
+    assert (await post(node, PATROL, {"type": "accept", "ref": alarm["id"]}))[0] == 403
+    assert await get_json(node, "/api/alarms", PATROL) == []  # a patrol sees its team's only
+    await post_event(node, "officer", {"type": "assign", "ref": alarm["id"], "team": "team2"})
+    await post_event(node, PATROL, {"type": "accept", "ref": alarm["id"]})
+    (seen,) = await get_json(node, "/api/alarms", PATROL)
+    assert (seen["state"], seen["data"]["team_name"]) == ("accepted", "巡逻二组")
+    assert await post(node, "east-op", {"type": "arrive", "ref": alarm["id"]}) == (
+        403,
+        "role operator may not publish arrive",
+    )
+    status, _ = await post(node, PATROL, {"type": "resolve", "ref": alarm["id"], "photo": "eA=="})
+    assert status == 400  # not a JPEG: refused, nothing stored
+    await post_event(node, PATROL, {"type": "resolve", "ref": alarm["id"], "note": "已处置"})
+    (done,) = await get_json(node, "/api/alarms?state=resolved")
+    assert [s["type"] for s in done["steps"]] == ["assign", "assign", "accept", "resolve"]
+    assert await get_json(node, "/api/alarms?state=unresolved") == []
+    audit = await get_json(node, "/api/audit?action=alarm.accept")
+    assert [e["user"] for e in audit["entries"]] == [PATROL]
+
+
+async def test_a_cancelled_lookout_is_no_longer_active(start_node: NodeFactory) -> None:
+    node = await start_node(operator_config())
+    lookout = await post_event(node, "officer", {"type": "lookout", "text": "黑色摩托车"})
+    assert [x["id"] for x in await get_json(node, "/api/lookouts", "east-op")] == [lookout["id"]]
+    assert (await post(node, "east-op", {"type": "cancel", "ref": lookout["id"]}))[0] == 403
+    await post_event(node, "officer", {"type": "cancel", "ref": lookout["id"]})
+    assert await get_json(node, "/api/lookouts", "east-op") == []
+
+
+async def test_steps_from_the_network_before_their_alarm_still_give_it_state_and_team(
+    start_node: NodeFactory,
+) -> None:
+    """Across nodes an assign and an accept can arrive before the alarm they are about."""
+    node = await start_node(operator_config())
+    bus = node.app[BUS]
+    alarm = new_event("v2", "alarm", "east", camera="cam0", by="op2", data={"reason": "x"})
+    assign = new_event(
+        "v2",
+        "assign",
+        "east",
+        camera="cam0",
+        by="off2",
+        ref=alarm.id,
+        data={"team": "team2", "team_name": "巡逻二组"},
+    )
+    accept = new_event("v2", "accept", "east", camera="cam0", by=PATROL, ref=alarm.id)
+    for event in (assign, accept, alarm):
+        await bus.receive([event])
+    (found,) = await get_json(node, "/api/alarms", PATROL)
+    assert (found["id"], found["state"], found["data"]["team"]) == (alarm.id, "accepted", "team2")
+    assert [s["type"] for s in found["steps"]] == ["assign", "accept"]
