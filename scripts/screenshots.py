@@ -65,7 +65,7 @@ async def shoot(out: Path, url: str) -> None:
         browser = await playwright.chromium.launch(
             executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
         )
-        wall_size = {"viewport": {"width": 1920, "height": 1080}}
+        wall_size: dict[str, Any] = {"viewport": {"width": 1920, "height": 1080}}
         officer = await login(await browser.new_context(**wall_size), url, "officer")
         operator = await login(await browser.new_context(**wall_size), url, "east-op")
         await post(officer, url, {"type": "lookout", "text": "寻找走失老人：男，70岁，蓝色外套"})
@@ -102,7 +102,7 @@ async def shoot(out: Path, url: str) -> None:
         await asyncio.sleep(1.5)  # the dialog's video layer is painted a moment later
         small_png(await officer.screenshot(), out / "station-popup.png")
 
-        phone_size = {
+        phone_size: dict[str, Any] = {
             "viewport": {"width": 390, "height": 844},
             "is_mobile": True,
             "has_touch": True,
