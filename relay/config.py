@@ -65,10 +65,10 @@ class TlsConfig(Strict):
 
 class NodeConfig(Strict):
     id: Id
-    name: str = Field(min_length=1, max_length=100)
-    listen: ListenAddress = "127.0.0.1:8080"
+    name: str = Field(min_length=1, max_length=100, description="shown in the pages' header")
+    listen: ListenAddress = Field("127.0.0.1:8080", description="HOST:PORT the node serves HTTP on")
     data_dir: str = Field("var", description="where the node keeps its SQLite files")
-    tls: TlsConfig | None = None
+    tls: TlsConfig | None = Field(None, description="serve HTTPS with these PEM files; none: HTTP")
     login_hint: str = Field("", max_length=500, description="shown on the login page and at start")
 
 
@@ -91,9 +91,11 @@ def _token_hash(value: str) -> str:
 
 class UserConfig(Strict):
     name: Id
-    role: Role
+    role: Role = Field(description="what the user may do (docs/api.md)")
     sites: list[Id] = Field(default_factory=list, description="sees these sites' subtrees")
-    password_hash: Annotated[str, AfterValidator(_password_hash)] | None = None
+    password_hash: Annotated[str, AfterValidator(_password_hash)] | None = Field(
+        None, description="from `python -m relay hash-password`; none: no password login"
+    )
     token_hash: Annotated[str, AfterValidator(_token_hash)] | None = Field(
         None, description="a fixed Bearer token, for another node"
     )
@@ -102,9 +104,13 @@ class UserConfig(Strict):
 
 
 class AuthConfig(Strict):
-    session_hours: float = Field(12.0, gt=0, le=24 * 30)
-    login_window_minutes: float = Field(15.0, gt=0, le=24 * 60)
-    login_failures_per_address: int = Field(10, ge=1, le=1000)
+    session_hours: float = Field(12.0, gt=0, le=24 * 30, description="a login lasts this long")
+    login_window_minutes: float = Field(
+        15.0, gt=0, le=24 * 60, description="failed logins are counted over this window"
+    )
+    login_failures_per_address: int = Field(
+        10, ge=1, le=1000, description="then the address must wait (429)"
+    )
     login_failures_per_user: int = Field(
         5, ge=1, le=1000, description="then slowed down, and tried one at a time"
     )
@@ -121,12 +127,12 @@ class AuthConfig(Strict):
 
 
 class AuditConfig(Strict):
-    retention_days: int = Field(365, ge=1, le=3650)
+    retention_days: int = Field(365, ge=1, le=3650, description="audit entries older go")
 
 
 class SiteConfig(Strict):
     id: Id
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, description="shown in the site tree")
     parent: Id | None = Field(None, description="the site above this one; none for a root")
 
 
@@ -219,13 +225,13 @@ class RecordConfig(Strict):
 
 class CameraConfig(Strict):
     id: Id
-    name: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=100, description="shown on tiles and lists")
     site: Id
-    main: CameraUrl
-    sub: CameraUrl | None = None
+    main: CameraUrl = Field(description="rtsp://, rtsps://, http(s):// or synthetic:// URL")
+    sub: CameraUrl | None = Field(None, description="the sub-stream, for tiles; none: main only")
     always_on: bool = Field(True, description="false: opened at the first viewer")
     idle_timeout: float = Field(30.0, ge=0, le=3600, description="on-demand close delay, s")
-    connect_timeout: float = Field(5.0, gt=0, le=60)
+    connect_timeout: float = Field(5.0, gt=0, le=60, description="s for the RTSP handshake")
     stall_timeout: float = Field(5.0, gt=0, le=120, description="no data this long: stalled")
     backoff_max: float = Field(10.0, ge=0.5, le=600, description="reconnect delay cap, s")
     motion: MotionConfig | None = Field(None, description="none: no motion detection")
@@ -262,10 +268,10 @@ class StorageConfig(Strict):
 
 class WallConfig(Strict):
     id: Id
-    name: str = Field("", max_length=100)
+    name: str = Field("", max_length=100, description="shown on the wall; empty: its id")
     site: Id
-    layout: Literal[LAYOUTS] = "3x3"  # type: ignore[valid-type]
-    cameras: list[Id] = Field(default_factory=list)
+    layout: Literal[LAYOUTS] = Field("3x3", description="tiles: 1, NxN or one big and small")  # type: ignore[valid-type]
+    cameras: list[Id] = Field(default_factory=list, description="in tour order")
     dwell: float = Field(20.0, ge=3, le=3600, description="tour: seconds per page")
     font_scale: float = Field(
         1.0, ge=0.5, le=3, description="tile names and the alarm strip, times their 3 m size"
@@ -293,7 +299,9 @@ def _ice_url(value: str) -> str:
 
 
 class IceServerConfig(Strict):
-    urls: list[Annotated[str, AfterValidator(_ice_url)]] = Field(min_length=1)
+    urls: list[Annotated[str, AfterValidator(_ice_url)]] = Field(
+        min_length=1, description="stun:, turn: or turns: URLs"
+    )
     username: str | None = Field(
         None, description="static TURN username; auth.turn_secret, if set, is used instead"
     )
@@ -333,7 +341,9 @@ class WebRtcConfig(Strict):
         default_factory=list, description="STUN/TURN servers; none by default"
     )
     max_viewers: int = Field(200, ge=1, le=10000, description="WHEP sessions on this node")
-    max_viewers_per_camera: int = Field(50, ge=1, le=10000)
+    max_viewers_per_camera: int = Field(
+        50, ge=1, le=10000, description="WHEP sessions of one camera"
+    )
     pending_per_credential: int = Field(
         32,
         ge=1,
@@ -360,11 +370,15 @@ def _nats_url(value: str) -> str:
 
 
 class NatsConfig(Strict):
-    servers: list[Annotated[str, AfterValidator(_nats_url)]] = Field(min_length=1)
-    user: str | None = None
-    password: str | None = None
-    token: str | None = None
-    stream: str = Field("VILLAGEWATCH", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    servers: list[Annotated[str, AfterValidator(_nats_url)]] = Field(
+        min_length=1, description="nats:// or tls:// URLs; list every server of a cluster"
+    )
+    user: str | None = Field(None, description="NATS user name")
+    password: str | None = Field(None, description="NATS password (use ${ENV})")
+    token: str | None = Field(None, description="NATS token, in place of user and password")
+    stream: str = Field(
+        "VILLAGEWATCH", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="the JetStream stream"
+    )
     max_age_days: float = Field(7.0, gt=0, le=365, description="how long the network keeps events")
 
 
@@ -392,22 +406,22 @@ class MetricsConfig(Strict):
 
 
 class Config(Strict):
-    node: NodeConfig
-    sites: list[SiteConfig] = Field(min_length=1)
-    cameras: list[CameraConfig] = Field(default_factory=list)
-    walls: list[WallConfig] = Field(default_factory=list)
-    webrtc: WebRtcConfig = WebRtcConfig()
-    users: list[UserConfig] = Field(default_factory=list)
-    auth: AuthConfig = AuthConfig()
-    audit: AuditConfig = AuditConfig()
-    bus: BusConfig = BusConfig()
+    node: NodeConfig = Field(description="this node")
+    sites: list[SiteConfig] = Field(min_length=1, description="the site tree")
+    cameras: list[CameraConfig] = Field(default_factory=list, description="this node's cameras")
+    walls: list[WallConfig] = Field(default_factory=list, description="video walls")
+    webrtc: WebRtcConfig = Field(WebRtcConfig(), description="live video to browsers")
+    users: list[UserConfig] = Field(default_factory=list, description="who may log in")
+    auth: AuthConfig = Field(AuthConfig(), description="logins and sessions")
+    audit: AuditConfig = Field(AuditConfig(), description="the audit log")
+    bus: BusConfig = Field(BusConfig(), description="the alert bus")
     metrics: MetricsConfig = Field(MetricsConfig(), description="who may read /metrics")
-    inspection: InspectionConfig = InspectionConfig()
+    inspection: InspectionConfig = Field(InspectionConfig(), description="the daily inspection")
     storage: StorageConfig = Field(StorageConfig(), description="recordings and exports")
     patrol_teams: list[PatrolTeamConfig] = Field(
         default_factory=list, description="the teams alarms are assigned to (巡逻队)"
     )
-    station: StationConfig = StationConfig()
+    station: StationConfig = Field(StationConfig(), description="the station viewer")
 
     def camera(self, camera_id: str) -> CameraConfig | None:
         return next((c for c in self.cameras if c.id == camera_id), None)
