@@ -19,7 +19,7 @@ from relay.refusal import Refused
 from relay.web import accounts as accounts_api
 from relay.web import cameras as api
 from relay.web import events as events_api
-from relay.web import layouts, pages, walls, whep
+from relay.web import layouts, pages, peers, walls, whep
 from relay.web.events import FEEDS
 from relay.web.guard import ACCOUNTS, RULES, Handler, guard
 from relay.web.keys import AUDIT, CONFIG, DB, HUB
@@ -39,7 +39,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
     app[ACCOUNTS] = Accounts(config, db)
     app[AUDIT] = AuditLog(db)
     app[HUB] = Hub(config, hub_settings)
-    for routes in (api, events_api, whep, pages, accounts_api, walls, layouts):
+    for routes in (api, events_api, whep, pages, accounts_api, walls, layouts, peers):
         routes.setup(app)
     # The subsystems, started in this order and stopped in the reverse one: the
     # consumers (viewing sessions, feeds) before the hub, the hub before the database.
@@ -47,12 +47,13 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
         [
             _database,
             _hub,
+            peers.network_lifecycle,
             events_api.bus_lifecycle,
             whep.service_lifecycle,
             accounts_api.housekeeping,
         ]
     )
-    app.on_shutdown.append(end_connections)
+    app.on_shutdown.extend([end_connections, peers.end_streams])
     return app
 
 

@@ -25,6 +25,11 @@ CAMERA_SCHEMES = ("rtsp", "rtsps", "http", "https", "synthetic")
 LAYOUTS = ("1", "2x2", "3x3", "4x4", "5x5", "1+5", "1+7", "1+12")
 
 Id = Annotated[str, Field(pattern=ID_PATTERN, description="letters, digits, - and _")]
+# A camera of a peer node is known on this node as PEER.CAMERA (docs/cascade.md).
+CAMERA_REF_PATTERN = r"^([A-Za-z0-9][A-Za-z0-9_-]{0,63}\.)?[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+CameraRef = Annotated[
+    str, Field(pattern=CAMERA_REF_PATTERN, description="a camera id, or PEER.CAMERA for a peer's")
+]
 
 
 class ConfigError(Exception):
@@ -139,7 +144,7 @@ class WallConfig(Strict):
     name: str = Field("", max_length=100)
     site: Id
     layout: Literal[LAYOUTS] = "3x3"  # type: ignore[valid-type]
-    cameras: list[Id] = Field(default_factory=list)
+    cameras: list[CameraRef] = Field(default_factory=list)
     dwell: float = Field(20.0, ge=3, le=3600, description="tour: seconds per page")
 
 
@@ -200,6 +205,22 @@ class BusConfig(Strict):
     nats: NatsConfig | None = Field(None, description="none: this node's alerts stay local")
 
 
+def _peer_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError("must be http(s)://HOST:PORT of the peer node, without a path")
+    return value.rstrip("/")
+
+
+class PeerConfig(Strict):
+    id: Id = Field(description="the peer's name here: its cameras are PEER.CAMERA")
+    url: Annotated[str, AfterValidator(_peer_url)] = Field(description="http(s)://HOST:PORT")
+    token: str = Field(min_length=16, description="the peer's node-user token, e.g. ${TOKEN}")
+    site: Id | None = Field(None, description="where its sites hang in this tree; none: the root")
+    poll: float = Field(3.0, ge=0.5, le=300, description="catalog refresh, s")
+    idle_timeout: float = Field(30.0, ge=0, le=3600, description="a pulled stream's close delay, s")
+
+
 class Config(Strict):
     node: NodeConfig
     sites: list[SiteConfig] = Field(min_length=1)
@@ -210,6 +231,9 @@ class Config(Strict):
     auth: AuthConfig = AuthConfig()
     audit: AuditConfig = AuditConfig()
     bus: BusConfig = BusConfig()
+    peers: list[PeerConfig] = Field(
+        default_factory=list, description="nodes whose cameras this node shows (cascade)"
+    )
 
     def camera(self, camera_id: str) -> CameraConfig | None:
         return next((c for c in self.cameras if c.id == camera_id), None)
@@ -326,7 +350,8 @@ def cross_check(config: Config) -> Iterator[tuple[Loc, str]]:
 
 
 def _duplicates(config: Config) -> Iterator[tuple[Loc, str]]:
-    for section, key in (("sites", "id"), ("cameras", "id"), ("walls", "id"), ("users", "name")):
+    sections = (("sites", "id"), ("cameras", "id"), ("walls", "id"), ("users", "name"))
+    for section, key in (*sections, ("peers", "id")):
         seen: set[str] = set()
         for i, item in enumerate(getattr(config, section)):
             value = getattr(item, key)
@@ -347,6 +372,8 @@ def _site_tree(config: Config) -> Iterator[tuple[Loc, str]]:
 def _references(config: Config) -> Iterator[tuple[Loc, str]]:
     sites = {s.id for s in config.sites}
     cameras = {c.id for c in config.cameras}
+    peers = {p.id for p in config.peers}
+    yield from _peer_sites(config, sites)
     for i, cam in enumerate(config.cameras):
         if cam.site not in sites:
             yield ("cameras", i, "site"), f"unknown site {cam.site!r}"
@@ -354,9 +381,12 @@ def _references(config: Config) -> Iterator[tuple[Loc, str]]:
         if wall.site not in sites:
             yield ("walls", i, "site"), f"unknown site {wall.site!r}"
         for j, cam_id in enumerate(wall.cameras):
-            if cam_id not in cameras:
-                yield ("walls", i, "cameras", j), f"unknown camera {cam_id!r}"
+            problem = _unknown_camera(cam_id, cameras, peers)
+            if problem:
+                yield ("walls", i, "cameras", j), problem
     for i, user in enumerate(config.users):
+        if user.role == "node" and user.password_hash is not None:
+            yield ("users", i, "password_hash"), "a node user signs in with its token_hash only"
         if user.password_hash is None and user.token_hash is None:
             yield ("users", i), "needs a password_hash or a token_hash"
         if user.role != "admin" and not user.sites:
@@ -364,6 +394,20 @@ def _references(config: Config) -> Iterator[tuple[Loc, str]]:
         for j, site_id in enumerate(user.sites):
             if site_id not in sites:
                 yield ("users", i, "sites", j), f"unknown site {site_id!r}"
+
+
+def _unknown_camera(cam_id: str, cameras: set[str], peers: set[str]) -> str | None:
+    """A peer's camera (PEER.CAMERA) is known once the peer tells; its peer must be."""
+    peer, dot, _ = cam_id.partition(".")
+    if dot:
+        return None if peer in peers else f"unknown peer {peer!r}"
+    return None if cam_id in cameras else f"unknown camera {cam_id!r}"
+
+
+def _peer_sites(config: Config, sites: set[str]) -> Iterator[tuple[Loc, str]]:
+    for i, peer in enumerate(config.peers):
+        if peer.site is not None and peer.site not in sites:
+            yield ("peers", i, "site"), f"unknown site {peer.site!r}"
 
 
 def _in_cycle(site_id: str, sites: Mapping[str, SiteConfig]) -> bool:
