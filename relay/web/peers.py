@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -27,6 +28,10 @@ from relay.web.refusals import refuse
 logger = logging.getLogger(__name__)
 
 NODES = frozenset(("node", "admin"))
+# The kernel grows a socket's send buffer to megabytes: seconds of video queued
+# behind a slow uplink before the hub's drop policy could act. Kept small, the
+# backlog waits in the subscription, which skips to the next keyframe.
+SEND_BUFFER = 128 * 1024
 NETWORK = web.AppKey("network", Network)
 
 
@@ -89,6 +94,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
 
 async def _send(request: web.Request, channel: Channel, sub: Subscription) -> web.StreamResponse:
     user, started = user_of(request), time.monotonic()
+    sock = request.transport.get_extra_info("socket") if request.transport else None
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
     response = web.StreamResponse(
         headers={"Content-Type": CONTENT_TYPE, "Cache-Control": "no-store"}
     )
