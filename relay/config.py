@@ -385,8 +385,6 @@ def _references(config: Config) -> Iterator[tuple[Loc, str]]:
             if problem:
                 yield ("walls", i, "cameras", j), problem
     for i, user in enumerate(config.users):
-        if user.role == "node" and user.password_hash is not None:
-            yield ("users", i, "password_hash"), "a node user signs in with its token_hash only"
         if user.password_hash is None and user.token_hash is None:
             yield ("users", i), "needs a password_hash or a token_hash"
         if user.role != "admin" and not user.sites:
