@@ -196,6 +196,9 @@ class NatsConfig(Strict):
     token: str | None = None
     stream: str = Field("VILLAGEWATCH", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     max_age_days: float = Field(7.0, gt=0, le=365, description="how long the network keeps events")
+    replicas: int = Field(
+        1, ge=1, le=5, description="copies of the stream in a NATS cluster (3 for 3 servers)"
+    )
 
 
 class BusConfig(Strict):
