@@ -4,6 +4,7 @@ each node's consumer taking only its own sites' events."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from relay.web.events import LINK
 from tests.conftest import ADMIN, Node, NodeFactory, users_yaml
 from tests.helpers import wait_until
 from tests.natscluster import NatsCluster
+from tests.natsserver import nats_server_binary
 
 
 def config(node_id: str, sites: list[tuple[str, str | None]], urls: list[str], cams: str) -> str:
@@ -105,3 +107,15 @@ async def test_alarms_survive_a_killed_server_and_reach_only_who_they_concern(
                 f"{west.app[LINK].received}, for {len(accepted)} alarms at east"
             )
     assert natslink.site_subject("S.events", None) == "S.events.network"
+
+
+@pytest.mark.parametrize("server", [1, 2, 3])
+def test_the_shipped_cluster_config_is_valid(server: int) -> None:
+    path = Path(__file__).resolve().parents[3] / "deploy/nats-cluster" / f"nats-{server}.conf"
+    checked = subprocess.run(
+        [nats_server_binary(), "-c", str(path), "-t"], capture_output=True, text=True, check=False
+    )
+    assert checked.returncode == 0, checked.stderr
+    text = path.read_text()
+    others = {f"nats-route://nats-{i}:6222" for i in (1, 2, 3) if i != server}
+    assert all(route in text for route in others) and f"server_name: nats-{server}" in text
