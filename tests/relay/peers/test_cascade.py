@@ -11,6 +11,7 @@ import pytest
 
 from relay.webrtc.client import WhepClient, WhepClientError
 from tests.conftest import ADMIN_TOKEN
+from tests.helpers import wait_until
 from tests.relay.peers.nodes import Cascade, cameras_by_id, cascade_of, get_json, wait_states
 
 ALL_ONLINE = {"dongcun.gate": "online", "dongcun.well": "online", "xicun.gate": "online"}
@@ -100,6 +101,10 @@ async def test_a_village_down_goes_offline_and_comes_back(
     net: Cascade, http: aiohttp.ClientSession
 ) -> None:
     await wait_states(http, net.station, ALL_ONLINE, 20)
+    (watching,) = await _watch(f"{net.station.url}/whep/dongcun.well", 1)
+    await watching.connect(http)
+    async with asyncio.timeout(10):
+        await watching.first_frame()
     await net.stop("dongcun")
     found = await wait_states(
         http, net.station, {"dongcun.gate": "offline", "dongcun.well": "offline"}, 15
@@ -115,8 +120,13 @@ async def test_a_village_down_goes_offline_and_comes_back(
         assert "village node unreachable" in error.value.reason
     finally:
         await refused.close(http)
+    frames_down = watching.watch.frames
     await net.start("dongcun")
     await wait_states(http, net.station, {"dongcun.gate": "online"}, 20)
+    try:  # the viewer who stayed plays on by itself once the village is back
+        await wait_until(lambda: watching.watch.frames > frames_down + 10, 20, "frames again")
+    finally:
+        await watching.close(http)
     (client,) = await _watch(f"{net.station.url}/whep/dongcun.gate", 1)
     try:
         await client.connect(http)
