@@ -37,4 +37,9 @@ async def test_station_wall_decodes_cameras_of_both_villages(tmp_path: Path, bro
         assert labels[:3] == ["Gate dongcun", "Well dongcun", "Gate xicun"]
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "cascade-wall.png"))
+        await page.goto(f"{net.station.url}/station")
+        item = page.locator('li.camera[data-camera="xicun.gate"]')
+        await item.wait_for(timeout=10000)
+        assert await item.get_attribute("title") == "xicun", "the tree names the holding node"
+        assert "online" in (await item.get_attribute("class") or "")
         await page.close()
