@@ -64,7 +64,10 @@ class PeerLink:
                 logger.info("peer %s: reachable, %d cameras", self.peer.id, len(self.cameras))
             self.reachable, self.error, self._failures = True, None, 0
         self.polls += 1
-        self.on_change(self)
+        try:
+            self.on_change(self)
+        except Exception:  # a bad report must not end the link
+            logger.exception("peer %s: could not take its catalog", self.peer.id)
 
     async def _get(self, http: aiohttp.ClientSession, path: str) -> list[Any]:
         async with http.get(self.peer.url + path) as response:

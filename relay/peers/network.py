@@ -30,6 +30,9 @@ class Network:
         self.accounts = accounts
         self.local_sites = list(config.sites)
         self.local_cameras = list(config.cameras)
+        # Each config the network was spliced into, with its own sites and cameras:
+        # the running one, and the one a reload gave the accounts (its users rule).
+        self._own: dict[int, tuple[Config, list[SiteConfig], list[CameraConfig]]] = {}
         self.links = {p.id: PeerLink(p, self.changed) for p in config.peers}
         self._tasks: list[asyncio.Task[None]] = []
         self._removing: set[asyncio.Task[None]] = set()
@@ -58,9 +61,14 @@ class Network:
                 camera = remote_camera(link.peer, report, site if site in owner else fallback)
                 cameras.append(camera)
                 reports[camera.id] = (link, report)
-        self.config.sites[:] = sites
-        self.config.cameras[:] = self.local_cameras + cameras
-        self.accounts.set_users(self.config)
+        remote_sites = sites[len(self.local_sites) :]
+        for config in (self.config, self.accounts.config):
+            held, own_sites, own_cameras = self._own.setdefault(
+                id(config), (config, list(config.sites), list(config.cameras))
+            )
+            held.sites[:] = own_sites + remote_sites
+            held.cameras[:] = own_cameras + cameras
+        self.accounts.set_users(self.accounts.config)
         self._sync_channels(cameras, reports)
 
     def _sites(self) -> tuple[list[SiteConfig], dict[str, str]]:

@@ -10,7 +10,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from relay.app import reload_config
+from relay.config import parse_config
+from relay.web.peers import NETWORK
 from tests.conftest import ADMIN, PASSWORD
+from tests.helpers import wait_until
 from tests.relay.peers.nodes import (
     STATION_TOKEN,
     Cascade,
@@ -85,3 +89,23 @@ async def test_a_village_serves_a_peer_only_its_granted_sites(tmp_path: Path) ->
             assert await _status(http, "POST", tokens, json={"name": "t"}, headers=NODE) == 403
             found = await wait_states(http, net.station, {"dongcun.well": "online"}, 20)
             assert "dongcun.gate" not in found
+
+
+async def test_a_reloaded_scope_holds_while_the_catalog_refreshes(
+    net: Cascade,
+) -> None:
+    url = net.station.url
+    app = net.station.app
+    async with aiohttp.ClientSession() as http:
+        await wait_states(http, net.station, {"xicun.gate": "online"}, 20)
+        text = net.texts["station"].replace(
+            "sites: [dongcun], password_hash", "sites: [xicun], password_hash"
+        )
+        await reload_config(app, parse_config(text))
+        links = app[NETWORK].links.values()
+        polls = {link.peer.id: link.polls for link in links}
+        await wait_until(lambda: all(k.polls > polls[k.peer.id] + 1 for k in links), 10, "2 polls")
+        cameras = await get_json(http, f"{url}/api/cameras", LI)
+        assert {c["id"] for c in cameras} == {"xicun.gate"}, "the reloaded scope holds"
+        every = await get_json(http, f"{url}/api/cameras")
+        assert len(every) == 3, "the peers' cameras stay for the admin"
