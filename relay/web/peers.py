@@ -32,6 +32,9 @@ NODES = frozenset(("node", "admin"))
 # behind a slow uplink before the hub's drop policy could act. Kept small, the
 # backlog waits in the subscription, which skips to the next keyframe.
 SEND_BUFFER = 128 * 1024
+# How far behind live a peer may fall before it skips to the next keyframe: a
+# thin uplink gets fewer pictures, never a growing delay.
+BEHIND_SECONDS = 2.0
 NETWORK = web.AppKey("network", Network)
 
 
@@ -78,7 +81,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if state in (SourceState.OFFLINE, SourceState.STALLED):
         reason = f"camera is {state}" + (f": {error}" if error else "")
         return refuse(409, reason, **{"Retry-After": "5"})
-    sub = channel.subscribe(BOTH)
+    sub = channel.subscribe(BOTH, _queue_limit(channel))
     request.app[STREAMS].add(sub)
     try:
         try:
@@ -90,6 +93,13 @@ async def stream(request: web.Request) -> web.StreamResponse:
     finally:
         sub.close()
         request.app[STREAMS].discard(sub)
+
+
+def _queue_limit(channel: Channel) -> int:
+    info = channel.source.info
+    fps = info.fps if info is not None and info.fps else 25.0
+    audio = 50 if info is not None and info.audio_codec else 0  # G.711: 50 packets/s
+    return max(20, round((fps + audio) * BEHIND_SECONDS))
 
 
 async def _send(request: web.Request, channel: Channel, sub: Subscription) -> web.StreamResponse:
