@@ -15,7 +15,7 @@ debs=(fonts-wqy-microhei)
 if [ $dev = 1 ]; then
   debs+=(gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base
     gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-    gstreamer1.0-tools chromium)
+    gstreamer1.0-tools chromium iproute2)  # iproute2: ip and tc for the thin-uplink test
 fi
 missing=()
 for deb in "${debs[@]}"; do
