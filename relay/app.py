@@ -32,6 +32,7 @@ from relay.web import (
     layouts,
     metrics,
     pages,
+    peers,
     protocol,
     recordings,
     walls,
@@ -104,6 +105,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
         recordings,
         exports,
         alarms,
+        peers,
     ):
         routes.setup(app)
     # The subsystems, started in this order and stopped in the reverse one: the
@@ -112,6 +114,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
         [
             _database,
             _hub,
+            peers.network_lifecycle,
             events_api.bus_lifecycle,
             analysis_web.analysis_lifecycle,
             recordings.lifecycle,
@@ -123,7 +126,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
     )
     app[ACCOUNTS].on_credentials_ended.append(functools.partial(end_access, app))
     app.on_response_prepare.append(no_sniffing)
-    app.on_shutdown.append(end_connections)
+    app.on_shutdown.extend([end_connections, peers.end_streams])
     return app
 
 

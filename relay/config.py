@@ -26,6 +26,11 @@ CAMERA_SCHEMES = ("rtsp", "rtsps", "http", "https", "synthetic")
 LAYOUTS = ("1", "2x2", "3x3", "4x4", "5x5", "1+5", "1+7", "1+12")
 
 Id = Annotated[str, Field(pattern=ID_PATTERN, description="letters, digits, - and _")]
+# A camera of a peer node is known on this node as PEER.CAMERA (docs/cascade.md).
+CAMERA_REF_PATTERN = r"^([A-Za-z0-9][A-Za-z0-9_-]{0,63}\.)?[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+CameraRef = Annotated[
+    str, Field(pattern=CAMERA_REF_PATTERN, description="a camera id, or PEER.CAMERA for a peer's")
+]
 
 
 class ConfigError(Exception):
@@ -271,7 +276,9 @@ class WallConfig(Strict):
     name: str = Field("", max_length=100, description="shown on the wall; empty: its id")
     site: Id
     layout: Literal[LAYOUTS] = Field("3x3", description="tiles: 1, NxN or one big and small")  # type: ignore[valid-type]
-    cameras: list[Id] = Field(default_factory=list, description="in tour order")
+    cameras: list[CameraRef] = Field(
+        default_factory=list, description="in tour order; PEER.CAMERA for a peer's"
+    )
     dwell: float = Field(20.0, ge=3, le=3600, description="tour: seconds per page")
     font_scale: float = Field(
         1.0, ge=0.5, le=3, description="tile names and the alarm strip, times their 3 m size"
@@ -380,6 +387,9 @@ class NatsConfig(Strict):
         "VILLAGEWATCH", pattern=r"^[A-Za-z0-9_-]{1,64}$", description="the JetStream stream"
     )
     max_age_days: float = Field(7.0, gt=0, le=365, description="how long the network keeps events")
+    replicas: int = Field(
+        1, ge=1, le=5, description="copies of the stream in a NATS cluster (3 for 3 servers)"
+    )
 
 
 class BusConfig(Strict):
@@ -405,6 +415,22 @@ class MetricsConfig(Strict):
     )
 
 
+def _peer_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ValueError("must be http(s)://HOST:PORT of the peer node, without a path")
+    return value.rstrip("/")
+
+
+class PeerConfig(Strict):
+    id: Id = Field(description="the peer's name here: its cameras are PEER.CAMERA")
+    url: Annotated[str, AfterValidator(_peer_url)] = Field(description="http(s)://HOST:PORT")
+    token: str = Field(min_length=16, description="the peer's node-user token, e.g. ${TOKEN}")
+    site: Id | None = Field(None, description="where its sites hang in this tree; none: the root")
+    poll: float = Field(3.0, ge=0.5, le=300, description="catalog refresh, s")
+    idle_timeout: float = Field(30.0, ge=0, le=3600, description="a pulled stream's close delay, s")
+
+
 class Config(Strict):
     node: NodeConfig = Field(description="this node")
     sites: list[SiteConfig] = Field(min_length=1, description="the site tree")
@@ -422,6 +448,9 @@ class Config(Strict):
         default_factory=list, description="the teams alarms are assigned to (巡逻队)"
     )
     station: StationConfig = Field(StationConfig(), description="the station viewer")
+    peers: list[PeerConfig] = Field(
+        default_factory=list, description="nodes whose cameras this node shows (cascade)"
+    )
 
     def camera(self, camera_id: str) -> CameraConfig | None:
         return next((c for c in self.cameras if c.id == camera_id), None)
@@ -542,7 +571,7 @@ def cross_check(config: Config) -> Iterator[tuple[Loc, str]]:
 
 def _duplicates(config: Config) -> Iterator[tuple[Loc, str]]:
     sections = (("sites", "id"), ("cameras", "id"), ("walls", "id"), ("users", "name"))
-    for section, key in (*sections, ("patrol_teams", "id")):
+    for section, key in (*sections, ("patrol_teams", "id"), ("peers", "id")):
         seen: set[str] = set()
         for i, item in enumerate(getattr(config, section)):
             value = getattr(item, key)
@@ -563,6 +592,8 @@ def _site_tree(config: Config) -> Iterator[tuple[Loc, str]]:
 def _references(config: Config) -> Iterator[tuple[Loc, str]]:
     sites = {s.id for s in config.sites}
     cameras = {c.id for c in config.cameras}
+    peers = {p.id for p in config.peers}
+    yield from _peer_sites(config, sites)
     for i, cam in enumerate(config.cameras):
         if cam.site not in sites:
             yield ("cameras", i, "site"), f"unknown site {cam.site!r}"
@@ -572,8 +603,9 @@ def _references(config: Config) -> Iterator[tuple[Loc, str]]:
         if wall.site not in sites:
             yield ("walls", i, "site"), f"unknown site {wall.site!r}"
         for j, cam_id in enumerate(wall.cameras):
-            if cam_id not in cameras:
-                yield ("walls", i, "cameras", j), f"unknown camera {cam_id!r}"
+            problem = _unknown_camera(cam_id, cameras, peers)
+            if problem:
+                yield ("walls", i, "cameras", j), problem
     for i, user in enumerate(config.users):
         if user.password_hash is None and user.token_hash is None:
             yield ("users", i), "needs a password_hash or a token_hash"
@@ -597,6 +629,20 @@ def _team_of(config: Config, index: int, user: UserConfig) -> Iterator[tuple[Loc
         yield ("users", index), "role patrol needs a team"
     elif user.team is not None and config.team(user.team) is None:
         yield ("users", index, "team"), f"unknown patrol team {user.team!r}"
+
+
+def _unknown_camera(cam_id: str, cameras: set[str], peers: set[str]) -> str | None:
+    """A peer's camera (PEER.CAMERA) is known once the peer tells; its peer must be."""
+    peer, dot, _ = cam_id.partition(".")
+    if dot:
+        return None if peer in peers else f"unknown peer {peer!r}"
+    return None if cam_id in cameras else f"unknown camera {cam_id!r}"
+
+
+def _peer_sites(config: Config, sites: set[str]) -> Iterator[tuple[Loc, str]]:
+    for i, peer in enumerate(config.peers):
+        if peer.site is not None and peer.site not in sites:
+            yield ("peers", i, "site"), f"unknown site {peer.site!r}"
 
 
 def _in_cycle(site_id: str, sites: Mapping[str, SiteConfig]) -> bool:

@@ -88,7 +88,8 @@ class Accounts:
         old_scopes, old_node_tokens = self._scopes, self._node_tokens
         self.config = config
         self._limiter.auth = config.auth
-        self._users = {u.name: u for u in config.users if u.password_hash}
+        # A node user is another node, never a person: it has no login, only its token.
+        self._users = {u.name: u for u in config.users if u.password_hash and u.role != "node"}
         self._node_tokens = {u.token_hash: u for u in config.users if u.token_hash}
         every_site = frozenset(s.id for s in config.sites)
         self._scopes = {  # name -> (role, the sites they see), worked out once, not per request

@@ -29,9 +29,16 @@ class StreamLost(nats.js.errors.Error):
 
 
 async def subscribe(
-    js: Any, subject: str, stream: str, durable: str, cb: Callable[[Msg], Awaitable[None]]
+    js: Any,
+    subject: str,
+    stream: str,
+    durable: str,
+    cb: Callable[[Msg], Awaitable[None]],
+    *,
+    filters: list[str] | None = None,
 ) -> None:
-    """Bind to the durable consumer, making it (from the stream's start) if missing."""
+    """Bind to the durable consumer, making it (from the stream's start) if missing;
+    `filters`: the subjects it takes (this node's sites'), none: all."""
     await js.subscribe(
         subject,
         durable=durable,
@@ -43,6 +50,7 @@ async def subscribe(
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=ACK_WAIT,
             max_ack_pending=20000,
+            filter_subjects=filters or None,
         ),
     )
 

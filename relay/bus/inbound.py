@@ -44,10 +44,12 @@ class Inbound:
     def __init__(self, node_id: str, receive: Callable[[list[Event]], Awaitable[int]]) -> None:
         self.node_id = node_id
         self.receive = receive
+        self.received = 0  # messages the stream delivered here, our own included
         self.queue: asyncio.Queue[Msg] = asyncio.Queue()  # bounded by max_ack_pending
         self.skipped = 0  # messages this node could not use
 
     async def on_message(self, msg: Msg) -> None:
+        self.received += 1
         self.queue.put_nowait(msg)
 
     async def run(self) -> None:

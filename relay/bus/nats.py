@@ -52,12 +52,16 @@ class NatsLink:
         node_id: str,
         store: EventStore,
         receive: Callable[[list[Event]], Awaitable[int]],
+        sites: frozenset[str] = frozenset(),
     ) -> None:
         self.config = config
         self.node_id = node_id
         self.store = store
         self.receive = receive
         self.subject = f"{config.stream}.events"
+        # What this node's durable consumer takes: its sites' events and the
+        # network's; none given, everything.
+        self.filters = sorted(site_subject(self.subject, s) for s in (*sites, None))
         self.connected = asyncio.Event()
         self.published = 0
         self._wake = asyncio.Event()
@@ -89,6 +93,11 @@ class NatsLink:
             self._from_outbox = True
             self._resets += 1
         self._wake.set()
+
+    @property
+    def received(self) -> int:
+        """Messages the stream delivered here, our own included."""
+        return self.inbound.received
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="nats link")
@@ -135,18 +144,43 @@ class NatsLink:
         )
         js = nc.jetstream()
         await self._ensure_stream(js)
+        await self._refilter(js, self.durable)
         await in_flight_first(js, self.config.stream, self.durable)
-        await subscribe(js, self.subject, self.config.stream, self.durable, self.inbound.on_message)
+        await subscribe(
+            js,
+            f"{self.subject}.>",
+            self.config.stream,
+            self.durable,
+            self.inbound.on_message,
+            filters=self.filters,
+        )
         self.connected.set()
         logger.info("NATS: connected, stream %s", self.config.stream)
         async with asyncio.TaskGroup() as group:
             group.create_task(self._pump(js))
             group.create_task(watch(js, self.config.stream, self.durable, self._check, self._up))
 
+    async def _refilter(self, js: Any, durable: str) -> None:
+        """A durable made by an older config keeps its filter; give it this one's
+        (its place in the stream is kept)."""
+        try:
+            info = await js.consumer_info(self.config.stream, durable)
+        except nats.js.errors.NotFoundError:
+            return
+        if (
+            sorted(info.config.filter_subjects or [info.config.filter_subject or ""])
+            != self.filters
+        ):
+            config = info.config
+            config.filter_subject, config.filter_subjects = None, self.filters
+            await js.add_consumer(self.config.stream, config)
+            logger.info("NATS: consumer %s now takes %d subjects", durable, len(self.filters))
+
     async def _ensure_stream(self, js: Any) -> None:
         config = StreamConfig(
             name=self.config.stream,
-            subjects=[self.subject],
+            subjects=[f"{self.subject}.>"],
+            num_replicas=self.config.replicas,
             max_age=self.config.max_age_days * 86400,
             duplicate_window=120,
         )
@@ -172,7 +206,7 @@ class NatsLink:
             batch = await self._next(after, WINDOW - len(in_flight))
             for item in batch:
                 ack = await js.publish_async(
-                    self.subject,
+                    site_subject(self.subject, item.event.site),
                     json.dumps(item.event.as_json(with_image=True)).encode(),
                     headers={"Nats-Msg-Id": item.event.id, ORIGIN: self.node_id},
                 )
@@ -251,6 +285,12 @@ class NatsLink:
         self.wake()
         self._check.set()
         logger.info("NATS: link back")
+
+
+def site_subject(root: str, site: str | None) -> str:
+    """An event's subject: by its site, so that a node takes only its own sites'
+    (site ids are letters, digits, - and _: always one subject token)."""
+    return f"{root}.network" if site is None else f"{root}.site.{site}"
 
 
 def _why(exc: BaseException) -> str:

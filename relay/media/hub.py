@@ -227,6 +227,11 @@ class Channel(FanOut):
         if self._on_state is not None:
             self._on_state(self)
 
+    def reported_state(self) -> tuple[SourceState, str | None]:
+        """What the camera is doing, for lists and viewers: its source's state here;
+        a channel fed by another node says what that node reports (relay/peers)."""
+        return self.source.state, self.source.last_error
+
     async def wait_online(self) -> None:
         """Until the camera sends; its stream info is known by then."""
         await self._online.wait()
@@ -333,8 +338,18 @@ class Hub:
 
     async def close(self) -> None:
         async with asyncio.TaskGroup() as group:
-            for channel in self.channels.values():
+            for channel in list(self.channels.values()):
                 group.create_task(channel.close())
+
+    def add_channel(self, channel: Channel) -> None:
+        """A channel made after the start (a peer's camera); started at its first viewer."""
+        self.channels[(channel.camera.id, channel.stream)] = channel
+        channel.start()
+
+    async def remove_channel(self, camera_id: str, stream: StreamName) -> None:
+        channel = self.channels.pop((camera_id, stream), None)
+        if channel is not None:
+            await channel.close()
 
     def channel(self, camera_id: str, stream: StreamName = "main") -> Channel | None:
         return self.channels.get((camera_id, stream))
@@ -348,13 +363,14 @@ class Hub:
     def camera_error(self, camera_id: str) -> str | None:
         """The last error of the camera's first stream that is not online."""
         for channel in self.camera_channels(camera_id):
-            if channel.source.state is not SourceState.ONLINE:
-                return channel.source.last_error
+            state, error = channel.reported_state()
+            if state is not SourceState.ONLINE:
+                return error
         return None
 
     def camera_state(self, camera_id: str) -> SourceState:
         """Online if any stream is; otherwise the main stream's state."""
-        states = [c.source.state for c in self.camera_channels(camera_id)]
+        states = [c.reported_state()[0] for c in self.camera_channels(camera_id)]
         if SourceState.ONLINE in states:
             return SourceState.ONLINE
         return states[0] if states else SourceState.OFFLINE

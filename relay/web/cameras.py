@@ -9,6 +9,7 @@ from aiohttp import web
 from ingest.state import SourceState
 from relay.config import Config
 from relay.media.hub import Hub
+from relay.peers.channel import RemoteChannel
 from relay.web.guard import PUBLIC, add_route, logged_in, user_of
 from relay.web.keys import CONFIG, HUB
 from relay.web.recordings import RECORDINGS
@@ -72,10 +73,11 @@ def camera_json(hub: Hub, camera_id: str) -> dict[str, object]:
         streams[channel.stream]["viewers"] = len(channel.subscribers)
     main = streams["main"]
     cam = next(c for c in hub.config.cameras if c.id == camera_id)
-    return {
+    found = {
         "id": cam.id,
         "name": cam.name,
         "site": cam.site,
+        "node": hub.config.node.id,  # which node holds the camera
         "always_on": cam.always_on,
         "state": str(hub.camera_state(camera_id)),
         **_since(hub, camera_id),
@@ -85,6 +87,10 @@ def camera_json(hub: Hub, camera_id: str) -> dict[str, object]:
         "stats": main["stats"],
         "streams": streams,
     }
+    main_channel = hub.channel(camera_id)
+    if isinstance(main_channel, RemoteChannel):
+        found.update(main_channel.overlay())
+    return found
 
 
 def _since(hub: Hub, camera_id: str) -> dict[str, float | None]:

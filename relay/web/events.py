@@ -96,7 +96,7 @@ async def bus_lifecycle(app: web.Application) -> AsyncIterator[None]:
     hub.state_listeners.append(camera_changed)
     link = None
     if config.bus.nats is not None:
-        link = NatsLink(config.bus.nats, config.node.id, store, bus.receive)
+        link = NatsLink(config.bus.nats, config.node.id, store, bus.receive, bus.sites)
         bus.on_local.append(link.wake)
         app[LINK] = link
         link.start()

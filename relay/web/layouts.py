@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from relay.access.accounts import User
-from relay.config import ID_PATTERN, LAYOUTS, Config
+from relay.config import CAMERA_REF_PATTERN, LAYOUTS, Config
 from relay.refusal import Refused, checked_text
 from relay.web.body import read_json, whole_number
 from relay.web.guard import PEOPLE, add_route, logged_in, user_of
@@ -36,7 +36,7 @@ MAX_NAME = 64
 MAX_PER_USER = 100
 SHARERS = frozenset(("admin", "officer", "operator"))  # viewers only watch
 KEYS = ("name", "layout", "cameras", "shared")
-_ID = re.compile(ID_PATTERN)
+_ID = re.compile(CAMERA_REF_PATTERN)
 
 
 def tiles(layout: str) -> int:

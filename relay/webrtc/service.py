@@ -95,8 +95,10 @@ class WhepService:
         too (a browser on the node's own machine, a loopback-only network);
         `place`: what `reserve` held for it, given up as the session takes it."""
         parsed, offered = parse_offer(offer)
-        if channel.source.state in (SourceState.OFFLINE, SourceState.STALLED):
-            raise Refused(409, f"camera is {channel.source.state}", RETRY_OFFLINE)
+        state, error = channel.reported_state()
+        if state in (SourceState.OFFLINE, SourceState.STALLED):
+            reason = f"camera is {state}" + (f": {error}" if error else "")
+            raise Refused(409, reason, RETRY_OFFLINE)
         video = channel.subscribe(frozenset(("video",)))
         subs = [video]
         try:

@@ -177,8 +177,14 @@ function updateTree() {
   for (const li of $("tree").querySelectorAll("li.camera")) {
     const camera = state.cameras.get(li.dataset.camera);
     li.className = `camera ${camera.state}`;
-    li.title = camera.lastError && camera.state !== "online" ? cameraError(camera.lastError) : "";
+    const why = camera.lastError && camera.state !== "online" ? cameraError(camera.lastError) : "";
+    li.title = [heldBy(camera), why].filter(Boolean).join(" · ");
   }
+}
+
+// A peer node's camera (its id is PEER.CAMERA) says which node holds it.
+function heldBy(camera) {
+  return camera.id.includes(".") && camera.node ? camera.node : "";
 }
 
 // --- camera health: what is down now, longest first ----------------------------
@@ -194,7 +200,7 @@ function renderHealth() {
     li.dataset.camera = c.id;
     const since = `${t(c.state)} · ${t("since", { time: clockTime(c.since) })}`;
     li.append(
-      `${c.name} · ${state.siteNames.get(c.site) || c.site}`,
+      [c.name, state.siteNames.get(c.site) || c.site, heldBy(c)].filter(Boolean).join(" · "),
       make("div", { className: "since", textContent: since }),
       make("div", { className: "why", textContent: c.lastError ? cameraError(c.lastError) : "" }),
     );

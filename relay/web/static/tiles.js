@@ -32,6 +32,7 @@ export function cameraInfo(json) {
     id: json.id,
     name: json.name,
     site: json.site,
+    node: json.node, // the node that holds the camera (a peer's: PEER.CAMERA)
     state: json.state,
     lastError: json.last_error,
     lastSeen: json.last_seen,

@@ -150,7 +150,14 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/patrol"): expect(
         200, anonymous=302, denied=("operator", "watcher", "peer", "outsider")
     ),
+    ("GET", "/api/cameras/{camera_id}/stream"): expect(
+        200, denied=("officer", "operator", "watcher", "outsider")
+    ),
+    ("GET", "/api/peers"): expect(
+        200, denied=("officer", "operator", "watcher", "peer", "outsider")
+    ),
 }
+ENDLESS = {("GET", "/api/cameras/{camera_id}/stream")}  # a 200 streams until closed
 
 
 def token_of(role: str) -> dict[str, str]:
@@ -190,7 +197,8 @@ async def test_every_route_for_every_role(start_node: NodeFactory) -> None:
                     headers=token_of(role),
                     allow_redirects=False,
                 ) as response:
-                    body = await response.text()
+                    endless = (method, template) in ENDLESS and response.status == 200
+                    body = "" if endless else await response.text()
                     if response.status != want:
                         wrong.append(f"{method} {path} as {role}: {response.status} != {want}")
                     assert "Traceback" not in body

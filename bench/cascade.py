@@ -1,0 +1,208 @@
+"""The cascade on one machine: a station node with 8 village nodes of 4 cameras each.
+
+Every node is its own `python -m relay run` process on 127.0.0.1, sharing one
+nats-server for the alert bus. The station shows a wall of 16 remote tiles (two
+cameras of each village), watched by WHEP viewers in this process
+(relay.webrtc.client.WhepClient, decoding). Measured: each tile's first frame when
+nothing was pulled yet (cold: all 16 at once) and again with the cameras pulled
+(warm); CPU per node over a steady window; and alert latency across, from a
+village's `201` to the alarm being listed at the station (asked every 20 ms).
+
+    .venv/bin/python bench/cascade.py [--villages 8] [--cameras 4] [--seconds 10]
+
+The cameras are the built-in synthetic pattern (320x180, 10 fps), encoded by the
+village nodes themselves: their CPU includes that encoding, which real cameras
+would do (a looped pre-encoded clip would take it out; not done).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import psutil
+from common import HOST, bearer, command_line, cpu_seconds, free_port, percentile, relay_run
+
+from relay.access.passwords import hash_token
+from relay.webrtc.client import WhepClient
+
+TOKEN = "bench-admin-token"
+NODE_TOKEN = "bench-station-node-token"
+CAMERA = "synthetic://320x180?fps=10&keyframe_interval=2&bitrate=300"
+
+
+def users(extra: str = "") -> str:
+    return f"users:\n  - {{name: admin, role: admin, token_hash: '{hash_token(TOKEN)}'}}\n" + extra
+
+
+def village(name: str, cameras: int, nats: str) -> str:
+    cams = "".join(
+        f"  - {{id: c{i}, name: {name} c{i}, site: {name}, main: '{CAMERA}'}}\n"
+        for i in range(cameras)
+    )
+    digest = hash_token(NODE_TOKEN)
+    node_user = f"  - {{name: station, role: node, sites: [{name}], token_hash: '{digest}'}}\n"
+    return (
+        f"node: {{id: {name}, name: {name}}}\n"
+        f"sites: [{{id: station, name: Station}}, {{id: {name}, name: {name}, parent: station}}]\n"
+        f"cameras:\n{cams}bus: {{nats: {{servers: ['{nats}']}}}}\n" + users(node_user)
+    )
+
+
+def station(ports: dict[str, int], nats: str) -> str:
+    sites = "".join(f"  - {{id: {v}, name: {v}, parent: station}}\n" for v in ports)
+    peers = "".join(
+        f"  - {{id: {v}, url: 'http://{HOST}:{p}', token: {NODE_TOKEN}, site: station, poll: 1}}\n"
+        for v, p in ports.items()
+    )
+    return (
+        "node: {id: station, name: Station}\n"
+        f"sites:\n  - {{id: station, name: Station}}\n{sites}"
+        f"webrtc: {{host_addresses: [{HOST}]}}\n"
+        f"peers:\n{peers}bus: {{nats: {{servers: ['{nats}']}}}}\n" + users()
+    )
+
+
+async def until_online(http: aiohttp.ClientSession, url: str, count: int) -> None:
+    async with asyncio.timeout(90):
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{url}/api/cameras", headers=bearer(TOKEN)) as r:
+                    if r.status == 200:
+                        found = await r.json()
+                        if sum(c["state"] == "online" for c in found) >= count:
+                            return
+            await asyncio.sleep(0.5)
+
+
+async def first_frames(
+    http: aiohttp.ClientSession, url: str, ids: list[str]
+) -> tuple[list[float], list[WhepClient]]:
+    clients = [WhepClient(f"{url}/whep/{i}", token=TOKEN) for i in ids]
+    await asyncio.gather(*(c.prepare() for c in clients))
+    await asyncio.gather(*(c.connect(http) for c in clients))
+    async with asyncio.timeout(30):
+        times = await asyncio.gather(*(c.first_frame() for c in clients))
+    return sorted(times), clients
+
+
+async def alert_latency(
+    http: aiohttp.ClientSession, villages: dict[str, int], station_url: str, count: int
+) -> list[float]:
+    latencies = []
+    names = list(villages)
+    for n in range(count):
+        name = names[n % len(names)]
+        body = {"type": "alarm", "camera": "c0", "reason": f"bench {n}"}
+        start = time.monotonic()
+        async with http.post(
+            f"http://{HOST}:{villages[name]}/api/events", json=body, headers=bearer(TOKEN)
+        ) as r:
+            event_id = (await r.json())["id"]
+        async with asyncio.timeout(10):
+            while True:
+                async with http.get(
+                    f"{station_url}/api/events?type=alarm&limit=50", headers=bearer(TOKEN)
+                ) as r:
+                    if any(e["id"] == event_id for e in await r.json()):
+                        break
+                await asyncio.sleep(0.02)
+        latencies.append(time.monotonic() - start)
+    return sorted(latencies)
+
+
+async def run(args: argparse.Namespace, tmp: Path) -> None:
+    nats_port = free_port()
+    nats_bin = str(Path(sys.executable).parent / "nats-server")
+    nats = subprocess.Popen(  # noqa: ASYNC220 (started once, before anything runs)
+        [nats_bin, "-a", HOST, "-p", str(nats_port), "-js", "-sd", str(tmp / "nats")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    nats_url = f"nats://{HOST}:{nats_port}"
+    ports = {f"v{i}": free_port() for i in range(args.villages)}
+    texts = {v: village(v, args.cameras, nats_url) for v in ports}
+    ports["station"] = free_port()
+    texts["station"] = station({v: p for v, p in ports.items() if v != "station"}, nats_url)
+    procs: dict[str, asyncio.subprocess.Process] = {}
+    try:
+        for name, text in texts.items():
+            (tmp / name).mkdir()
+            path = tmp / name / "config.yaml"
+            path.write_text(
+                text.replace("node: {id: " + name, f"node: {{data_dir: '{tmp / name}', id: {name}")
+            )
+            with (tmp / f"{name}.log").open("wb") as log:
+                procs[name] = await asyncio.create_subprocess_exec(
+                    *relay_run(path, ports[name]), stderr=log
+                )
+        station_url = f"http://{HOST}:{ports['station']}"
+        async with aiohttp.ClientSession() as http:
+            await until_online(http, station_url, args.villages * args.cameras)
+            tiles = [f"v{i % args.villages}.c{i // args.villages}" for i in range(16)]
+            cold, wall = await first_frames(http, station_url, tiles)
+            warm, extra = await first_frames(http, station_url, tiles)
+            for c in extra:
+                await c.close(http)
+            ps = {n: psutil.Process(p.pid) for n, p in procs.items()}
+            before = {n: cpu_seconds(p) for n, p in ps.items()}
+            await asyncio.sleep(args.seconds)
+            cpu = {n: 100 * (cpu_seconds(p) - before[n]) / args.seconds for n, p in ps.items()}
+            latency = await alert_latency(
+                http, {v: p for v, p in ports.items() if v != "station"}, station_url, 20
+            )
+            for c in wall:
+                await c.close(http)
+        report(args, cold, warm, latency, cpu)
+    finally:
+        for proc in procs.values():
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
+        for proc in procs.values():
+            await proc.wait()
+        nats.kill()
+        nats.wait()
+
+
+def _p(values: list[float], unit: float = 1.0) -> str:
+    return f"p50 {percentile(values, 50) * unit:.3f}, p95 {percentile(values, 95) * unit:.3f}"
+
+
+def report(
+    args: argparse.Namespace,
+    cold: list[float],
+    warm: list[float],
+    latency: list[float],
+    cpu: dict[str, float],
+) -> None:
+    villages = [v for n, v in cpu.items() if n != "station"]
+    print(command_line())
+    print(f"{args.villages} villages x {args.cameras} cameras, station wall of 16 remote tiles")
+    print(f"first frame, cold (16 at once), s: {_p(cold)}")
+    print(f"first frame, warm (16 at once), s: {_p(warm)}")
+    print(f"alarm village -> listed at the station, s: {_p(latency)}")
+    print(
+        f"CPU, % of one core: station {cpu['station']:.0f},"
+        f" village mean {sum(villages) / len(villages):.0f}, max {max(villages):.0f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--villages", type=int, default=8)
+    parser.add_argument("--cameras", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        asyncio.run(run(args, Path(tmp)))
+
+
+if __name__ == "__main__":
+    main()

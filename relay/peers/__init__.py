@@ -1,0 +1,1 @@
+"""The cascade: cameras of other nodes shown and pulled here (docs/cascade.md)."""
