@@ -56,6 +56,7 @@ AT_START: dict[str, Callable[[Config], object]] = {
     "node.data_dir": lambda c: c.node.data_dir,
     "node.tls": lambda c: c.node.tls,
     "bus.nats": lambda c: c.bus.nats,
+    "storage.path": lambda c: c.storage.path,
     # The one-port modes' sockets, in configs that have them: shared by every viewer.
     "webrtc.udp_port": lambda c: getattr(c.webrtc, "udp_port", None),
     "webrtc.tcp_port": lambda c: getattr(c.webrtc, "tcp_port", None),

@@ -20,6 +20,7 @@ from relay.analysis.inspection import Inspection, day_bounds
 from relay.analysis.store import AnalysisStore
 from relay.config import CameraConfig, Config
 from relay.db import Database
+from relay.media.changes import CameraChanges
 from relay.media.hub import Channel, Hub
 
 logger = logging.getLogger(__name__)
@@ -76,6 +77,40 @@ class Analysis:
             self._tasks.append(asyncio.create_task(self._mornings(), name="analysis summary"))
         for analysed in self.cameras:
             analysed.start()
+
+    async def apply(self, config: Config, changes: CameraChanges) -> None:
+        """A reloaded config: cameras whose analysis settings or channels changed
+        start again, removed ones stop (and are noted stopped), added ones start;
+        the others run on undisturbed."""
+        running = {a.camera.id: a for a in self.cameras}
+        self.config = self.inspection.config = config
+        kept: list[CameraAnalysis] = []
+        for camera in config.cameras:
+            if not (camera.motion or camera.tamper):
+                continue
+            old = running.pop(camera.id, None)
+            same = old is not None and (old.camera.motion, old.camera.tamper) == (
+                camera.motion,
+                camera.tamper,
+            )
+            if old is not None and same and camera.id not in changes.ended:
+                old.camera = camera
+                kept.append(old)
+                continue
+            if old is not None:
+                old.stop()
+            fresh = CameraAnalysis(camera, self.hub, self._changed)
+            fresh.start()
+            kept.append(fresh)
+        for gone in running.values():
+            gone.stop()
+        self.cameras = kept
+        now = time.time()
+        for camera_id in changes.removed:
+            self._states.pop(camera_id, None)
+            self._work.put_nowait(self.store.state_changed(camera_id, now, "stopped", "removed"))
+        for camera in config.cameras:
+            self._record(camera)
 
     async def close(self) -> None:
         for analysed in self.cameras:

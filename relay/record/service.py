@@ -9,8 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ingest.tasks import cancel_and_wait
-from relay.config import Config
+from relay.config import CameraConfig, Config
 from relay.db import Database
+from relay.media.changes import CameraChanges
 from relay.media.hub import Hub
 from relay.record import index
 from relay.record.index import Segment
@@ -45,18 +46,38 @@ class Recordings:
         if any(counts.values()):
             logger.info("recordings scanned: %s", counts)
         for cam in self.config.cameras:
-            if cam.record_mode == "off":
-                continue
-            channel = self.hub.channel(cam.id, cam.record.stream)
-            if channel is None:
-                continue
-            recorder = Recorder(
-                cam, channel, self.root, self.db, self.config.storage.segment_seconds
-            )
-            self.recorders[cam.id] = recorder
-            recorder.start()
+            self._start_recorder(cam)
         await self.retain()
         self._retention = asyncio.create_task(self._retain_often(), name="retention")
+
+    def _start_recorder(self, cam: CameraConfig) -> None:
+        if cam.record_mode == "off":
+            return
+        channel = self.hub.channel(cam.id, cam.record.stream)
+        if channel is None:
+            return
+        recorder = Recorder(cam, channel, self.root, self.db, self.config.storage.segment_seconds)
+        self.recorders[cam.id] = recorder
+        recorder.start()
+
+    async def apply(self, config: Config, changes: CameraChanges) -> None:
+        """A reloaded config: a camera removed, restarted (new channels) or recorded
+        otherwise stops its recorder (its file ends at a fragment), one now to be
+        recorded starts one; the others record on undisturbed. The storage
+        settings (path, quota) apply to the next retention pass."""
+        old, self.config = self.config, config
+        for cam_id in list(self.recorders):
+            cam, was = config.camera(cam_id), old.camera(cam_id)
+            if (
+                cam is None
+                or was is None
+                or cam_id in changes.ended
+                or (cam.record, cam.record_mode) != (was.record, was.record_mode)
+            ):
+                await self.recorders.pop(cam_id).close()
+        for cam in config.cameras:
+            if cam.id not in self.recorders:
+                self._start_recorder(cam)
 
     async def retain(self) -> RetentionReport:
         """One retention pass now; tells `on_storage_low` when space turns low."""

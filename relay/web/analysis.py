@@ -22,7 +22,7 @@ from relay.bus.events import Event, new_event
 from relay.web.body import query_filters
 from relay.web.events import BUS
 from relay.web.guard import add_route, logged_in
-from relay.web.keys import CONFIG, DB, HUB
+from relay.web.keys import CONFIG, DB, HUB, RELOAD_LISTENERS
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,9 @@ async def analysis_lifecycle(app: web.Application) -> AsyncIterator[None]:
     to_bus = FindingsToBus(analysis, app[BUS], app[CONFIG].node.id)
     analysis.on_finding.append(to_bus)
     await analysis.start()
+    app[RELOAD_LISTENERS].append(analysis.apply)
     yield
+    app[RELOAD_LISTENERS].remove(analysis.apply)
     await analysis.close()
     await to_bus.close()
 

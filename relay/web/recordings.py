@@ -31,7 +31,7 @@ from relay.refusal import Refused
 from relay.web.body import read_json
 from relay.web.events import BUS
 from relay.web.guard import PEOPLE, add_route, logged_in, user_of
-from relay.web.keys import AUDIT, CONFIG, DB, HUB
+from relay.web.keys import AUDIT, CONFIG, DB, HUB, RELOAD_LISTENERS
 from relay.web.pages import render
 
 logger = logging.getLogger(__name__)
@@ -87,14 +87,16 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
     def alarms(committed: list[StoredEvent]) -> None:
         for stored in committed:
             event = stored.event
-            cam = config.camera(event.camera or "")
+            cam = app[CONFIG].camera(event.camera or "")  # the config of now: reloads
             if event.type == "alarm" and cam is not None:
                 app[DB].submit(functools.partial(_lock_clip, cam, event), _logged)
 
     service.on_storage_low.append(storage_low)
     bus.on_local.append(alarms)
     await service.start()
+    app[RELOAD_LISTENERS].append(service.apply)
     yield
+    app[RELOAD_LISTENERS].remove(service.apply)
     bus.on_local.remove(alarms)
     await service.close()
     for task in list(publishing):

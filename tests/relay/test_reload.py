@@ -14,8 +14,10 @@ import pytest
 from relay.app import reload_from
 from relay.config import Config, load_config
 from relay.media.changes import CameraChanges
+from relay.web.analysis import ANALYSIS
 from relay.web.events import BUS
 from relay.web.keys import AUDIT, CONFIG, RELOAD_LISTENERS
+from relay.web.recordings import RECORDINGS
 from relay.web.whep import WHEP
 from relay.webrtc.client import WhepClient, WhepClientError
 from tests.conftest import ADMIN, Node, NodeFactory, users_yaml
@@ -253,3 +255,25 @@ async def test_always_on_changes_in_place(start_node: NodeFactory, tmp_path: Pat
     assert node.hub.channel("a") is channel, "changed in place, never restarted"
     entries = await node.app[AUDIT].query(action="config.reload")
     assert entries[0]["detail"]["cameras"] == {"updated": ["a"]}
+
+
+async def test_recording_and_analysis_follow_a_reload(
+    start_node: NodeFactory, tmp_path: Path
+) -> None:
+    """A camera added is recorded; one whose recording is turned off stops; motion
+    added to a camera starts its analysis, and the others run on."""
+    node = await node_from(start_node, tmp_path, {"a": FAST, "b": FAST})
+    recordings, analysis = node.app[RECORDINGS], node.app[ANALYSIS]
+    assert set(recordings.recorders) == {"a", "b"}  # always-on: recorded by default
+    kept = recordings.recorders["a"]
+    path = tmp_path / "config.yaml"
+    body = text(tmp_path / "node0", {"a": FAST, "b": FAST, "c": FAST}).replace(
+        "  - {id: b, name: b, site: village, main: '" + FAST + "'}",
+        "  - {id: b, name: b, site: village, main: '" + FAST + "', record: {mode: 'off'},"
+        " motion: {stream: main, fps: 2}}",
+    )
+    assert await reload(node, path, body)
+    assert set(recordings.recorders) == {"a", "c"}
+    assert recordings.recorders["a"] is kept, "an unchanged camera records on undisturbed"
+    assert [a.camera.id for a in analysis.cameras] == ["b"]
+    assert analysis.cameras[0].watches, "b's pictures are being analysed"
