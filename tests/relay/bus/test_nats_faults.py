@@ -19,6 +19,8 @@ import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from relay.bus.events import new_event
+from relay.bus.nats import site_subject
+from relay.config import parse_config
 from relay.web.events import BUS, LINK
 from tests.conftest import Node, NodeFactory
 from tests.helpers import wait_until
@@ -88,7 +90,8 @@ async def test_messages_a_node_cannot_use_are_skipped_once_and_the_rest_arrive(
     try:
         js = nc.jetstream()
         for i, payload in enumerate(bad):
-            await js.publish("TEST.events", payload, headers={"Nats-Msg-Id": f"bad-{i}"})
+            subject = site_subject("TEST.events", None)  # the network's: every node takes it
+            await js.publish(subject, payload, headers={"Nats-Msg-Id": f"bad-{i}"})
         caplog.set_level(logging.WARNING, "relay.bus")
         async with aiohttp.ClientSession() as http:
             alarm = await raise_alarm(http, village.url, "after the junk")
@@ -169,18 +172,25 @@ async def test_an_event_in_flight_when_a_node_stopped_comes_first_after_its_rest
         if not taken.done():
             taken.set_result(None)
 
+    sites = parse_config(node_config("station", nats_server.url, station=True)).sites
     await js.subscribe(
-        "TEST.events",
+        "TEST.events.>",
         durable="node-station",
         stream="TEST",
         cb=take_no_ack,
         manual_ack=True,
-        config=ConsumerConfig(
-            deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.EXPLICIT, ack_wait=30
+        config=ConsumerConfig(  # as the station makes its own: its sites' subjects
+            deliver_policy=DeliverPolicy.ALL,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=30,
+            filter_subjects=sorted(
+                site_subject("TEST.events", s) for s in (*(s.id for s in sites), None)
+            ),
         ),
     )
+    east = site_subject("TEST.events", "east")
     in_flight = new_event("village", "alarm", "east", camera="e1")
-    await js.publish("TEST.events", json.dumps(in_flight.as_json()).encode())
+    await js.publish(east, json.dumps(in_flight.as_json()).encode())
     async with asyncio.timeout(5):
         await taken
     await nc.close()  # gone without an ack, as a killed node
@@ -189,7 +199,7 @@ async def test_an_event_in_flight_when_a_node_stopped_comes_first_after_its_rest
         js = nc.jetstream()
         for _ in range(200):
             later = new_event("village", "alarm", "east", camera="e1")
-            await js.publish("TEST.events", json.dumps(later.as_json()).encode())
+            await js.publish(east, json.dumps(later.as_json()).encode())
     finally:
         await nc.close()
     restarted = await start_node(node_config("station", nats_server.url, station=True))

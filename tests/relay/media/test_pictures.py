@@ -20,7 +20,11 @@ async def test_pictures_at_the_asked_rate_and_no_decoder_after_the_last_watch(
     start_node: NodeFactory,
 ) -> None:
     with CameraSimulator([MountSpec("cam", fps=15)]) as sim:
-        cameras = f"  - {{id: cam, name: Cam, site: village, main: '{sim.url('cam')}'}}\n"
+        # Not recorded: the recorder's video subscription would outlive the watch.
+        cameras = (
+            f"  - {{id: cam, name: Cam, site: village, main: '{sim.url('cam')}',"
+            " record: {mode: 'off'}}\n"
+        )
         node = await start_node(node_yaml(cameras))
         channel = node.hub.channel("cam")
         assert channel is not None

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -19,6 +19,8 @@ from tests.helpers import free_port
 
 STATION_TOKEN = "station-node-token-0123456789"
 CAMERA = "synthetic://320x180?fps=10&keyframe_interval=1&bitrate=200"
+
+T = TypeVar("T")
 
 
 def village_yaml(village: str, cameras: list[tuple[str, str]]) -> str:
@@ -139,3 +141,19 @@ async def wait_states(
     except TimeoutError:
         states = {k: (found.get(k) or {}).get("state") for k in wanted}
         raise AssertionError(f"not within {within} s: {wanted}, found {states}") from None
+
+
+async def wait_until_async(
+    ask: Callable[[], Awaitable[T]], good: Callable[[T], bool], within: float
+) -> T:
+    """Ask until the answer is good; the last answer in the failure."""
+    answer: T | None = None
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                answer = await ask()
+                if good(answer):
+                    return answer
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise AssertionError(f"not within {within} s: {answer}") from None

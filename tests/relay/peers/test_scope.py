@@ -3,6 +3,7 @@ the other through any route; a village serves a peer only what it granted."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,12 @@ from tests.helpers import wait_until
 from tests.relay.peers.nodes import (
     STATION_TOKEN,
     Cascade,
+    cameras_by_id,
     cascade_of,
     get_json,
     village_yaml,
     wait_states,
+    wait_until_async,
 )
 
 LI = {"Authorization": "Bearer li-token"}  # an officer of dongcun at the station
@@ -87,8 +90,13 @@ async def test_a_village_serves_a_peer_only_its_granted_sites(tmp_path: Path) ->
             assert await _status(http, "POST", post, json=layout, headers=NODE) == 403
             tokens = f"{village.url}/api/tokens"
             assert await _status(http, "POST", tokens, json={"name": "t"}, headers=NODE) == 403
-            found = await wait_states(http, net.station, {"dongcun.well": "online"}, 20)
-            assert "dongcun.gate" not in found
+            # The station's next catalog poll takes the camera no longer granted away.
+            gone = await wait_until_async(
+                functools.partial(cameras_by_id, http, net.station),
+                lambda found: "dongcun.gate" not in found,
+                20,
+            )
+            assert gone["dongcun.well"]["state"] == "online"
 
 
 async def test_a_reloaded_scope_holds_while_the_catalog_refreshes(
