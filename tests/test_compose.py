@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import shlex
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +19,7 @@ import yaml
 
 from camsim import MountSpec
 from relay.config import Config, load_config
+from tests.compose_files import bind_mounts, command, option
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -38,32 +38,6 @@ def services() -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def config(services: dict[str, dict[str, Any]]) -> Config:
     return load_config(bind_mounts(services["node"])[NODE_CONFIG])
-
-
-def command(service: dict[str, Any]) -> list[str]:
-    value = service.get("command", [])
-    return shlex.split(value) if isinstance(value, str) else [str(arg) for arg in value]
-
-
-def option(args: list[str], name: str) -> str:
-    assert name in args, f"{name} missing from {args}"
-    return args[args.index(name) + 1]
-
-
-def bind_mounts(service: dict[str, Any]) -> dict[str, Path]:
-    """Container path -> host path of each bind mount (named volumes left out)."""
-    mounts: dict[str, Path] = {}
-    for volume in service.get("volumes", []):
-        if isinstance(volume, dict):
-            source, target = volume.get("source", ""), volume["target"]
-            if volume.get("type") != "bind":
-                continue
-        else:
-            source, target = volume.split(":")[:2]
-            if not source.startswith((".", "/")):
-                continue
-        mounts[target] = (ROOT / source).resolve()
-    return mounts
 
 
 def camera_mounts(services: dict[str, dict[str, Any]]) -> list[MountSpec]:

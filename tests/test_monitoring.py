@@ -14,7 +14,7 @@ import yaml
 
 from relay.access.passwords import hash_token
 from relay.config import Config, load_config
-from tests.test_compose import bind_mounts, command, option
+from tests.compose_files import bind_mounts, command, documented_metrics, option
 
 ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "deploy" / "grafana-dashboard.json"
@@ -33,12 +33,6 @@ def services() -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def config(services: dict[str, dict[str, Any]]) -> Config:
     return load_config(bind_mounts(services["node"])["/etc/villagewatch/config.yaml"])
-
-
-def documented_metrics() -> set[str]:
-    """The metric names of docs/operations.md's table (counters with _total)."""
-    table = DOCS.read_text(encoding="utf-8").split("## Metrics", 1)[1].split("## ", 1)[0]
-    return set(METRIC.findall(table))
 
 
 def test_monitoring_services_start_only_with_their_profile(

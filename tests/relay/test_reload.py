@@ -22,7 +22,7 @@ from relay.web.whep import WHEP
 from relay.webrtc.client import WhepClient, WhepClientError
 from tests.conftest import ADMIN, Node, NodeFactory, users_yaml
 from tests.helpers import free_port, wait_until
-from tests.relay.web.test_walls import ADVANCING_JS, DECODING_JS, all_online, open_wall
+from tests.wall_pages import ADVANCING_JS, DECODING_JS, all_online, open_wall
 
 FAST = "synthetic://320x180?fps=15&keyframe_interval=1&bitrate=200"
 SMALL = "synthetic://160x96?fps=15&keyframe_interval=1&bitrate=100"

@@ -9,8 +9,8 @@ import aiohttp
 
 from relay.bus.events import new_event
 from relay.web.events import BUS
+from tests.access_nodes import config_text
 from tests.conftest import ADMIN, NodeFactory
-from tests.relay.web.test_access import config_text
 
 WEST = {"Authorization": "Bearer outsider-token"}  # an operator of West village
 

@@ -15,8 +15,9 @@ import pytest
 
 from relay.bus import nats as natslink
 from relay.web.events import BUS, LINK
-from tests.conftest import ADMIN, Node, NodeFactory, users_yaml
+from tests.conftest import ADMIN, NodeFactory
 from tests.helpers import free_port, node_process, wait_until
+from tests.nats_nodes import bearer, node_config, raise_alarm, two_nodes
 from tests.natsserver import NatsServer
 
 
@@ -24,33 +25,6 @@ from tests.natsserver import NatsServer
 def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
     with NatsServer(tmp_path / "nats") as server:
         yield server
-
-
-def node_config(node_id: str, nats_url: str, *, station: bool, data_dir: str = "var") -> str:
-    sites = "  - {id: station, name: Station}\n  - {id: east, name: East, parent: station}\n"
-    if station:
-        sites += "  - {id: west, name: West, parent: station}\n"
-    return (
-        f"node: {{id: {node_id}, name: {node_id}, data_dir: '{data_dir}'}}\n"
-        f"sites:\n{sites}"
-        "cameras:\n"
-        "  - {id: e1, name: E1, site: east, main: 'synthetic://160x120?fps=5'}\n"
-        f"bus: {{nats: {{servers: ['{nats_url}'], stream: TEST}}}}\n"
-        + users_yaml(("officer", "officer", "station"), ("east-op", "operator", "east"))
-    )
-
-
-async def two_nodes(start_node: NodeFactory, nats: NatsServer) -> tuple[Node, Node]:
-    village = await start_node(node_config("village", nats.url, station=False))
-    station = await start_node(node_config("station", nats.url, station=True))
-    for node in (village, station):
-        async with asyncio.timeout(10):
-            await node.app[LINK].connected.wait()
-    return village, station
-
-
-def bearer(name: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {name}-token"}
 
 
 async def collect(ws: aiohttp.ClientWebSocketResponse, into: list[dict[str, Any]]) -> None:
@@ -65,20 +39,6 @@ async def raise_alarms(
     for i in range(count):
         alarm = await raise_alarm(http, url, f"{worker}.{i}")
         into[alarm["id"]] = alarm["seq"]
-
-
-async def raise_alarm(
-    http: aiohttp.ClientSession, url: str, reason: str, headers: dict[str, str] | None = None
-) -> dict[str, Any]:
-    """An alarm on camera e1 (by east-op unless told), accepted."""
-    async with http.post(
-        f"{url}/api/events",
-        headers=headers or bearer("east-op"),
-        json={"type": "alarm", "camera": "e1", "reason": reason},
-    ) as r:
-        assert r.status == 201, await r.text()
-        alarm: dict[str, Any] = await r.json()
-        return alarm
 
 
 async def test_alarm_and_lookout_cross_nodes_fast(

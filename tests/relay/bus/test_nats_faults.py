@@ -24,8 +24,8 @@ from relay.config import parse_config
 from relay.web.events import BUS, LINK
 from tests.conftest import Node, NodeFactory
 from tests.helpers import wait_until
+from tests.nats_nodes import bearer, node_config, raise_alarm, two_nodes
 from tests.natsserver import NatsServer
-from tests.relay.bus.test_nats import bearer, node_config, raise_alarm, two_nodes
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import ARTIFACTS, PASSWORD
 from tests.relay.peers.nodes import cascade_of, wait_states
-from tests.relay.web.test_walls import DECODING_JS, VIEWPORT
+from tests.wall_pages import DECODING_JS, VIEWPORT
 
 WALL = (
     "walls:\n  - {id: villages, site: station, layout: 2x2,"

@@ -15,9 +15,9 @@ from relay.config import parse_config
 from relay.web.keys import AUDIT
 from relay.web.whep import WHEP
 from relay.webrtc.client import WhepClient
+from tests.access_nodes import USERS, config_text
 from tests.conftest import PASSWORD, Node, NodeFactory
 from tests.helpers import wait_until
-from tests.relay.web.test_access import USERS, config_text
 
 WAYS = ("logout", "revoke", "removed", "role", "expiry")
 SESSION_HOURS = 0.003  # about 11 s: time to start watching, then it expires in use

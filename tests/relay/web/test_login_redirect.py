@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from tests.access_nodes import config_text
 from tests.conftest import PASSWORD, NodeFactory
 from tests.helpers import free_port
-from tests.relay.web.test_access import config_text
 
 ELSEWHERE = "127.0.0.1:{port}"
 LEAVING = (  # each of these, followed as it is, takes a browser to another host

@@ -17,11 +17,11 @@ from relay.media.hub import Channel
 from relay.web.events import BUS, LINK
 from relay.web.whep import WHEP
 from relay.webrtc.client import WhepClient
+from tests.compose_files import documented_metrics
 from tests.conftest import ADMIN, Node, NodeFactory, node_yaml, users_yaml
 from tests.helpers import wait_until
+from tests.nats_nodes import raise_alarm, two_nodes
 from tests.natsserver import NatsServer
-from tests.relay.bus.test_nats import raise_alarm, two_nodes
-from tests.test_monitoring import documented_metrics
 
 SYNTHETIC = "synthetic://320x180?fps=15&keyframe_interval=1&bitrate=200"
 METRICS_USER = {"Authorization": "Bearer prom-token"}

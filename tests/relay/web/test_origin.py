@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 
+from tests.access_nodes import config_text
 from tests.conftest import PASSWORD, NodeFactory
-from tests.relay.web.test_access import config_text
 
 FOREIGN = (
     "http://evil.example",

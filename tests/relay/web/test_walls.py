@@ -33,41 +33,15 @@ from tests.conftest import (
     users_yaml,
 )
 from tests.helpers import free_port, open_fds, wait_until
+from tests.wall_pages import ADVANCING_JS, DECODING_JS, VIEWPORT, all_online, open_wall
 
-VIEWPORT = {"width": 960, "height": 540}
 POLL = 2  # seconds between the wall's state polls (wall.js POLL_MS)
 SOAK_SECONDS = float(os.environ.get("WALL_SOAK_SECONDS", "60"))
 
 # Until `count` tiles have decoded a frame: performance.now() then (ms since the
 # page's navigation began), or null after `within` ms.
-DECODING_JS = """
-async ({count, within}) => {
-  const deadline = performance.now() + within;
-  while (performance.now() < deadline) {
-    const tiles = window.wall ? window.wall.tiles : window.station ? window.station.tiles : [];
-    const stats = await Promise.all(tiles.map((t) => (t.player ? t.player.stats() : null)));
-    if (stats.filter((s) => s && s.framesDecoded > 0).length >= count) return performance.now();
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return null;
-}
-"""
 
 # True once tile `index` shows new frames (three more than first seen, same player).
-ADVANCING_JS = """
-async ({index, within}) => {
-  const deadline = performance.now() + within;
-  let player = null, first = 0;
-  while (performance.now() < deadline) {
-    const tile = window.wall.tiles[index];
-    const stats = tile.player && (await tile.player.stats());
-    if (stats && tile.player !== player) [player, first] = [tile.player, stats.framesDecoded];
-    else if (stats && stats.framesDecoded >= first + 3) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
-}
-"""
 
 HIDE_TAB_JS = """() => {
   Object.defineProperty(document, "visibilityState", {configurable: true, get: () => "hidden"});
@@ -106,21 +80,6 @@ def config(
 
 def sessions(node: Node) -> list[tuple[str, str]]:
     return sorted((s.camera_id, s.stream) for s in node.app[WHEP].sessions.values())
-
-
-async def all_online(node: Node, names: list[str]) -> None:
-    await wait_until(
-        lambda: all(node.hub.camera_state(n) is SourceState.ONLINE for n in names),
-        15,
-        "every camera online",
-    )
-
-
-async def open_wall(browser: Any, node: Node, query: str = "") -> Any:
-    page = await browser.new_page(viewport=VIEWPORT)
-    await log_in(page, node)
-    await page.goto(f"{node.url}/wall/w{query}")
-    return page
 
 
 async def test_wall_json_leaves_out_cameras_out_of_scope(start_node: NodeFactory) -> None:

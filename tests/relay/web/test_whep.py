@@ -23,6 +23,7 @@ from relay.webrtc.client import WhepClient
 from relay.webrtc.udp_batch import batch_for
 from tests.conftest import ADMIN, ADMIN_TOKEN, NodeFactory, node_yaml
 from tests.helpers import open_fds, wait_until
+from tests.offers import offer_sdp
 
 MOUNTS = [
     MountSpec("baseline", width=640, height=360, fps=15),
@@ -192,15 +193,6 @@ OFFER_AUDIO_ONLY = (
     "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
     "m=audio 9 UDP/TLS/RTP/SAVPF 0\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:0 PCMU/8000\r\n"
 )
-
-
-async def offer_sdp() -> str:
-    client = WhepClient("http://127.0.0.1:1/")
-    client.pc.addTransceiver("video", direction="recvonly")
-    await client.pc.setLocalDescription(await client.pc.createOffer())
-    sdp: str = client.pc.localDescription.sdp
-    await client.pc.close()
-    return sdp
 
 
 async def test_every_refusal_has_its_status_and_reason(start_node: NodeFactory) -> None:

@@ -16,9 +16,9 @@ import aiohttp
 from relay.web.keys import AUDIT
 from relay.web.whep import WHEP
 from relay.webrtc.client import WhepClient
+from tests.access_nodes import config_text
 from tests.conftest import PASSWORD, NodeFactory
-from tests.relay.web.test_access import config_text
-from tests.relay.web.test_whep import offer_sdp
+from tests.offers import offer_sdp
 
 ICE = (
     "webrtc: {host_addresses: [127.0.0.1], ice_servers: ["
