@@ -22,6 +22,8 @@ MAX_PNG_PIXELS = 16_000_000  # a PNG decodes whole (a JPEG at a smaller scale): 
 MAX_SIDE = 2048
 FORMATS = ("JPEG", "PNG")
 NOT_A_PICTURE = "photo is not a readable JPEG or PNG picture"
+QUALITIES = (88, 75, 60, 45)
+SMALL_ENOUGH = 256 * 1024  # a re-encoded photo may grow to this much
 
 
 def clean_photo(data: bytes) -> bytes:
@@ -38,8 +40,13 @@ def clean_photo(data: bytes) -> bytes:
             raise Refused(400, f"photo has more than {MAX_PIXELS} pixels") from None
         except Exception:  # Pillow on hostile bytes: OSError, ValueError, SyntaxError, ...
             raise Refused(400, NOT_A_PICTURE) from None
-    out = io.BytesIO()
-    picture.save(out, "JPEG", quality=88)
+    # A photo the sender already made small (the pages shrink phone photos) stays
+    # about as small: a lower quality where 88 would have grown it.
+    for quality in QUALITIES:
+        out = io.BytesIO()
+        picture.save(out, "JPEG", quality=quality)
+        if out.tell() <= max(len(data), SMALL_ENOUGH):
+            break
     return out.getvalue()
 
 
