@@ -13,6 +13,7 @@ import os
 import signal
 import ssl
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from relay.config import Config, ConfigError, load_config
 logger = logging.getLogger("relay")
 
 GIL_SWITCH_INTERVAL = 0.0005  # s; see serve
+SAME_SIGNAL_SECONDS = 0.2  # signals closer than this to the first are the same one
 SHUTDOWN_SECONDS = 3.0  # requests still open after the feeds and sessions ended
 
 
@@ -81,6 +83,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{exc}; choose another address with --listen HOST:PORT", file=sys.stderr)
             return 1
     return 0
+
+
+class StopSignal:
+    """SIGTERM or Ctrl-C: stop in order; a second one stops at once, whatever is
+    open; not one that comes with the first (`timeout` and shells signal the
+    process group too)."""
+
+    def __init__(self, stop: asyncio.Event) -> None:
+        self.stop = stop
+        self.first: float | None = None
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if self.first is not None and now - self.first > SAME_SIGNAL_SECONDS:
+            logger.warning("stopping at once")
+            os._exit(1)
+        if self.first is None:
+            self.first = now
+        self.stop.set()
 
 
 class CannotListen(Exception):
@@ -156,11 +177,7 @@ async def serve(config: Config, host: str, port: int, path: str = "") -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
-    def on_stop_signal() -> None:
-        if stop.is_set():  # a second SIGTERM or Ctrl-C: stop now, whatever is open
-            logger.warning("stopping at once")
-            os._exit(1)
-        stop.set()
+    on_stop_signal = StopSignal(stop)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_stop_signal)

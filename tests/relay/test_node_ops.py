@@ -48,6 +48,11 @@ class Log:
         self.lines: list[dict[str, Any]] = []
 
     async def until(self, text: str, within: float = 20) -> dict[str, Any]:
+        """The first line with `text`, logged already or to come."""
+        for seen in self.lines:
+            if text in seen["message"] and not seen.get("_taken"):
+                seen["_taken"] = True
+                return seen
         async with asyncio.timeout(within):
             while True:
                 raw = await self.stream.readline()
@@ -55,6 +60,7 @@ class Log:
                 line: dict[str, Any] = json.loads(raw)  # every line is one JSON object
                 self.lines.append(line)
                 if text in line["message"]:
+                    line["_taken"] = True
                     return line
 
 
