@@ -41,8 +41,11 @@ def cameras() -> Iterator[CameraSimulator]:
 
 
 def camera_yaml(sim: CameraSimulator, *names: str) -> str:
+    """Not recorded: these tests count the channels' subscribers."""
     return "".join(
-        f"  - {{id: {n}, name: {n}, site: village, main: '{sim.url(n)}'}}\n" for n in names
+        f"  - {{id: {n}, name: {n}, site: village, main: '{sim.url(n)}',"
+        " record: {mode: 'off'}}\n"
+        for n in names
     )
 
 
@@ -273,7 +276,8 @@ async def test_sessions_deleted_and_abandoned_free_everything(
     monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.5)  # consent lost after ~3 s
     node = await start_node(
         node_yaml(
-            "  - {id: gate, name: Gate, site: village, main: 'synthetic://320x240?fps=10'}\n"
+            "  - {id: gate, name: Gate, site: village, main: 'synthetic://320x240?fps=10',"
+            " record: {mode: 'off'}}\n"
         ).replace(
             "webrtc: {host_addresses: [127.0.0.1]}",
             "webrtc: {host_addresses: [127.0.0.1], connect_timeout: 3,"
