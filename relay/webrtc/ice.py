@@ -24,7 +24,7 @@ from aiortc import RTCIceServer
 
 from relay.config import Config, WebRtcConfig
 from relay.webrtc.ice_tcp import IceTcpServer
-from relay.webrtc.udp_mux import UdpMux
+from relay.webrtc.udp_mux import PortZeroLoop, UdpMux
 
 HOST_ADDRESSES_TTL = 10.0  # s an interface lookup serves answers for
 
@@ -122,28 +122,19 @@ def turn_credential(secret: str, user: str, expiry: int) -> tuple[str, str]:
     return username, base64.b64encode(digest).decode()
 
 
-class PortRangeLoop:
-    """A loop whose port-0 datagram endpoints bind within `ports` instead."""
+class PortRangeLoop(PortZeroLoop):
+    """Port-0 endpoints bind within `ports` instead."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, ports: range) -> None:
-        self._loop = loop
+        super().__init__(loop)
         self._ports = ports
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loop, name)
-
-    async def create_datagram_endpoint(
-        self, factory: Any, local_addr: Any = None, **kwargs: Any
-    ) -> Any:
-        if local_addr is None or local_addr[1] != 0:
-            return await self._loop.create_datagram_endpoint(factory, local_addr, **kwargs)
+    async def bind(self, factory: Any, host: str, **kwargs: Any) -> Any:
         start = random.randrange(len(self._ports))
         for i in range(len(self._ports)):
             port = self._ports[(start + i) % len(self._ports)]
             try:
-                return await self._loop.create_datagram_endpoint(
-                    factory, (local_addr[0], port), **kwargs
-                )
+                return await self._loop.create_datagram_endpoint(factory, (host, port), **kwargs)
             except OSError as exc:
                 if exc.errno != errno.EADDRINUSE:
                     raise

@@ -201,12 +201,12 @@ class UdpMux:
         self.sockets.clear()
 
 
-class MuxLoop:
-    """A loop whose port-0 datagram endpoints are candidates on the mux."""
+class PortZeroLoop:
+    """The loop aioice binds its candidates with, but for port 0 (any port): those
+    endpoints are made by `bind`. Everything else is the real loop's."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, mux: UdpMux) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._mux = mux
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loop, name)
@@ -216,4 +216,18 @@ class MuxLoop:
     ) -> Any:
         if local_addr is None or local_addr[1] != 0:
             return await self._loop.create_datagram_endpoint(factory, local_addr, **kwargs)
-        return await self._mux.endpoint(factory, local_addr[0])
+        return await self.bind(factory, local_addr[0], **kwargs)
+
+    async def bind(self, factory: Any, host: str, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+class MuxLoop(PortZeroLoop):
+    """Port-0 endpoints are candidates on the mux."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, mux: UdpMux) -> None:
+        super().__init__(loop)
+        self._mux = mux
+
+    async def bind(self, factory: Any, host: str, **kwargs: Any) -> Any:
+        return await self._mux.endpoint(factory, host)
