@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (moved here: no test imports another)."""
+"""A real WHEP offer, made by aiortc, for tests that send one."""
 
 from __future__ import annotations
 

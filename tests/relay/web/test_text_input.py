@@ -13,8 +13,8 @@ import pytest
 from relay.bus.events import Event
 from relay.web.events import BUS
 from relay.web.keys import AUDIT
-from relay.webrtc.client import WhepClient
 from tests.conftest import ADMIN, PASSWORD, NodeFactory, users_yaml
+from tests.offers import offer_sdp
 
 CONFIG = (
     "node: {id: v1, name: V1}\n"
@@ -31,15 +31,6 @@ BAD_TEXT = ["\ud800", "x\udfffy", "\udc00\ud800"]  # lone surrogates: valid JSON
 
 def bearer(name: str) -> dict[str, str]:
     return ADMIN if name == "admin" else {"Authorization": f"Bearer {name}-token"}
-
-
-async def offer_sdp() -> str:
-    client = WhepClient("http://127.0.0.1:1/")
-    client.pc.addTransceiver("video", direction="recvonly")
-    await client.pc.setLocalDescription(await client.pc.createOffer())
-    sdp: str = client.pc.localDescription.sdp
-    await client.pc.close()
-    return sdp
 
 
 async def test_a_lone_surrogate_flood_fails_no_other_users_write(start_node: NodeFactory) -> None:
