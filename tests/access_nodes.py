@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (moved here: no test imports another)."""
+"""Nodes for the access tests: users of every role and the config around them."""
 
 from __future__ import annotations
 

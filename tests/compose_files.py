@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (moved here: no test imports another)."""
+"""What the compose and monitoring tests read from the shipped files."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (moved here: no test imports another)."""
+"""Two nodes on one NATS server, and how the tests raise alarms on them."""
 
 from __future__ import annotations
 

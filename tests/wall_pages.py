@@ -1,4 +1,4 @@
-"""Helpers shared by test modules (moved here: no test imports another)."""
+"""A wall page in Chromium: open it, and ask whether its tiles decode and advance."""
 
 from __future__ import annotations
 
