@@ -199,10 +199,10 @@ async def serve(config: Config, host: str, port: int, path: str = "") -> None:
             raise CannotListen(f"cannot listen on {host}:{port}: {why}") from None
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         scheme = "https" if ssl_context else "http"
+        pid_file = _write_pid(Path(config.node.data_dir))  # before it says it is ready
         logger.info("node %s: open %s://%s:%d/ in a browser", config.node.id, scheme, shown, port)
         if config.node.login_hint:
             logger.info("log in: %s", config.node.login_hint)
-        pid_file = _write_pid(Path(config.node.data_dir))
         # What startup made lives about as long as the node (a config a reload
         # replaces stays frozen: a few kB each time): out of the collector's way, a
         # full collection took 3 ms instead of 40-60 ms in bench/bus_fanout.py.

@@ -47,12 +47,16 @@ export class AlarmBook {
   }
 
   async reload() {
+    const asked = performance.now();
     const response = await fetch(`/api/alarms${this.query}`, { cache: "no-store" });
     if (!response.ok) return;
     const fresh = await response.json();
     const ids = new Set(fresh.map((a) => a.id));
-    for (const [id, alarm] of this.alarms) if (!ids.has(id) && alarm.state !== "resolved") this.alarms.delete(id);
-    for (const alarm of fresh) this.alarms.set(alarm.id, alarm);
+    // An alarm that came live while the list was on its way is newer than the list.
+    for (const [id, alarm] of this.alarms) {
+      if (!ids.has(id) && alarm.state !== "resolved" && !(alarm.cameLive >= asked)) this.alarms.delete(id);
+    }
+    for (const alarm of fresh) if (!(this.alarms.get(alarm.id)?.cameLive >= asked)) this.alarms.set(alarm.id, alarm);
     this.onChange();
   }
 
@@ -60,7 +64,7 @@ export class AlarmBook {
   onEvent(event) {
     if (event.type === "alarm") {
       if (this.alarms.has(event.id) || !this.accept(event)) return false;
-      this.alarms.set(event.id, { ...event, state: event.state || "open", steps: [] });
+      this.alarms.set(event.id, { ...event, state: event.state || "open", steps: [], cameLive: performance.now() });
       chime();
     } else if (STEPS[event.type] && this.alarms.has(event.ref)) {
       const alarm = this.alarms.get(event.ref);
