@@ -76,3 +76,19 @@ async def ui_login(page: Any, node: Node, name: str) -> None:
     await page.fill("input[name=name]", name)
     await page.fill("input[name=password]", PASSWORD)
     await page.click("button[type=submit]")
+
+
+async def landed(page: Any, url: Any, within_ms: float = 15000) -> None:
+    """`page.wait_for_url`, through navigations a page cut short itself (a login
+    page that sends the browser on, a page that sends it on again): Chromium
+    reports those as ERR_ABORTED, and the page goes on to where it lands."""
+    from playwright.async_api import Error
+
+    for _ in range(5):
+        try:
+            await page.wait_for_url(url, timeout=within_ms)
+            return
+        except Error as exc:
+            if "ERR_ABORTED" not in str(exc):
+                raise
+    await page.wait_for_url(url, timeout=within_ms)

@@ -52,10 +52,10 @@ async def test_tree_tiles_and_dialogs_work_from_the_keyboard(
     focused = await page.evaluate("() => document.activeElement.className")
     assert focused == "alarm", focused  # no lookout is active: no sighting button
     await page.keyboard.press("Enter")
-    await page.locator(".alarm-dialog[open]").wait_for(timeout=5000)
+    await page.locator(".alarm-dialog[open]").wait_for(timeout=15000)
     assert await page.evaluate("() => document.activeElement.closest('dialog') !== null")
     await page.keyboard.press("Escape")
-    await page.locator(".alarm-dialog[open]").wait_for(state="detached", timeout=5000)
+    await page.locator(".alarm-dialog[open]").wait_for(state="detached", timeout=15000)
     await page.close()
 
 
@@ -117,7 +117,7 @@ async def test_a_phone_photo_is_shrunk_and_a_refused_lookout_keeps_its_text(
     )
     await page.unroute("**/api/events")
     assert sizes and sizes[0] < 700_000, "the photo was shrunk before it was sent"
-    await page.locator("#lookout-dialog[open]").wait_for(timeout=5000)
+    await page.locator("#lookout-dialog[open]").wait_for(timeout=15000)
     text = await page.input_value("#lookout-dialog textarea[name=text]")
     assert text == "红色电动车，车筐有划痕"
     async with page.expect_response("**/api/events") as answer:
@@ -194,7 +194,7 @@ async def test_station_wall_and_camera_page_on_a_phone(
     await log_in(page, node, "officer")
     for path in ("/station", "/wall/room", "/view/cam2"):
         await page.goto(node.url + path)
-        await page.locator(".vw-header .logout").wait_for(timeout=5000)
+        await page.locator(".vw-header .logout").wait_for(timeout=15000)
         assert await page.evaluate("() => document.documentElement.scrollWidth") <= 390, path
         assert await page.evaluate(WRAPPED_JS) == [], path
     # The camera page: a way back, its state, its actions.
@@ -231,7 +231,7 @@ async def test_a_refused_alarm_keeps_what_was_typed(start_node: NodeFactory, bro
     await page.wait_for_function(
         "() => document.getElementById('toast')?.textContent.includes('请选择报警类型')"
     )
-    await page.locator(".alarm-dialog[open]").wait_for(timeout=5000)
+    await page.locator(".alarm-dialog[open]").wait_for(timeout=15000)
     assert await page.input_value(".alarm-dialog input[name=reason]") == "小孩在河边走失"
     assert await page.input_value(".alarm-dialog select.kind") == "missing"
     await page.unroute("**/api/events")

@@ -38,12 +38,12 @@ async def test_lookout_photo_enlarges_sighting_from_a_tile_hide_asks_station_can
     await wall.goto(f"{node.url}/wall/room")
     await wall.evaluate("() => window.wall.ready")
     banner = wall.locator(f'#lookouts .lookout[data-id="{lookout["id"]}"]')
-    await banner.wait_for(timeout=5000)
+    await banner.wait_for(timeout=15000)
 
     # The photo enlarges.
     await banner.locator("img.photo").click()
     big = wall.locator("dialog.photo-dialog[open] img.big")
-    await big.wait_for(timeout=5000)
+    await big.wait_for(timeout=15000)
     assert await big.evaluate("(img) => img.naturalWidth") == 320
     assert (await big.bounding_box())["width"] > 300
     await wall.click("dialog.photo-dialog[open] button.close")
@@ -72,7 +72,7 @@ async def test_lookout_photo_enlarges_sighting_from_a_tile_hide_asks_station_can
     await station.goto(f"{node.url}/station")
     await station.evaluate("() => window.station.alerts")
     item = station.locator(f'#lookout-list li[data-id="{lookout["id"]}"]')
-    await item.locator(f'li.sighting[data-id="{sighting["id"]}"]').wait_for(timeout=5000)
+    await item.locator(f'li.sighting[data-id="{sighting["id"]}"]').wait_for(timeout=15000)
     assert "往北走了" in await item.inner_text()
 
     # Hiding on the wall asks first; "cancel" keeps it.
@@ -85,8 +85,8 @@ async def test_lookout_photo_enlarges_sighting_from_a_tile_hide_asks_station_can
     # The station cancels it (asked first): every wall drops the banner.
     await item.locator("button.cancel-lookout").click()
     await station.click("dialog[open] button.send")
-    await banner.wait_for(state="detached", timeout=5000)
-    await item.wait_for(state="detached", timeout=5000)
+    await banner.wait_for(state="detached", timeout=15000)
+    await item.wait_for(state="detached", timeout=15000)
     assert await get_json(node, "/api/lookouts") == []
     await wall.close()
     await station.close()
@@ -132,14 +132,14 @@ async def test_chinese_ui_shows_refusals_and_camera_faults_in_chinese(
     # shared by a role that may not share. Each is told in Chinese.
     toast_has = "(text) => document.getElementById('toast')?.textContent.includes(text)"
     await page.click("#save")
-    await page.wait_for_function(toast_has, arg="名称须为 1 至 64 个字", timeout=5000)
+    await page.wait_for_function(toast_has, arg="名称须为 1 至 64 个字", timeout=15000)
     await page.fill("#layout-name", "夜班")
     await page.click("#save")
-    await page.wait_for_function(toast_has, arg="布局中至少要有一台摄像机", timeout=5000)
+    await page.wait_for_function(toast_has, arg="布局中至少要有一台摄像机", timeout=15000)
     await page.click('#tree li.camera[data-camera="cam0"]')
     await page.check("#shared")
     await page.click("#save")
-    await page.wait_for_function(toast_has, arg="您的账号不能共享布局", timeout=5000)
+    await page.wait_for_function(toast_has, arg="您的账号不能共享布局", timeout=15000)
     shown = await page.evaluate("() => window.__shown")
     assert shown and all(re.search(r"[\u4e00-\u9fff]", t) for t in shown), shown
     leaked = english(await page.evaluate(SHOWN_TEXTS_JS))
@@ -177,9 +177,9 @@ async def test_a_viewer_is_not_shown_buttons_they_may_not_use(
         "() => (window.wall.tiles.forEach((t) => t.render()),"
         " [...document.querySelectorAll('.tile button.alarm, .tile button.sighting')]"
         ".every((b) => b.hidden))",
-        timeout=5000,
+        timeout=15000,
     )
-    await page.locator("#lookouts .lookout").wait_for(timeout=5000)
+    await page.locator("#lookouts .lookout").wait_for(timeout=15000)
     assert await page.locator("#lookouts button.sighting").count() == 0
     await page.goto(f"{node.url}/station")
     await page.evaluate("() => window.station.alerts")

@@ -53,10 +53,10 @@ async def test_station_brings_an_alarm_into_view_assigns_a_team_and_keeps_histor
     )
     # Pop-up (the default): a live view of the camera beside the alarm's snapshot.
     popup = station.locator("#alarm-view[open]")
-    await popup.wait_for(timeout=5000)
+    await popup.wait_for(timeout=15000)
     assert await popup.get_attribute("data-camera") == "cam3"
     await station.wait_for_function(
-        "() => document.getElementById('alarm-view-snapshot').naturalWidth > 0", timeout=5000
+        "() => document.getElementById('alarm-view-snapshot').naturalWidth > 0", timeout=15000
     )
     await station.wait_for_function(
         f"async () => ({DECODED_JS})(window.station.popupTile)", timeout=10000
@@ -75,20 +75,20 @@ async def test_station_brings_an_alarm_into_view_assigns_a_team_and_keeps_histor
     await team.select_option("team3")
     await station.fill("dialog[open] textarea[name=note]", "带上执法记录仪")
     await station.click("dialog[open] button.send")
-    await station.wait_for_function(item_in_state(alarm["id"], "assigned"), timeout=5000)
+    await station.wait_for_function(item_in_state(alarm["id"], "assigned"), timeout=15000)
     text = await item.inner_text()
     assert "巡逻三组" in text and "带上执法记录仪" in text, text
     await item.locator("button.resolve").click()
     await station.fill("dialog[open] textarea[name=note]", "车已找回")
     await station.click("dialog[open] button.send")
-    await item.wait_for(state="detached", timeout=5000)
+    await item.wait_for(state="detached", timeout=15000)
 
     # The chosen mode "tile": the next alarm's camera goes into the selected tile.
     await station.select_option("#on-alarm", "tile")
     await station.locator(".tile").nth(2).click()
     await post_event(node, "east-op", {"type": "alarm", "camera": "cam5", "reason": "有人翻墙"})
     await station.wait_for_function(
-        "() => window.station.tiles[2].camera?.id === 'cam5'", timeout=5000
+        "() => window.station.tiles[2].camera?.id === 'cam5'", timeout=15000
     )
     assert await station.locator("#alarm-view[open]").count() == 0
 
@@ -147,7 +147,7 @@ async def test_patrol_phone_walks_an_alarm_to_done_and_the_station_sees_each_ste
     )
     await post_event(node, "officer", {"type": "assign", "ref": alarm["id"], "team": "team2"})
     card = phone.locator(f'article.job[data-id="{alarm["id"]}"]')
-    await card.wait_for(timeout=5000)
+    await card.wait_for(timeout=15000)
     text = await card.inner_text()
     assert "东村" in text and "东村1号" in text and "斗殴" in text, text
     await phone.wait_for_function(
@@ -159,7 +159,7 @@ async def test_patrol_phone_walks_an_alarm_to_done_and_the_station_sees_each_ste
     await phone.screenshot(path=str(ARTIFACTS / "patrol-phone.png"))
 
     await card.locator("button.accept").tap()
-    await station.wait_for_function(item_in_state(alarm["id"], "accepted"), timeout=5000)
+    await station.wait_for_function(item_in_state(alarm["id"], "accepted"), timeout=15000)
     assert (
         "巡逻二组 已接警"
         in await station.locator(f'#alarms li[data-id="{alarm["id"]}"]').inner_text()
@@ -167,21 +167,21 @@ async def test_patrol_phone_walks_an_alarm_to_done_and_the_station_sees_each_ste
     await wall.wait_for_function(
         f"() => document.querySelector('#alarm-strip [data-id=\"{alarm['id']}\"]')"
         "?.dataset.state === 'accepted'",
-        timeout=5000,
+        timeout=15000,
     )
 
     # The mobile network drops the feed: the page says so and comes back by itself.
     (cookie,) = [c for c in await context.cookies() if c["name"] == "vw_session"]
     assert await node.app[FEEDS].close(hash_token(cookie["value"])) == 1
     await phone.wait_for_function(
-        "() => document.getElementById('link').className === 'down'", timeout=5000
+        "() => document.getElementById('link').className === 'down'", timeout=15000
     )
     await phone.wait_for_function(
         "() => document.getElementById('link').className === 'up' && window.patrol.feed.connected",
         timeout=10000,
     )
     await card.locator("button.arrive").tap()
-    await station.wait_for_function(item_in_state(alarm["id"], "arrived"), timeout=5000)
+    await station.wait_for_function(item_in_state(alarm["id"], "arrived"), timeout=15000)
 
     await card.locator("button.resolve").tap()
     await phone.fill("dialog[open] textarea[name=note]", "双方已调解")
@@ -193,12 +193,12 @@ async def test_patrol_phone_walks_an_alarm_to_done_and_the_station_sees_each_ste
         await phone.click("dialog[open] button.send")
     assert (await answer.value).status == 201
     await station.locator(f'#alarms li[data-id="{alarm["id"]}"]').wait_for(
-        state="detached", timeout=5000
+        state="detached", timeout=15000
     )
     await wall.wait_for_function(
         f"() => document.querySelector('#alarm-strip [data-id=\"{alarm['id']}\"]')"
         "?.textContent.includes('处置完毕：双方已调解')",
-        timeout=5000,
+        timeout=15000,
     )
     (done,) = await get_json(node, "/api/alarms?state=resolved")
     steps = [(s["type"], s["by"]) for s in done["steps"]]

@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from tests.conftest import ARTIFACTS, NodeFactory, log_in
-from tests.relay.web.operator_config import PATROL, get_json, operator_config, post_event, ui_login
+from tests.relay.web.operator_config import (
+    PATROL,
+    get_json,
+    landed,
+    operator_config,
+    post_event,
+    ui_login,
+)
 
 pytestmark = pytest.mark.browser
 WALL = {"width": 1920, "height": 1080}
@@ -43,10 +50,10 @@ async def test_each_role_lands_on_its_page_with_the_common_header(
     node = await start_node(operator_config())
     page = await browser.new_page(viewport={"width": 1366, "height": 768})
     await ui_login(page, node, user)
-    await page.wait_for_url(f"{node.url}{home}", timeout=5000)
+    await landed(page, f"{node.url}{home}")
     header = page.locator(".vw-header")
-    await header.locator(".logout").wait_for(timeout=5000)
-    await page.wait_for_function(f"({HEADER_LINKS_JS})().length === {len(links)}", timeout=5000)
+    await header.locator(".logout").wait_for(timeout=15000)
+    await page.wait_for_function(f"({HEADER_LINKS_JS})().length === {len(links)}", timeout=15000)
     assert await page.evaluate(HEADER_LINKS_JS) == links
     text = await header.inner_text()
     assert "城关派出所节点" in text and user in text, text
@@ -54,9 +61,7 @@ async def test_each_role_lands_on_its_page_with_the_common_header(
     # Log out: the shared PC is back at the login page and the session is gone.
     await header.locator(".logout").click()
     # The login page (with ?next= when the page's feed, closed at logout, got there first).
-    await page.wait_for_url(
-        re.compile(re.escape(f"{node.url}/login") + r"(\?next=.*)?$"), timeout=5000
-    )
+    await landed(page, re.compile(re.escape(f"{node.url}/login") + r"(\?next=.*)?$"))
     assert (await page.request.get(f"{node.url}/api/me")).status == 401
     await page.close()
 
@@ -71,7 +76,7 @@ async def test_overview_counts_villages_and_lists_alarms_and_lookouts(
     lookout = await post_event(node, "officer", {"type": "lookout", "text": "白色面包车"})
     page = await browser.new_page(viewport={"width": 1366, "height": 768})
     await ui_login(page, node, "admin")
-    await page.wait_for_url(f"{node.url}/", timeout=5000)
+    await landed(page, f"{node.url}/")
     east = page.locator('#villages .card[data-site="east"]')
     await page.wait_for_function(
         "() => document.querySelector('#villages .card[data-site=\"east\"]')?.dataset.online"
@@ -81,7 +86,7 @@ async def test_overview_counts_villages_and_lists_alarms_and_lookouts(
     )
     assert "6 在线" in await east.inner_text()
     row = page.locator(f'#open-alarms li[data-id="{alarm["id"]}"]')
-    await row.wait_for(timeout=5000)
+    await row.wait_for(timeout=15000)
     assert "斗殴" in await row.inner_text() and "等待派出所确认" in await row.inner_text()
     lookout_row = page.locator(f'#active-lookouts li[data-id="{lookout["id"]}"]')
     assert "白色面包车" in await lookout_row.inner_text()
@@ -89,7 +94,7 @@ async def test_overview_counts_villages_and_lists_alarms_and_lookouts(
     await page.screenshot(path=str(ARTIFACTS / "overview.png"))
     # A village's card opens the station's tree on that village.
     await page.locator('#villages .card[data-site="west"]').click()
-    await page.wait_for_url(f"{node.url}/station#site=west", timeout=5000)
+    await page.wait_for_url(f"{node.url}/station#site=west", timeout=15000)
     await page.evaluate("() => window.station.ready")
     assert await page.input_value("#search") == "西村"
     assert await page.locator("#tree li.camera").all_inner_texts() == ["西村桥头"]
@@ -138,7 +143,7 @@ async def test_wall_keeps_open_alarms_shows_their_state_and_holds_the_tour(
     await wall.evaluate("() => window.wall.ready")
     await wall.wait_for_function(STRIP_STATE_JS, arg=[alarm["id"], "open", "柴草堆冒烟"])
     pulsing = wall.locator(".tile.alarming")
-    await pulsing.wait_for(timeout=5000)
+    await pulsing.wait_for(timeout=15000)
     assert alarm["camera"] in await wall.evaluate(
         "() => window.wall.tiles.filter((t) => t.el.classList.contains('alarming'))"
         ".map((t) => t.camera.id)"
@@ -161,7 +166,7 @@ async def test_wall_keeps_open_alarms_shows_their_state_and_holds_the_tour(
     await wall.wait_for_function(
         STRIP_STATE_JS, arg=[alarm["id"], "resolved", "处置完毕：村民烧秸秆，已劝离"]
     )
-    await pulsing.wait_for(state="detached", timeout=5000)
+    await pulsing.wait_for(state="detached", timeout=15000)
     # The tour resumes by itself once nothing is open.
     assert await wall.locator("#tour-state").inner_text() == ""
     await wall.wait_for_function(
