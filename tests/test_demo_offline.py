@@ -13,13 +13,15 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import needs_root
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.browser
 async def test_the_demo_plays_in_chromium_on_a_loopback_only_machine() -> None:
     if os.geteuid() != 0:
-        pytest.skip("a network namespace of its own needs root (unshare -n)")
+        needs_root("a network namespace of its own needs root (unshare -n)")
     process = await asyncio.create_subprocess_exec(
         "unshare",
         "-n",

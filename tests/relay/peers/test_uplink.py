@@ -16,6 +16,7 @@ import pytest
 from relay.access.passwords import hash_token
 from relay.webrtc.client import WhepClient
 from tests.conftest import ADMIN, ADMIN_TOKEN, NodeFactory
+from tests.helpers import needs_root
 from tests.relay.peers.nodes import STATION_TOKEN, Running, station_yaml, wait_states
 
 RATE = "400kbit"  # half the main stream's bitrate (about 850 kbit/s), 6x the sub-stream's
@@ -31,7 +32,7 @@ def sh(*args: str) -> None:
 def namespace() -> Iterator[tuple[str, str]]:
     """A namespace with a veth to this one: (namespace, the village's address)."""
     if os.geteuid() != 0:
-        pytest.skip("network namespaces need root")
+        needs_root("network namespaces need root")
     tag = f"vw{os.getpid() % 100000}"
     net = f"10.{77 + os.getpid() % 100}.{os.getpid() % 250}"
     ns, here, there = f"{tag}ns", f"{tag}a", f"{tag}b"

@@ -17,7 +17,7 @@ from relay.record.index import Segment
 from relay.web.recordings import RECORDINGS
 from relay.webrtc.client import WhepClient
 from tests.conftest import ADMIN, ADMIN_TOKEN, Node, NodeFactory, node_yaml
-from tests.helpers import wait_until
+from tests.helpers import needs_root, wait_until
 
 
 def camera(cam_id: str, url: str, record: str = "") -> str:
@@ -93,7 +93,7 @@ def tmpfs(path: Path, size: str) -> Iterator[Path]:
             ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True
         )
     except (subprocess.CalledProcessError, FileNotFoundError):
-        pytest.skip("cannot mount a tmpfs here (needs root)")
+        needs_root("cannot mount a tmpfs here (needs root)")
     try:
         yield path
     finally:
