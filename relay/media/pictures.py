@@ -250,8 +250,7 @@ class PictureSource:
         if decoder.skip_frame != skip:
             decoder.skip_frame = skip
         source = av.Packet(packet.data)
-        source.pts = packet.pts
-        source.time_base = packet.time_base
+        source.pts = packet.pts  # the frame's pts, in the packet's time base
         return source
 
     def _decoder(self) -> av.VideoCodecContext:
@@ -266,8 +265,9 @@ class PictureSource:
     ) -> None:
         now = time.monotonic()
         self.decoded += 1
-        if frame.pts is not None:
-            frame.pts = int(frame.pts * packet.time_base / TIME_BASE)
+        if frame.pts is not None and packet.time_base != TIME_BASE:  # RTSP's is 1/90000
+            base = packet.time_base  # in integers: Fraction arithmetic takes 12 us a frame
+            frame.pts = frame.pts * base.numerator * TIME_BASE.denominator // base.denominator
         frame.time_base = TIME_BASE
         frame.pict_type = av.video.frame.PictureType.NONE  # an encoder picks its own
         self.latest = (frame, now)
