@@ -265,14 +265,11 @@ class PictureSource:
     ) -> None:
         now = time.monotonic()
         self.decoded += 1
-        if frame.pts is not None and packet.time_base != TIME_BASE:  # RTSP's is 1/90000
-            base = packet.time_base  # in integers: Fraction arithmetic takes 12 us a frame
-            frame.pts = frame.pts * base.numerator * TIME_BASE.denominator // base.denominator
-        frame.time_base = TIME_BASE
-        frame.pict_type = av.video.frame.PictureType.NONE  # an encoder picks its own
         self.latest = (frame, now)
-        for tap in self.taps:
-            self._hand(tap.on_frame, frame)
+        if taps := self.taps:
+            _for_encoders(frame, packet.time_base)
+            for tap in taps:
+                self._hand(tap.on_frame, frame)
         due = [w for w in self.watches if now >= w.next_due]
         if not due:
             return
@@ -289,6 +286,16 @@ class PictureSource:
             consumer(item)
         except Exception:
             logger.exception("camera %s: a picture consumer failed", self.channel.name)
+
+
+def _for_encoders(frame: av.VideoFrame, base: Fraction) -> None:
+    """Before any tap has the frame: its pts in TIME_BASE, and no picture type (an
+    encoder picks its own keyframes)."""
+    if frame.pts is not None and base != TIME_BASE:  # RTSP's is 1/90000
+        # In integers: Fraction arithmetic takes 12 us a frame.
+        frame.pts = frame.pts * base.numerator * TIME_BASE.denominator // base.denominator
+    frame.time_base = TIME_BASE
+    frame.pict_type = av.video.frame.PictureType.NONE
 
 
 def pictures_of(channel: Channel) -> PictureSource:
