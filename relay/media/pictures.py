@@ -265,11 +265,11 @@ class PictureSource:
     ) -> None:
         now = time.monotonic()
         self.decoded += 1
-        self.latest = (frame, now)
         if taps := self.taps:
-            _for_encoders(frame, packet.time_base)
-            for tap in taps:
-                self._hand(tap.on_frame, frame)
+            _for_encoders(frame, packet.time_base)  # before anyone else has the frame
+        self.latest = (frame, now)
+        for tap in taps:
+            self._hand(tap.on_frame, frame)
         due = [w for w in self.watches if now >= w.next_due]
         if not due:
             return

@@ -120,7 +120,14 @@ class Transcoder(FanOut):
 
 
 def _packet(out: av.Packet[Any]) -> MediaPacket:
-    return MediaPacket("video", bytes(out), out.pts, TIME_BASE, out.is_keyframe, time.monotonic())
+    return MediaPacket(
+        kind="video",
+        data=bytes(out),
+        pts=out.pts,
+        time_base=TIME_BASE,
+        keyframe=out.is_keyframe,
+        received=time.monotonic(),
+    )
 
 
 def _encoder(width: int, height: int, fps: float) -> av.VideoCodecContext:

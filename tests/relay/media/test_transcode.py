@@ -28,8 +28,8 @@ def sim() -> Iterator[CameraSimulator]:
 
 
 def camera_yaml(sim: CameraSimulator, extra: str = "") -> str:
-    """Not recorded: the recorder's video subscription would keep nothing decoded,
-    but it would blur the count of the channel's subscribers."""
+    """Not recorded: these tests count the channel's video subscriptions, and a
+    recorder would add one."""
     return (
         f"  - {{id: gate, name: Gate, site: village, main: '{sim.url('gate')}',"
         f" record: {{mode: 'off'}}{extra}}}\n"
