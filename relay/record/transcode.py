@@ -33,8 +33,9 @@ logger = logging.getLogger(__name__)
 
 # frag_discont with an edit list: the first fragment's tfdt is the first frame's
 # time (without it the muxer starts media time at 0). Checked with PyAV 18's FFmpeg.
+# skip_trailer: a stream for MSE needs no random-access index (mfra) at its end.
 MUX_OPTIONS = {
-    "movflags": "frag_keyframe+empty_moov+default_base_moof+frag_discont",
+    "movflags": "frag_keyframe+empty_moov+default_base_moof+frag_discont+skip_trailer",
     "use_editlist": "1",
 }
 CHUNKS = 16  # encoded chunks held for a slow client before the encoder waits

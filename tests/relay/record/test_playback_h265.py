@@ -20,10 +20,14 @@ from camsim import CameraSimulator, MountSpec
 from relay.record import fmp4
 from relay.record.index import Segment
 from relay.web.recordings import RECORDINGS, TRANSCODES
-from tests.conftest import ADMIN, Node, NodeFactory, node_yaml
+from tests.conftest import ADMIN, Node, NodeFactory, log_in, node_yaml
+from tests.helpers import wait_until
 from tests.relay.record.common import closed_segments
+from tests.relay.record.test_playback_browser import until_frames
 
 FPS = 15
+HEVC_IN_MSE = """() => ["hvc1.1.6.L93.B0", "hev1.1.6.L93.B0"]
+  .some((c) => MediaSource.isTypeSupported(`video/mp4; codecs="${c}"`))"""
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +135,25 @@ async def test_transcoding_sessions_are_bounded_and_free_their_slot_on_end(
     assert (await fetch(node, "DELETE", f"/api/playback/{first}"))[0] == 204
     assert node.app[TRANSCODES].sessions == 0
     assert (await fetch(node, "GET", media + second))[0] == 200
+
+
+@pytest.mark.browser
+async def test_chromium_plays_an_h265_recording_from_a_moment(
+    camera: CameraSimulator, start_node: NodeFactory, browser: Any
+) -> None:
+    node = await h265_node(start_node, camera, transcodes=4)
+    segment = await long_segment(node)
+    at = segment.start + 2.5
+    page = await browser.new_page()
+    await log_in(page, node, "admin")
+    assert not await page.evaluate(HEVC_IN_MSE)  # else this test proves nothing here
+    await page.goto(f"{node.url}/playback?camera=x&at={at}")
+    state = await until_frames(page, 3, within=30)
+    assert abs(state["shown"] - at) < 1.0, (state, at)  # the clock shows the moment asked
+    assert node.app[TRANSCODES].sessions == 1
+    later = await until_frames(page, state["frames"][0] + 10, within=30)
+    assert later["times"][0] > state["times"][0]  # it plays on
+    assert later["wall"] - at < 30
+    await page.goto(f"{node.url}/")  # leaving the page ends the session and its transcode
+    await wait_until(lambda: node.app[TRANSCODES].sessions == 0, 10, "the transcode ends")
+    await page.close()
