@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -69,14 +70,14 @@ async def session(node: Node, at: float, **body: Any) -> str:
 
 def frames(data: bytes, zero: float) -> tuple[str, list[float]]:
     """The codec and the wall time of every frame of an MP4 held in `data`."""
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), "r") as container:
         video = container.streams.video[0]
         times = [zero + float(f.time or 0) for f in container.decode(video)]
         return video.codec_context.name, times
 
 
 async def test_h265_is_transcoded_to_h264_with_the_recorded_times(
-    camera: CameraSimulator, start_node: NodeFactory
+    camera: CameraSimulator, start_node: NodeFactory, tmp_path: Path
 ) -> None:
     node = await h265_node(start_node, camera, transcodes=1)
     segment = await long_segment(node)
@@ -98,6 +99,12 @@ async def test_h265_is_transcoded_to_h264_with_the_recorded_times(
     assert len(times) == len(original), (len(times), len(original))
     assert max(abs(a - b) for a, b in zip(times, original, strict=True)) < 1 / FPS
     assert abs(float(headers["X-Fragment-Start"]) - original[0]) < 1 / FPS
+    # keyframes where the camera put them: the same fragments, at the same media times
+    (tmp_path / "served.mp4").write_bytes(data)
+    served, source = fmp4.scan(tmp_path / "served.mp4"), fmp4.scan(path)
+    assert [f.start for f in served.fragments] == [
+        f.start for f in source.from_time(at - segment.start)
+    ]
 
     # a browser that takes H.265 gets the recording as it is
     as_recorded = await session(node, at)
