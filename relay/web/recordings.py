@@ -1,7 +1,8 @@
 """Recordings over HTTP: spans and gaps, audited playback sessions, fMP4 media.
 
 Playback is MSE in the browser fed with the recorder's own fMP4: a segment's
-init part and its fragments from a moment on, by segment id (never a path).
+init part and its fragments from a moment on, by segment id (never a path); for
+a session whose browser cannot take H.265, that part transcoded to H.264.
 Every playback session is in the audit log: who, camera, the span watched, from
 where.
 """
