@@ -269,6 +269,13 @@ class StorageConfig(Strict):
     segment_seconds: float = Field(60.0, ge=5, le=600, description="length of one file")
     check_seconds: float = Field(30.0, ge=1, le=3600, description="retention runs this often")
     export_max_minutes: float = Field(60.0, gt=0, le=24 * 60, description="longest export")
+    playback_transcodes: int = Field(
+        4,
+        ge=0,
+        le=64,
+        description="playback sessions at once that get H.265 transcoded for a browser"
+        " without HEVC (each takes up to a core while it fills the buffer); 0: none",
+    )
 
 
 class WallConfig(Strict):

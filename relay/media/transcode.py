@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 TIME_BASE = Fraction(1, 90000)
 QUEUE_PACKETS = 120
 KEYFRAME_SECONDS = 2.0
+# What every browser decodes: Constrained Baseline, no B-frames, no lookahead.
+BROWSER_H264 = {"preset": "veryfast", "tune": "zerolatency", "profile": "baseline"}
 
 
 def needs_transcode(channel: Channel) -> bool:
@@ -123,9 +125,7 @@ def _encoder(width: int, height: int, fps: float) -> av.VideoCodecContext:
     encoder.time_base = TIME_BASE
     gop = max(1, round(fps * KEYFRAME_SECONDS))
     encoder.options = {
-        "preset": "veryfast",
-        "tune": "zerolatency",
-        "profile": "baseline",
+        **BROWSER_H264,
         "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1:bframes=0",
     }
     encoder.open()

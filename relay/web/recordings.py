@@ -1,7 +1,8 @@
 """Recordings over HTTP: spans and gaps, audited playback sessions, fMP4 media.
 
 Playback is MSE in the browser fed with the recorder's own fMP4: a segment's
-init part and its fragments from a moment on, by segment id (never a path).
+init part and its fragments from a moment on, by segment id (never a path); for
+a session whose browser cannot take H.265, that part transcoded to H.264.
 Every playback session is in the audit log: who, camera, the span watched, from
 where.
 """
@@ -9,6 +10,7 @@ where.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import secrets
@@ -25,8 +27,10 @@ from relay.bus.events import Event, new_event
 from relay.bus.store import StoredEvent
 from relay.config import CameraConfig
 from relay.record import fmp4, index
+from relay.record.playback import Part, read_part
 from relay.record.retention import RetentionReport
 from relay.record.service import Recordings, parse_span
+from relay.record.transcode import Transcodes
 from relay.refusal import Refused
 from relay.web.body import read_json
 from relay.web.events import BUS
@@ -38,6 +42,7 @@ logger = logging.getLogger(__name__)
 
 RECORDINGS = web.AppKey("recordings", Recordings)
 PLAYBACK = web.AppKey("playback_sessions", dict[str, "PlaybackSession"])
+TRANSCODES = web.AppKey("playback_transcodes", Transcodes)
 SESSION_IDLE = 120.0  # a session nobody fetched for this long is ended (and audited)
 PLAYERS = frozenset({"admin", "officer", "operator"})
 
@@ -52,6 +57,7 @@ class PlaybackSession:
     first: float
     last: float
     touched: float
+    h265: bool  # the browser takes H.265 as recorded; if not, it is transcoded
 
 
 def setup(app: web.Application) -> None:
@@ -62,6 +68,7 @@ def setup(app: web.Application) -> None:
     add_route(app, "DELETE", "/api/playback/{session_id}", end_playback, logged_in(PEOPLE))
     add_route(app, "GET", "/playback", page, logged_in(PEOPLE, page=True))
     app[PLAYBACK] = {}
+    app[TRANSCODES] = Transcodes()
 
 
 async def page(request: web.Request) -> web.Response:
@@ -158,13 +165,16 @@ async def start_playback(request: web.Request) -> web.Response:
     at = body.get("at")
     if not isinstance(at, int | float) or isinstance(at, bool):
         raise Refused(400, "at must be epoch seconds")
+    h265 = body.get("h265", True)
+    if not isinstance(h265, bool):
+        raise Refused(400, "h265 must be true or false (whether the browser plays H.265)")
     found = await request.app[RECORDINGS].segments(camera_id, at - 1, at + 1)
     if not found:
         raise Refused(404, "nothing is recorded at that moment")
     await _sweep(request.app)
     now = time.time()
     session = PlaybackSession(
-        secrets.token_urlsafe(12), user.name, camera_id, request.remote, at, at, at, now
+        secrets.token_urlsafe(12), user.name, camera_id, request.remote, at, at, at, now, h265
     )
     request.app[PLAYBACK][session.id] = session
     cam = request.app[CONFIG].camera(camera_id)
@@ -180,7 +190,7 @@ async def start_playback(request: web.Request) -> web.Response:
     return web.json_response({"session": session.id, "camera": camera_id, "at": at}, status=201)
 
 
-async def media(request: web.Request) -> web.Response:
+async def media(request: web.Request) -> web.StreamResponse:
     """A segment's init part and its fragments from `from` (wall time) on."""
     user = user_of(request)
     may_play(request, user)
@@ -195,36 +205,47 @@ async def media(request: web.Request) -> web.Response:
         raise Refused(400, "a segment id and from= in epoch seconds") from None
     service = request.app[RECORDINGS]
     segment = await service.segment(camera_id, segment_id)
-    path = service.file_of(segment)
-
-    def read() -> tuple[bytes, float, float, str]:
-        layout = fmp4.scan(path)
-        frags = layout.from_time(max(0.0, start_at - segment.start))
-        if not frags:
-            raise Refused(416, "that moment is past this recording's end")
-        with path.open("rb") as f:
-            init = f.read(layout.init_end)
-            f.seek(frags[0].offset)
-            body = f.read(frags[-1].end - frags[0].offset)
-        last = frags[-1]
-        return (
-            init + body,
-            segment.start + frags[0].start,
-            segment.start + last.start + last.duration,
-            layout.codec,
-        )
-
-    data, first, last, codec = await asyncio.to_thread(read)
-    session.first, session.last = min(session.first, first), max(session.last, last)
+    part = await asyncio.to_thread(read_part, service.file_of(segment), segment.start, start_at)
+    session.first, session.last = min(session.first, part.first), max(session.last, part.last)
     session.touched = time.time()
     headers = {
         "X-Segment-Start": f"{segment.start:.3f}",
-        "X-Fragment-Start": f"{first:.3f}",
-        "X-Fragment-End": f"{last:.3f}",
-        "X-Codec": codec,
+        "X-Fragment-Start": f"{part.first:.3f}",
+        "X-Fragment-End": f"{part.last:.3f}",
+        "X-Codec": part.codec,
         "Cache-Control": "no-store",
     }
-    return web.Response(body=data, content_type="video/mp4", headers=headers)
+    if segment.codec == "h265" and not session.h265:
+        await _sweep(request.app)  # sessions gone idle give their slot back first
+        return await _transcoded(request, session, part, headers)
+    return web.Response(body=part.data, content_type="video/mp4", headers=headers)
+
+
+async def _transcoded(
+    request: web.Request, session: PlaybackSession, part: Part, headers: dict[str, str]
+) -> web.StreamResponse:
+    """The part as H.264 for a browser without HEVC, streamed as it is encoded; the
+    response starts once the init part (and so the codecs string) is known."""
+    limit = request.app[CONFIG].storage.playback_transcodes
+    transcoded = request.app[TRANSCODES].stream(session.id, part.data, limit)
+    async with contextlib.aclosing(transcoded) as chunks:
+        head = b""
+        async for chunk in chunks:
+            head += chunk
+            codec = fmp4.init_codec(head)
+            if codec is not None:
+                break
+        else:
+            raise Refused(500, "this recording could not be transcoded for the browser")
+        response = web.StreamResponse(headers={**headers, "X-Codec": codec, "X-Transcoded": "1"})
+        response.content_type = "video/mp4"
+        await response.prepare(request)
+        await response.write(head)
+        async for chunk in chunks:
+            await response.write(chunk)
+        await response.write_eof()
+    session.touched = time.time()
+    return response
 
 
 async def end_playback(request: web.Request) -> web.Response:
@@ -245,6 +266,7 @@ async def _sweep(app: web.Application) -> None:
 
 async def _end(app: web.Application, session: PlaybackSession) -> None:
     app[PLAYBACK].pop(session.id, None)
+    app[TRANSCODES].end(session.id)
     await _audit_end(app, session)
 
 

@@ -1,10 +1,14 @@
 // Playback: MSE fed with the node's own fMP4 (the recorder's segments, by id).
 // Every video's media time is wall time minus the start of the shown day, so
 // several cameras play the same recorded moment when their currentTime agree.
+// A browser without HEVC in MSE says so when it opens a session; the node then
+// sends H.265 recordings transcoded to H.264, streamed as they are encoded.
 
 const DAY = 86400;
 const AHEAD = 20; // seconds of footage kept buffered ahead of the playhead
 const $ = (id) => document.getElementById(id);
+const PLAYS_H265 = ["hvc1.1.6.L93.B0", "hev1.1.6.L93.B0"]
+  .some((c) => MediaSource.isTypeSupported(`video/mp4; codecs="${c}"`));
 
 async function json(url, options = {}) {
   const r = await fetch(url, { credentials: "same-origin", ...options });
@@ -24,6 +28,7 @@ class Track {
     this.next = 0; // index of the next segment to append
     this.busy = false;
     this.generation = 0;
+    this.retryAt = 0; // the node is too busy to transcode until then
   }
 
   async open() {
@@ -34,7 +39,7 @@ class Track {
     await this.refresh();
     this.session = (await json(`/api/cameras/${cam}/playback`, {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ at: this.firstMoment ?? this.base }),
+      body: JSON.stringify({ at: this.firstMoment ?? this.base, h265: PLAYS_H265 }),
     })).session;
   }
 
@@ -57,7 +62,9 @@ class Track {
       await this.clear();
       if (gen !== this.generation) return;
       this.next = i;
-      await this.appendNext(Math.max(at, this.segments[i].start));
+      const from = Math.max(at, this.segments[i].start);
+      // on as soon as the moment is buffered; the rest of the part streams in behind
+      await new Promise((ok, fail) => { this.appendNext(from, ok).then(ok, fail); });
     }
     if (gen !== this.generation) return;
     this.video.currentTime = Math.max(at, this.segments[i].start) - this.base;
@@ -71,45 +78,78 @@ class Track {
   }
 
   async clear() {
+    if (this.reading) { // a part still streaming in (a transcode) is dropped
+      this.reading.cancel().catch(() => {});
+      await this.appending?.catch(() => {});
+    }
     if (!this.sb) return;
-    if (this.sb.updating) this.sb.abort();
+    this.sb.abort(); // also forgets a fragment left half appended
     await this.update(() => this.sb.remove(0, Infinity));
   }
 
   update(action) {
     return new Promise((ok, fail) => {
-      this.sb.addEventListener("updateend", ok, { once: true });
-      this.sb.addEventListener("error", fail, { once: true });
+      const done = (e) => {
+        this.sb.removeEventListener("updateend", done);
+        this.sb.removeEventListener("error", done);
+        if (e.type === "error") fail(new Error("the browser could not take this recording"));
+        else ok();
+      };
+      this.sb.addEventListener("updateend", done);
+      this.sb.addEventListener("error", done);
       action();
     });
   }
 
-  async appendNext(from) {
-    const seg = this.segments[this.next];
-    if (!seg || this.busy) return false;
-    this.busy = true;
-    try {
-      const cam = encodeURIComponent(this.camera);
-      const r = await fetch(`/api/cameras/${cam}/segments/${seg.id}?from=${from ?? seg.start}&session=${this.session}`);
-      if (!r.ok) { this.next++; return false; }
-      const codec = r.headers.get("X-Codec");
-      const data = await r.arrayBuffer();
-      if (!this.sb) {
-        const type = `video/mp4; codecs="${codec}"`;
-        if (!MediaSource.isTypeSupported(type)) {
-          this.note.textContent = `浏览器不能解码 ${codec} (H.265 回放需转码, 未实现)`;
-          return false;
-        }
-        this.sb = this.ms.addSourceBuffer(type);
-        this.sb.mode = "segments";
-      }
-      this.sb.timestampOffset = seg.start - this.base;
-      await this.update(() => this.sb.appendBuffer(data));
-      this.next++;
-      return true;
-    } finally {
-      this.busy = false;
+  appendNext(from, ready = () => {}) {
+    if (!this.segments[this.next] || this.busy || Date.now() < this.retryAt) {
+      return Promise.resolve(false);
     }
+    this.busy = true;
+    this.appending = this.append(this.segments[this.next], from, ready)
+      .finally(() => { this.busy = false; this.reading = null; });
+    return this.appending;
+  }
+
+  // One part (a segment's init and its fragments from `from`), appended as it
+  // arrives; `ready` once the moment `from` is in the buffer.
+  async append(seg, from, ready) {
+    const cam = encodeURIComponent(this.camera);
+    const r = await fetch(`/api/cameras/${cam}/segments/${seg.id}?from=${from ?? seg.start}&session=${this.session}`);
+    if (!r.ok) {
+      this.note.textContent = (await r.text()).trim();
+      if (r.status === 503) this.retryAt = Date.now() + 1000 * Number(r.headers.get("Retry-After") || 5);
+      else this.next++;
+      return false;
+    }
+    const type = `video/mp4; codecs="${r.headers.get("X-Codec")}"`;
+    if (!this.sb) {
+      if (!MediaSource.isTypeSupported(type)) {
+        this.note.textContent = `浏览器不能解码 ${type}`;
+        return false;
+      }
+      this.sb = this.ms.addSourceBuffer(type);
+      this.sb.mode = "segments";
+    } else if (this.sb.changeType) {
+      this.sb.changeType(type);
+    }
+    this.note.textContent = "";
+    this.sb.timestampOffset = seg.start - this.base;
+    this.reading = r.body.getReader();
+    for (;;) {
+      const { done, value } = await this.reading.read();
+      if (done) break;
+      await this.update(() => this.sb.appendBuffer(value));
+      if (this.covers(from ?? seg.start)) ready();
+    }
+    this.next++;
+    return true;
+  }
+
+  covers(at) {
+    const t = at - this.base, b = this.sb.buffered;
+    for (let k = 0; k < b.length; k++) if (b.start(k) <= t + 0.1 && t < b.end(k)) return true;
+    return false;
   }
 
   async pump() {
