@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -78,11 +79,14 @@ async def test_plays_from_a_moment_at_4x_and_four_cameras_in_sync(
     assert max(timing["start_ms"]) < 3000 and max(timing["seek_ms"]) < 2000, timing
     # 4x: about 4 s of recording per second of watching
     await page.select_option("#speed", "4")
-    before = await page.evaluate(STATE_JS)
+    before, t0 = await page.evaluate(STATE_JS), time.monotonic()
     await asyncio.sleep(2)
-    after = await page.evaluate(STATE_JS)
+    after, t1 = await page.evaluate(STATE_JS), time.monotonic()
     assert after["rate"] == 4
-    assert 5.0 < after["wall"] - before["wall"] < 9.5, (before, after)
+    # recorded seconds per second watched, against the test's own clock: a loaded
+    # machine stretches the sleep, and may stall the player for a moment (hence > 2)
+    speed = (after["wall"] - before["wall"]) / (t1 - t0)
+    assert 2.0 < speed < 5.0, (before, after, t1 - t0)
     assert after["frames"][0] > before["frames"][0]
     # four cameras at one recorded moment
     await page.goto(f"{node.url}/playback?cameras=cam1,cam2,cam3,cam4&at={at}")
