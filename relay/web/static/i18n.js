@@ -193,6 +193,8 @@ const LABELS = {
     regions_saved: "已保存，动检已按新区域进行",
     regions_reset: "已恢复为配置文件中的区域",
     no_picture: "摄像机现在没有画面",
+    no_later_motion: "此后当天无动检",
+    no_earlier_motion: "此前当天无动检",
   },
   en: {
     language: "中文",
@@ -381,6 +383,8 @@ const LABELS = {
     regions_saved: "Saved: motion now uses these",
     regions_reset: "Back to the config file's zones",
     no_picture: "the camera shows no picture right now",
+    no_later_motion: "no motion later that day",
+    no_earlier_motion: "no motion earlier that day",
   },
 };
 

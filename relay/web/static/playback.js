@@ -2,13 +2,15 @@
 // every track has the start of the shown day as its base, so they play the same
 // recorded moment when their currentTime agree.
 
-import { DAY, Track, dayStart } from "/static/recorded.js";
+import { t } from "/static/i18n.js";
+import { DAY, Track, dayStart, json } from "/static/recorded.js";
 
 const $ = (id) => document.getElementById(id);
 
 class Playback {
   constructor() {
     this.tracks = [];
+    this.motion = [];
     this.rate = 1;
     this.paused = false;
   }
@@ -31,6 +33,7 @@ class Playback {
       return track;
     });
     await Promise.all(this.tracks.map((t) => t.open()));
+    await this.loadMotion();
     this.drawTimeline();
     await this.seek(at);
     clearInterval(this.timer);
@@ -56,6 +59,28 @@ class Playback {
   }
 
   step(seconds) { return this.seek(this.wallTime() + seconds); }
+
+  // Motion periods of the shown cameras that day, oldest first (marks, and jumps).
+  async loadMotion() {
+    const lists = await Promise.all(this.tracks.map((track) => {
+      const cam = encodeURIComponent(track.camera);
+      return json(`/api/cameras/${cam}/motion?since=${this.base}&until=${this.base + DAY}`).catch(() => []);
+    }));
+    this.motion = lists.flat().sort((a, b) => a.start - b.start);
+  }
+
+  // To the start of the next (or, backwards, the previous) motion period.
+  async jumpMotion(forward) {
+    await this.loadMotion();
+    this.drawTimeline();
+    const wall = this.wallTime();
+    const found = forward
+      ? this.motion.find((p) => p.start > wall + 0.5)
+      : this.motion.findLast((p) => p.start < wall - 1.5); // a second in: still "this" one
+    if (!found) { $("status").textContent = forward ? t("no_later_motion") : t("no_earlier_motion"); return; }
+    $("status").textContent = "";
+    await this.seek(found.start);
+  }
 
   async tick() {
     const master = this.tracks[0];
@@ -88,6 +113,10 @@ class Playback {
     for (const span of this.tracks[0].spans) {
       add("span", (span.start - this.base) / DAY, (span.end - span.start) / DAY);
     }
+    for (const period of this.motion) {
+      const end = period.end ?? Date.now() / 1000;
+      add("motion", (period.start - this.base) / DAY, (end - period.start) / DAY);
+    }
     for (const t of this.tracks) {
       for (const e of t.evidence) if (e.kind === "alarm") add("mark", (e.start - this.base) / DAY, null);
     }
@@ -115,6 +144,8 @@ $("back10").onclick = () => playback.step(-10);
 $("fwd10").onclick = () => playback.step(10);
 $("back60").onclick = () => playback.step(-60);
 $("fwd60").onclick = () => playback.step(60);
+$("prev-motion").onclick = () => playback.jumpMotion(false);
+$("next-motion").onclick = () => playback.jumpMotion(true);
 $("speed").onchange = (e) => playback.setRate(Number(e.target.value));
 $("timeline").onclick = (e) => {
   const box = e.currentTarget.getBoundingClientRect();
