@@ -3,7 +3,7 @@
 // the polygon. Saved with PUT /api/cameras/{id}/motion/regions; the analysis
 // takes them at once.
 
-import { apply, t, toggleLang } from "/static/i18n.js";
+import { apply, t } from "/static/i18n.js";
 
 const CAMERA = document.body.dataset.camera;
 const URL_REGIONS = `/api/cameras/${encodeURIComponent(CAMERA)}/motion/regions`;
@@ -112,7 +112,6 @@ $("finish").onclick = finish;
 $("undo").onclick = () => { state.open.pop(); render(); };
 $("save").onclick = () => send("PUT", { zones: state.zones, masks: state.masks });
 $("reset").onclick = () => send("DELETE");
-$("lang").onclick = toggleLang;
 addEventListener("langchange", render);
 apply();
 

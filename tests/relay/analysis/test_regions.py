@@ -18,7 +18,7 @@ from relay.app import create_app, reload_config
 from relay.config import Config, parse_config
 from relay.web.analysis import ANALYSIS
 from relay.web.keys import CONFIG, HUB
-from tests.conftest import ADMIN, NodeFactory, log_in, users_yaml
+from tests.conftest import ADMIN, ARTIFACTS, NodeFactory, log_in, users_yaml
 from tests.helpers import free_port
 
 CONFIG_TEXT = (
@@ -190,6 +190,8 @@ async def test_an_admin_draws_a_mask_and_a_zone_with_the_mouse_and_saves(
     assert await page.locator("#drawing polygon").count() == 3  # with the file's zone
     await page.click("#save")
     await page.wait_for_selector("#status.ok", timeout=10_000)
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "motion-regions.png"))
     saved = await page.evaluate("fetch('/api/cameras/gate/motion/regions').then((r) => r.json())")
     await page.close()
     assert saved["source"] == "drawn"
