@@ -166,6 +166,34 @@ class ZoneConfig(Strict):
     polygon: Polygon
 
 
+MAX_REGIONS = 16  # zones, and masks, per camera
+
+
+def _distinct_names(zones: list[ZoneConfig]) -> list[ZoneConfig]:
+    names = [zone.name for zone in zones]
+    if len(set(names)) != len(names):
+        raise ValueError("zone names must differ")
+    return zones
+
+
+Zones = Annotated[
+    list[ZoneConfig],
+    Field(max_length=MAX_REGIONS, description="motion counts only inside these; none: everywhere"),
+    AfterValidator(_distinct_names),
+]
+Masks = Annotated[
+    list[Polygon],
+    Field(max_length=MAX_REGIONS, description="never motion inside these (trees, a road, a clock)"),
+]
+
+
+class MotionRegions(Strict):
+    """Zones and masks drawn in the browser (relay/analysis/regions.py keeps them)."""
+
+    zones: Zones
+    masks: Masks
+
+
 class MotionConfig(Strict):
     stream: StreamChoice = Field("sub", description="the stream analysed (main if no sub)")
     fps: float = Field(5.0, ge=0.5, le=30, description="pictures analysed per second")
@@ -175,12 +203,8 @@ class MotionConfig(Strict):
     min_area: float = Field(
         0.002, gt=0, le=1, description="smallest moving area that counts, share of the picture"
     )
-    zones: list[ZoneConfig] = Field(
-        default_factory=list, description="motion counts only inside these; none: everywhere"
-    )
-    masks: list[Polygon] = Field(
-        default_factory=list, description="never motion inside these (trees, a road, a clock)"
-    )
+    zones: Zones = Field(default_factory=list)
+    masks: Masks = Field(default_factory=list)
     armed: list[Annotated[str, AfterValidator(_clock_window)]] = Field(
         default_factory=list,
         description='local times when motion raises an alarm, e.g. ["20:00-06:00"]',
@@ -529,6 +553,12 @@ def parse_config(text: str, filename: str = "<config>") -> Config:
             [f"{filename}:{_line(loc, tree.lines)}: {_path(loc)}: {m}" for loc, m in problems]
         )
     return config
+
+
+def first_problem(exc: ValidationError) -> str:
+    """A model's first problem on one line, e.g. `zones[0].polygon: ...` (an API's 400)."""
+    error = exc.errors()[0]
+    return f"{_path(tuple(error['loc']))}: {_message(error)}"
 
 
 def _message(error: Mapping[str, Any]) -> str:
