@@ -16,7 +16,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -28,6 +28,7 @@ from relay.record import fmp4, index
 from relay.record.retention import RetentionReport
 from relay.record.service import Recordings, parse_span
 from relay.refusal import Refused
+from relay.web import remote_recordings as remote
 from relay.web.body import read_json
 from relay.web.events import BUS
 from relay.web.guard import PEOPLE, add_route, logged_in, user_of
@@ -40,6 +41,8 @@ RECORDINGS = web.AppKey("recordings", Recordings)
 PLAYBACK = web.AppKey("playback_sessions", dict[str, "PlaybackSession"])
 SESSION_IDLE = 120.0  # a session nobody fetched for this long is ended (and audited)
 PLAYERS = frozenset({"admin", "officer", "operator"})
+# A peer node plays back for its users, within the sites granted to it.
+PLAYERS_AND_PEERS = PEOPLE | {"node"}
 
 
 @dataclass
@@ -52,14 +55,19 @@ class PlaybackSession:
     first: float
     last: float
     touched: float
+    detail: dict[str, str] = field(default_factory=dict)  # for the audit: node, on_behalf
+    node: str | None = None  # a remote camera's: the peer holding it...
+    remote: str = ""  # ...and the session opened there
 
 
 def setup(app: web.Application) -> None:
-    camera = logged_in(PEOPLE, scope="camera")
+    camera = logged_in(PLAYERS_AND_PEERS, scope="camera")
     add_route(app, "GET", "/api/cameras/{camera_id}/recordings", recordings, camera)
     add_route(app, "POST", "/api/cameras/{camera_id}/playback", start_playback, camera)
     add_route(app, "GET", "/api/cameras/{camera_id}/segments/{segment_id}", media, camera)
-    add_route(app, "DELETE", "/api/playback/{session_id}", end_playback, logged_in(PEOPLE))
+    add_route(
+        app, "DELETE", "/api/playback/{session_id}", end_playback, logged_in(PLAYERS_AND_PEERS)
+    )
     add_route(app, "GET", "/playback", page, logged_in(PEOPLE, page=True))
     app[PLAYBACK] = {}
 
@@ -117,7 +125,7 @@ def _logged(done: Future[object]) -> None:
 
 
 def may_play(request: web.Request, user: User) -> None:
-    if user.role in PLAYERS:
+    if user.role in PLAYERS or user.role == "node":
         return
     account = next((u for u in request.app[CONFIG].users if u.name == user.name), None)
     if user.role == "viewer" and account is not None and account.playback:
@@ -127,6 +135,8 @@ def may_play(request: web.Request, user: User) -> None:
 
 async def recordings(request: web.Request) -> web.Response:
     may_play(request, user_of(request))
+    if (peer := remote.remote_of(request, "camera_id")) is not None:
+        return await remote.recordings(request, peer)
     camera_id = request.match_info["camera_id"]
     since, until = parse_span(request.query.get("since"), request.query.get("until"))
     service = request.app[RECORDINGS]
@@ -158,14 +168,21 @@ async def start_playback(request: web.Request) -> web.Response:
     at = body.get("at")
     if not isinstance(at, int | float) or isinstance(at, bool):
         raise Refused(400, "at must be epoch seconds")
-    found = await request.app[RECORDINGS].segments(camera_id, at - 1, at + 1)
-    if not found:
+    peer = remote.remote_of(request, "camera_id")
+    if peer is None and not await request.app[RECORDINGS].segments(camera_id, at - 1, at + 1):
         raise Refused(404, "nothing is recorded at that moment")
     await _sweep(request.app)
     now = time.time()
     session = PlaybackSession(
-        secrets.token_urlsafe(12), user.name, camera_id, request.remote, at, at, at, now
-    )
+        secrets.token_urlsafe(12), user.name, camera_id, request.remote, at, at, at, now,
+        detail=remote.on_behalf(request),
+    )  # fmt: skip
+    if peer is not None:
+        session.node, session.remote = (
+            peer[0].peer.id,
+            await remote.open_playback(request, peer, at),
+        )
+        session.detail["node"] = session.node
     request.app[PLAYBACK][session.id] = session
     cam = request.app[CONFIG].camera(camera_id)
     await request.app[AUDIT].record(
@@ -176,6 +193,7 @@ async def start_playback(request: web.Request) -> web.Response:
         site=cam.site if cam else None,
         session=session.id,
         at=at,
+        **session.detail,
     )
     return web.json_response({"session": session.id, "camera": camera_id, "at": at}, status=201)
 
@@ -193,6 +211,11 @@ async def media(request: web.Request) -> web.Response:
         start_at = float(request.query.get("from", "0"))
     except ValueError:
         raise Refused(400, "a segment id and from= in epoch seconds") from None
+    if session.node is not None and (peer := remote.remote_of(request, "camera_id")):
+        answer, first, last = await remote.segment(request, peer, str(segment_id), session.remote)
+        session.first, session.last = min(session.first, first), max(session.last, last)
+        session.touched = time.time()
+        return answer
     service = request.app[RECORDINGS]
     segment = await service.segment(camera_id, segment_id)
     path = service.file_of(segment)
@@ -245,6 +268,8 @@ async def _sweep(app: web.Application) -> None:
 
 async def _end(app: web.Application, session: PlaybackSession) -> None:
     app[PLAYBACK].pop(session.id, None)
+    if session.node is not None:
+        await remote.end_playback(app, session.node, session.remote, session.user)
     await _audit_end(app, session)
 
 
@@ -257,4 +282,5 @@ async def _audit_end(app: web.Application, session: PlaybackSession) -> None:
         session=session.id,
         start=round(session.first, 3),
         end=round(session.last, 3),
+        **session.detail,
     )

@@ -180,6 +180,10 @@ const LABELS = {
     main_stream: "高清",
     sub_stream: "标清",
     clip: "回放",
+    export_clip: "导出",
+    export_building: "导出中 {done}%",
+    download_export: "下载导出",
+    alarm_clip_note: "报警 {id} 的片段",
   },
   en: {
     language: "中文",
@@ -355,6 +359,10 @@ const LABELS = {
     main_stream: "Main stream",
     sub_stream: "Sub stream",
     clip: "clip",
+    export_clip: "export",
+    export_building: "exporting {done}%",
+    download_export: "download export",
+    alarm_clip_note: "clip of alarm {id}",
   },
 };
 

@@ -100,11 +100,14 @@ class Cascade:
         return self.nodes["station"]
 
 
-async def cascade_of(tmp: Path, station_extra: str = "") -> AsyncIterator[Cascade]:
+async def cascade_of(
+    tmp: Path, station_extra: str = "", village_extra: str = ""
+) -> AsyncIterator[Cascade]:
     net = Cascade(tmp)
     net.ports = {name: free_port() for name in ("dongcun", "xicun", "station")}
-    net.texts["dongcun"] = village_yaml("dongcun", [("gate", "dongcun"), ("well", "dongcun-east")])
-    net.texts["xicun"] = village_yaml("xicun", [("gate", "xicun")])
+    dongcun = village_yaml("dongcun", [("gate", "dongcun"), ("well", "dongcun-east")])
+    net.texts["dongcun"] = dongcun + village_extra
+    net.texts["xicun"] = village_yaml("xicun", [("gate", "xicun")]) + village_extra
     villages = {v: net.ports[v] for v in ("dongcun", "xicun")}
     net.texts["station"] = station_yaml(villages, station_extra)
     try:
