@@ -31,6 +31,10 @@ logger = logging.getLogger(__name__)
 ON_BEHALF = "X-On-Behalf-Of"  # a node's request: the user of that node it asks for
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 15.0  # between two reads of an answer: a segment or an export file
+# A JSON answer (a list, a session, an export's row) comes within this, or never;
+# media (a segment, an export's file) may take long, but never stalls.
+QUICK = aiohttp.ClientTimeout(total=5.0, sock_connect=CONNECT_TIMEOUT)
+MEDIA = aiohttp.ClientTimeout(sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT)
 PASSED_HEADERS = ("X-Codec", "X-Segment-Start", "X-Fragment-Start", "X-Fragment-End")
 
 
@@ -90,8 +94,7 @@ class PeerRecordings:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._http is None:
-            timeout = aiohttp.ClientTimeout(sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT)
-            self._http = aiohttp.ClientSession(timeout=timeout)
+            self._http = aiohttp.ClientSession(timeout=MEDIA)
         return self._http
 
     async def close(self) -> None:

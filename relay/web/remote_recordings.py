@@ -15,6 +15,7 @@ second disk that retention does not watch.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,7 +25,7 @@ from aiohttp import web
 
 from relay.config import CameraConfig
 from relay.peers.catalog import PeerLink
-from relay.peers.recordings import ON_BEHALF, Answer, PeerRecordings
+from relay.peers.recordings import MEDIA, ON_BEHALF, QUICK, Answer, PeerRecordings
 from relay.refusal import Refused, checked_text
 from relay.web.guard import user_of
 from relay.web.keys import AUDIT
@@ -74,6 +75,7 @@ def remote_camera(request: web.Request, camera_id: str) -> Remote | None:
 
 
 async def _ask(request: web.Request, remote: Remote, method: str, path: str, **kw: Any) -> Answer:
+    kw.setdefault("timeout", QUICK)
     return await request.app[PEER_RECORDINGS].ask(remote[0], method, path, actor(request), **kw)
 
 
@@ -102,7 +104,7 @@ async def segment(
     """A segment's media from the peer, and the span it covers (for the audit)."""
     query = {"from": request.query.get("from", "0"), "session": session}
     path = _camera_path(remote, f"segments/{quote(segment_id, safe='')}")
-    got = await _ask(request, remote, "GET", path, params=query)
+    got = await _ask(request, remote, "GET", path, params=query, timeout=MEDIA)
     headers = {**got.headers, "Cache-Control": "no-store"}
     span = (
         float(got.headers.get("X-Fragment-Start", 0)),
@@ -119,7 +121,8 @@ async def end_playback(app: web.Application, node: str, session: str, user: str)
     if link is None:
         return
     with contextlib.suppress(Refused):  # logged by the client; the peer sweeps it
-        await client.ask(link, "DELETE", f"/api/playback/{quote(session, safe='')}", user)
+        path = f"/api/playback/{quote(session, safe='')}"
+        await client.ask(link, "DELETE", path, user, timeout=QUICK)
 
 
 # --- exports --------------------------------------------------------------------
@@ -157,17 +160,17 @@ async def create_export(
 async def exports_of_peers(request: web.Request) -> list[dict[str, Any]]:
     """Every reachable peer's exports within the user's sites (an unreachable
     peer's are left out: the list never waits on it)."""
-    user, client = user_of(request), request.app[PEER_RECORDINGS]
-    found: list[dict[str, Any]] = []
-    for link in client.network.links.values():
-        if not link.reachable:
-            continue
+    user, links = user_of(request), request.app[PEER_RECORDINGS].network.links.values()
+
+    async def of(link: PeerLink) -> list[dict[str, Any]]:
         try:
             rows = (await _ask(request, (link, ""), "GET", "/api/exports")).json()
         except Refused:
-            continue
-        found += [_exported((link, ""), r) for r in rows if user.sees(str(r.get("site")))]
-    return found
+            return []
+        return [_exported((link, ""), r) for r in rows if user.sees(str(r.get("site")))]
+
+    found = await asyncio.gather(*(of(link) for link in links if link.reachable))
+    return [row for rows in found for row in rows]
 
 
 async def export_info(request: web.Request, remote: Remote) -> dict[str, Any]:

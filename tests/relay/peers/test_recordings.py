@@ -238,3 +238,25 @@ async def test_a_village_that_is_down_is_refused_at_once(net: Cascade) -> None:
         assert time.monotonic() - started < 4, "a refusal, not a wait"
     status, _ = await call("GET", f"{url}/api/exports", ADMIN)
     assert status == 200, "the list leaves the village out, it does not fail"
+
+
+async def test_a_village_that_stops_answering_is_given_up_in_seconds(net: Cascade) -> None:
+    """A village that takes the connection and never answers (a hung node, a
+    stalled link): the station answers 502 within its timeout, not never."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    await net.stop("xicun")
+    server = await asyncio.start_server(silent, "127.0.0.1", net.ports["xicun"], reuse_address=True)
+    try:
+        started = time.monotonic()
+        url = f"{net.station.url}/api/cameras/xicun.gate/recordings"
+        status, reason = await call("GET", url, ADMIN)
+        assert status in (502, 503) and b"village node unreachable" in reason, (status, reason)
+        assert time.monotonic() - started < 9
+    finally:
+        for writer in held:
+            writer.close()
+        server.close()
