@@ -20,6 +20,12 @@ from tests.relay.record.common import closed_segments
 from tests.wall_pages import DECODING_JS, VIEWPORT
 
 LI = {"Authorization": "Bearer li-token"}
+# The recorded wall time the player's clock shows, once frames are decoded.
+SHOWN_JS = """() => {
+  const tracks = window.playback?.tracks || [];
+  const shown = Number(document.getElementById('clock')?.dataset.wall || 0);
+  return tracks.length && tracks[0].frames() >= 3 && shown ? shown : null;
+}"""
 WALL = (
     "walls:\n  - {id: villages, site: station, layout: 2x2,"
     " cameras: [dongcun.gate, dongcun.well, xicun.gate]}\n"
@@ -83,7 +89,7 @@ async def test_the_station_alarm_card_plays_and_exports_a_village_alarm_clip(
         storage = "storage: {segment_seconds: 5}\n"
         async for net in cascade_of(tmp_path, bus, storage + bus):
             village = net.nodes["dongcun"]
-            await closed_segments(village.app[RECORDINGS], "gate", 1)
+            await closed_segments(village.app[RECORDINGS], "gate", 3)  # 10 s before the alarm
             alarm = await alarm_at_the_station(net)
             page = await browser.new_page(viewport=VIEWPORT, accept_downloads=True)
             login = {"name": "li", "password": PASSWORD}
@@ -105,4 +111,11 @@ async def test_the_station_alarm_card_plays_and_exports_a_village_alarm_clip(
                 (export,) = await get_json(http, f"{net.station.url}/api/exports", LI)
             assert export["camera"] == "dongcun.gate" and export["state"] == "ready"
             assert hashlib.sha256(data).hexdigest() == export["sha256"]
+            # The clip plays in the station's own player, through the village.
+            async with page.context.expect_page(timeout=10000) as opened:
+                await card.locator("a.clip").click()
+            player = await opened.value
+            shown = await player.wait_for_function(SHOWN_JS, timeout=20000)
+            assert abs(await shown.json_value() - (alarm["time"] - 10)) < 1.5
+            await player.close()
             await page.close()
