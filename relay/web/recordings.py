@@ -23,7 +23,8 @@ from aiohttp import web
 from relay.access.accounts import User
 from relay.bus.events import Event, new_event
 from relay.bus.store import StoredEvent
-from relay.config import CameraConfig
+from relay.config import CameraConfig, Config
+from relay.peers.channel import SEPARATOR
 from relay.record import fmp4, index
 from relay.record.retention import RetentionReport
 from relay.record.service import Recordings, parse_span
@@ -95,22 +96,35 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
     def alarms(committed: list[StoredEvent]) -> None:
         for stored in committed:
             event = stored.event
-            cam = app[CONFIG].camera(event.camera or "")  # the config of now: reloads
+            cam = _own_camera(app[CONFIG], event)  # the config of now: reloads
             if event.type == "alarm" and cam is not None:
                 app[DB].submit(functools.partial(_lock_clip, cam, event), _logged)
 
     service.on_storage_low.append(storage_low)
     bus.on_local.append(alarms)
+    bus.on_received.append(alarms)
     await service.start()
     app[RELOAD_LISTENERS].append(service.apply)
     yield
     app[RELOAD_LISTENERS].remove(service.apply)
     bus.on_local.remove(alarms)
+    bus.on_received.remove(alarms)
     await service.close()
     for task in list(publishing):
         await asyncio.wait([task])
     for session in list(app[PLAYBACK].values()):
         await _end(app, session)
+
+
+def _own_camera(config: Config, event: Event) -> CameraConfig | None:
+    """The camera of this node an alarm is about: raised here, or raised by a peer
+    on this node's camera as the peer names it (NODE.CAMERA, docs/cascade.md)."""
+    if event.origin == config.node.id:
+        return config.camera(event.camera or "")
+    prefix = f"{config.node.id}{SEPARATOR}"
+    if event.camera and event.camera.startswith(prefix):
+        return config.camera(event.camera.removeprefix(prefix))
+    return None
 
 
 def _lock_clip(cam: CameraConfig, event: Event, conn: sqlite3.Connection) -> int:

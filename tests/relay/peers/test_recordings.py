@@ -5,6 +5,7 @@ village that is down is refused at once."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import time
@@ -15,10 +16,19 @@ from typing import Any
 import aiohttp
 import pytest
 
+from relay.db import Database
 from relay.record.index import Segment
+from relay.web.keys import DB
 from relay.web.recordings import RECORDINGS
 from tests.conftest import ADMIN
-from tests.relay.peers.nodes import STATION_TOKEN, Cascade, cascade_of, wait_states
+from tests.natsserver import NatsServer
+from tests.relay.peers.nodes import (
+    STATION_TOKEN,
+    Cascade,
+    cascade_of,
+    wait_states,
+    wait_until_async,
+)
 from tests.relay.record.common import closed_segments
 
 LI = {"Authorization": "Bearer li-token"}  # an officer of dongcun at the station
@@ -53,6 +63,11 @@ async def audit(node_url: str, action: str) -> list[dict[str, Any]]:
     status, found = await call("GET", f"{node_url}/api/audit?action={action}", ADMIN)
     assert status == 200
     return list(found["entries"])
+
+
+async def locks(db: Database) -> list[tuple[Any, ...]]:
+    found = await db.fetch("SELECT camera, kind, ref FROM evidence_locks")
+    return [tuple(row) for row in found]
 
 
 async def ready(url: str, export: dict[str, Any], who: dict[str, str]) -> dict[str, Any]:
@@ -260,3 +275,23 @@ async def test_a_village_that_stops_answering_is_given_up_in_seconds(net: Cascad
         for writer in held:
             writer.close()
         server.close()
+
+
+async def test_an_alarm_raised_at_the_station_locks_its_clip_at_the_village(
+    tmp_path: Path,
+) -> None:
+    """The station's officer raises an alarm on dongcun.gate: it reaches the village
+    over NATS, and the village keeps the clip of its camera gate from retention."""
+    with NatsServer(tmp_path / "nats") as nats:
+        bus = f"bus: {{nats: {{servers: ['{nats.url}'], stream: CASCADE}}}}\n"
+        async for net in cascade_of(tmp_path, bus, STORAGE + bus):
+            async with aiohttp.ClientSession() as http:
+                await wait_states(http, net.station, {"dongcun.gate": "online"}, 20)
+            raised = {"type": "alarm", "camera": "dongcun.gate"}
+            status, alarm = await call("POST", f"{net.station.url}/api/events", LI, raised)
+            assert status == 201, alarm
+            village = net.nodes["dongcun"].app[DB]
+            found = await wait_until_async(
+                functools.partial(locks, village), lambda rows: len(rows) > 0, 20
+            )
+            assert found == [("gate", "alarm", alarm["id"])]
