@@ -35,13 +35,13 @@ READ_TIMEOUT = 15.0  # between two reads of an answer: a segment or an export fi
 # media (a segment, an export's file) may take long, but never stalls.
 QUICK = aiohttp.ClientTimeout(total=5.0, sock_connect=CONNECT_TIMEOUT)
 MEDIA = aiohttp.ClientTimeout(sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT)
+# What a segment's answer says of it, passed on to the user.
 PASSED_HEADERS = ("X-Codec", "X-Segment-Start", "X-Fragment-Start", "X-Fragment-End")
 
 
 @dataclass(frozen=True)
 class Answer:
     status: int
-    headers: dict[str, str]
     body: bytes
 
     def json(self) -> Any:
@@ -66,9 +66,7 @@ class PeerRecordings:
     ) -> Answer:
         """The peer's whole answer; a refusal of the peer passed on as it said it."""
         async with self.open(link, method, path, on_behalf, **kw) as response:
-            body = await response.read()
-            headers = {k: response.headers[k] for k in PASSED_HEADERS if k in response.headers}
-            return Answer(response.status, headers, body)
+            return Answer(response.status, await response.read())
 
     @contextlib.asynccontextmanager
     async def open(

@@ -212,7 +212,7 @@ async def start_playback(request: web.Request) -> web.Response:
     return web.json_response({"session": session.id, "camera": camera_id, "at": at}, status=201)
 
 
-async def media(request: web.Request) -> web.Response:
+async def media(request: web.Request) -> web.StreamResponse:
     """A segment's init part and its fragments from `from` (wall time) on."""
     user = user_of(request)
     may_play(request, user)

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from relay.config import CameraConfig
 from relay.peers.catalog import PeerLink
-from relay.peers.recordings import MEDIA, ON_BEHALF, QUICK, Answer, PeerRecordings
+from relay.peers.recordings import ON_BEHALF, PASSED_HEADERS, QUICK, Answer, PeerRecordings
 from relay.refusal import Refused, checked_text
 from relay.web.guard import user_of
 from relay.web.keys import AUDIT
@@ -100,17 +100,15 @@ async def open_playback(request: web.Request, remote: Remote, at: float) -> str:
 
 async def segment(
     request: web.Request, remote: Remote, segment_id: str, session: str
-) -> tuple[web.Response, float, float]:
-    """A segment's media from the peer, and the span it covers (for the audit)."""
+) -> tuple[web.StreamResponse, float, float]:
+    """A segment's media from the peer, passed on as it comes, and the span it
+    covers (for the audit)."""
     query = {"from": request.query.get("from", "0"), "session": session}
     path = _camera_path(remote, f"segments/{quote(segment_id, safe='')}")
-    got = await _ask(request, remote, "GET", path, params=query, timeout=MEDIA)
-    headers = {**got.headers, "Cache-Control": "no-store"}
-    span = (
-        float(got.headers.get("X-Fragment-Start", 0)),
-        float(got.headers.get("X-Fragment-End", 0)),
-    )
-    return web.Response(body=got.body, content_type="video/mp4", headers=headers), *span
+    headers = {"Cache-Control": "no-store"}
+    response, passed = await _relay(request, remote, path, headers, params=query)
+    first, last = (float(passed.get(f"X-Fragment-{k}", 0)) for k in ("Start", "End"))
+    return response, first, last
 
 
 async def end_playback(app: web.Application, node: str, session: str, user: str) -> None:
@@ -190,10 +188,18 @@ async def export_download(
     request: web.Request, remote: Remote, part: str, headers: dict[str, str]
 ) -> web.StreamResponse:
     """The export's file or manifest, streamed from the peer as it comes."""
+    return (await _relay(request, remote, f"/api/exports/{remote[1]}/{part}", headers))[0]
+
+
+async def _relay(
+    request: web.Request, remote: Remote, path: str, headers: dict[str, str], **kw: Any
+) -> tuple[web.StreamResponse, dict[str, str]]:
+    """The peer's answer to a GET passed on as it comes (never whole in memory),
+    and the headers of it passed on."""
     client = request.app[PEER_RECORDINGS]
-    path = f"/api/exports/{remote[1]}/{part}"
-    async with client.open(remote[0], "GET", path, actor(request)) as got:
-        response = web.StreamResponse(headers=headers)
+    async with client.open(remote[0], "GET", path, actor(request), **kw) as got:
+        passed = {k: got.headers[k] for k in PASSED_HEADERS if k in got.headers}
+        response = web.StreamResponse(headers={**headers, **passed})
         response.content_type = got.content_type
         if got.content_length is not None:
             response.content_length = got.content_length
@@ -201,4 +207,4 @@ async def export_download(
         async for chunk in got.content.iter_chunked(1 << 16):
             await response.write(chunk)
         await response.write_eof()
-    return response
+    return response, passed
