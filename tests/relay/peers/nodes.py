@@ -18,6 +18,8 @@ from tests.conftest import ADMIN, users_yaml
 from tests.helpers import free_port
 
 STATION_TOKEN = "station-node-token-0123456789"
+NODE = {"Authorization": f"Bearer {STATION_TOKEN}"}  # the station, at a village
+LI = {"Authorization": "Bearer li-token"}  # an officer of dongcun at the station
 CAMERA = "synthetic://320x180?fps=10&keyframe_interval=1&bitrate=200"
 
 T = TypeVar("T")

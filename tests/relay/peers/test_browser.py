@@ -15,11 +15,10 @@ import pytest
 from relay.web.recordings import RECORDINGS
 from tests.conftest import ADMIN, ARTIFACTS, PASSWORD
 from tests.natsserver import NatsServer
-from tests.relay.peers.nodes import Cascade, cascade_of, get_json, wait_states, wait_until_async
+from tests.relay.peers.nodes import LI, Cascade, cascade_of, get_json, wait_states, wait_until_async
 from tests.relay.record.common import closed_segments
 from tests.wall_pages import DECODING_JS, VIEWPORT
 
-LI = {"Authorization": "Bearer li-token"}
 # The recorded wall time the player's clock shows, once frames are decoded.
 SHOWN_JS = """() => {
   const tracks = window.playback?.tracks || [];

@@ -23,7 +23,8 @@ from relay.web.recordings import RECORDINGS
 from tests.conftest import ADMIN
 from tests.natsserver import NatsServer
 from tests.relay.peers.nodes import (
-    STATION_TOKEN,
+    LI,
+    NODE,
     Cascade,
     cascade_of,
     wait_states,
@@ -31,8 +32,6 @@ from tests.relay.peers.nodes import (
 )
 from tests.relay.record.common import closed_segments
 
-LI = {"Authorization": "Bearer li-token"}  # an officer of dongcun at the station
-NODE = {"Authorization": f"Bearer {STATION_TOKEN}"}
 STORAGE = "storage: {segment_seconds: 5, export_max_minutes: 1}\n"
 
 
