@@ -119,12 +119,12 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
 def _own_camera(config: Config, event: Event) -> CameraConfig | None:
     """The camera of this node an alarm is about: raised here, or raised by a peer
     on this node's camera as the peer names it (NODE.CAMERA, docs/cascade.md)."""
-    if event.origin == config.node.id:
-        return config.camera(event.camera or "")
-    prefix = f"{config.node.id}{SEPARATOR}"
-    if event.camera and event.camera.startswith(prefix):
-        return config.camera(event.camera.removeprefix(prefix))
-    return None
+    name = event.camera or ""
+    if event.origin != config.node.id:
+        prefix = f"{config.node.id}{SEPARATOR}"
+        name = name.removeprefix(prefix) if name.startswith(prefix) else ""
+    cam = config.camera(name)
+    return cam if cam is not None and SEPARATOR not in cam.id else None  # a peer's: there
 
 
 def _lock_clip(cam: CameraConfig, event: Event, conn: sqlite3.Connection) -> int:
