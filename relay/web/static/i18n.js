@@ -201,6 +201,10 @@ const LABELS = {
     back_live: "直播",
     playback_badge: "回放",
     no_earlier_motion: "此前当天无动检",
+    export_clip: "导出",
+    export_building: "导出中 {done}%",
+    download_export: "下载导出",
+    alarm_clip_note: "报警 {id} 的片段",
   },
   en: {
     language: "中文",
@@ -397,6 +401,10 @@ const LABELS = {
     back_live: "Live",
     playback_badge: "Playback",
     no_earlier_motion: "no motion earlier that day",
+    export_clip: "export",
+    export_building: "exporting {done}%",
+    download_export: "download export",
+    alarm_clip_note: "clip of alarm {id}",
   },
 };
 

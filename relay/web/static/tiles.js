@@ -39,6 +39,7 @@ export function cameraInfo(json) {
     lastSeen: json.last_seen,
     stateSince: json.state_since,
     hasSub: Boolean(json.streams && json.streams.sub),
+    recorded: Boolean(json.recording && json.recording.mode !== "off"),
   };
 }
 

@@ -104,19 +104,18 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/inspection"): expect(200),
     ("GET", "/api/inspection.csv"): expect(200),
     ("GET", "/inspection"): expect(200, anonymous=302),
-    ("GET", "/api/cameras/{camera_id}/recordings"): expect(
-        200, denied=("peer", "watcher"), out=404
-    ),
-    ("POST", "/api/cameras/{camera_id}/playback"): expect(400, denied=("peer", "watcher"), out=404),
+    # A peer node plays back and exports for its users (docs/cascade.md).
+    ("GET", "/api/cameras/{camera_id}/recordings"): expect(200, denied=("watcher",), out=404),
+    ("POST", "/api/cameras/{camera_id}/playback"): expect(400, denied=("watcher",), out=404),
     ("GET", "/api/cameras/{camera_id}/segments/{segment_id}"): expect(
-        403, denied=("peer", "watcher"), out=404
+        403, denied=("watcher",), out=404
     ),
-    ("DELETE", "/api/playback/{session_id}"): expect(404, denied=("peer",)),
-    ("POST", "/api/exports"): expect(404, denied=("peer", "watcher")),  # {}: no camera
-    ("GET", "/api/exports"): expect(200, denied=("peer", "watcher")),
-    ("GET", "/api/exports/{export_id}"): expect(404, denied=("peer", "watcher")),
-    ("GET", "/api/exports/{export_id}/file"): expect(404, denied=("peer", "watcher")),
-    ("GET", "/api/exports/{export_id}/manifest"): expect(404, denied=("peer", "watcher")),
+    ("DELETE", "/api/playback/{session_id}"): expect(404),
+    ("POST", "/api/exports"): expect(404, denied=("watcher",)),  # {}: no camera
+    ("GET", "/api/exports"): expect(200, denied=("watcher",)),
+    ("GET", "/api/exports/{export_id}"): expect(404, denied=("watcher",)),
+    ("GET", "/api/exports/{export_id}/file"): expect(404, denied=("watcher",)),
+    ("GET", "/api/exports/{export_id}/manifest"): expect(404, denied=("watcher",)),
     ("DELETE", "/api/exports/{export_id}"): expect(
         404, denied=("officer", "operator", "watcher", "peer", "outsider")
     ),
