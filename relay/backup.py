@@ -4,20 +4,28 @@
 SQLite's online backup API in one step: one read transaction, so the copy is the
 database as it was at one commit, whatever the node writes meanwhile (WAL: the
 node's writers never wait for it). `restore` puts a copy in place of a stopped
-node's file.
+node's file. `hold_data_dir` keeps a second node off a data_dir in use.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 DB_NAME = "node.sqlite"
 PID_NAME = "node.pid"
+LOCK_NAME = "node.lock"
 
 
 class BackupError(Exception):
+    pass
+
+
+class DataDirInUse(Exception):
     pass
 
 
@@ -80,3 +88,25 @@ def running_pid(data_dir: Path) -> int | None:
     except (OSError, ValueError):
         return None
     return pid if b"relay" in cmdline or b"villagewatch" in cmdline else None
+
+
+@contextlib.contextmanager
+def hold_data_dir(data_dir: Path) -> Iterator[None]:
+    """One node per data_dir, from before it opens anything there: a second one
+    would cut the first's open recordings at its start-up scan and write the same
+    database. The lock (flock) goes with the process, however it ends."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / LOCK_NAME, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "?"
+            raise DataDirInUse(
+                f"another node (pid {holder}) is running on data_dir {data_dir}:"
+                " stop it, or give this one a node.data_dir of its own"
+            ) from None
+        lock.truncate(0)
+        lock.write(f"{os.getpid()}\n")
+        lock.flush()
+        yield
