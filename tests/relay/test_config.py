@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from relay.__main__ import main
 from relay.config import ConfigError, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,3 +209,17 @@ def test_run_refuses_a_bad_option_in_one_line(option: tuple[str, str], expected:
     assert result.returncode == 2
     assert expected in result.stderr.splitlines()[-1]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command", ["run", "check-config", "reload", "backup", "restore", "hash-password"]
+)
+def test_each_command_help_says_what_it_does(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    usage, description = capsys.readouterr().out.split("\n\n")[:2]
+    assert usage.startswith(f"usage: villagewatch {command}")
+    assert description and not description.startswith(("options:", "positional"))
