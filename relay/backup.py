@@ -26,7 +26,12 @@ class BackupError(Exception):
 
 
 class DataDirInUse(Exception):
-    pass
+    def __init__(self, data_dir: Path, holder: str) -> None:
+        super().__init__(
+            f"another node (pid {holder}) is running on data_dir {data_dir}:"
+            " stop it, or give this one a node.data_dir of its own"
+        )
+        self.holder = holder
 
 
 def backup(source: Path, target: Path) -> int:
@@ -53,10 +58,19 @@ def backup(source: Path, target: Path) -> int:
 
 
 def restore(copy: Path, data_dir: Path) -> Path:
-    """Put `copy` in place of data_dir's database; the node must be stopped."""
+    """Put `copy` in place of data_dir's database; the node must be stopped, and
+    none starts while it is put there (the data_dir lock is held)."""
     pid = running_pid(data_dir)
     if pid is not None:
         raise BackupError(f"the node is running (pid {pid}): stop it first")
+    try:
+        with hold_data_dir(data_dir):
+            return _put_in_place(copy, data_dir)
+    except DataDirInUse as exc:  # a node still starting: no pid file yet
+        raise BackupError(f"the node is running (pid {exc.holder}): stop it first") from None
+
+
+def _put_in_place(copy: Path, data_dir: Path) -> Path:
     conn = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
     try:
         _check(conn, copy)
@@ -65,7 +79,6 @@ def restore(copy: Path, data_dir: Path) -> Path:
     finally:
         conn.close()
     target = data_dir / DB_NAME
-    data_dir.mkdir(parents=True, exist_ok=True)
     staged = target.with_name(target.name + ".restoring")
     staged.write_bytes(copy.read_bytes())
     for leftover in ("-wal", "-shm"):  # the old file's log must not be applied to the copy
@@ -102,10 +115,7 @@ def hold_data_dir(data_dir: Path) -> Iterator[None]:
         except BlockingIOError:
             lock.seek(0)
             holder = lock.read().strip() or "?"
-            raise DataDirInUse(
-                f"another node (pid {holder}) is running on data_dir {data_dir}:"
-                " stop it, or give this one a node.data_dir of its own"
-            ) from None
+            raise DataDirInUse(data_dir, holder) from None
         lock.truncate(0)
         lock.write(f"{os.getpid()}\n")
         lock.flush()
