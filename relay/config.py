@@ -39,7 +39,8 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def _listen(value: str) -> str:
+def check_listen(value: str) -> str:
+    """HOST:PORT, or ValueError saying what is wrong (config and command line)."""
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError("must be HOST:PORT, e.g. 0.0.0.0:8080")
@@ -47,15 +48,37 @@ def _listen(value: str) -> str:
 
 
 def _camera_url(value: str) -> str:
-    scheme = urlsplit(value).scheme
-    if scheme not in CAMERA_SCHEMES:
+    """What the camera's reader would only find out at run time, said at load time;
+    never echoing the URL (it may hold the camera's password)."""
+    parts = urlsplit(value)
+    if parts.scheme not in CAMERA_SCHEMES:
         raise ValueError(
             f"URL must start with one of {', '.join(s + '://' for s in CAMERA_SCHEMES)}"
         )
+    if any(c.isspace() for c in value):
+        raise ValueError("URL has a space or line break in it (write a space as %20)")
+    if parts.scheme == "synthetic":
+        # Imported here: the reader brings PyAV and numpy, which only a synthetic camera needs.
+        from ingest.errors import CameraError
+        from ingest.readers.synthetic import parse_url
+
+        try:
+            parse_url(value)
+        except CameraError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+    if not parts.hostname:
+        raise ValueError("URL names no camera address (host)")
+    try:
+        port = parts.port  # urlsplit checks the port only when asked
+    except ValueError:
+        port = 0
+    if port is not None and not 0 < port < 65536:
+        raise ValueError("URL port must be a number from 1 to 65535")
     return value
 
 
-ListenAddress = Annotated[str, AfterValidator(_listen)]
+ListenAddress = Annotated[str, AfterValidator(check_listen)]
 CameraUrl = Annotated[str, AfterValidator(_camera_url)]
 
 
