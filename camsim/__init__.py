@@ -62,6 +62,10 @@ class MountSpec:
     # bars with sensor noise and a box: "still" (box hidden), "moving" (box crossing),
     # "black" (covered) and "frozen" (bit-identical pictures); scene() changes them.
     scene: str = "ball"
+    # the encoder's target (kbit/s, constant bitrate); None: the encoder's default of
+    # 2048. Only a picture with detail reaches it: the ball scene gives under 1 Mbit/s
+    # at 1280x720 whatever is asked, the scenes with sensor noise about what is asked.
+    bitrate_kbps: int | None = None
 
     def __post_init__(self) -> None:
         if not self.name or "/" in self.name or any(c.isspace() for c in self.name):
@@ -80,6 +84,8 @@ class MountSpec:
             raise ValueError(
                 f"mount {self.name!r}: size, fps and keyframe_interval must be positive"
             )
+        if self.bitrate_kbps is not None and self.bitrate_kbps <= 0:
+            raise ValueError(f"mount {self.name!r}: bitrate_kbps must be positive")
 
 
 def server_python() -> str:

@@ -66,6 +66,13 @@ def _int(spec: dict[str, Any], key: str, default: int) -> int:
     return int(value)
 
 
+def _bitrate(spec: dict[str, Any]) -> str:
+    """The encoder's bitrate property (kbit/s, both x264enc and x265enc), if set."""
+    if spec.get("bitrate_kbps") is None:
+        return ""
+    return f" bitrate={_int(spec, 'bitrate_kbps', 1)}"
+
+
 def build_launch(spec: dict[str, Any]) -> str:
     """Return the gst-launch description of one mount's media pipeline."""
     name = spec["name"]
@@ -80,6 +87,7 @@ def build_launch(spec: dict[str, Any]) -> str:
     key_int_max = max(1, round(fps * interval))
     bframes = bool(spec.get("bframes", False))
     audio = spec.get("audio")
+    bitrate = _bitrate(spec)
 
     caps = f"video/x-raw,format=I420,width={width},height={height},framerate={fps}/1"
     # A ball bouncing over a moving background: every frame differs, so the
@@ -106,6 +114,7 @@ def build_launch(spec: dict[str, Any]) -> str:
             )
         else:
             encoder = f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={key_int_max}"
+        encoder += bitrate
         if profile == "high":
             # ultrafast switches the 8x8 transform and CABAC off; without them
             # x264 writes a Constrained Baseline SPS whatever the caps say.
@@ -116,7 +125,8 @@ def build_launch(spec: dict[str, Any]) -> str:
         )
     elif codec == "h265":
         video = (
-            f"{source}! x265enc tune=zerolatency speed-preset=ultrafast key-int-max={key_int_max} "
+            f"{source}! x265enc tune=zerolatency speed-preset=ultrafast key-int-max={key_int_max}"
+            f"{bitrate} "
             "! rtph265pay config-interval=1 pt=96 name=pay0"
         )
     else:

@@ -22,23 +22,41 @@ from aiohttp import web
 from relay import logs
 from relay.access.passwords import hash_password, hash_token, new_secret
 from relay.app import create_app, reload_from
-from relay.backup import DB_NAME, PID_NAME, BackupError, backup, restore, running_pid
-from relay.config import Config, ConfigError, load_config
+from relay.backup import (
+    DB_NAME,
+    PID_NAME,
+    BackupError,
+    DataDirInUse,
+    backup,
+    hold_data_dir,
+    restore,
+    running_pid,
+)
+from relay.config import Config, ConfigError, check_listen, load_config
 
 logger = logging.getLogger("relay")
 
 GIL_SWITCH_INTERVAL = 0.0005  # s; see serve
 SAME_SIGNAL_SECONDS = 0.2  # signals closer than this to the first are the same one
 SHUTDOWN_SECONDS = 3.0  # requests still open after the feeds and sessions ended
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="villagewatch", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="run the node")
+    parser = argparse.ArgumentParser(
+        prog="villagewatch",
+        description="villagewatch, a village surveillance-video node. `COMMAND --help` says"
+        " more; docs/operations.md how operators use them.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    run = _command(commands, "run", "run the node until SIGTERM or Ctrl-C; SIGHUP reloads")
     run.add_argument("--config", default="config.yaml", help="YAML file (default: %(default)s)")
-    run.add_argument("--listen", help="HOST:PORT, overrides node.listen")
-    run.add_argument("--log-level", default="INFO")
+    run.add_argument(
+        "--listen", type=_listen_arg, metavar="HOST:PORT", help="overrides node.listen"
+    )
+    run.add_argument(
+        "--log-level", type=str.upper, choices=LOG_LEVELS, default="INFO", help="(default: INFO)"
+    )
     run.add_argument(
         "--log-format",
         choices=logs.FORMATS,
@@ -46,18 +64,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="journal: <N> priority prefixes; json: for log shippers; auto (default): "
         "journal under systemd, text in a terminal",
     )
-    check = commands.add_parser("check-config", help="validate a config file, start nothing")
-    check.add_argument("file")
+    check = _command(
+        commands, "check-config", "validate a config file, start nothing (exit 0 when ok)"
+    )
+    check.add_argument("file", help="the YAML file to check")
     for name, text in (
-        ("reload", "re-read the running node's config file (SIGHUP)"),
+        ("reload", "make the running node re-read its config file (SIGHUP to node.pid)"),
         ("backup", "copy the node's database, consistently, while it runs"),
         ("restore", "put a backup in place of a stopped node's database"),
     ):
-        sub = commands.add_parser(name, help=text)
+        sub = _command(commands, name, text)
         sub.add_argument("--config", default="config.yaml", help="YAML file (default: %(default)s)")
         if name != "reload":
             sub.add_argument("file", help="the backup file")
-    hasher = commands.add_parser("hash-password", help="print a password_hash for config.yaml")
+    hasher = _command(
+        commands,
+        "hash-password",
+        "print a password_hash for config.yaml: asks twice on a terminal, else reads a line",
+    )
     hasher.add_argument("--token", action="store_true", help="make a node token and its hash")
     args = parser.parse_args(argv)
 
@@ -76,12 +100,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     for chatty in ("aioice", "aiortc"):  # a line per ICE check is noise to an operator
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.root.level))
     host, port = _split_listen(args.listen or config.node.listen)
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        try:
+    try:
+        with (
+            hold_data_dir(Path(config.node.data_dir)),
+            asyncio.Runner(loop_factory=_loop_factory()) as runner,
+        ):
             runner.run(serve(config, host, port, args.config))
-        except CannotListen as exc:
-            print(f"{exc}; choose another address with --listen HOST:PORT", file=sys.stderr)
-            return 1
+    except DataDirInUse as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except CannotListen as exc:
+        print(f"{exc}; choose another address with --listen HOST:PORT", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -230,6 +260,20 @@ def _write_pid(data_dir: Path) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{os.getpid()}\n")
     return pid_file
+
+
+def _command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, text: str
+) -> argparse.ArgumentParser:
+    """A sub-command whose own --help says what it does, as the list does."""
+    return commands.add_parser(name, help=text, description=text)
+
+
+def _listen_arg(value: str) -> str:
+    try:
+        return check_listen(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _split_listen(value: str) -> tuple[str, int]:

@@ -35,6 +35,7 @@ from relay.web import (
     peers,
     protocol,
     recordings,
+    remote_recordings,
     walls,
     whep,
 )
@@ -116,6 +117,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
             _database,
             _hub,
             peers.network_lifecycle,
+            remote_recordings.lifecycle,
             events_api.bus_lifecycle,
             analysis_web.analysis_lifecycle,
             recordings.lifecycle,

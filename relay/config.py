@@ -39,7 +39,8 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def _listen(value: str) -> str:
+def check_listen(value: str) -> str:
+    """HOST:PORT, or ValueError saying what is wrong (config and command line)."""
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError("must be HOST:PORT, e.g. 0.0.0.0:8080")
@@ -47,15 +48,37 @@ def _listen(value: str) -> str:
 
 
 def _camera_url(value: str) -> str:
-    scheme = urlsplit(value).scheme
-    if scheme not in CAMERA_SCHEMES:
+    """What the camera's reader would only find out at run time, said at load time;
+    never echoing the URL (it may hold the camera's password)."""
+    parts = urlsplit(value)
+    if parts.scheme not in CAMERA_SCHEMES:
         raise ValueError(
             f"URL must start with one of {', '.join(s + '://' for s in CAMERA_SCHEMES)}"
         )
+    if any(c.isspace() for c in value):
+        raise ValueError("URL has a space or line break in it (write a space as %20)")
+    if parts.scheme == "synthetic":
+        # Imported here: the reader brings PyAV and numpy, which only a synthetic camera needs.
+        from ingest.errors import CameraError
+        from ingest.readers.synthetic import parse_url
+
+        try:
+            parse_url(value)
+        except CameraError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+    if not parts.hostname:
+        raise ValueError("URL names no camera address (host)")
+    try:
+        port = parts.port  # urlsplit checks the port only when asked
+    except ValueError:
+        port = 0
+    if port is not None and not 0 < port < 65536:
+        raise ValueError("URL port must be a number from 1 to 65535")
     return value
 
 
-ListenAddress = Annotated[str, AfterValidator(_listen)]
+ListenAddress = Annotated[str, AfterValidator(check_listen)]
 CameraUrl = Annotated[str, AfterValidator(_camera_url)]
 
 
@@ -166,6 +189,34 @@ class ZoneConfig(Strict):
     polygon: Polygon
 
 
+MAX_REGIONS = 16  # zones, and masks, per camera
+
+
+def _distinct_names(zones: list[ZoneConfig]) -> list[ZoneConfig]:
+    names = [zone.name for zone in zones]
+    if len(set(names)) != len(names):
+        raise ValueError("zone names must differ")
+    return zones
+
+
+Zones = Annotated[
+    list[ZoneConfig],
+    Field(max_length=MAX_REGIONS, description="motion counts only inside these; none: everywhere"),
+    AfterValidator(_distinct_names),
+]
+Masks = Annotated[
+    list[Polygon],
+    Field(max_length=MAX_REGIONS, description="never motion inside these (trees, a road, a clock)"),
+]
+
+
+class MotionRegions(Strict):
+    """Zones and masks drawn in the browser (relay/analysis/regions.py keeps them)."""
+
+    zones: Zones
+    masks: Masks
+
+
 class MotionConfig(Strict):
     stream: StreamChoice = Field("sub", description="the stream analysed (main if no sub)")
     fps: float = Field(5.0, ge=0.5, le=30, description="pictures analysed per second")
@@ -175,12 +226,8 @@ class MotionConfig(Strict):
     min_area: float = Field(
         0.002, gt=0, le=1, description="smallest moving area that counts, share of the picture"
     )
-    zones: list[ZoneConfig] = Field(
-        default_factory=list, description="motion counts only inside these; none: everywhere"
-    )
-    masks: list[Polygon] = Field(
-        default_factory=list, description="never motion inside these (trees, a road, a clock)"
-    )
+    zones: Zones = Field(default_factory=list)
+    masks: Masks = Field(default_factory=list)
     armed: list[Annotated[str, AfterValidator(_clock_window)]] = Field(
         default_factory=list,
         description='local times when motion raises an alarm, e.g. ["20:00-06:00"]',
@@ -269,6 +316,13 @@ class StorageConfig(Strict):
     segment_seconds: float = Field(60.0, ge=5, le=600, description="length of one file")
     check_seconds: float = Field(30.0, ge=1, le=3600, description="retention runs this often")
     export_max_minutes: float = Field(60.0, gt=0, le=24 * 60, description="longest export")
+    playback_transcodes: int = Field(
+        4,
+        ge=0,
+        le=64,
+        description="playback sessions at once that get H.265 transcoded for a browser"
+        " without HEVC (each takes up to a core while it fills the buffer); 0: none",
+    )
 
 
 class WallConfig(Strict):
@@ -522,6 +576,12 @@ def parse_config(text: str, filename: str = "<config>") -> Config:
             [f"{filename}:{_line(loc, tree.lines)}: {_path(loc)}: {m}" for loc, m in problems]
         )
     return config
+
+
+def first_problem(exc: ValidationError) -> str:
+    """A model's first problem on one line, e.g. `zones[0].polygon: ...` (an API's 400)."""
+    error = exc.errors()[0]
+    return f"{_path(tuple(error['loc']))}: {_message(error)}"
 
 
 def _message(error: Mapping[str, Any]) -> str:

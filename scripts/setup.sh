@@ -40,7 +40,9 @@ fi
 extra=""
 [ $dev = 1 ] && extra="[dev]"
 stamp=".venv/.installed$extra"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+current() { [ -f "$1" ] && [ ! pyproject.toml -nt "$1" ]; }
+# The dev install holds the plain one: run.sh after `setup.sh --dev` installs nothing.
+if ! current "$stamp" && ! current ".venv/.installed[dev]"; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -e ".$extra"
   touch "$stamp"

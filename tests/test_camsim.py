@@ -83,6 +83,9 @@ def sim() -> Iterator[CameraSimulator]:
         MountSpec("high", profile="high", audio="pcma", keyframe_interval=KEYFRAME_INTERVAL),
         MountSpec("bframes", profile="high", bframes=True, keyframe_interval=KEYFRAME_INTERVAL),
         MountSpec("stall", keyframe_interval=KEYFRAME_INTERVAL),
+        # far below the encoders' default of 2048 kbit/s, which this scene reaches
+        MountSpec("rated", scene="moving", bitrate_kbps=600),
+        MountSpec("rated_hevc", codec="h265", scene="moving", bitrate_kbps=600),
     ]
     with CameraSimulator(mounts) as simulator:
         yield simulator
@@ -107,6 +110,27 @@ def test_mount_serves_video(sim: CameraSimulator, mount: str, codec: str, profil
             container, lambda p: p.stream.type == "video" and p.is_keyframe, 3 + KEYFRAME_INTERVAL
         )
         assert key.stream.type == "video"
+
+
+@pytest.mark.parametrize("mount", ["rated", "rated_hevc"])
+def test_a_mount_sends_the_bitrate_asked(sim: CameraSimulator, mount: str) -> None:
+    size, first, last = 0, None, None
+    with open_rtsp(sim.url(mount)) as container:
+        for packet in packets(container, time.monotonic() + 20):
+            if packet.pts is None or packet.stream.type != "video":
+                continue
+            first = seconds(packet) if first is None else first
+            last = seconds(packet)
+            size += packet.size
+            if first is not None and last is not None and last - first >= 4:
+                break
+    assert first is not None and last is not None and last - first >= 4
+    assert 0.6 * 600 < size * 8 / (last - first) / 1000 < 1.4 * 600
+
+
+def test_a_bitrate_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="bitrate_kbps must be positive"):
+        MountSpec("x", bitrate_kbps=0)
 
 
 def test_audio_mount_has_pcma(sim: CameraSimulator) -> None:

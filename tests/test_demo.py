@@ -60,6 +60,35 @@ async def test_a_taken_port_is_a_clear_error(tmp_path: Path) -> None:
     )
 
 
+async def test_a_second_node_on_the_same_data_dir_is_refused_before_it_opens_anything(
+    tmp_path: Path,
+) -> None:
+    first = await node_process(
+        ROOT / "config.yaml", free_port(), cwd=tmp_path, stderr=asyncio.subprocess.PIPE
+    )
+    assert first.stderr is not None
+    try:
+        async with asyncio.timeout(20):
+            while b"log in:" not in await first.stderr.readline():
+                assert first.returncode is None
+        second = await node_process(
+            ROOT / "config.yaml", free_port(), cwd=tmp_path, stderr=asyncio.subprocess.PIPE
+        )
+        async with asyncio.timeout(20):
+            _, err = await second.communicate()
+    finally:
+        first.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(10):
+            await first.communicate()
+    assert second.returncode == 1
+    # Not "recordings scanned": the first node's open recordings were left alone.
+    assert err.decode().strip().splitlines() == [
+        f"another node (pid {first.pid}) is running on data_dir var/demo:"
+        " stop it, or give this one a node.data_dir of its own"
+    ]
+    assert first.returncode == 0
+
+
 async def test_tls_node_serves_https_and_marks_its_cookie_secure(tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     make_certificate(cert, key)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from relay.analysis.motion import MotionDetector
 from relay.analysis.periods import PeriodTracker, armed_at
+from relay.analysis.regions import same_but_regions
 from relay.analysis.tamper import Debounced, TamperCheck
 from relay.config import CameraConfig
 from relay.media.hub import Hub
@@ -50,6 +51,18 @@ class CameraAnalysis:
         self.debounced = Debounced(camera.tamper.debounce) if camera.tamper else None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tamper_at = 0.0
+
+    def retune(self, camera: CameraConfig) -> bool:
+        """Take the camera's new config while running, if only its name, place or
+        motion zones and masks changed (the motion period goes on); False: the
+        analysis must start again."""
+        old = self.camera
+        if old.tamper != camera.tamper or not same_but_regions(old.motion, camera.motion):
+            return False
+        if old.motion != camera.motion and camera.motion is not None:
+            self.detector = MotionDetector(camera.motion)  # the decoder thread takes it next
+        self.camera = camera
+        return True
 
     def start(self) -> None:
         """One watch per stream analysed: motion and tamper on the same stream

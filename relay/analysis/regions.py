@@ -1,10 +1,13 @@
-"""Zones and masks: polygons in 0..1 of the picture, rasterised once per picture size."""
+"""Zones and masks: polygons in 0..1 of the picture, rasterised once per picture
+size; those drawn in the browser (kept in the database) override the file's."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
+
+from relay.config import CameraConfig, MotionConfig, MotionRegions
 
 Point = tuple[float, float]
 
@@ -36,3 +39,19 @@ def allowed_area(
     for mask in masks:
         area &= ~raster(mask, shape)
     return area
+
+
+def with_regions(camera: CameraConfig, drawn: MotionRegions | None) -> CameraConfig:
+    """The camera as analysed: its motion with the drawn zones and masks, if any."""
+    if drawn is None or camera.motion is None:
+        return camera
+    motion = camera.motion.model_copy(update={"zones": drawn.zones, "masks": drawn.masks})
+    return camera.model_copy(update={"motion": motion})
+
+
+def same_but_regions(a: MotionConfig | None, b: MotionConfig | None) -> bool:
+    """The same motion settings, zones and masks aside."""
+    if a is None or b is None:
+        return a is b
+    no_regions: dict[str, list[object]] = {"zones": [], "masks": []}
+    return a.model_copy(update=no_regions) == b.model_copy(update=no_regions)

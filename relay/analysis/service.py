@@ -9,7 +9,7 @@ import asyncio
 import datetime
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +17,9 @@ from ingest.state import SourceState
 from ingest.tasks import cancel_and_wait
 from relay.analysis.camera import CameraAnalysis, Change
 from relay.analysis.inspection import Inspection, day_bounds
+from relay.analysis.regions import with_regions
 from relay.analysis.store import AnalysisStore
-from relay.config import CameraConfig, Config
+from relay.config import CameraConfig, Config, MotionRegions
 from relay.db import Database
 from relay.media.changes import CameraChanges
 from relay.media.hub import Channel, Hub
@@ -56,9 +57,8 @@ class Analysis:
         self.store = AnalysisStore(db)
         self.inspection = Inspection(config, self.store)
         self.on_finding: list[Callable[[Finding], None]] = []
-        self.cameras = [
-            CameraAnalysis(c, hub, self._changed) for c in config.cameras if c.motion or c.tamper
-        ]
+        self.cameras: list[CameraAnalysis] = []
+        self.drawn: dict[str, MotionRegions] = {}  # zones and masks drawn in the browser
         self._states: dict[str, str] = {}
         self._open_period: dict[str, int] = {}
         self._work: asyncio.Queue[Coroutine[Any, Any, None]] = asyncio.Queue()
@@ -66,6 +66,7 @@ class Analysis:
 
     async def start(self) -> None:
         await self._mark_crash()
+        self.drawn = await self.store.drawn_regions()
         self.hub.state_listeners.append(self._channel_changed)
         for camera in self.config.cameras:
             self._record(camera)
@@ -75,26 +76,33 @@ class Analysis:
         ]
         if self.config.inspection.summary_at is not None:
             self._tasks.append(asyncio.create_task(self._mornings(), name="analysis summary"))
-        for analysed in self.cameras:
-            analysed.start()
+        self._follow(self.config.cameras, ended=())
 
     async def apply(self, config: Config, changes: CameraChanges) -> None:
         """A reloaded config: cameras whose analysis settings or channels changed
         start again, removed ones stop (and are noted stopped), added ones start;
         the others run on undisturbed."""
-        running = {a.camera.id: a for a in self.cameras}
         self.config = self.inspection.config = config
-        kept: list[CameraAnalysis] = []
+        self._follow(config.cameras, changes.ended)
+        now = time.time()
+        for camera_id in changes.removed:
+            self._states.pop(camera_id, None)
+            self._work.put_nowait(self.store.state_changed(camera_id, now, "stopped", "removed"))
         for camera in config.cameras:
-            if not (camera.motion or camera.tamper):
+            self._record(camera)
+
+    def _follow(self, cameras: list[CameraConfig], ended: Collection[str]) -> None:
+        """Run the analysis `cameras` ask for (with the zones and masks drawn for
+        them): a camera whose settings or channels changed starts again, one whose
+        drawn regions alone changed takes them at once, the others run on."""
+        running = {a.camera.id: a for a in self.cameras}
+        kept: list[CameraAnalysis] = []
+        for configured in cameras:
+            if not (configured.motion or configured.tamper):
                 continue
+            camera = with_regions(configured, self.drawn.get(configured.id))
             old = running.pop(camera.id, None)
-            same = old is not None and (old.camera.motion, old.camera.tamper) == (
-                camera.motion,
-                camera.tamper,
-            )
-            if old is not None and same and camera.id not in changes.ended:
-                old.camera = camera
+            if old is not None and camera.id not in ended and old.retune(camera):
                 kept.append(old)
                 continue
             if old is not None:
@@ -105,12 +113,17 @@ class Analysis:
         for gone in running.values():
             gone.stop()
         self.cameras = kept
-        now = time.time()
-        for camera_id in changes.removed:
-            self._states.pop(camera_id, None)
-            self._work.put_nowait(self.store.state_changed(camera_id, now, "stopped", "removed"))
-        for camera in config.cameras:
-            self._record(camera)
+
+    async def draw(self, camera_id: str, regions: MotionRegions | None, by: str) -> None:
+        """Keep (or, with None, forget) a camera's drawn zones and masks; its
+        analysis follows at once."""
+        if regions is None:
+            await self.store.forget_regions(camera_id)
+            self.drawn.pop(camera_id, None)
+        else:
+            await self.store.draw_regions(camera_id, regions, by, time.time())
+            self.drawn[camera_id] = regions
+        self._follow(self.config.cameras, ended=())
 
     async def close(self) -> None:
         for analysed in self.cameras:

@@ -8,6 +8,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from relay.config import MotionRegions
 from relay.db import Database
 
 SCHEMA = """
@@ -41,6 +42,12 @@ CREATE TABLE IF NOT EXISTS tamper_periods (
 );
 CREATE INDEX IF NOT EXISTS tamper_camera_start ON tamper_periods(camera, start);
 CREATE TABLE IF NOT EXISTS node_alive (id INTEGER PRIMARY KEY CHECK (id = 1), time REAL);
+CREATE TABLE IF NOT EXISTS motion_regions (
+    camera TEXT PRIMARY KEY,
+    regions TEXT NOT NULL,
+    by TEXT NOT NULL,
+    time REAL NOT NULL
+);
 """
 
 # A camera's recorded states. "stopped": the node itself was not running.
@@ -211,3 +218,17 @@ class AnalysisStore:
     async def last_alive(self) -> float | None:
         rows = await self.db.fetch("SELECT time FROM node_alive WHERE id = 1")
         return float(rows[0]["time"]) if rows else None
+
+    async def drawn_regions(self) -> dict[str, MotionRegions]:
+        """Zones and masks drawn in the browser, per camera: they override the file's."""
+        rows = await self.db.fetch("SELECT camera, regions FROM motion_regions")
+        return {r["camera"]: MotionRegions.model_validate_json(r["regions"]) for r in rows}
+
+    async def draw_regions(self, camera: str, regions: MotionRegions, by: str, time: float) -> None:
+        await self.db.execute(
+            "INSERT OR REPLACE INTO motion_regions (camera, regions, by, time) VALUES (?, ?, ?, ?)",
+            (camera, regions.model_dump_json(), by, time),
+        )
+
+    async def forget_regions(self, camera: str) -> None:
+        await self.db.execute("DELETE FROM motion_regions WHERE camera = ?", (camera,))

@@ -59,6 +59,8 @@ class AlertBus:
         self.logs: dict[frozenset[str], ScopeLog] = {}  # one per scope with a feed
         # told what was raised here and committed (to the outbox), in commit order
         self.on_local: list[Callable[[list[StoredEvent]], None]] = []
+        # told what came from the network and was new here, in commit order
+        self.on_received: list[Callable[[list[StoredEvent]], None]] = []
         self.raised: Counter[str] = Counter()  # events raised here, committed, by type
         self.received: Counter[str] = Counter()  # new events from the network, by type
         self._pending_down: dict[str, asyncio.TimerHandle] = {}
@@ -138,6 +140,8 @@ class AlertBus:
             self.received[item.event.type] += 1
             self._fan_out(item)
         self._wake_feeds()
+        for tell in self.on_received:
+            tell(stored)
         if not done.done():
             done.set_result(len(stored))
 

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 
 QUEUE_FRAMES = 15  # decoded pictures are big: a second at 15 fps
 KEYFRAME_SECONDS = 2.0
+# What every browser decodes: Constrained Baseline, no B-frames, no lookahead.
+BROWSER_H264 = {"preset": "veryfast", "tune": "zerolatency", "profile": "baseline"}
 
 
 def needs_transcode(channel: Channel) -> bool:
@@ -138,9 +140,7 @@ def _encoder(width: int, height: int, fps: float) -> av.VideoCodecContext:
     encoder.time_base = TIME_BASE
     gop = max(1, round(fps * KEYFRAME_SECONDS))
     encoder.options = {
-        "preset": "veryfast",
-        "tune": "zerolatency",
-        "profile": "baseline",
+        **BROWSER_H264,
         "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:repeat-headers=1:bframes=0",
     }
     encoder.open()

@@ -82,6 +82,8 @@ class RemoteChannel(Channel):
     def overlay(self) -> dict[str, object]:
         """What the camera list says of it besides its own source's snapshot."""
         out: dict[str, object] = {"node": self.node}
+        if isinstance(self.report.get("recording"), dict):  # the peer's recorder
+            out["recording"] = self.report["recording"]
         if self.source.running and self.source.state is SourceState.ONLINE:
             return out
         out["last_error"] = self.reported_state()[1]

@@ -112,6 +112,14 @@ def scan(path: Path) -> Layout:
     return layout
 
 
+def init_codec(data: bytes) -> str | None:
+    """The codecs string once `data` (the start of a stream) holds its whole init part."""
+    for kind, _, end in _boxes(data):
+        if kind == b"moov":
+            return _moov(data[:end])[1]
+    return None
+
+
 def _read(f: BinaryIO, pos: int, size: int) -> bytes:
     f.seek(pos)
     return f.read(size)

@@ -4,34 +4,52 @@ Armed motion becomes an `alarm` (by "motion", with the snapshot and box) in the
 ordinary alarm workflow, and its end a `motion` event that refers to it; motion
 outside the armed hours is kept only as periods (marks for the timeline).
 Tamper becomes `camera.tamper` / `camera.ok`, the morning summary
-`inspection.summary`."""
+`inspection.summary`. An admin draws a camera's zones and masks on its picture
+(`/cameras/{id}/motion`); they are kept in the database and override the file's."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 from aiohttp import web
+from pydantic import ValidationError
 
+from relay.analysis.regions import with_regions
 from relay.analysis.service import Analysis, Finding
 from relay.bus.bus import AlertBus
 from relay.bus.events import Event, new_event
-from relay.web.body import query_filters
+from relay.config import CameraConfig, MotionRegions, first_problem
+from relay.media.picture import snapshot
+from relay.refusal import Refused
+from relay.web.body import query_filters, read_json
 from relay.web.events import BUS
-from relay.web.guard import add_route, logged_in
-from relay.web.keys import CONFIG, DB, HUB, RELOAD_LISTENERS
+from relay.web.guard import add_route, logged_in, user_of
+from relay.web.keys import AUDIT, CONFIG, DB, HUB, RELOAD_LISTENERS
+from relay.web.pages import render
 
 logger = logging.getLogger(__name__)
 
 ANALYSIS = web.AppKey("analysis", Analysis)
 MAX_SPAN = 31 * 86400
+ADMIN = frozenset({"admin"})
+REGIONS = "/api/cameras/{camera_id}/motion/regions"
+PICTURE_WAIT = 5.0  # seconds a picture may wait for a camera that is starting
 
 
 def setup(app: web.Application) -> None:
-    add_route(app, "GET", "/api/cameras/{camera_id}/motion", motion, logged_in(scope="camera"))
+    camera = logged_in(scope="camera")
+    admin = logged_in(ADMIN, scope="camera")
+    add_route(app, "GET", "/api/cameras/{camera_id}/motion", motion, camera)
+    add_route(app, "GET", "/api/cameras/{camera_id}/picture", picture, camera)
+    add_route(app, "GET", REGIONS, regions, admin)
+    add_route(app, "PUT", REGIONS, draw_regions, admin)
+    add_route(app, "DELETE", REGIONS, forget_regions, admin)
+    add_route(app, "GET", "/cameras/{camera_id}/motion", page, logged_in(ADMIN, "camera", True))
 
 
 class FindingsToBus:
@@ -122,3 +140,84 @@ async def motion(request: web.Request) -> web.Response:
         request.match_info["camera_id"], since, until, zone[:64] if zone else None
     )
     return web.json_response([p.as_json() for p in periods])
+
+
+async def picture(request: web.Request) -> web.Response:
+    """The camera's current picture as JPEG (the stream motion analyses, else main)."""
+    camera = _local_camera(request)
+    hub = request.app[HUB]
+    wanted = camera.motion.stream if camera.motion else "main"
+    channels = [c for c in hub.camera_channels(camera.id) if c.stream == wanted]
+    channels += list(hub.camera_channels(camera.id))
+    if channels[0].always_on:  # a node just started: its camera is a moment away
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(PICTURE_WAIT):
+                await channels[0].wait_online()
+    for channel in channels:
+        jpeg = await snapshot(channel)
+        if jpeg:
+            return web.Response(body=jpeg, content_type="image/jpeg")
+    raise Refused(503, "the camera shows no picture right now: is it online?")
+
+
+def _local_camera(request: web.Request) -> CameraConfig:
+    camera = request.app[CONFIG].camera(request.match_info["camera_id"])
+    if camera is None or request.app[HUB].channel(camera.id, "main") is None:
+        raise Refused(404, "no such camera on this node")
+    return camera
+
+
+def _motion_camera(request: web.Request) -> CameraConfig:
+    camera = _local_camera(request)
+    if camera.motion is None:
+        raise Refused(409, "motion is off for this camera: add motion: to it in the config")
+    return camera
+
+
+async def regions(request: web.Request) -> web.Response:
+    """The zones and masks motion uses: drawn ones if any, else the config file's."""
+    camera = _motion_camera(request)
+    drawn = request.app[ANALYSIS].drawn.get(camera.id)
+    motion = with_regions(camera, drawn).motion
+    assert motion is not None
+    return web.json_response(
+        {
+            "zones": [zone.model_dump() for zone in motion.zones],
+            "masks": motion.masks,
+            "source": "drawn" if drawn is not None else "config",
+        }
+    )
+
+
+async def draw_regions(request: web.Request) -> web.Response:
+    """Keep drawn zones and masks (`{"zones": [{"name", "polygon"}], "masks": [...]}`)."""
+    camera = _motion_camera(request)
+    body = await read_json(request)
+    try:
+        drawn = MotionRegions.model_validate(body)
+    except ValidationError as exc:
+        raise Refused(400, first_problem(exc)) from None
+    await request.app[ANALYSIS].draw(camera.id, drawn, user_of(request).name)
+    await _audit(request, camera, "motion.regions", zones=len(drawn.zones), masks=len(drawn.masks))
+    return await regions(request)
+
+
+async def forget_regions(request: web.Request) -> web.Response:
+    """Back to the config file's zones and masks."""
+    camera = _motion_camera(request)
+    await request.app[ANALYSIS].draw(camera.id, None, user_of(request).name)
+    await _audit(request, camera, "motion.regions.reset")
+    return await regions(request)
+
+
+async def _audit(request: web.Request, camera: CameraConfig, action: str, **detail: Any) -> None:
+    user = user_of(request).name
+    await request.app[AUDIT].record(
+        action, user=user, address=request.remote, camera=camera.id, site=camera.site, **detail
+    )
+
+
+async def page(request: web.Request) -> web.Response:
+    camera = _motion_camera(request)
+    text = render("regions.html", camera=camera.id, name=camera.name)
+    return web.Response(text=text, content_type="text/html")

@@ -62,7 +62,7 @@ async def camera(request: web.Request) -> web.Response:
 
 def _with_recording(request: web.Request, found: dict[str, object]) -> dict[str, object]:
     """The recorder's state and the days of footage kept, beside the camera's own."""
-    if RECORDINGS in request.app:
+    if RECORDINGS in request.app and "recording" not in found:  # a peer's: its own
         found["recording"] = request.app[RECORDINGS].status(str(found["id"]))
     return found
 

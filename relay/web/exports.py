@@ -13,6 +13,7 @@ from relay.record import leads
 from relay.record.exports import ExportRequest, Exports
 from relay.record.service import parse_span
 from relay.refusal import Refused
+from relay.web import remote_recordings as remote
 from relay.web.body import read_json
 from relay.web.guard import add_route, logged_in, user_of
 from relay.web.keys import AUDIT, CONFIG, DB
@@ -20,15 +21,18 @@ from relay.web.recordings import PLAYERS, RECORDINGS
 
 EXPORTS = web.AppKey("exports", Exports)
 ADMIN = frozenset({"admin"})
+# A peer node exports and downloads for its users, within the sites granted to it;
+# it never deletes an export nor touches the leads register.
+EXPORTERS = PLAYERS | {"node"}
 
 
 def setup(app: web.Application) -> None:
-    evidence = logged_in(PLAYERS)
-    add_route(app, "POST", "/api/exports", create_export, evidence)
-    add_route(app, "GET", "/api/exports", list_exports, evidence)
-    add_route(app, "GET", "/api/exports/{export_id}", export_info, evidence)
-    add_route(app, "GET", "/api/exports/{export_id}/file", export_file, evidence)
-    add_route(app, "GET", "/api/exports/{export_id}/manifest", export_manifest, evidence)
+    evidence, exporters = logged_in(PLAYERS), logged_in(EXPORTERS)
+    add_route(app, "POST", "/api/exports", create_export, exporters)
+    add_route(app, "GET", "/api/exports", list_exports, exporters)
+    add_route(app, "GET", "/api/exports/{export_id}", export_info, exporters)
+    add_route(app, "GET", "/api/exports/{export_id}/file", export_file, exporters)
+    add_route(app, "GET", "/api/exports/{export_id}/manifest", export_manifest, exporters)
     add_route(app, "DELETE", "/api/exports/{export_id}", delete_export, logged_in(ADMIN))
     add_route(app, "POST", "/api/leads", create_lead, evidence)
     add_route(app, "GET", "/api/leads", list_leads, evidence)
@@ -63,10 +67,12 @@ async def create_export(request: web.Request) -> web.Response:
     note = body.get("note", "")
     if not isinstance(note, str) or len(note) > 2000:
         raise Refused(400, "note must be text of at most 2000 characters")
+    if (peer := remote.remote_camera(request, cam.id)) is not None:
+        return await remote.create_export(request, peer, cam, body)
     service = request.app[RECORDINGS]
     found = [s for s in await service.segments(cam.id, start, end) if s.end > s.start]
     segments = [(s, service.file_of(s)) for s in found]
-    ask = ExportRequest(user.name, cam.id, cam.site, start, end, note)
+    ask = ExportRequest(remote.actor(request), cam.id, cam.site, start, end, note)
     export_id = await request.app[EXPORTS].create(ask, segments)
     await request.app[AUDIT].record(
         "export.create",
@@ -77,12 +83,15 @@ async def create_export(request: web.Request) -> web.Response:
         export=export_id,
         start=start,
         end=end,
+        **remote.on_behalf(request),
     )
     info = await request.app[EXPORTS].get(export_id)
     return web.json_response(info, status=202, headers={"Location": f"/api/exports/{export_id}"})
 
 
 async def _visible(request: web.Request) -> dict[str, Any]:
+    if (peer := remote.remote_of(request, "export_id")) is not None:
+        return await remote.export_info(request, peer)
     try:
         export_id = int(request.match_info["export_id"])
     except ValueError:
@@ -94,7 +103,8 @@ async def _visible(request: web.Request) -> dict[str, Any]:
 
 
 async def list_exports(request: web.Request) -> web.Response:
-    return web.json_response(await request.app[EXPORTS].list(user_of(request).sites))
+    local = await request.app[EXPORTS].list(user_of(request).sites)
+    return web.json_response(local + await remote.exports_of_peers(request))
 
 
 async def export_info(request: web.Request) -> web.Response:
@@ -114,21 +124,29 @@ async def export_file(request: web.Request) -> web.StreamResponse:
         site=found["site"],
         export=found["id"],
         sha256=found["sha256"],
+        **({"node": found["node"]} if "node" in found else remote.on_behalf(request)),
     )
-    path, _ = request.app[EXPORTS].paths(found["id"])
     name = f"{found['camera']}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime(found['start']))}.mp4"
-    return web.FileResponse(path, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if (peer := remote.remote_of(request, "export_id")) is not None:
+        return await remote.export_download(request, peer, "file", headers)
+    path, _ = request.app[EXPORTS].paths(found["id"])
+    return web.FileResponse(path, headers=headers)
 
 
 async def export_manifest(request: web.Request) -> web.StreamResponse:
     found = await _visible(request)
-    _, manifest = request.app[EXPORTS].paths(found["id"])
     if found["state"] != "ready":
         raise Refused(409, f"the export is {found['state']}, not ready")
+    if (peer := remote.remote_of(request, "export_id")) is not None:
+        return await remote.export_download(request, peer, "manifest", {})
+    _, manifest = request.app[EXPORTS].paths(found["id"])
     return web.FileResponse(manifest, headers={"Content-Type": "application/json"})
 
 
 async def delete_export(request: web.Request) -> web.Response:
+    if (peer := remote.remote_of(request, "export_id")) is not None:
+        raise Refused(403, f"an export of node {peer[0].peer.id} is deleted there, by its admin")
     found = await _visible(request)
     await request.app[EXPORTS].delete(found["id"])
     await request.app[AUDIT].record(

@@ -1,7 +1,8 @@
 """Recordings over HTTP: spans and gaps, audited playback sessions, fMP4 media.
 
 Playback is MSE in the browser fed with the recorder's own fMP4: a segment's
-init part and its fragments from a moment on, by segment id (never a path).
+init part and its fragments from a moment on, by segment id (never a path); for
+a session whose browser cannot take H.265, that part transcoded to H.264.
 Every playback session is in the audit log: who, camera, the span watched, from
 where.
 """
@@ -9,6 +10,7 @@ where.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import secrets
@@ -16,18 +18,22 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 from relay.access.accounts import User
 from relay.bus.events import Event, new_event
 from relay.bus.store import StoredEvent
-from relay.config import CameraConfig
+from relay.config import CameraConfig, Config
+from relay.peers.channel import SEPARATOR
 from relay.record import fmp4, index
+from relay.record.playback import Part, read_part
 from relay.record.retention import RetentionReport
 from relay.record.service import Recordings, parse_span
+from relay.record.transcode import Transcodes
 from relay.refusal import Refused
+from relay.web import remote_recordings as remote
 from relay.web.body import read_json
 from relay.web.events import BUS
 from relay.web.guard import PEOPLE, add_route, logged_in, user_of
@@ -38,8 +44,11 @@ logger = logging.getLogger(__name__)
 
 RECORDINGS = web.AppKey("recordings", Recordings)
 PLAYBACK = web.AppKey("playback_sessions", dict[str, "PlaybackSession"])
+TRANSCODES = web.AppKey("playback_transcodes", Transcodes)
 SESSION_IDLE = 120.0  # a session nobody fetched for this long is ended (and audited)
 PLAYERS = frozenset({"admin", "officer", "operator"})
+# A peer node plays back for its users, within the sites granted to it.
+PLAYERS_AND_PEERS = PEOPLE | {"node"}
 
 
 @dataclass
@@ -52,16 +61,23 @@ class PlaybackSession:
     first: float
     last: float
     touched: float
+    h265: bool  # the browser takes H.265 as recorded; if not, it is transcoded
+    detail: dict[str, str] = field(default_factory=dict)  # for the audit: node, on_behalf
+    node: str | None = None  # a remote camera's: the peer holding it...
+    remote: str = ""  # ...and the session opened there
 
 
 def setup(app: web.Application) -> None:
-    camera = logged_in(PEOPLE, scope="camera")
+    camera = logged_in(PLAYERS_AND_PEERS, scope="camera")
     add_route(app, "GET", "/api/cameras/{camera_id}/recordings", recordings, camera)
     add_route(app, "POST", "/api/cameras/{camera_id}/playback", start_playback, camera)
     add_route(app, "GET", "/api/cameras/{camera_id}/segments/{segment_id}", media, camera)
-    add_route(app, "DELETE", "/api/playback/{session_id}", end_playback, logged_in(PEOPLE))
+    add_route(
+        app, "DELETE", "/api/playback/{session_id}", end_playback, logged_in(PLAYERS_AND_PEERS)
+    )
     add_route(app, "GET", "/playback", page, logged_in(PEOPLE, page=True))
     app[PLAYBACK] = {}
+    app[TRANSCODES] = Transcodes()
 
 
 async def page(request: web.Request) -> web.Response:
@@ -87,22 +103,35 @@ async def lifecycle(app: web.Application) -> AsyncIterator[None]:
     def alarms(committed: list[StoredEvent]) -> None:
         for stored in committed:
             event = stored.event
-            cam = app[CONFIG].camera(event.camera or "")  # the config of now: reloads
+            cam = _own_camera(app[CONFIG], event)  # the config of now: reloads
             if event.type == "alarm" and cam is not None:
                 app[DB].submit(functools.partial(_lock_clip, cam, event), _logged)
 
     service.on_storage_low.append(storage_low)
     bus.on_local.append(alarms)
+    bus.on_received.append(alarms)
     await service.start()
     app[RELOAD_LISTENERS].append(service.apply)
     yield
     app[RELOAD_LISTENERS].remove(service.apply)
     bus.on_local.remove(alarms)
+    bus.on_received.remove(alarms)
     await service.close()
     for task in list(publishing):
         await asyncio.wait([task])
     for session in list(app[PLAYBACK].values()):
         await _end(app, session)
+
+
+def _own_camera(config: Config, event: Event) -> CameraConfig | None:
+    """The camera of this node an alarm is about: raised here, or raised by a peer
+    on this node's camera as the peer names it (NODE.CAMERA, docs/cascade.md)."""
+    name = event.camera or ""
+    if event.origin != config.node.id:
+        prefix = f"{config.node.id}{SEPARATOR}"
+        name = name.removeprefix(prefix) if name.startswith(prefix) else ""
+    cam = config.camera(name)
+    return cam if cam is not None and SEPARATOR not in cam.id else None  # a peer's: there
 
 
 def _lock_clip(cam: CameraConfig, event: Event, conn: sqlite3.Connection) -> int:
@@ -117,7 +146,7 @@ def _logged(done: Future[object]) -> None:
 
 
 def may_play(request: web.Request, user: User) -> None:
-    if user.role in PLAYERS:
+    if user.role in PLAYERS or user.role == "node":
         return
     account = next((u for u in request.app[CONFIG].users if u.name == user.name), None)
     if user.role == "viewer" and account is not None and account.playback:
@@ -127,6 +156,8 @@ def may_play(request: web.Request, user: User) -> None:
 
 async def recordings(request: web.Request) -> web.Response:
     may_play(request, user_of(request))
+    if (peer := remote.remote_of(request, "camera_id")) is not None:
+        return await remote.recordings(request, peer)
     camera_id = request.match_info["camera_id"]
     since, until = parse_span(request.query.get("since"), request.query.get("until"))
     service = request.app[RECORDINGS]
@@ -158,14 +189,24 @@ async def start_playback(request: web.Request) -> web.Response:
     at = body.get("at")
     if not isinstance(at, int | float) or isinstance(at, bool):
         raise Refused(400, "at must be epoch seconds")
-    found = await request.app[RECORDINGS].segments(camera_id, at - 1, at + 1)
-    if not found:
+    h265 = body.get("h265", True)
+    if not isinstance(h265, bool):
+        raise Refused(400, "h265 must be true or false (whether the browser plays H.265)")
+    peer = remote.remote_of(request, "camera_id")
+    if peer is None and not await request.app[RECORDINGS].segments(camera_id, at - 1, at + 1):
         raise Refused(404, "nothing is recorded at that moment")
     await _sweep(request.app)
     now = time.time()
     session = PlaybackSession(
-        secrets.token_urlsafe(12), user.name, camera_id, request.remote, at, at, at, now
-    )
+        secrets.token_urlsafe(12), user.name, camera_id, request.remote, at, at, at, now, h265,
+        detail=remote.on_behalf(request),
+    )  # fmt: skip
+    if peer is not None:
+        session.node, session.remote = (
+            peer[0].peer.id,
+            await remote.open_playback(request, peer, at, h265),
+        )
+        session.detail["node"] = session.node
     request.app[PLAYBACK][session.id] = session
     cam = request.app[CONFIG].camera(camera_id)
     await request.app[AUDIT].record(
@@ -176,11 +217,12 @@ async def start_playback(request: web.Request) -> web.Response:
         site=cam.site if cam else None,
         session=session.id,
         at=at,
+        **session.detail,
     )
     return web.json_response({"session": session.id, "camera": camera_id, "at": at}, status=201)
 
 
-async def media(request: web.Request) -> web.Response:
+async def media(request: web.Request) -> web.StreamResponse:
     """A segment's init part and its fragments from `from` (wall time) on."""
     user = user_of(request)
     may_play(request, user)
@@ -193,38 +235,54 @@ async def media(request: web.Request) -> web.Response:
         start_at = float(request.query.get("from", "0"))
     except ValueError:
         raise Refused(400, "a segment id and from= in epoch seconds") from None
+    if session.node is not None and (peer := remote.remote_of(request, "camera_id")):
+        answer, first, last = await remote.segment(request, peer, str(segment_id), session.remote)
+        session.first, session.last = min(session.first, first), max(session.last, last)
+        session.touched = time.time()
+        return answer
     service = request.app[RECORDINGS]
     segment = await service.segment(camera_id, segment_id)
-    path = service.file_of(segment)
-
-    def read() -> tuple[bytes, float, float, str]:
-        layout = fmp4.scan(path)
-        frags = layout.from_time(max(0.0, start_at - segment.start))
-        if not frags:
-            raise Refused(416, "that moment is past this recording's end")
-        with path.open("rb") as f:
-            init = f.read(layout.init_end)
-            f.seek(frags[0].offset)
-            body = f.read(frags[-1].end - frags[0].offset)
-        last = frags[-1]
-        return (
-            init + body,
-            segment.start + frags[0].start,
-            segment.start + last.start + last.duration,
-            layout.codec,
-        )
-
-    data, first, last, codec = await asyncio.to_thread(read)
-    session.first, session.last = min(session.first, first), max(session.last, last)
+    part = await asyncio.to_thread(read_part, service.file_of(segment), segment.start, start_at)
+    session.first, session.last = min(session.first, part.first), max(session.last, part.last)
     session.touched = time.time()
     headers = {
         "X-Segment-Start": f"{segment.start:.3f}",
-        "X-Fragment-Start": f"{first:.3f}",
-        "X-Fragment-End": f"{last:.3f}",
-        "X-Codec": codec,
+        "X-Fragment-Start": f"{part.first:.3f}",
+        "X-Fragment-End": f"{part.last:.3f}",
+        "X-Codec": part.codec,
         "Cache-Control": "no-store",
     }
-    return web.Response(body=data, content_type="video/mp4", headers=headers)
+    if segment.codec == "h265" and not session.h265:
+        await _sweep(request.app)  # sessions gone idle give their slot back first
+        return await _transcoded(request, session, part, headers)
+    return web.Response(body=part.data, content_type="video/mp4", headers=headers)
+
+
+async def _transcoded(
+    request: web.Request, session: PlaybackSession, part: Part, headers: dict[str, str]
+) -> web.StreamResponse:
+    """The part as H.264 for a browser without HEVC, streamed as it is encoded; the
+    response starts once the init part (and so the codecs string) is known."""
+    limit = request.app[CONFIG].storage.playback_transcodes
+    transcoded = request.app[TRANSCODES].stream(session.id, part.data, limit)
+    async with contextlib.aclosing(transcoded) as chunks:
+        head = b""
+        async for chunk in chunks:
+            head += chunk
+            codec = fmp4.init_codec(head)
+            if codec is not None:
+                break
+        else:
+            raise Refused(500, "this recording could not be transcoded for the browser")
+        response = web.StreamResponse(headers={**headers, "X-Codec": codec, "X-Transcoded": "1"})
+        response.content_type = "video/mp4"
+        await response.prepare(request)
+        await response.write(head)
+        async for chunk in chunks:
+            await response.write(chunk)
+        await response.write_eof()
+    session.touched = time.time()
+    return response
 
 
 async def end_playback(request: web.Request) -> web.Response:
@@ -245,6 +303,9 @@ async def _sweep(app: web.Application) -> None:
 
 async def _end(app: web.Application, session: PlaybackSession) -> None:
     app[PLAYBACK].pop(session.id, None)
+    app[TRANSCODES].end(session.id)
+    if session.node is not None:
+        await remote.end_playback(app, session.node, session.remote, session.user)
     await _audit_end(app, session)
 
 
@@ -257,4 +318,5 @@ async def _audit_end(app: web.Application, session: PlaybackSession) -> None:
         session=session.id,
         start=round(session.first, 3),
         end=round(session.last, 3),
+        **session.detail,
     )

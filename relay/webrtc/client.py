@@ -144,10 +144,12 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("url")
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--token")
+    parser = argparse.ArgumentParser(
+        prog="python -m relay.webrtc.client", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("url", help="the camera's WHEP URL, e.g. http://127.0.0.1:8080/whep/gate")
+    parser.add_argument("--seconds", type=float, default=5.0, help="how long to watch (default: 5)")
+    parser.add_argument("--token", help="a Bearer token (POST /api/tokens, docs/api.md)")
     parser.add_argument("--host", help="ICE host address to offer, e.g. 127.0.0.1")
     raise SystemExit(asyncio.run(_main(parser.parse_args())))
 

@@ -4,12 +4,13 @@ began; `restore` puts it back."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from relay.backup import DB_NAME, BackupError, backup, restore
+from relay.backup import DB_NAME, BackupError, backup, hold_data_dir, restore
 from relay.bus.events import new_event
 from relay.web.events import BUS
 from tests.conftest import NodeFactory, node_yaml
@@ -83,3 +84,16 @@ def test_restore_puts_a_copy_in_place_and_refuses_a_broken_one(tmp_path: Path) -
         restore(broken, data_dir)
     with pytest.raises(BackupError, match="no such database"):
         backup(tmp_path / "missing.sqlite", copy)
+
+
+def test_restore_refuses_while_a_node_holds_the_data_dir(tmp_path: Path) -> None:
+    """A node that is still starting has written no pid file yet; it holds the
+    data_dir's lock from its first step, and restore respects it."""
+    copy = tmp_path / "copy.sqlite"
+    sqlite3.connect(copy).close()
+    data_dir = tmp_path / "data"
+    with hold_data_dir(data_dir), pytest.raises(BackupError) as refused:
+        restore(copy, data_dir)
+    assert str(refused.value) == f"the node is running (pid {os.getpid()}): stop it first"
+    assert not (data_dir / DB_NAME).exists()
+    assert restore(copy, data_dir) == data_dir / DB_NAME  # the lock went with the holder

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from relay.__main__ import main
 from relay.config import ConfigError, load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,6 +80,33 @@ def test_env_substitution(monkeypatch: pytest.MonkeyPatch) -> None:
             "node.yaml:14: cameras[0].main: URL must start with one of rtsp://",
         ),
         (
+            ("8554/gate", "99999/gate"),
+            "node.yaml:14: cameras[0].main: URL port must be a number from 1 to 65535",
+        ),
+        (
+            ("8554/gate", "0/gate"),
+            "node.yaml:14: cameras[0].main: URL port must be a number from 1 to 65535",
+        ),
+        (
+            ("8554/gate", "8554/main gate"),
+            "node.yaml:14: cameras[0].main: URL has a space or line break in it",
+        ),
+        (
+            ("@127.0.0.1:8554/gate", "@/gate"),
+            "node.yaml:14: cameras[0].main: URL names no camera address (host)",
+        ),
+        (
+            (
+                "main: rtsp://admin:${CAM_PASS}@127.0.0.1:8554/gate",
+                "main: synthetic://640x360?fsp=15",
+            ),
+            "node.yaml:14: cameras[0].main: unknown synthetic camera options: fsp",
+        ),
+        (
+            ("main: rtsp://admin:${CAM_PASS}@127.0.0.1:8554/gate", "main: synthetic://641x360"),
+            "node.yaml:14: cameras[0].main: synthetic camera size must be even",
+        ),
+        (
             ("  - id: gate\n", "  - id: gate\n    always_on: maybe\n"),
             "node.yaml:12: cameras[0].always_on: Input should be a valid boolean",
         ),
@@ -117,10 +145,14 @@ def test_every_problem_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> N
     assert len(problems(text)) == 2
 
 
-def test_password_never_in_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [("main: rtsp://", "main: ftp://"), ("8554", "99999"), ("8554/gate", "8554/a b")],
+)
+def test_password_never_in_an_error(old: str, new: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CAM_PASS", "hunter2-secret")
-    text = GOOD.replace("main: rtsp://", "main: ftp://")
-    assert not any("hunter2-secret" in p for p in problems(text))
+    found = problems(GOOD.replace(old, new))
+    assert found and not any("hunter2-secret" in p for p in found)
 
 
 def run_cli(*args: str, env_pass: bool = False) -> subprocess.CompletedProcess[str]:
@@ -162,3 +194,32 @@ def test_run_refuses_a_bad_file_and_starts_nothing(tmp_path: Path) -> None:
 def test_missing_file() -> None:
     with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read"):
         load_config("nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("option", "expected"),
+    [
+        (("--listen", "localhost"), "argument --listen: must be HOST:PORT, e.g. 0.0.0.0:8080"),
+        (("--listen", "127.0.0.1:http"), "argument --listen: must be HOST:PORT"),
+        (("--log-level", "loud"), "argument --log-level: invalid choice: 'LOUD'"),
+    ],
+)
+def test_run_refuses_a_bad_option_in_one_line(option: tuple[str, str], expected: str) -> None:
+    result = run_cli("run", *option)
+    assert result.returncode == 2
+    assert expected in result.stderr.splitlines()[-1]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command", ["run", "check-config", "reload", "backup", "restore", "hash-password"]
+)
+def test_each_command_help_says_what_it_does(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([command, "--help"])
+    assert done.value.code == 0
+    usage, description = capsys.readouterr().out.split("\n\n")[:2]
+    assert usage.startswith(f"usage: villagewatch {command}")
+    assert description and not description.startswith(("options:", "positional"))

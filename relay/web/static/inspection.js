@@ -1,6 +1,6 @@
 // The inspection page: yesterday's and today's table per village and camera
 // (worst first, as the API sorts them) and a 30-day chart per village in inline SVG.
-import { apply, clockTime, t, toggleLang } from "/static/i18n.js";
+import { apply, clockTime, t } from "/static/i18n.js";
 
 
 let tables = [];
@@ -108,7 +108,6 @@ function drawCharts() {
 
 async function main() {
   apply();
-  document.getElementById("lang").onclick = toggleLang;
   const now = Date.now() / 1000;
   tables = await load(startOfDay(-1), now);
   drawTables();

@@ -2,6 +2,7 @@
 // and the active lookouts; then every camera. Refreshed every few seconds.
 
 import { element, kindText, stateText } from "/static/alarms.js";
+import { me } from "/static/header.js";
 import { apply, cameraError, clockTime, t } from "/static/i18n.js";
 
 const $ = (id) => document.getElementById(id);
@@ -62,7 +63,7 @@ function lookouts(list) {
   $("active-lookouts").replaceChildren(...rows);
 }
 
-function cameras(list, siteNames) {
+function cameras(list, siteNames, admin) {
   $("cameras").replaceChildren(
     ...list.map((c) => {
       const row = element("tr", "");
@@ -72,6 +73,11 @@ function cameras(list, siteNames) {
       const why = c.last_error && c.state !== "online" ? ` (${cameraError(c.last_error)})` : "";
       for (const value of [link, siteNames.get(c.site) || c.site, t(c.state) + why, info]) {
         row.appendChild(element("td", "")).append(value);
+      }
+      if (admin) { // where an admin draws the camera's motion zones and masks
+        const zones = element("a", "regions", t("regions_title"));
+        zones.href = `/cameras/${encodeURIComponent(c.id)}/motion`;
+        row.children[0].append(" · ", zones);
       }
       row.children[2].className = c.state;
       return row;
@@ -92,7 +98,7 @@ async function refresh() {
   villages(sites);
   alarms(open, new Map(cams.map((c) => [c.id, c.name])));
   lookouts(active);
-  cameras(cams, siteNames);
+  cameras(cams, siteNames, (await me())?.role === "admin");
 }
 
 async function loop() {

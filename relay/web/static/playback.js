@@ -1,150 +1,22 @@
-// Playback: MSE fed with the node's own fMP4 (the recorder's segments, by id).
-// Every video's media time is wall time minus the start of the shown day, so
-// several cameras play the same recorded moment when their currentTime agree.
+// Playback: up to 4 cameras on one day's timeline (the player is recorded.js);
+// every track has the start of the shown day as its base, so they play the same
+// recorded moment when their currentTime agree.
 
-const DAY = 86400;
-const AHEAD = 20; // seconds of footage kept buffered ahead of the playhead
+import { t } from "/static/i18n.js";
+import { DAY, Track, dayStart, json } from "/static/recorded.js";
+
 const $ = (id) => document.getElementById(id);
-
-async function json(url, options = {}) {
-  const r = await fetch(url, { credentials: "same-origin", ...options });
-  if (!r.ok) throw new Error((await r.text()).trim() || r.statusText);
-  return r.json();
-}
-
-class Track {
-  constructor(camera, base, tile) {
-    this.camera = camera;
-    this.base = base; // wall time of media time 0
-    this.video = tile.querySelector("video");
-    this.note = tile.querySelector(".note");
-    this.segments = [];
-    this.evidence = [];
-    this.spans = [];
-    this.next = 0; // index of the next segment to append
-    this.busy = false;
-    this.generation = 0;
-  }
-
-  async open() {
-    this.ms = new MediaSource();
-    this.video.src = URL.createObjectURL(this.ms);
-    await new Promise((ok) => this.ms.addEventListener("sourceopen", ok, { once: true }));
-    const cam = encodeURIComponent(this.camera);
-    await this.refresh();
-    this.session = (await json(`/api/cameras/${cam}/playback`, {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ at: this.firstMoment ?? this.base }),
-    })).session;
-  }
-
-  async refresh() {
-    const cam = encodeURIComponent(this.camera);
-    const body = await json(`/api/cameras/${cam}/recordings?since=${this.base}&until=${this.base + DAY}`);
-    this.segments = body.segments;
-    this.spans = body.spans;
-    this.evidence = body.evidence;
-  }
-
-  wall() { return this.base + this.video.currentTime; }
-
-  async seek(at) {
-    const gen = ++this.generation;
-    let i = this.segments.findIndex((s) => s.end > at);
-    if (i < 0) { await this.refresh(); i = this.segments.findIndex((s) => s.end > at); }
-    if (i < 0) { this.note.textContent = "此后无录像 nothing recorded after this"; return; }
-    if (!this.inBuffer(at)) {
-      await this.clear();
-      if (gen !== this.generation) return;
-      this.next = i;
-      await this.appendNext(Math.max(at, this.segments[i].start));
-    }
-    if (gen !== this.generation) return;
-    this.video.currentTime = Math.max(at, this.segments[i].start) - this.base;
-  }
-
-  inBuffer(at) {
-    const t = at - this.base, b = this.sb?.buffered;
-    if (!b) return false;
-    for (let k = 0; k < b.length; k++) if (b.start(k) <= t && t < b.end(k) - 0.2) return true;
-    return false;
-  }
-
-  async clear() {
-    if (!this.sb) return;
-    if (this.sb.updating) this.sb.abort();
-    await this.update(() => this.sb.remove(0, Infinity));
-  }
-
-  update(action) {
-    return new Promise((ok, fail) => {
-      this.sb.addEventListener("updateend", ok, { once: true });
-      this.sb.addEventListener("error", fail, { once: true });
-      action();
-    });
-  }
-
-  async appendNext(from) {
-    const seg = this.segments[this.next];
-    if (!seg || this.busy) return false;
-    this.busy = true;
-    try {
-      const cam = encodeURIComponent(this.camera);
-      const r = await fetch(`/api/cameras/${cam}/segments/${seg.id}?from=${from ?? seg.start}&session=${this.session}`);
-      if (!r.ok) { this.next++; return false; }
-      const codec = r.headers.get("X-Codec");
-      const data = await r.arrayBuffer();
-      if (!this.sb) {
-        const type = `video/mp4; codecs="${codec}"`;
-        if (!MediaSource.isTypeSupported(type)) {
-          this.note.textContent = `浏览器不能解码 ${codec} (H.265 回放需转码, 未实现)`;
-          return false;
-        }
-        this.sb = this.ms.addSourceBuffer(type);
-        this.sb.mode = "segments";
-      }
-      this.sb.timestampOffset = seg.start - this.base;
-      await this.update(() => this.sb.appendBuffer(data));
-      this.next++;
-      return true;
-    } finally {
-      this.busy = false;
-    }
-  }
-
-  async pump() {
-    if (!this.sb || this.busy) return;
-    const b = this.sb.buffered, t = this.video.currentTime;
-    const end = b.length ? b.end(b.length - 1) : 0;
-    if (end - t < AHEAD) {
-      if (this.next >= this.segments.length) await this.refresh();
-      await this.appendNext();
-    }
-    for (let k = 0; k + 1 < b.length; k++) { // skip a gap: jump to the next span
-      if (t >= b.end(k) - 0.15 && t < b.start(k + 1)) this.video.currentTime = b.start(k + 1);
-    }
-    if (t > 90 && !this.sb.updating && b.length && b.start(0) < t - 60) {
-      await this.update(() => this.sb.remove(0, t - 60));
-    }
-  }
-
-  frames() { return this.video.getVideoPlaybackQuality().totalVideoFrames; }
-
-  close() {
-    if (this.session) fetch(`/api/playback/${this.session}`, { method: "DELETE", keepalive: true });
-  }
-}
 
 class Playback {
   constructor() {
     this.tracks = [];
+    this.motion = [];
     this.rate = 1;
     this.paused = false;
   }
 
   async start(cameras, at) {
-    const day = new Date(at * 1000);
-    const base = new Date(day.getFullYear(), day.getMonth(), day.getDate()).getTime() / 1000;
+    const base = dayStart(at);
     this.base = base;
     const grid = $("grid");
     grid.className = `n${cameras.length}`;
@@ -161,6 +33,7 @@ class Playback {
       return track;
     });
     await Promise.all(this.tracks.map((t) => t.open()));
+    await this.loadMotion();
     this.drawTimeline();
     await this.seek(at);
     clearInterval(this.timer);
@@ -186,6 +59,28 @@ class Playback {
   }
 
   step(seconds) { return this.seek(this.wallTime() + seconds); }
+
+  // Motion periods of the shown cameras that day, oldest first (marks, and jumps).
+  async loadMotion() {
+    const lists = await Promise.all(this.tracks.map((track) => {
+      const cam = encodeURIComponent(track.camera);
+      return json(`/api/cameras/${cam}/motion?since=${this.base}&until=${this.base + DAY}`).catch(() => []);
+    }));
+    this.motion = lists.flat().sort((a, b) => a.start - b.start);
+  }
+
+  // To the start of the next (or, backwards, the previous) motion period.
+  async jumpMotion(forward) {
+    await this.loadMotion();
+    this.drawTimeline();
+    const wall = this.wallTime();
+    const found = forward
+      ? this.motion.find((p) => p.start > wall + 0.5)
+      : this.motion.findLast((p) => p.start < wall - 1.5); // a second in: still "this" one
+    if (!found) { $("status").textContent = forward ? t("no_later_motion") : t("no_earlier_motion"); return; }
+    $("status").textContent = "";
+    await this.seek(found.start);
+  }
 
   async tick() {
     const master = this.tracks[0];
@@ -218,6 +113,10 @@ class Playback {
     for (const span of this.tracks[0].spans) {
       add("span", (span.start - this.base) / DAY, (span.end - span.start) / DAY);
     }
+    for (const period of this.motion) {
+      const end = period.end ?? Date.now() / 1000;
+      add("motion", (period.start - this.base) / DAY, (end - period.start) / DAY);
+    }
     for (const t of this.tracks) {
       for (const e of t.evidence) if (e.kind === "alarm") add("mark", (e.start - this.base) / DAY, null);
     }
@@ -245,6 +144,8 @@ $("back10").onclick = () => playback.step(-10);
 $("fwd10").onclick = () => playback.step(10);
 $("back60").onclick = () => playback.step(-60);
 $("fwd60").onclick = () => playback.step(60);
+$("prev-motion").onclick = () => playback.jumpMotion(false);
+$("next-motion").onclick = () => playback.jumpMotion(true);
 $("speed").onchange = (e) => playback.setRate(Number(e.target.value));
 $("timeline").onclick = (e) => {
   const box = e.currentTarget.getBoundingClientRect();

@@ -4,13 +4,17 @@
 
 import { formDialog, send, showPhoto } from "/static/alerts.js";
 import { AlarmBook, element, kindText, stateText } from "/static/alarms.js";
+import { AlarmClips } from "/static/clips.js";
 import { clockTime, t } from "/static/i18n.js";
 
 export class AlarmQueue {
-  constructor(list, feed, { canAct, cameraName, onShow, onNew = () => {} }) {
-    Object.assign(this, { list, feed, canAct, cameraName, onShow, onNew });
+  // recordedCamera(alarm): the id here of the alarm's camera if it is recorded (a
+  // village's alarm names its camera as the village does), else null.
+  constructor(list, feed, { canAct, cameraName, onShow, onNew = () => {}, recordedCamera = () => null }) {
+    Object.assign(this, { list, feed, canAct, cameraName, onShow, onNew, recordedCamera });
     this.teams = [];
     this.book = new AlarmBook({ onChange: () => this.render() });
+    this.clips = new AlarmClips({ onChange: () => this.render() });
   }
 
   async load() {
@@ -56,11 +60,8 @@ export class AlarmQueue {
       const link = li.appendChild(element("button", "snapshot link", t("snapshot")));
       link.addEventListener("click", () => showPhoto(alarm.image, kindText(alarm)));
     }
-    if (alarm.camera) { // the alarm's clip: its recording from 10 s before it
-      const clip = li.appendChild(element("a", "clip", t("clip")));
-      clip.href = `/playback?camera=${encodeURIComponent(alarm.camera)}&at=${(alarm.time - 10).toFixed(3)}`;
-      clip.target = "_blank";
-    }
+    const recorded = alarm.camera && this.recordedCamera(alarm);
+    if (recorded) li.append(this.clips.controls(alarm, recorded));
     if (this.canAct) {
       const actions = li.appendChild(element("div", "actions"));
       for (const step of ["ack", "assign", "resolve"]) {

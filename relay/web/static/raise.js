@@ -1,16 +1,19 @@
 // The operator's alarm: the 报警 dialog (type and reason), the POST, the answer
-// in words; and whether this user may raise alarms and report sightings at all.
+// in words; and whether this user may raise alarms, report sightings, look back.
 
 import { reason as refusal, t } from "/static/i18n.js";
 import { toast } from "/static/toast.js";
 
 const KINDS = ["theft", "fire", "fight", "missing", "traffic", "other"];
 const RAISERS = new Set(["admin", "officer", "operator"]);
+const PLAYERS = new Set(["admin", "officer", "operator"]); // a viewer only by a grant (the node checks)
 let canRaise = false; // until the node says who is logged in: a viewer sees no alarm button
+let canPlayBack = false;
 fetch("/api/me")
   .then((r) => (r.ok ? r.json() : null))
   .then((who) => {
     canRaise = Boolean(who && RAISERS.has(who.role));
+    canPlayBack = Boolean(who && PLAYERS.has(who.role));
     dispatchEvent(new Event("vw-roles")); // the tiles show or hide their buttons
   })
   .catch(() => {});
@@ -18,6 +21,11 @@ fetch("/api/me")
 // Whether this user may raise alarms and report sightings (admin, officer, operator).
 export function mayRaise() {
   return canRaise;
+}
+
+// Whether this user may look back at recordings (the tiles' look-back button).
+export function mayPlayBack() {
+  return canPlayBack;
 }
 
 let dialog = null;

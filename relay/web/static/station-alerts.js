@@ -61,6 +61,13 @@ export function stationAlerts({ state, tiles, place, toLogin }) {
     select.addEventListener("change", () => localStorage.setItem(ON_ALARM_KEY, select.value));
   }
 
+  // An alarm's camera as this node knows it: its own, or a village's (the village
+  // names it without the PEER. prefix), if that camera is recorded.
+  function recordedCamera(alarm) {
+    const id = [alarm.camera, `${alarm.origin}.${alarm.camera}`].find((x) => state.cameras.has(x));
+    return id && state.cameras.get(id).recorded ? id : null;
+  }
+
   async function startAlerts() {
     const who = await me();
     const canAct = who.role === "officer" || who.role === "admin";
@@ -69,6 +76,7 @@ export function stationAlerts({ state, tiles, place, toLogin }) {
     queue = new AlarmQueue($("alarms"), feed, {
       canAct,
       cameraName,
+      recordedCamera,
       onShow: (id, alarm) => ($("on-alarm").value === "popup" ? showAlarm(alarm) : place(id)),
       onNew: onNewAlarm,
     });

@@ -8,7 +8,8 @@
 
 import { WhepPlayer } from "/static/whep-player.js";
 import { cameraError, clockTime, t } from "/static/i18n.js";
-import { mayRaise, openAlarm } from "/static/raise.js";
+import { mayPlayBack, mayRaise, openAlarm } from "/static/raise.js";
+import { TilePlayback, lookBackMenu } from "/static/tile-playback.js";
 
 // tiles: how many; big: the CSS grid area of the first, large tile.
 export const LAYOUTS = {
@@ -38,6 +39,7 @@ export function cameraInfo(json) {
     lastSeen: json.last_seen,
     stateSince: json.state_since,
     hasSub: Boolean(json.streams && json.streams.sub),
+    recorded: Boolean(json.recording && json.recording.mode !== "off"),
   };
 }
 
@@ -47,7 +49,10 @@ const visibility = new IntersectionObserver((entries) => {
 });
 const live = new Set(); // every tile on the page
 document.addEventListener("visibilitychange", () => live.forEach((tile) => tile.sync()));
-addEventListener("pagehide", () => live.forEach((tile) => tile.stopPlayer()));
+addEventListener("pagehide", () => live.forEach((tile) => {
+  tile.stopPlayer();
+  tile.lookback?.stop();
+}));
 addEventListener("vw-roles", () => live.forEach((tile) => tile.render()));
 setInterval(() => {
   const now = clockTime(Date.now() / 1000);
@@ -55,8 +60,9 @@ setInterval(() => {
 }, 1000);
 
 export class Tile {
-  // actions: more buttons, each {className, label (i18n key), shown(), run(tile)}.
-  constructor(grid, { onEnlarge, onRemove, onUnauthorized, emptyLabel = "empty", actions: extra = [] } = {}) {
+  // actions: more buttons, each {className, label (i18n key), shown(), run(tile)};
+  // lookBack: the tile may switch to its camera's recording and back (the wall).
+  constructor(grid, { onEnlarge, onRemove, onUnauthorized, emptyLabel = "empty", actions: extra = [], lookBack = false } = {}) {
     this.el = element("div", "tile");
     this.video = element("video", "");
     Object.assign(this.video, { autoplay: true, muted: true, playsInline: true });
@@ -70,6 +76,7 @@ export class Tile {
     const actions = element("div", "actions");
     this.alarmButton = actions.appendChild(element("button", "alarm"));
     this.alarmButton.addEventListener("click", () => this.camera && openAlarm(this.camera));
+    if (lookBack) extra = [...extra, ...this._lookBackActions()];
     this.more = extra.map((action) => {
       const button = element("button", action.className);
       button.addEventListener("click", () => this.camera && action.run(this));
@@ -84,6 +91,7 @@ export class Tile {
     }
     actions.addEventListener("dblclick", (event) => event.stopPropagation());
     this.el.append(this.video, top, this.overlay, actions);
+    if (this.menu) this.el.append(this.menu);
     // A double tap may also fire dblclick: one toggle for both.
     this.el.addEventListener("dblclick", () => {
       if (performance.now() - this._tappedAt > 500) this._toggle(onEnlarge);
@@ -103,6 +111,7 @@ export class Tile {
     this.inView = false;
     this.player = null;
     this.playerUrl = null;
+    this.lookback = null; // a TilePlayback while the tile shows the recording
     this.decodedAt = 0; // performance.now() when a new frame was last seen
     this._frames = 0;
     this._progressAt = 0;
@@ -118,7 +127,10 @@ export class Tile {
 
   // A different camera (or none): the old one's session ends.
   assign(camera) {
-    if (camera?.id !== this.camera?.id) this.stopPlayer();
+    if (camera?.id !== this.camera?.id) {
+      this.stopPlayer();
+      this.live();
+    }
     this.camera = camera;
     this.sync();
     this.render();
@@ -149,7 +161,7 @@ export class Tile {
 
   // Start, switch or stop the player to match what the tile should show.
   sync() {
-    const want = this.camera && this.inView && document.visibilityState === "visible";
+    const want = this.camera && this.inView && document.visibilityState === "visible" && !this.lookback;
     if (!want) {
       this.stopPlayer();
     } else if (!this.player || this.playerUrl !== this.url()) {
@@ -166,11 +178,51 @@ export class Tile {
 
   stopPlayer() {
     const player = this.player;
-    if (!player) return;
+    if (!player) return Promise.resolve();
     this.player = null;
     this.playerUrl = null;
     player.removeEventListener("state", this._onPlayerState);
-    player.stop();
+    return player.stop();
+  }
+
+  // Play the camera's recording from `at` (Unix seconds) in this tile.
+  async lookBack(at) {
+    this.lookback?.stop();
+    this.lookback = new TilePlayback(this, at);
+    const playback = this.lookback;
+    this.menu.hidden = true;
+    await this.stopPlayer(); // the video element is free of WebRTC before MSE takes it
+    this.render();
+    this.el.dispatchEvent(new Event("lookback", { bubbles: true })); // the wall's tour holds
+    if (playback === this.lookback) await playback.start();
+  }
+
+  // Back to live video.
+  live() {
+    if (!this.lookback) return;
+    this.lookback.stop();
+    this.lookback = null;
+    this.sync();
+    this.el.dispatchEvent(new Event("lookback", { bubbles: true }));
+  }
+
+  _lookBackActions() {
+    this.menu = lookBackMenu((at) => this.lookBack(at).catch((e) => this._lookBackFailed(e)));
+    const playing = () => Boolean(this.lookback);
+    return [
+      {
+        className: "lookback",
+        label: "look_back",
+        shown: () => mayPlayBack() && !playing(),
+        run: () => { this.menu.hidden = !this.menu.hidden; },
+      },
+      { className: "live", label: "back_live", shown: playing, run: () => this.live() },
+    ];
+  }
+
+  _lookBackFailed(error) {
+    const note = this.lookback?.track.note;
+    if (note) note.textContent = error.message;
   }
 
   // Called every few seconds: note decoded frames, restart a player that froze.
@@ -203,8 +255,9 @@ export class Tile {
     this.el.title = camera ? t("enlarge_hint") : "";
     const down = camera && DOWN.has(camera.state);
     this.el.classList.toggle("down", Boolean(down));
-    this.el.dataset.state = !camera ? "empty" : down ? camera.state : this.player?.state || "idle";
-    const playing = t(this.player?.state || "idle");
+    const player = this.lookback ? "playback" : this.player?.state || "idle";
+    this.el.dataset.state = !camera ? "empty" : down ? camera.state : player;
+    const playing = this.lookback ? "" : t(player);
     this.status.textContent = !camera ? "" : down ? t(camera.state) : playing;
     this.overlayTitle.textContent = !camera ? t(this.emptyLabel) : down ? t(camera.state) : "";
     let detail = "";
@@ -218,6 +271,7 @@ export class Tile {
 
   destroy() {
     this.stopPlayer();
+    this.live();
     visibility.unobserve(this.el);
     live.delete(this);
     tilesOf.delete(this.el);

@@ -46,8 +46,10 @@ function showPage(page) {
   scheduleTour();
 }
 
-// The tour stands still while the operator paused it or an alarm of this wall is open.
+// The tour stands still while the operator paused it, a tile looks back, or an
+// alarm of this wall is open.
 function held() {
+  if (tiles.some((tile) => tile.lookback)) return true; // an operator is looking back
   return Boolean(strip?.openOn(new Set(state.cameras.map((c) => c.id))));
 }
 
@@ -131,6 +133,7 @@ function makeTile() {
   return new Tile(grid, {
     onEnlarge: enlarge,
     onUnauthorized: toLogin,
+    lookBack: true,
     actions: [
       {
         className: "sighting",
@@ -202,6 +205,10 @@ function keys(event) {
   event.preventDefault();
 }
 
+grid.addEventListener("lookback", () => {
+  renderBar();
+  scheduleTour();
+});
 document.getElementById("pause").addEventListener("click", () => setPaused(!state.paused));
 document.getElementById("next").addEventListener("click", () => showPage(state.page + 1));
 document.getElementById("previous").addEventListener("click", () => showPage(state.page - 1));

@@ -24,8 +24,8 @@ CONFIG = (
     " {id: west, name: West, parent: station}]\n"
     + users_yaml(("eastern", "operator", "east"))
     + "cameras:\n"
-    "  - {id: gate, name: Gate, site: east, main: 'synthetic://gate', always_on: false}\n"
-    "  - {id: well, name: Well, site: west, main: 'synthetic://well', always_on: false}\n"
+    "  - {id: gate, name: Gate, site: east, main: 'synthetic://160x120?fps=5', always_on: false}\n"
+    "  - {id: well, name: Well, site: west, main: 'synthetic://160x120?fps=5', always_on: false}\n"
 )
 DAY = datetime.date(2026, 11, 20)
 
@@ -131,7 +131,14 @@ async def test_the_page_shows_the_tables_and_the_chart(
     assert await page.locator("h2").first.text_content() == f"今日 · {datetime.date.today()}"
     assert "connection refused" in (await page.locator("#days").text_content() or "")
     assert await page.locator("#charts svg rect").count() >= 2, "a bar per village and day"
-    await page.locator("#lang").click()
+    # The common header as on every page: its own language button (the only one),
+    # links not boxed in by the page's own styles.
+    language = page.locator("button.language")
+    await language.wait_for(timeout=10000)
+    assert await page.get_by_role("button", name="English").count() == 1
+    overview = page.locator('.vw-header a[href="/"]')
+    assert await overview.evaluate("a => getComputedStyle(a).borderTopWidth") == "0px"
+    await language.click()
     assert (await page.locator("h2").first.text_content() or "").startswith("Today")
     assert errors == []
 

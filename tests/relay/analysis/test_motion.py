@@ -49,10 +49,11 @@ class Findings:
         self.seen.append(finding)
         self._changed.set()
 
-    async def first(self, kind: str, camera: str, within: float) -> Finding:
+    async def first(self, kind: str, camera: str, within: float, after: int = 0) -> Finding:
+        """The first such finding (after the first `after` findings)."""
         async with asyncio.timeout(within):
             while True:
-                found = [f for f in self.seen if f.type == kind and f.camera == camera]
+                found = [f for f in self.seen[after:] if f.type == kind and f.camera == camera]
                 if found:
                     return found[0]
                 self._changed.clear()
@@ -139,6 +140,31 @@ async def test_a_mask_suppresses_motion_inside_it(
     await findings.first("motion.start", "open", within=15)
     await asyncio.sleep(3)  # the masked camera had as long, and longer
     assert [f for f in findings.seen if f.camera == "masked"] == []
+
+
+async def test_a_drawn_mask_applies_at_once_and_so_does_its_removal(
+    sim: CameraSimulator, start_node: NodeFactory
+) -> None:
+    band = [[0, 0.3], [1, 0.3], [1, 0.7], [0, 0.7]]  # where the box crosses
+    node = await start_node(
+        node_yaml(camera("drawn", sim.url("moving"), "motion: {fps: 5, cooldown: 1}"))
+    )
+    findings = Findings(node)
+    started = await findings.first("motion.start", "drawn", within=15)
+    url = f"{node.url}/api/cameras/drawn/motion/regions"
+    async with aiohttp.ClientSession(headers=ADMIN) as http:
+        async with http.put(url, json={"zones": [], "masks": [band]}) as answer:
+            assert answer.status == 200, await answer.text()
+        masked = len(findings.seen)
+        ended = await findings.first("motion.end", "drawn", within=10, after=masked)
+        assert ended.period == started.period, "the period goes on to its end"
+        quiet = len(findings.seen)
+        await asyncio.sleep(4)  # 20 pictures of the box moving inside the mask
+        assert [f.type for f in findings.seen[quiet:] if f.camera == "drawn"] == []
+        async with http.delete(url) as answer:
+            assert answer.status == 200
+        again = await findings.first("motion.start", "drawn", within=10, after=quiet)
+    assert again.period != started.period
 
 
 async def test_tamper_fires_on_black_and_frozen_and_clears(

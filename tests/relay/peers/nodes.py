@@ -18,6 +18,8 @@ from tests.conftest import ADMIN, users_yaml
 from tests.helpers import free_port
 
 STATION_TOKEN = "station-node-token-0123456789"
+NODE = {"Authorization": f"Bearer {STATION_TOKEN}"}  # the station, at a village
+LI = {"Authorization": "Bearer li-token"}  # an officer of dongcun at the station
 CAMERA = "synthetic://320x180?fps=10&keyframe_interval=1&bitrate=200"
 
 T = TypeVar("T")
@@ -100,11 +102,14 @@ class Cascade:
         return self.nodes["station"]
 
 
-async def cascade_of(tmp: Path, station_extra: str = "") -> AsyncIterator[Cascade]:
+async def cascade_of(
+    tmp: Path, station_extra: str = "", village_extra: str = ""
+) -> AsyncIterator[Cascade]:
     net = Cascade(tmp)
     net.ports = {name: free_port() for name in ("dongcun", "xicun", "station")}
-    net.texts["dongcun"] = village_yaml("dongcun", [("gate", "dongcun"), ("well", "dongcun-east")])
-    net.texts["xicun"] = village_yaml("xicun", [("gate", "xicun")])
+    dongcun = village_yaml("dongcun", [("gate", "dongcun"), ("well", "dongcun-east")])
+    net.texts["dongcun"] = dongcun + village_extra
+    net.texts["xicun"] = village_yaml("xicun", [("gate", "xicun")]) + village_extra
     villages = {v: net.ports[v] for v in ("dongcun", "xicun")}
     net.texts["station"] = station_yaml(villages, station_extra)
     try:

@@ -17,7 +17,8 @@ from relay.web.peers import NETWORK
 from tests.conftest import ADMIN, PASSWORD
 from tests.helpers import wait_until
 from tests.relay.peers.nodes import (
-    STATION_TOKEN,
+    LI,
+    NODE,
     Cascade,
     cameras_by_id,
     cascade_of,
@@ -27,8 +28,6 @@ from tests.relay.peers.nodes import (
     wait_until_async,
 )
 
-LI = {"Authorization": "Bearer li-token"}  # an officer of dongcun at the station
-NODE = {"Authorization": f"Bearer {STATION_TOKEN}"}
 WALL = "walls:\n  - {id: both, site: dongcun, layout: 2x2, cameras: [dongcun.gate, xicun.gate]}\n"
 
 
