@@ -15,7 +15,13 @@ node still demuxes, decodes and analyses each camera's own connection.
 
 Scenes: `ball` (default) is a ball over a sweeping picture, motion everywhere all
 the time, the worst case; `still` is a still scene with sensor noise, what a
-village camera shows most hours.
+village camera shows most hours. `--bframes` makes the cameras send H.264 High
+with B-frames, frames nothing refers to: the decoder leaves those undecoded
+unless a watcher is due ("decoded/s" falls below the camera's 15 fps).
+
+To compare two versions of the node in the same conditions, run this script
+against each in turn, the other one's code first on the path:
+    PYTHONPATH=<other checkout> .venv/bin/python bench/analysis_cost.py
 
     .venv/bin/python bench/analysis_cost.py [--cameras 32] [--seconds 10] [--scene ball]
 """
@@ -37,7 +43,7 @@ from relay.media.hub import Hub
 from relay.media.pictures import PictureWatch, pictures_of
 
 SETTLE = 3.0
-Row = tuple[float, float, float, float, float]
+Row = tuple[float, float, float, float, float, float]
 
 
 def config_text(urls: list[str]) -> str:
@@ -49,15 +55,21 @@ def config_text(urls: list[str]) -> str:
     return "node: {id: b, name: B}\nsites: [{id: v, name: V}]\ncameras:\n" + cameras
 
 
-def thread_seconds(hub: Hub) -> tuple[float, float]:
-    """CPU seconds the decoder threads spent decoding, and on their watchers' work."""
+def thread_seconds(hub: Hub) -> tuple[float, float, int]:
+    """CPU seconds the decoder threads spent decoding, and on their watchers' work;
+    frames decoded."""
     sources = [ch.pictures for ch in hub.channels.values() if ch.pictures is not None]
-    return sum(s.decode_seconds for s in sources), sum(s.watcher_seconds for s in sources)
+    return (
+        sum(s.decode_seconds for s in sources),
+        sum(s.watcher_seconds for s in sources),
+        sum(s.decoded for s in sources),
+    )
 
 
 async def measure(seconds: float, sim: psutil.Process, hub: Hub) -> Row:
     """% of one core: this process, the simulator, everyone else on the machine, and
-    (from the decoder threads' own CPU clocks) decoding and the analysis work."""
+    (from the decoder threads' own CPU clocks) decoding and the analysis work;
+    frames decoded a second, per camera."""
     me = psutil.Process()
     ours, theirs, machine, start = (
         common.cpu_seconds(me),
@@ -65,21 +77,25 @@ async def measure(seconds: float, sim: psutil.Process, hub: Hub) -> Row:
         common.machine_cpu(),
         time.monotonic(),
     )
-    decode, watchers = thread_seconds(hub)
+    decode, watchers, frames = thread_seconds(hub)
     await asyncio.sleep(seconds)
     wall = time.monotonic() - start
     node = common.percent(common.cpu_seconds(me) - ours, wall)
     camsim = common.percent(common.cpu_seconds(sim) - theirs, wall)
     rest = common.others(common.percent(common.machine_cpu() - machine, wall), (node, camsim))
-    decode_after, watchers_after = thread_seconds(hub)
+    decode_after, watchers_after, frames_after = thread_seconds(hub)
     decoding = common.percent(decode_after - decode, wall)
     analysing = common.percent(watchers_after - watchers, wall)
-    return node, camsim, rest, decoding, analysing
+    rate = (frames_after - frames) / wall / len(hub.channels)
+    return node, camsim, rest, decoding, analysing, rate
 
 
-async def run(count: int, seconds: float, scene: str, mount_count: int) -> None:
+async def run(count: int, seconds: float, scene: str, mount_count: int, bframes: bool) -> None:
+    profile = "high" if bframes else "constrained-baseline"
     mounts = [
-        MountSpec(f"sub{i}", width=640, height=360, fps=15, scene=scene)
+        MountSpec(
+            f"sub{i}", width=640, height=360, fps=15, scene=scene, profile=profile, bframes=bframes
+        )
         for i in range(min(count, mount_count))
     ]
     with CameraSimulator(mounts) as simulator:
@@ -113,7 +129,7 @@ async def run(count: int, seconds: float, scene: str, mount_count: int) -> None:
                 camera.stop()
         finally:
             await hub.close()
-    report(count, scene, rows, online)
+    report(count, f"{scene}{', B-frames' if bframes else ''}", rows, online)
 
 
 def _dropped(hub: Hub) -> int:
@@ -123,7 +139,7 @@ def _dropped(hub: Hub) -> int:
 def report(
     count: int,
     scene: str,
-    rows: list[tuple[str, float, float, float, float, float, int]],
+    rows: list[tuple[str, float, float, float, float, float, float, int]],
     online: int,
 ) -> None:
     print(common.command_line())
@@ -139,12 +155,13 @@ def report(
             "over demux %",
             "decoding %",
             "analysing %",
+            "decoded/s",
             "camsim %",
             "others %",
             "dropped",
         )
     ]
-    for phase, node, camsim, rest, decoding, analysing, dropped in rows:
+    for phase, node, camsim, rest, decoding, analysing, rate, dropped in rows:
         table.append(
             (
                 phase,
@@ -153,6 +170,7 @@ def report(
                 f"{node - demux:.0f}",
                 f"{decoding:.1f}",
                 f"{analysing:.1f}",
+                f"{rate:.1f}",
                 f"{camsim:.0f}",
                 common.others_cell(rest),
                 str(dropped),
@@ -160,7 +178,8 @@ def report(
         )
     for line in common.table(table, left=(0,)):
         print(line)
-    print("(% of one core; decoding and analysing from the decoder threads' CPU clocks)")
+    print("(% of one core; decoding and analysing from the decoder threads' CPU clocks;")
+    print(" decoded/s: frames decoded a second per camera)")
 
 
 def main() -> None:
@@ -174,8 +193,9 @@ def main() -> None:
         default=8,
         help="camsim mounts the cameras share (each encodes once for all its clients)",
     )
+    parser.add_argument("--bframes", action="store_true", help="H.264 High with B-frames")
     args = parser.parse_args()
-    asyncio.run(run(args.cameras, args.seconds, args.scene, args.mounts))
+    asyncio.run(run(args.cameras, args.seconds, args.scene, args.mounts, args.bframes))
 
 
 if __name__ == "__main__":

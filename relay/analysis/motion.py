@@ -34,15 +34,21 @@ def threshold(sensitivity: int) -> float:
 def blur(picture: np.ndarray, radius: int = BLUR) -> np.ndarray:
     """A box blur: shifted slices summed, each axis in turn (edges repeated)."""
     size = 2 * radius + 1
-    padded = np.pad(picture.astype(np.float32), radius, mode="edge")
-    rows = padded[: padded.shape[0] - 2 * radius].copy()
+    rows, cols = picture.shape
+    padded = np.empty((rows + 2 * radius, cols + 2 * radius), dtype=np.float32)
+    padded[radius:-radius, radius:-radius] = picture
+    padded[:radius, radius:-radius] = picture[0]
+    padded[-radius:, radius:-radius] = picture[-1]
+    padded[:, :radius] = padded[:, radius : radius + 1]
+    padded[:, -radius:] = padded[:, -radius - 1 : -radius]
+    summed = padded[:rows].copy()
     for shift in range(1, size):
-        rows += padded[shift : padded.shape[0] - 2 * radius + shift]
-    out = rows[:, : rows.shape[1] - 2 * radius].copy()
+        summed += padded[shift : rows + shift]
+    out = summed[:, :cols].copy()
     for shift in range(1, size):
-        out += rows[:, shift : rows.shape[1] - 2 * radius + shift]
-    blurred: np.ndarray = out / (size * size)
-    return blurred
+        out += summed[:, shift : cols + shift]
+    out *= 1.0 / (size * size)
+    return out
 
 
 def dilate(changed: np.ndarray) -> np.ndarray:
@@ -78,13 +84,17 @@ class MotionDetector:
             self._prepare((picture.shape[0], picture.shape[1]))
             return None
         # Brightness shifts of the whole picture (auto exposure) cancel out here.
-        diff = np.abs((picture - picture.mean()) - (background - background.mean()))
-        changed = diff > self.limit
+        # One new array for all the steps below, worked on in place.
+        diff = picture - background
+        diff -= picture.mean() - background.mean()
+        changed = np.abs(diff, out=diff) > self.limit
         if changed.mean() > WHOLE_PICTURE:
             self.background = picture
             self.lighting_changes += 1
             return None
-        background += BACKGROUND_RATE * (picture - background)
+        np.subtract(picture, background, out=diff)
+        diff *= BACKGROUND_RATE
+        background += diff
         assert self._allowed is not None
         moving = dilate(changed) & self._allowed
         return self._areas(moving)
@@ -96,13 +106,15 @@ class MotionDetector:
         padded[:rows, :cols] = moving
         counts = padded.reshape(h, CELL, w, CELL).sum(axis=(1, 3))
         total = rows * cols
+        if counts.sum() < self.config.min_area * total:
+            return None  # all of it together is too small: no need to group (most pictures)
         labels = _label(counts > 0)
         sizes = np.bincount(labels.ravel(), weights=counts.ravel())
-        big = np.flatnonzero(sizes / total >= self.config.min_area)
-        big = big[big > 0]  # label 0: no motion
-        if big.size == 0:
+        big = sizes / total >= self.config.min_area
+        big[0] = False  # label 0: no motion
+        if not big.any():
             return None
-        ys, xs = np.nonzero(np.isin(labels, big))
+        ys, xs = np.nonzero(big[labels])
         y0, y1 = int(ys.min()) * CELL, min(rows, (int(ys.max()) + 1) * CELL)
         x0, x1 = int(xs.min()) * CELL, min(cols, (int(xs.max()) + 1) * CELL)
         area = float(moving[y0:y1, x0:x1].sum()) / total
@@ -115,24 +127,29 @@ class MotionDetector:
 def _label(active: np.ndarray) -> np.ndarray:
     """8-connected groups of active cells, labelled by a cell number (0: inactive).
 
-    Each cell takes the smallest label around it, then the label its label's cell
-    has now (pointer jumping), until nothing changes: a handful of numpy passes on
-    this small grid, and no Python loop per cell."""
+    Each cell takes the smallest label around it (a 3x3 minimum, taken along rows
+    then columns), then the label its label's cell has now (pointer jumping), until
+    nothing changes: a handful of numpy passes on this small grid, and no Python
+    loop per cell."""
     rows, cols = active.shape
     big = rows * cols + 1
+    inactive = ~active
     labels = np.where(active, np.arange(1, big).reshape(rows, cols), big)
     padded = np.full((rows + 2, cols + 2), big)
+    across = np.empty((rows + 2, cols), dtype=labels.dtype)
+    around = np.empty_like(labels)
     while True:
         padded[1:-1, 1:-1] = labels
-        around = labels.copy()
-        for dr in (0, 1, 2):
-            for dc in (0, 1, 2):
-                np.minimum(around, padded[dr : dr + rows, dc : dc + cols], out=around)
-        around[~active] = big
-        flat = np.append(around.ravel(), big)
-        around[active] = flat[around[active] - 1]  # a label names an active cell
+        np.minimum(padded[:, :-2], padded[:, 1:-1], out=across)
+        np.minimum(across, padded[:, 2:], out=across)
+        np.minimum(across[:-2], across[1:-1], out=around)
+        np.minimum(around, across[2:], out=around)
+        around[inactive] = big
+        flat = around.ravel()
+        for _ in range(2):  # a label names an active cell: follow it, twice
+            around[active] = flat[around[active] - 1]
         if np.array_equal(around, labels):
             break
-        labels = around
+        labels, around = around, labels
     out: np.ndarray = np.where(active, labels, 0)
     return out

@@ -51,6 +51,11 @@ class HubCollector(Collector):
                 "time between the last two keyframes",
                 labels=STREAM,
             ),
+            "decoding": GaugeMetricFamily(
+                "villagewatch_stream_decoding",
+                "1 while the stream's one shared decoder runs (analysis, snapshots, transcode)",
+                labels=STREAM,
+            ),
             "subs": GaugeMetricFamily(
                 "villagewatch_stream_subscribers",
                 "consumers of the stream in the hub (viewers, recorders, analysis)",
@@ -74,6 +79,16 @@ class HubCollector(Collector):
                 "packets slow consumers lost (each skips to the next keyframe)",
                 labels=STREAM,
             ),
+            "decoded": CounterMetricFamily(
+                "villagewatch_stream_decoded_frames",
+                "frames the stream's shared decoder decoded",
+                labels=STREAM,
+            ),
+            "decoder_dropped": CounterMetricFamily(
+                "villagewatch_stream_decoder_dropped_packets",
+                "packets the shared decoder was too far behind to take",
+                labels=STREAM,
+            ),
         }
         now = time.monotonic()
         for channel in list(self.hub.channels.values()):
@@ -94,5 +109,10 @@ class HubCollector(Collector):
             c["packets"].add_metric(labels, stats.packets)
             c["bytes"].add_metric(labels, stats.bytes)
             c["dropped"].add_metric(labels, channel.dropped)
+            pictures = channel.pictures
+            g["decoding"].add_metric(labels, float(pictures is not None and pictures.running))
+            if pictures is not None:
+                c["decoded"].add_metric(labels, pictures.decoded)
+                c["decoder_dropped"].add_metric(labels, pictures.dropped)
         yield from g.values()
         yield from c.values()

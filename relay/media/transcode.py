@@ -1,7 +1,12 @@
 """One shared transcode for a stream browsers cannot take (H.265, H.264 B-frames).
 
-Decoded and encoded to Constrained Baseline H.264 once per camera stream, in a
-thread of its own, for all its viewers at once; it runs only while watched.
+The stream's one shared decoder (relay.media.pictures, which motion, tamper and
+snapshots use too) hands every frame to this transcoder while it is watched; a
+thread of its own encodes them to Constrained Baseline H.264 once per camera
+stream, for all its viewers at once. A stream both analysed and watched is
+decoded once. Frames wait for the encoder in a bounded queue: when the encoder
+falls behind, frames are dropped and counted (an encoder needs no reference from
+the source, so the next frame encodes as well as any).
 """
 
 from __future__ import annotations
@@ -12,18 +17,17 @@ import logging
 import queue
 import threading
 import time
-from fractions import Fraction
+from typing import Any
 
 import av
 
 from ingest.packet import MediaPacket
-from ingest.tasks import cancel_and_wait
 from relay.media.hub import Channel, FanOut
+from relay.media.pictures import TIME_BASE, FrameTap, pictures_of
 
 logger = logging.getLogger(__name__)
 
-TIME_BASE = Fraction(1, 90000)
-QUEUE_PACKETS = 120
+QUEUE_FRAMES = 15  # decoded pictures are big: a second at 15 fps
 KEYFRAME_SECONDS = 2.0
 # What every browser decodes: Constrained Baseline, no B-frames, no lookahead.
 BROWSER_H264 = {"preset": "veryfast", "tune": "zerolatency", "profile": "baseline"}
@@ -40,81 +44,92 @@ class Transcoder(FanOut):
     def __init__(self, channel: Channel) -> None:
         super().__init__(f"{channel.name}/transcoded", channel.settings)
         self.channel = channel
-        self.dropped = 0
-        self._task: asyncio.Task[None] | None = None
+        self.frames_dropped = 0  # decoded frames the encoder was too far behind to take
+        self.encoded = 0
+        self._tap: FrameTap | None = None
+        self._work: queue.Queue[av.VideoFrame | None] = queue.Queue(QUEUE_FRAMES)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._tap is not None
 
     def first_joined(self) -> None:
-        if self._task is None:
-            logger.info("camera %s: transcoding to H.264 for browsers", self.channel.name)
-            self._task = asyncio.create_task(self._run(), name=f"transcode {self.name}")
+        if self._tap is not None:
+            return
+        logger.info("camera %s: transcoding to H.264 for browsers", self.channel.name)
+        work: queue.Queue[av.VideoFrame | None] = queue.Queue(QUEUE_FRAMES)
+        self._work = work
+        self._stop = stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._encode,
+            args=(work, stop, asyncio.get_running_loop()),
+            name=f"encode-{self.channel.name}",
+        )
+        self._thread.daemon = True
+        self._thread.start()
+        self._tap = pictures_of(self.channel).tap(lambda frame: self._offer(work, frame))
+
+    def _offer(self, work: queue.Queue[av.VideoFrame | None], frame: av.VideoFrame) -> None:
+        try:
+            work.put_nowait(frame)
+        except queue.Full:
+            self.frames_dropped += 1
 
     def last_left(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
+        if self._tap is not None:
             logger.info("camera %s: last viewer gone, transcoder stopped", self.channel.name)
-            task.cancel()
+        self._end()
         self.clear_cache()
 
-    async def close(self) -> None:
-        task, self._task = self._task, None
-        await cancel_and_wait(task)
+    def _end(self) -> threading.Thread | None:
+        """Off the decoder, and the encoder told to stop (it ends after at most
+        the frame it is encoding); the thread, to join off the loop."""
+        tap, self._tap = self._tap, None
+        thread, self._thread = self._thread, None
+        if tap is not None:
+            tap.close()
+        self._stop.set()
+        with contextlib.suppress(queue.Full):  # if full, it sees the stop after one frame
+            self._work.put_nowait(None)
+        return thread
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        sub = self.channel.subscribe(frozenset(("video",)))
-        work: queue.Queue[MediaPacket | None] = queue.Queue(QUEUE_PACKETS)
-        thread = threading.Thread(
-            target=self._work, args=(work, loop), name=f"transcode-{self.channel.name}"
-        )
-        thread.daemon = True
-        thread.start()
-        try:
-            while True:
-                packet = await sub.get()
-                try:
-                    work.put_nowait(packet)
-                except queue.Full:
-                    self.dropped += 1
-        finally:
-            sub.close()
-            with contextlib.suppress(queue.Empty):
-                while True:  # only this task puts: once drained, the stop mark fits
-                    work.get_nowait()
-            work.put_nowait(None)
+    async def close(self) -> None:
+        thread = self._end()
+        if thread is not None:
             await asyncio.to_thread(thread.join, 2.0)
 
-    def _work(self, work: queue.Queue[MediaPacket | None], loop: asyncio.AbstractEventLoop) -> None:
+    def _encode(
+        self,
+        work: queue.Queue[av.VideoFrame | None],
+        stop: threading.Event,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
         info = self.channel.source.info
-        decoder = av.CodecContext.create("hevc" if info and info.codec == "h265" else "h264", "r")
-        encoder: av.VideoCodecContext | None = None
         fps = (info.fps if info else None) or 25.0
-        while (packet := work.get()) is not None:
-            try:
-                source = av.Packet(packet.data)
-                source.pts = packet.pts
-                source.time_base = packet.time_base
-                frames = decoder.decode(source)
-            except av.error.FFmpegError:
-                continue  # until the next keyframe
-            for frame in frames:
-                if encoder is None:
-                    encoder = _encoder(frame.width, frame.height, fps)
-                if frame.pts is not None:
-                    frame.pts = int(frame.pts * packet.time_base / TIME_BASE)
-                frame.time_base = TIME_BASE
-                frame.pict_type = av.video.frame.PictureType.NONE
-                for out in encoder.encode(frame):
-                    loop.call_soon_threadsafe(
-                        self.publish,
-                        MediaPacket(
-                            "video",
-                            bytes(out),
-                            out.pts,
-                            TIME_BASE,
-                            out.is_keyframe,
-                            time.monotonic(),
-                        ),
-                    )
+        encoder: av.VideoCodecContext | None = None
+        while not stop.is_set() and (frame := work.get()) is not None:
+            if encoder is None or (encoder.width, encoder.height) != (frame.width, frame.height):
+                encoder = _encoder(frame.width, frame.height, fps)
+            for out in encoder.encode(frame):
+                self.encoded += 1
+                loop.call_soon_threadsafe(self._publish, stop, _packet(out))
+
+    def _publish(self, stop: threading.Event, packet: MediaPacket) -> None:
+        if not stop.is_set():  # nothing late from a transcode that has ended
+            self.publish(packet)
+
+
+def _packet(out: av.Packet[Any]) -> MediaPacket:
+    return MediaPacket(
+        kind="video",
+        data=bytes(out),
+        pts=out.pts,
+        time_base=TIME_BASE,
+        keyframe=out.is_keyframe,
+        received=time.monotonic(),
+    )
 
 
 def _encoder(width: int, height: int, fps: float) -> av.VideoCodecContext:

@@ -51,3 +51,41 @@ async def test_pictures_at_the_asked_rate_and_no_decoder_after_the_last_watch(
         assert not source.running
         await wait_until(lambda: not decoder_threads(), 5, "the decoder thread ends")
         assert not any(s.kinds == frozenset({"video"}) for s in channel.subscribers)
+
+
+async def test_frames_nothing_refers_to_are_decoded_only_when_wanted(
+    start_node: NodeFactory,
+) -> None:
+    """B-frames (non-reference here) are left undecoded while no watcher is due, and
+    all decoded while a tap (the transcoder) takes every frame."""
+    with CameraSimulator([MountSpec("bf", profile="high", bframes=True, fps=15)]) as sim:
+        cameras = (
+            f"  - {{id: bf, name: B, site: village, main: '{sim.url('bf')}',"
+            " record: {mode: 'off'}}\n"
+        )
+        node = await start_node(node_yaml(cameras))
+        channel = node.hub.channel("bf")
+        assert channel is not None
+        await asyncio.wait_for(channel.wait_online(), 10)
+        source = pictures_of(channel)
+        pictures: list[Picture] = []
+        watch = source.watch(2, pictures.append)
+        await wait_until(lambda: len(pictures) >= 2, 10, "the first pictures")
+
+        async def decoded_of_next_45_packets() -> tuple[int, int]:
+            packets, decoded = channel.source.stats.packets, source.decoded
+            await wait_until(lambda: channel.source.stats.packets >= packets + 45, 15)
+            return source.decoded - decoded, channel.source.stats.packets - packets
+
+        decoded, sent = await decoded_of_next_45_packets()
+        assert decoded <= 0.85 * sent, (decoded, sent)
+        frames: list[object] = []
+        tap = source.tap(frames.append)
+        await wait_until(lambda: len(frames) >= 5, 10, "frames for the tap")
+        decoded, sent = await decoded_of_next_45_packets()
+        assert decoded >= sent - 5, (decoded, sent)  # a few may still wait in the queue
+        assert len(pictures) >= 4, "the watch is served as before"
+        tap.close()
+        assert source.running
+        watch.close()
+        assert not source.running

@@ -95,7 +95,7 @@ async def test_client_decodes_every_kind_of_camera(
             await client.close(http)
     if transcoded:  # the shared transcoder stops with its last viewer
         transcoder = node.app[WHEP].transcoders[f"{mount}/main"]
-        await wait_until(lambda: transcoder._task is None, 5)
+        await wait_until(lambda: not transcoder.running, 5)
 
 
 async def test_transcoder_is_shared_by_all_viewers(
