@@ -83,6 +83,18 @@ def wall_time(packet: MediaPacket) -> float:
     return time.time() - (time.monotonic() - packet.received)
 
 
+def decode_time(packet: MediaPacket) -> int:
+    pts = packet.pts or 0
+    return pts if packet.dts is None else packet.dts
+
+
+def media_zero(keyframe: MediaPacket) -> float:
+    """The wall time of media time 0 of a file that starts at this keyframe: its
+    decode time, a reorder delay before it is shown (0 without B-frames)."""
+    delay = ((keyframe.pts or 0) - decode_time(keyframe)) * keyframe.time_base
+    return wall_time(keyframe) - float(delay)
+
+
 class SegmentFile:
     """One open MP4 file: the camera's video and, when it has some, AAC audio.
 
@@ -92,17 +104,17 @@ class SegmentFile:
 
     def __init__(
         self,
-        place: Callable[[float], Path],
+        path: Path,
         codec: str,
         packet: MediaPacket,
-        audio: AacSource | None,
+        start: float,
+        audio: AacSource | None = None,
     ) -> None:
-        pts = packet.pts or 0
-        self.base = pts if packet.dts is None else packet.dts
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.start = start
+        self.base = decode_time(packet)
         self.time_base = packet.time_base
-        self.start = wall_time(packet) - float((pts - self.base) * packet.time_base)
-        self.path = place(self.start)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.last_dts = self.base - 1
         self.written = 0  # bytes on disk, after the last complete fragment
         self.fragment_end = self.keyframe_at = self.start
@@ -268,8 +280,7 @@ class SegmentWriter:
         first = packet.pts
         if packet.keyframe and first is not None and time.monotonic() >= self._retry_at:
             current = self._open(packet)
-            dts = first if packet.dts is None else packet.dts
-            self._write(current, current.write(packet, first, dts))
+            self._write(current, current.write(packet, first, decode_time(packet)))
 
     def _audio_packet(self, packet: MediaPacket) -> None:
         """Audio goes into the open file; before a file's first keyframe there is none."""
@@ -293,10 +304,9 @@ class SegmentWriter:
             self._tell(Progress(current.path, current.fragment_end, current.written))
 
     def _open(self, packet: MediaPacket) -> SegmentFile:
-        def place(start: float) -> Path:
-            return segment_path(self.root, self.camera, self.stream, start)
-
-        self._file = SegmentFile(place, self.codec, packet, self._audio_source())
+        start = media_zero(packet)
+        path = segment_path(self.root, self.camera, self.stream, start)
+        self._file = SegmentFile(path, self.codec, packet, start, self._audio_source())
         return self._file
 
     def _announce(self, current: SegmentFile) -> None:
