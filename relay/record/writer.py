@@ -287,7 +287,12 @@ class SegmentWriter:
         current, audio = self._file, self._audio_source()
         if current is None or audio is None:
             return
-        for data, pts in audio.units(packet):
+        try:
+            units = audio.units(packet)
+        except av.error.FFmpegError as exc:  # a broken audio packet costs itself only
+            logger.debug("camera %s: audio packet dropped: %s", self.name, exc)
+            return
+        for data, pts in units:
             self._write(current, current.write_audio(data, pts))
 
     def _audio_source(self) -> AacSource | None:
