@@ -10,6 +10,8 @@
    one camera's day query (rows and spans), p50 and p95 of 20 after a warm-up.
 3. Export: ten one-minute segment files of a 2 Mbit/s 1280x720 stream, remuxed
    into one MP4 (moov first) with its SHA-256.
+4. Audio: a camera's G.711 (8 kHz, 20 ms packets) transcoded to AAC as the
+   writer thread does it, 60 s of it; its CPU as a share of one core in real time.
 
     .venv/bin/python bench/record_cost.py [--cameras 32] [--hd-cameras 8] [--seconds 10]
 """
@@ -40,6 +42,7 @@ from relay.config import parse_config
 from relay.db import Database
 from relay.media.hub import Channel, Hub
 from relay.record import index
+from relay.record.audio import AacSource, AudioFormat
 from relay.record.exports import remux, sha256_of
 from relay.record.index import Segment
 from relay.record.service import Recordings
@@ -178,7 +181,7 @@ def ten_minutes(work: Path) -> tuple[list[tuple[Segment, Path]], int]:
         seg_start = start + 60 * minute
         segment = SegmentFile(path, "h264", packets[0], seg_start)
         for p in packets:
-            segment.write(p, p.pts or 0)
+            segment.write(p, p.pts or 0, p.pts or 0)
         end = segment.close()
         out.append(
             (Segment(minute, "c0", "main", seg_start, end, str(path), 0, "h264", False), path)
@@ -208,6 +211,28 @@ def cost_rows(label: str, cost: Cost) -> list[tuple[str, str, str]]:
     ]
 
 
+def g711_cost(seconds: int = 60) -> float:
+    """CPU share of one core that one camera's G.711 to AAC costs, in real time."""
+    source = AacSource(AudioFormat("pcm_alaw", 8000, 1, b""), "bench")
+    tone = np.sin(np.arange(160 * 50 * seconds) * 0.2) * 20000
+    alaw = av.CodecContext.create("pcm_alaw", "w")
+    alaw.sample_rate, alaw.layout, alaw.format = 8000, "mono", "s16"
+    packets = []
+    for n in range(50 * seconds):
+        frame = av.AudioFrame.from_ndarray(
+            tone[None, n * 160 : (n + 1) * 160].astype(np.int16), format="s16", layout="mono"
+        )
+        frame.sample_rate = 8000
+        packets += [
+            MediaPacket("audio", bytes(p), n * 160, Fraction(1, 8000), True, 0.0)
+            for p in alaw.encode(frame)
+        ]
+    began = time.process_time()
+    units = sum(len(source.units(p)) for p in packets)
+    assert units > 0
+    return (time.process_time() - began) / seconds * 100
+
+
 async def main(args: argparse.Namespace) -> None:
     work = Path(tempfile.mkdtemp(prefix="record-cost-"))
     small = [MountSpec(f"c{i}", keyframe_interval=2.0) for i in range(args.cameras)]
@@ -224,6 +249,7 @@ async def main(args: argparse.Namespace) -> None:
         measured = [(label, await recording_cpu(m, args.seconds, work)) for label, m in costs]
         p50, worst, rows = index_query(work)
         seconds, source, exported = export_time(work)
+        audio = g711_cost()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(common.command_line())
@@ -238,6 +264,7 @@ async def main(args: argparse.Namespace) -> None:
             f"{seconds:.2f} s",
             f"{source / 1e6:.0f} MB -> {exported / 1e6:.0f} MB",
         ),
+        ("G.711 to AAC, one camera", f"{audio:.2f} % of a core", "writer thread"),
     ]
     for line in common.table(rows_out, left={0, 2}):
         print(line)

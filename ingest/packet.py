@@ -23,6 +23,9 @@ class MediaPacket:
     time_base: Fraction
     keyframe: bool
     received: float  # time.monotonic() when the packet left the demuxer
+    # The decode time, where the demuxer knows one and it differs from pts
+    # (B-frames); None means "decoded when presented".
+    dts: int | None = None
     # What consumers derive from the packet once for all of them (RTP payloads).
     derived: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
@@ -44,6 +47,8 @@ class StreamInfo:
     audio_codec: str | None  # "pcm_alaw", "pcm_mulaw", "aac", ...
     audio_sample_rate: int | None = None
     extradata: bytes = b""
+    audio_channels: int | None = None
+    audio_extradata: bytes = b""  # AAC's AudioSpecificConfig
 
     def as_dict(self) -> dict[str, object]:
         return {

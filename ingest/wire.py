@@ -5,8 +5,9 @@ encoding: the request is HTTP/1.0, the body ends when the connection does). Each
 frame is a 4-byte big-endian length and that many bytes:
 
 - the first frame is the stream's facts: `I` and UTF-8 JSON (StreamInfo);
-- every other frame is one packet: `P`, a header (kind, flags, pts, time base)
-  and the packet's bytes as the camera sent them (H.264/H.265 Annex-B untouched).
+- every other frame is one packet: `P`, a header (kind, flags, pts, time base),
+  the decode time when it differs from pts (B-frames: flag 4, 8 bytes) and the
+  packet's bytes as the camera sent them (H.264/H.265 Annex-B untouched).
 
 Both ends live here so that the format has one definition.
 """
@@ -22,9 +23,10 @@ from ingest.packet import MediaKind, MediaPacket, StreamInfo
 CONTENT_TYPE = "application/x-villagewatch-packets"
 LENGTH = struct.Struct("!I")
 PACKET = struct.Struct("!cBBqII")  # tag, kind, flags, pts, time base numerator, denominator
+DTS = struct.Struct("!q")
 MAX_FRAME = 8 * 1024 * 1024  # a 4K keyframe fits; anything larger is a broken stream
 _KINDS: tuple[MediaKind, MediaKind] = ("video", "audio")
-_KEYFRAME, _HAS_PTS = 1, 2
+_KEYFRAME, _HAS_PTS, _HAS_DTS = 1, 2, 4
 
 
 class WireError(Exception):
@@ -32,14 +34,21 @@ class WireError(Exception):
 
 
 def info_frame(info: StreamInfo) -> bytes:
-    facts = {**info.as_dict(), "audio_sample_rate": info.audio_sample_rate}
-    facts["extradata"] = info.extradata.hex()
+    facts = {
+        **info.as_dict(),
+        "audio_sample_rate": info.audio_sample_rate,
+        "audio_channels": info.audio_channels,
+        "audio_extradata": info.audio_extradata.hex(),
+        "extradata": info.extradata.hex(),
+    }
     body = b"I" + json.dumps(facts).encode()
     return LENGTH.pack(len(body)) + body
 
 
 def packet_frame(packet: MediaPacket) -> bytes:
     flags = (_KEYFRAME if packet.keyframe else 0) | (_HAS_PTS if packet.pts is not None else 0)
+    if packet.dts is not None:
+        flags |= _HAS_DTS
     header = PACKET.pack(
         b"P",
         _KINDS.index(packet.kind),
@@ -48,6 +57,8 @@ def packet_frame(packet: MediaPacket) -> bytes:
         packet.time_base.numerator,
         packet.time_base.denominator,
     )
+    if packet.dts is not None:
+        header += DTS.pack(packet.dts)
     return LENGTH.pack(len(header) + len(packet.data)) + header + packet.data
 
 
@@ -64,6 +75,8 @@ def parse_info(body: bytes) -> StreamInfo:
             audio_codec=facts.get("audio_codec"),
             audio_sample_rate=facts.get("audio_sample_rate"),
             extradata=bytes.fromhex(facts.get("extradata") or ""),
+            audio_channels=facts.get("audio_channels"),
+            audio_extradata=bytes.fromhex(facts.get("audio_extradata") or ""),
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise WireError(f"bad stream facts ({type(exc).__name__})") from None
@@ -75,13 +88,20 @@ def parse_packet(body: bytes, received: float) -> MediaPacket:
     _tag, kind, flags, pts, num, den = PACKET.unpack_from(body)
     if kind >= len(_KINDS) or num == 0 or den == 0:
         raise WireError("bad packet header")
+    start, dts = PACKET.size, None
+    if flags & _HAS_DTS:
+        if len(body) < start + DTS.size:
+            raise WireError("short packet frame")
+        (dts,) = DTS.unpack_from(body, start)
+        start += DTS.size
     return MediaPacket(
         _KINDS[kind],
-        body[PACKET.size :],
+        body[start:],
         pts if flags & _HAS_PTS else None,
         Fraction(num, den),
         bool(flags & _KEYFRAME),
         received,
+        dts,
     )
 
 

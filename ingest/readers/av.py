@@ -71,6 +71,8 @@ class AvReader:
             audio_codec=audio.name if audio else None,
             audio_sample_rate=audio.sample_rate if audio else None,
             extradata=bytes(ctx.extradata or b""),
+            audio_channels=audio.channels if audio else None,
+            audio_extradata=bytes((audio.extradata if audio else None) or b""),
         )
 
     def read(self) -> MediaPacket | None:
@@ -98,9 +100,12 @@ class AvReader:
         if self._h264 is not None:
             data, has_idr = self._h264.prepare(data)
             keyframe = keyframe or has_idr
-        if not self.info.has_b_frames and packet.dts is not None and packet.pts != packet.dts:
+        pts, dts = packet.pts, packet.dts
+        if dts == pts or pts is None:
+            dts = None
+        elif dts is not None and not self.info.has_b_frames:
             self.info = dataclasses.replace(self.info, has_b_frames=True)
-        return MediaPacket("video", data, packet.pts, self._video_tb, keyframe, time.monotonic())
+        return MediaPacket("video", data, pts, self._video_tb, keyframe, time.monotonic(), dts)
 
     def _audio_packet(self, packet: Packet[Any]) -> MediaPacket:
         return MediaPacket(

@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +66,73 @@ def utc(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+MARGIN = 2.0  # s read past the end for the audio stored beside the last frames
+
+
+class Remux:
+    """The packets of [start, end) of consecutive segments into one MP4.
+
+    Each packet's wall time is its segment's start plus its media time; the
+    export's media time 0 is the decode time of its first keyframe, so B-frames
+    keep their composition offsets and audio keeps its place beside the video."""
+
+    def __init__(self, output: Any, start: float, end: float) -> None:
+        self.output, self.start, self.end = output, start, end
+        self.streams: dict[str, Any] = {}  # kind: output stream, from the first segment
+        self.origin: float | None = None  # wall time of the export's media time 0
+        self.first: float | None = None  # wall time of its first frame, as shown
+        self.last = 0.0  # wall time of the end of its last frame
+        self.last_dts: dict[str, int] = {}
+        self.done = False  # a frame at or past the end came: no more video
+
+    def segment(self, path: Path, wall: float, begin: float) -> bool:
+        """Copies what the segment holds from `begin` on; False once past the end."""
+        with av.open(str(path)) as source:
+            inputs = [source.streams.video[0], *source.streams.audio[:1]]
+            if not self.streams:
+                for src in inputs:
+                    self.streams[src.type] = self.output.add_stream_from_template(src)
+                    self.streams[src.type].time_base = src.time_base
+            for packet in source.demux([s for s in inputs if s.type in self.streams]):
+                if packet.pts is None or packet.dts is None:
+                    continue
+                tb = packet.time_base
+                t, d = wall + float(packet.pts * tb), wall + float(packet.dts * tb)
+                if t >= self.end + MARGIN:
+                    break  # the file puts a track's packets up to a second apart
+                if packet.stream.type == "audio":
+                    self._audio(packet, t)
+                elif t >= self.end:
+                    self.done = True
+                elif not self.done and t >= begin - 1e-3:
+                    self._video(packet, t, d)
+        return not self.done
+
+    def _video(self, packet: Any, t: float, d: float) -> None:
+        if self.first is None:
+            if not packet.is_keyframe:
+                return
+            self.first, self.origin = t, d
+        self.last = max(self.last, t + float((packet.duration or 0) * packet.time_base))
+        self._mux(packet, "video", t, d)
+
+    def _audio(self, packet: Any, t: float) -> None:
+        """Audio from the first frame shown to the asked end."""
+        if self.first is not None and self.first <= t < self.end:
+            self._mux(packet, "audio", t, t)
+
+    def _mux(self, packet: Any, kind: str, t: float, d: float) -> None:
+        stream = self.streams[kind]
+        tb = stream.time_base
+        pts, dts = round((t - (self.origin or 0)) / tb), round((d - (self.origin or 0)) / tb)
+        dts = max(dts, self.last_dts.get(kind, -1) + 1)  # rounding never sends time back
+        if pts < dts:
+            return
+        self.last_dts[kind] = dts
+        packet.pts, packet.dts, packet.time_base, packet.stream = pts, dts, tb, stream
+        self.output.mux(packet)
+
+
 def remux(
     segments: list[tuple[Segment, Path]],
     out: Path,
@@ -77,42 +143,18 @@ def remux(
     """Write [start, end) of the segments into one MP4; the wall span it covers
     (from its first frame to the end of its last)."""
     output: Any = av.open(str(out), "w", format="mp4", options={"movflags": "+faststart"})
-    stream: Any = None
-    first = last = None
-    time_base = Fraction(1, 90000)
+    work = Remux(output, start, end)
     try:
         for segment, path in segments:
-            layout = fmp4.scan(path)
-            frags = layout.from_time(max(0.0, start - segment.start))
-            if not frags:
-                continue
-            begin = segment.start + frags[0].start  # a keyframe
-            with av.open(str(path)) as source:
-                src = source.streams.video[0]
-                src_tb = src.time_base or time_base
-                if stream is None:
-                    stream = output.add_stream_from_template(src)
-                    stream.time_base = time_base
-                for packet in source.demux(src):
-                    if packet.pts is None:
-                        continue
-                    t = segment.start + float(packet.pts * src_tb)
-                    if t < begin - 1e-3 or (first is None and not packet.is_keyframe):
-                        continue
-                    if t >= end:
-                        break
-                    first = t if first is None else first
-                    last = t + float((packet.duration or 0) * src_tb)
-                    packet.pts = packet.dts = round((t - first) / time_base)
-                    packet.time_base = time_base
-                    packet.stream = stream
-                    output.mux(packet)
-                    progress(min(1.0, (t - start) / (end - start)))
+            frags = fmp4.scan(path).from_time(max(0.0, start - segment.start))
+            if frags and not work.segment(path, segment.start, segment.start + frags[0].start):
+                break
+            progress(min(1.0, (segment.end - start) / (end - start)))
     finally:
         output.close()
-    if first is None or last is None:
+    if work.first is None:
         raise Refused(404, "nothing is recorded in that span")
-    return first, last
+    return work.first, work.last
 
 
 def sha256_of(path: Path) -> str:

@@ -29,7 +29,7 @@ class Fragment:
 class Layout:
     init_end: int = 0  # bytes of ftyp + moov
     timescale: int = 90000
-    codec: str = ""  # an RFC 6381 codecs string, e.g. avc1.64001e
+    codec: str = ""  # an RFC 6381 codecs string, e.g. avc1.64001e or avc1.64001e,mp4a.40.2
     fragments: list[Fragment] = field(default_factory=list)
 
     @property
@@ -131,9 +131,12 @@ def _moov(moov: bytes) -> tuple[int, str, int]:
     if mdhd is not None:
         version = moov[mdhd]
         timescale = struct.unpack_from(">I", moov, mdhd + (20 if version == 1 else 12))[0]
-    stsd = _find(moov, [b"moov", b"trak", b"mdia", b"minf", b"stbl", b"stsd"])
-    if stsd is not None:
-        codec = _codec(moov, stsd + 8)
+    codecs = []
+    for kind, payload, end in _boxes(moov, 8):
+        stsd = _find(moov, [b"mdia", b"minf", b"stbl", b"stsd"], payload, end)
+        if kind == b"trak" and stsd is not None:
+            codecs.append(_codec(moov, stsd + 8))
+    codec = ",".join(codecs)
     trex = _find(moov, [b"moov", b"mvex", b"trex"])
     if trex is not None:
         default_duration = struct.unpack_from(">I", moov, trex + 12)[0]
@@ -147,6 +150,8 @@ def _codec(data: bytes, entry: int) -> str:
         return ""
     kind, payload, end = boxes[0]
     name = kind.decode("ascii", "replace")
+    if kind == b"mp4a":
+        return "mp4a.40.2"  # the recorder keeps AAC-LC only
     # A visual sample entry has 78 bytes before its child boxes.
     for child, child_payload, _ in _boxes(data, payload + 78, end):
         if child == b"avcC":
@@ -159,26 +164,48 @@ def _codec(data: bytes, entry: int) -> str:
 
 
 def _fragment(moof: bytes, offset: int, timescale: int, default_duration: int) -> Fragment:
-    traf = _find(moof, [b"moof", b"traf"])
-    base, duration = 0, 0
-    if traf is not None:
-        for kind, payload, _ in _boxes(moof, traf):
+    """The video track's (track 1) times: from its first frame as shown (decode
+    time plus its composition offset, B-frames) for as long as its samples last."""
+    base = duration = shift = 0
+    for kind, traf, traf_end in _boxes(moof, 8):
+        if kind != b"traf":
+            continue
+        tfhd = _find(moof, [b"tfhd"], traf, traf_end)
+        if tfhd is not None and struct.unpack_from(">I", moof, tfhd + 4)[0] != 1:
+            continue
+        for box, payload, _ in _boxes(moof, traf, traf_end):
             flags = int.from_bytes(moof[payload + 1 : payload + 4], "big")
-            if kind == b"tfhd" and flags & 0x08:
+            if box == b"tfhd" and flags & 0x08:
                 # base data offset (0x01) and sample description index (0x02) come first
                 skip = 8 + (8 if flags & 0x01 else 0) + (4 if flags & 0x02 else 0)
                 default_duration = struct.unpack_from(">I", moof, payload + skip)[0]
-            elif kind == b"tfdt":
+            elif box == b"tfdt":
                 fmt = ">Q" if moof[payload] == 1 else ">I"
                 base = struct.unpack_from(fmt, moof, payload + 4)[0]
-            elif kind == b"trun":
+            elif box == b"trun":
+                shift = shift if duration else _first_offset(moof, payload, flags)
                 duration += _trun_duration(moof, payload, flags, default_duration)
-    return Fragment(offset, offset, base / timescale, duration / timescale)
+        break
+    return Fragment(offset, offset, (base + shift) / timescale, duration / timescale)
+
+
+def _samples_at(payload: int, flags: int) -> int:
+    """Where a trun's first sample record starts."""
+    return payload + 8 + (4 if flags & 0x01 else 0) + (4 if flags & 0x04 else 0)
+
+
+def _first_offset(data: bytes, payload: int, flags: int) -> int:
+    """The composition offset of a trun's first sample (0 without B-frames)."""
+    if not flags & 0x800 or not int(struct.unpack_from(">I", data, payload + 4)[0]):
+        return 0
+    before = 4 * sum(1 for bit in (0x100, 0x200, 0x400) if flags & bit)
+    fmt = ">i" if data[payload] == 1 else ">I"  # version 1: signed offsets
+    return int(struct.unpack_from(fmt, data, _samples_at(payload, flags) + before)[0])
 
 
 def _trun_duration(data: bytes, payload: int, flags: int, default_duration: int) -> int:
     count = int(struct.unpack_from(">I", data, payload + 4)[0])
-    pos = payload + 8 + (4 if flags & 0x01 else 0) + (4 if flags & 0x04 else 0)
+    pos = _samples_at(payload, flags)
     if not flags & 0x100:
         return count * default_duration
     per_sample = 4 * sum(1 for bit in (0x100, 0x200, 0x400, 0x800) if flags & bit)

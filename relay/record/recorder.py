@@ -16,18 +16,18 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 
-from ingest.packet import MediaKind, MediaPacket
+from ingest.packet import MediaPacket, StreamInfo
 from ingest.tasks import cancel_and_wait
 from relay.config import CameraConfig
 from relay.db import Database
 from relay.media.hub import Channel, SubscriptionClosed
 from relay.record import index
+from relay.record.audio import audio_format
 from relay.record.writer import CUT, Closed, Failed, Opened, Progress, SegmentWriter, WriterEvent
 
 logger = logging.getLogger(__name__)
 
 GAP_SECONDS = 3.0  # no packet this long: the file ends, the next keyframe starts one
-VIDEO: frozenset[MediaKind] = frozenset({"video"})
 
 
 class Recorder:
@@ -56,7 +56,7 @@ class Recorder:
         )
         self._task: asyncio.Task[None] | None = None
         self._skip_to_keyframe = False
-        self._told_audio = False
+        self._info: StreamInfo | None = None
 
     def start(self) -> None:
         self.writer.start(asyncio.get_running_loop())
@@ -68,7 +68,7 @@ class Recorder:
         await asyncio.to_thread(self.writer.stop)
 
     async def _run(self) -> None:
-        sub = self.channel.subscribe(VIDEO)
+        sub = self.channel.subscribe()
         try:
             while True:
                 try:
@@ -92,38 +92,33 @@ class Recorder:
 
     def _forward(self, packet: MediaPacket) -> None:
         info = self.channel.source.info
-        if info is not None:
-            self.writer.codec = info.codec
-            if info.audio_codec and not self._told_audio:
-                self._told_audio = True
-                logger.info(
-                    "camera %s: its %s audio is not recorded (video only)",
-                    self.channel.name,
-                    info.audio_codec,
-                )
-            if info.has_b_frames:
-                self._refuse_b_frames()
-                return
+        if info is not self._info and info is not None:
+            self._learn(info)
         if self._skip_to_keyframe:
-            if not packet.keyframe:
+            if not packet.keyframe or packet.kind != "video":
                 return
             self._skip_to_keyframe = not self.writer.put(CUT)
             if self._skip_to_keyframe:
                 return
+        if packet.kind == "audio" and self.writer.audio is None:
+            return
         if not self.writer.put(packet):
             # The disk is behind by a whole queue: a new file from the next
             # keyframe, so no file ever holds a stretch of missing frames.
             logger.warning("camera %s: recorder behind, frames dropped", self.channel.name)
             self._skip_to_keyframe = True
 
-    def _refuse_b_frames(self) -> None:
-        """Packets carry no decode time, and B-frames need one in MP4: such a camera
-        is not recorded (yet), and says so, rather than recorded broken."""
-        if self.state != "error":
-            self.writer.put(CUT)
-            self.state = "error"
-            self.reason = "the camera sends B-frames, which are not recorded: turn them off"
-            logger.warning("camera %s: %s", self.channel.name, self.reason)
+    def _learn(self, info: StreamInfo) -> None:
+        """What the camera sends, once each time it changes (a reconnect)."""
+        self._info = info
+        self.writer.codec = info.codec
+        self.writer.audio = audio_format(info)
+        if info.audio_codec and self.writer.audio is None:
+            logger.info(
+                "camera %s: its %s audio is not recorded (MP4 in browsers takes AAC)",
+                self.channel.name,
+                info.audio_codec,
+            )
 
     def _relative(self, path: Path) -> str:
         return str(path.relative_to(self.root))

@@ -26,10 +26,18 @@ import av
 
 from ingest.packet import MediaPacket
 from relay.record import fmp4
+from relay.record.audio import AacSource, AudioFormat, add_aac_stream
 
 logger = logging.getLogger(__name__)
 
-MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
+# A fragment per GOP, each flushed to disk as it is complete. The muxer holds a
+# packet until the other track has caught up with it: at most 1 s, so audio that
+# stops does not hold the video's fragments back.
+MUX_OPTIONS = {
+    "movflags": "frag_keyframe+empty_moov+default_base_moof",
+    "flush_packets": "1",
+    "max_interleave_delta": "1000000",
+}
 MP4_CODECS = {"h264": "h264", "h265": "hevc"}
 RETRY_SECONDS = 2.0  # after a write error, try a new file this much later
 
@@ -75,46 +83,92 @@ def wall_time(packet: MediaPacket) -> float:
     return time.time() - (time.monotonic() - packet.received)
 
 
-class SegmentFile:
-    """One open MP4 file."""
+def decode_time(packet: MediaPacket) -> int:
+    pts = packet.pts or 0
+    return pts if packet.dts is None else packet.dts
 
-    def __init__(self, path: Path, codec: str, packet: MediaPacket, start: float) -> None:
+
+def media_zero(keyframe: MediaPacket) -> float:
+    """The wall time of media time 0 of a file that starts at this keyframe: its
+    decode time, a reorder delay before it is shown (0 without B-frames)."""
+    delay = ((keyframe.pts or 0) - decode_time(keyframe)) * keyframe.time_base
+    return wall_time(keyframe) - float(delay)
+
+
+class SegmentFile:
+    """One open MP4 file: the camera's video and, when it has some, AAC audio.
+
+    Media time 0 is the first keyframe's decode time: with B-frames that frame is
+    shown `delay` later (MP4 composition offsets), and `start` is the wall time
+    of media time 0, so start + media time is the wall time of every frame."""
+
+    def __init__(
+        self,
+        path: Path,
+        codec: str,
+        packet: MediaPacket,
+        start: float,
+        audio: AacSource | None = None,
+    ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.start = start
+        self.base = decode_time(packet)
         self.time_base = packet.time_base
-        self.base_pts = packet.pts or 0
-        self.last_pts = -1
-        self.frame = 0
+        self.last_dts = self.base - 1
         self.written = 0  # bytes on disk, after the last complete fragment
-        self.fragment_end = start
+        self.fragment_end = self.keyframe_at = self.start
         self.announced = False  # told to the index
-        self._out: Any = av.open(
-            str(path), "w", format="mp4", options={"movflags": MOVFLAGS, "flush_packets": "1"}
-        )
-        self._stream = self._out.add_stream(MP4_CODECS[codec])
-        self._stream.time_base = packet.time_base
+        self._out: Any = av.open(str(self.path), "w", format="mp4", options=MUX_OPTIONS)
+        self._video = self._out.add_stream(MP4_CODECS[codec])
+        self._video.time_base = packet.time_base
+        self._audio: Any = None
+        self._audio_base = self._audio_last = 0
+        if audio is not None:
+            self._audio = add_aac_stream(self._out, audio.fmt)
+            # the audio pts of media time 0, so that audio and video keep their timing
+            self._audio_base = round(self.base * self.time_base / audio.time_base)
+            self._audio_last = self._audio_base - 1
 
-    def write(self, packet: MediaPacket, pts: int) -> bool:
-        """Mux one packet; True if a fragment reached the disk with it."""
-        rel = pts - self.base_pts
+    def write(self, packet: MediaPacket, pts: int, dts: int) -> bool:
+        """Mux one video packet; True if a fragment reached the disk with it."""
+        if pts < dts:  # a frame shown before it is decoded: not a frame MP4 can hold
+            return False
         out = av.Packet(packet.data)
-        out.pts = out.dts = rel
+        out.pts, out.dts = pts - self.base, dts - self.base
         out.time_base = self.time_base
         out.is_keyframe = packet.keyframe
-        out.stream = self._stream
+        out.stream = self._video
+        self.last_dts = dts
+        if packet.keyframe:
+            self.keyframe_at = self.start + float(out.pts * self.time_base)
         self._out.mux(out)
-        self.last_pts = pts
+        return self._grew()
+
+    def write_audio(self, data: bytes, pts: int) -> bool:
+        """Mux one AAC access unit (pts in 1/rate); audio from before the file's
+        first keyframe, or going back, is dropped."""
+        if self._audio is None or pts <= self._audio_last:
+            return False
+        self._audio_last = pts
+        out = av.Packet(data)
+        out.pts = out.dts = pts - self._audio_base
+        out.time_base = self._audio.time_base
+        out.stream = self._audio
+        self._out.mux(out)
+        return self._grew()
+
+    def _grew(self) -> bool:
+        """A fragment reached the disk: it ends where the last keyframe starts."""
         size = os.path.getsize(self.path)
-        if size > self.written and self.written:
-            self.written = size
-            self.fragment_end = self.start + float(rel * self.time_base)
-            return True
+        grew = size > self.written and self.written > 0
         self.written = size
-        return False
+        if grew:
+            self.fragment_end = self.keyframe_at
+        return grew
 
     def seconds(self, pts: int) -> float:
-        return float((pts - self.base_pts) * self.time_base)
+        return float((pts - self.base) * self.time_base)
 
     def close(self) -> float:
         """Finish the file; the wall time it ends at, as its fragments say."""
@@ -147,6 +201,8 @@ class SegmentWriter:
         self.root, self.camera, self.stream = root, camera, stream
         self.segment_seconds = segment_seconds
         self.codec = "h264"
+        self.audio: AudioFormat | None = None  # the camera's, as the recorder last saw it
+        self._aac: AacSource | None = None  # the writer thread's own
         self._on_event = on_event
         self._queue: queue.Queue[MediaPacket | str] = queue.Queue(capacity)
         self._loop: Any = None
@@ -205,31 +261,57 @@ class SegmentWriter:
                     self._fail(exc)
 
     def _packet(self, packet: MediaPacket) -> None:
+        if packet.kind == "audio":
+            self._audio_packet(packet)
+            return
         current = self._file
         if current is not None:
             pts = packet.pts
             if pts is None:  # the camera gave no time: one frame after the last
-                pts = current.last_pts + round(Fraction(1, 25) / current.time_base)
+                pts = current.last_dts + round(Fraction(1, 25) / current.time_base)
+            dts = pts if packet.dts is None else packet.dts
             full = packet.keyframe and current.seconds(pts) >= self.segment_seconds
-            if pts > current.last_pts and not full:
-                self._write(current, packet, pts)
+            if dts > current.last_dts and not full:
+                self._write(current, current.write(packet, pts, dts))
                 return
             self._close()  # full, or time went back: a new file, never a broken timeline
         # A file starts at a keyframe with a time (the first one after an RTSP
         # connect can come without: its GOP is not recorded).
         first = packet.pts
         if packet.keyframe and first is not None and time.monotonic() >= self._retry_at:
-            self._write(self._open(packet), packet, first)
+            current = self._open(packet)
+            self._write(current, current.write(packet, first, decode_time(packet)))
 
-    def _write(self, current: SegmentFile, packet: MediaPacket, pts: int) -> None:
-        if current.write(packet, pts):
+    def _audio_packet(self, packet: MediaPacket) -> None:
+        """Audio goes into the open file; before a file's first keyframe there is none."""
+        current, audio = self._file, self._audio_source()
+        if current is None or audio is None:
+            return
+        try:
+            units = audio.units(packet)
+        except av.error.FFmpegError as exc:  # a broken audio packet costs itself only
+            logger.debug("camera %s: audio packet dropped: %s", self.name, exc)
+            return
+        for data, pts in units:
+            self._write(current, current.write_audio(data, pts))
+
+    def _audio_source(self) -> AacSource | None:
+        fmt = self.audio
+        if fmt is None:
+            self._aac = None
+        elif self._aac is None or self._aac.fmt != fmt:
+            self._aac = AacSource(fmt, self.name)
+        return self._aac if self._aac is not None and self._aac.usable else None
+
+    def _write(self, current: SegmentFile, grew: bool) -> None:
+        if grew:
             self._announce(current)
             self._tell(Progress(current.path, current.fragment_end, current.written))
 
     def _open(self, packet: MediaPacket) -> SegmentFile:
-        start = wall_time(packet)
+        start = media_zero(packet)
         path = segment_path(self.root, self.camera, self.stream, start)
-        self._file = SegmentFile(path, self.codec, packet, start)
+        self._file = SegmentFile(path, self.codec, packet, start, self._audio_source())
         return self._file
 
     def _announce(self, current: SegmentFile) -> None:

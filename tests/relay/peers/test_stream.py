@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import threading
 from collections.abc import AsyncIterator
@@ -46,8 +47,9 @@ async def village(tmp_path: Path) -> AsyncIterator[tuple[web.Application, int]]:
         await runner.cleanup()
 
 
-def test_a_frame_carries_a_packet_unchanged() -> None:
-    sent = packet(0, 1000)
+@pytest.mark.parametrize("dts", [None, -3600], ids=["no-dts", "b-frame-dts"])
+def test_a_frame_carries_a_packet_unchanged(dts: int | None) -> None:
+    sent = dataclasses.replace(packet(0, 1000), dts=dts)
     buffer = FrameBuffer()
     frame = packet_frame(sent)
     for i in range(len(frame)):  # however the network cuts it
@@ -55,10 +57,11 @@ def test_a_frame_carries_a_packet_unchanged() -> None:
     body = buffer.next_frame()
     assert body is not None
     got = parse_packet(body, 0.0)
-    assert (got.kind, got.data, got.pts, got.time_base, got.keyframe) == (
+    assert (got.kind, got.data, got.pts, got.dts, got.time_base, got.keyframe) == (
         sent.kind,
         sent.data,
         sent.pts,
+        sent.dts,
         sent.time_base,
         sent.keyframe,
     )

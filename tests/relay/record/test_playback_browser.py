@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from camsim import CameraSimulator, MountSpec
 from relay.web.recordings import RECORDINGS
 from tests.conftest import ARTIFACTS, NodeFactory, log_in, node_yaml
 from tests.relay.record.common import closed_segments
@@ -109,4 +110,30 @@ async def test_plays_from_a_moment_at_4x_and_four_cameras_in_sync(
     assert max(state["times"]) - min(state["times"]) < 0.5, state
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "playback-4.png"))
+    await page.close()
+
+
+AUDIO_JS = """() => window.playback.tracks[0].video.webkitAudioDecodedByteCount"""
+
+
+@pytest.mark.browser
+async def test_a_camera_with_b_frames_and_audio_plays_from_a_moment(
+    start_node: NodeFactory, browser: Any
+) -> None:
+    """H.264 High with B-frames and G.711 (recorded as AAC): one MSE buffer of both."""
+    mount = MountSpec("cam", profile="high", bframes=True, audio="pcma", fps=15)
+    with CameraSimulator([mount]) as sim:
+        yaml = f"  - {{id: cam, name: Cam, site: village, main: '{sim.url('cam')}'}}\n"
+        node = await start_node(node_yaml(yaml, "storage: {segment_seconds: 5}\n"))
+        first = (await closed_segments(node.app[RECORDINGS], "cam", 2))[0]
+    at = first.start + 3.5
+    page = await browser.new_page()
+    await log_in(page, node, "admin")
+    await page.goto(f"{node.url}/playback?camera=cam&at={at}")
+    state = await until_frames(page, 3)
+    assert abs(state["shown"] - at) < 1.0, (state, at)
+    # it plays on into the next file, audio decoded beside the video
+    later = await until_frames(page, state["frames"][0] + 40, within=20)
+    assert later["wall"] - state["wall"] > 2.0, (state, later)
+    assert await page.evaluate(AUDIO_JS) > 0
     await page.close()
