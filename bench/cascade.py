@@ -10,9 +10,10 @@ village's `201` to the alarm being listed at the station (asked every 20 ms).
 
     .venv/bin/python bench/cascade.py [--villages 8] [--cameras 4] [--seconds 10]
 
-The cameras are the built-in synthetic pattern (320x180, 10 fps), encoded by the
-village nodes themselves: their CPU includes that encoding, which real cameras
-would do (a looped pre-encoded clip would take it out; not done).
+The cameras are the built-in synthetic pattern (320x180, 10 fps, 300 kbit/s) as a
+looped pre-encoded clip (`&loop=4`: 4 s encoded once when a camera opens, then
+replayed with timestamps that keep counting), so a village node's CPU is what it
+spends on the cameras' packets, not on encoding them, as with real cameras.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from relay.webrtc.client import WhepClient
 
 TOKEN = "bench-admin-token"
 NODE_TOKEN = "bench-station-node-token"
-CAMERA = "synthetic://320x180?fps=10&keyframe_interval=2&bitrate=300"
+CAMERA = "synthetic://320x180?fps=10&keyframe_interval=2&bitrate=300&loop=4"
 
 
 def users(extra: str = "") -> str:
@@ -59,7 +60,7 @@ def village(name: str, cameras: int, nats: str) -> str:
 def station(ports: dict[str, int], nats: str) -> str:
     sites = "".join(f"  - {{id: {v}, name: {v}, parent: station}}\n" for v in ports)
     peers = "".join(
-        f"  - {{id: {v}, url: 'http://{HOST}:{p}', token: {NODE_TOKEN}, site: station, poll: 1}}\n"
+        f"  - {{id: {v}, url: 'http://{HOST}:{p}', token: {NODE_TOKEN}, site: station}}\n"
         for v, p in ports.items()
     )
     return (
