@@ -138,7 +138,7 @@ async def _send(request: web.Request, channel: Channel, sub: Subscription) -> we
                 info = channel.source.info
                 await response.write(info_frame(info))
             await response.write(packet_frame(packet))
-    except (SubscriptionClosed, ConnectionResetError):
+    except (SubscriptionClosed, ConnectionError):
         pass  # the peer left, or this node is stopping
     finally:
         seconds = round(time.monotonic() - started)
