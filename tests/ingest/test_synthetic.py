@@ -8,25 +8,16 @@ import av
 import pytest
 
 from ingest.errors import CameraError
-from ingest.packet import MediaPacket
 from ingest.readers.synthetic import SyntheticReader, parse_url
+from tests.helpers import read_packets
 
 LOOPED = "synthetic://160x90?fps=20&keyframe_interval=0.5&bitrate=100&loop=0.7"
-
-
-def _read(reader: SyntheticReader, count: int) -> list[MediaPacket]:
-    packets: list[MediaPacket] = []
-    while len(packets) < count:
-        packet = reader.read()
-        if packet is not None:
-            packets.append(packet)
-    return packets
 
 
 def test_a_looped_clip_repeats_its_packets_with_counting_timestamps() -> None:
     reader = SyntheticReader(LOOPED, label="gate")
     start = time.process_time()
-    packets = _read(reader, 50)  # 2.5 s of a 1 s clip (0.7 s rounded up to 2 GOPs)
+    packets = read_packets(reader, 50)  # 2.5 s of a 1 s clip (0.7 s rounded up to 2 GOPs)
     assert time.process_time() - start < 0.5, "replaying encodes nothing"
     clip = 20
     assert [p.data for p in packets[clip : 2 * clip]] == [p.data for p in packets[:clip]]
