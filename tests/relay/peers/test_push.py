@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,9 +17,16 @@ import pytest
 from camsim import CameraSimulator, MountSpec
 from relay.access.passwords import hash_token
 from relay.web.events import BUS
-from tests.conftest import users_yaml
+from tests.conftest import NodeFactory, users_yaml
 from tests.helpers import free_port, wait_until
-from tests.relay.peers.nodes import STATION_TOKEN, Cascade, station_yaml, wait_states
+from tests.relay.peers.nodes import (
+    STATION_TOKEN,
+    Cascade,
+    Running,
+    station_yaml,
+    village_yaml,
+    wait_states,
+)
 
 NODE = {"Authorization": f"Bearer {STATION_TOKEN}"}
 GRANTED = ("gate", "dongcun")  # the station's node user sees the site dongcun only
@@ -102,3 +111,41 @@ async def test_a_camera_state_change_reaches_the_station_at_once(
     changed = [c for message in seen[1:] for c in message["changed"]]
     assert {c["id"] for c in changed} == {"gate"}, "the hidden camera changed too, unsent"
     assert {c["state"] for c in changed} >= {"offline", "online"}
+
+
+async def _village_process(config: Path, port: int) -> asyncio.subprocess.Process:
+    with config.with_suffix(".log").open("ab") as log:
+        return await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "relay", "run", "--config", str(config)),
+            *("--listen", f"127.0.0.1:{port}"),
+            stderr=log,
+        )
+
+
+@pytest.mark.slow
+async def test_a_killed_village_is_unreachable_at_once_and_comes_back(
+    tmp_path: Path, start_node: NodeFactory
+) -> None:
+    port = free_port()
+    config = tmp_path / "village.yaml"
+    text = village_yaml("dongcun", [("gate", "dongcun")])
+    config.write_text(
+        text.replace("node: {id: dongcun", f"node: {{data_dir: '{tmp_path}', id: dongcun")
+    )
+    village = await _village_process(config, port)
+    try:
+        station = station_yaml({"dongcun": port}).replace("xicun", "nowhere")
+        node = await start_node(station.replace("idle_timeout: 2", "idle_timeout: 2, poll: 300"))
+        at_station = Running(node.url, 0, node.app, None)  # type: ignore[arg-type]
+        async with aiohttp.ClientSession() as http:
+            await wait_states(http, at_station, {"dongcun.gate": "online"}, 40)
+            village.kill()  # -9: no goodbye, only the kernel closing its sockets
+            await village.wait()
+            found = await wait_states(http, at_station, {"dongcun.gate": "offline"}, 3)
+            assert found["dongcun.gate"]["last_error"] == "village node unreachable"
+            village = await _village_process(config, port)
+            await wait_states(http, at_station, {"dongcun.gate": "online"}, 40)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            village.kill()
+        await village.wait()
