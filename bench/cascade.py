@@ -5,14 +5,18 @@ nats-server for the alert bus. The station shows a wall of 16 remote tiles (two
 cameras of each village), watched by WHEP viewers in this process
 (relay.webrtc.client.WhepClient, decoding). Measured: each tile's first frame when
 nothing was pulled yet (cold: all 16 at once) and again with the cameras pulled
-(warm); CPU per node over a steady window; and alert latency across, from a
-village's `201` to the alarm being listed at the station (asked every 20 ms).
+(warm); CPU per node over a steady window, and what other processes took of the
+machine meanwhile; and alert latency across, from a village's `201` to the alarm
+being listed at the station (asked every 20 ms).
 
-    .venv/bin/python bench/cascade.py [--villages 8] [--cameras 4] [--seconds 10]
+    .venv/bin/python bench/cascade.py [--cameras-from loop,live] [--villages 8]
+        [--cameras 4] [--seconds 10]
 
-The cameras are the built-in synthetic pattern (320x180, 10 fps), encoded by the
-village nodes themselves: their CPU includes that encoding, which real cameras
-would do (a looped pre-encoded clip would take it out; not done).
+The cameras are the built-in synthetic pattern (320x180, 10 fps, 300 kbit/s).
+`loop`: a pre-encoded clip (`&loop=4`: 4 s encoded once when a camera opens, then
+replayed with timestamps that keep counting), so that a village node's CPU is what
+it spends on its cameras' packets, as with real cameras; `live`: encoded frame by
+frame by the village nodes, the baseline it is compared with in the same run.
 """
 
 from __future__ import annotations
@@ -28,23 +32,41 @@ from pathlib import Path
 
 import aiohttp
 import psutil
-from common import HOST, bearer, command_line, cpu_seconds, free_port, percentile, relay_run
+from common import (
+    HOST,
+    argument_parser,
+    bearer,
+    command_line,
+    cpu_seconds,
+    free_port,
+    machine_cpu,
+    machine_facts,
+    others,
+    others_cell,
+    percent,
+    percentile,
+    relay_run,
+    table,
+)
 
 from relay.access.passwords import hash_token
 from relay.webrtc.client import WhepClient
 
 TOKEN = "bench-admin-token"
 NODE_TOKEN = "bench-station-node-token"
-CAMERA = "synthetic://320x180?fps=10&keyframe_interval=2&bitrate=300"
+CAMERAS = {
+    "loop": "synthetic://320x180?fps=10&keyframe_interval=2&bitrate=300&loop=4",
+    "live": "synthetic://320x180?fps=10&keyframe_interval=2&bitrate=300",
+}
 
 
 def users(extra: str = "") -> str:
     return f"users:\n  - {{name: admin, role: admin, token_hash: '{hash_token(TOKEN)}'}}\n" + extra
 
 
-def village(name: str, cameras: int, nats: str) -> str:
+def village(name: str, cameras: int, nats: str, camera: str) -> str:
     cams = "".join(
-        f"  - {{id: c{i}, name: {name} c{i}, site: {name}, main: '{CAMERA}'}}\n"
+        f"  - {{id: c{i}, name: {name} c{i}, site: {name}, main: '{camera}'}}\n"
         for i in range(cameras)
     )
     digest = hash_token(NODE_TOKEN)
@@ -59,7 +81,7 @@ def village(name: str, cameras: int, nats: str) -> str:
 def station(ports: dict[str, int], nats: str) -> str:
     sites = "".join(f"  - {{id: {v}, name: {v}, parent: station}}\n" for v in ports)
     peers = "".join(
-        f"  - {{id: {v}, url: 'http://{HOST}:{p}', token: {NODE_TOKEN}, site: station, poll: 1}}\n"
+        f"  - {{id: {v}, url: 'http://{HOST}:{p}', token: {NODE_TOKEN}, site: station}}\n"
         for v, p in ports.items()
     )
     return (
@@ -118,7 +140,8 @@ async def alert_latency(
     return sorted(latencies)
 
 
-async def run(args: argparse.Namespace, tmp: Path) -> None:
+async def run(args: argparse.Namespace, tmp: Path, camera: str) -> dict[str, str]:
+    """One whole network with cameras from `camera`; its figures, as table cells."""
     nats_port = free_port()
     nats_bin = str(Path(sys.executable).parent / "nats-server")
     nats = subprocess.Popen(  # noqa: ASYNC220 (started once, before anything runs)
@@ -128,7 +151,7 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
     )
     nats_url = f"nats://{HOST}:{nats_port}"
     ports = {f"v{i}": free_port() for i in range(args.villages)}
-    texts = {v: village(v, args.cameras, nats_url) for v in ports}
+    texts = {v: village(v, args.cameras, nats_url, camera) for v in ports}
     ports["station"] = free_port()
     texts["station"] = station({v: p for v, p in ports.items() if v != "station"}, nats_url)
     procs: dict[str, asyncio.subprocess.Process] = {}
@@ -153,14 +176,16 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
                 await c.close(http)
             ps = {n: psutil.Process(p.pid) for n, p in procs.items()}
             before = {n: cpu_seconds(p) for n, p in ps.items()}
+            machine = machine_cpu()
             await asyncio.sleep(args.seconds)
-            cpu = {n: 100 * (cpu_seconds(p) - before[n]) / args.seconds for n, p in ps.items()}
+            used = {n: cpu_seconds(p) - before[n] for n, p in ps.items()}
+            busy = machine_cpu() - machine
             latency = await alert_latency(
                 http, {v: p for v, p in ports.items() if v != "station"}, station_url, 20
             )
             for c in wall:
                 await c.close(http)
-        report(args, cold, warm, latency, cpu)
+        return figures(cold, warm, latency, used=used, busy=busy, seconds=args.seconds)
     finally:
         for proc in procs.values():
             with contextlib.suppress(ProcessLookupError):
@@ -171,37 +196,53 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
         nats.wait()
 
 
-def _p(values: list[float], unit: float = 1.0) -> str:
-    return f"p50 {percentile(values, 50) * unit:.3f}, p95 {percentile(values, 95) * unit:.3f}"
+def _p(values: list[float]) -> str:
+    return f"{percentile(values, 50):.3f} / {percentile(values, 95):.3f}"
 
 
-def report(
-    args: argparse.Namespace,
+def figures(
     cold: list[float],
     warm: list[float],
     latency: list[float],
-    cpu: dict[str, float],
-) -> None:
-    villages = [v for n, v in cpu.items() if n != "station"]
-    print(command_line())
-    print(f"{args.villages} villages x {args.cameras} cameras, station wall of 16 remote tiles")
-    print(f"first frame, cold (16 at once), s: {_p(cold)}")
-    print(f"first frame, warm (16 at once), s: {_p(warm)}")
-    print(f"alarm village -> listed at the station, s: {_p(latency)}")
-    print(
-        f"CPU, % of one core: station {cpu['station']:.0f},"
-        f" village mean {sum(villages) / len(villages):.0f}, max {max(villages):.0f}"
-    )
+    *,
+    used: dict[str, float],
+    busy: float,
+    seconds: float,
+) -> dict[str, str]:
+    villages = [percent(v, seconds) for n, v in used.items() if n != "station"]
+    return {
+        "first frame, cold (16 at once), p50 / p95, s": _p(cold),
+        "first frame, warm (16 at once), p50 / p95, s": _p(warm),
+        "alarm village -> listed at the station, p50 / p95, s": _p(latency),
+        "CPU station, % of one core": f"{percent(used['station'], seconds):.0f}",
+        "CPU village, mean / max, % of one core": (
+            f"{sum(villages) / len(villages):.0f} / {max(villages):.0f}"
+        ),
+        "CPU all nodes, % of one core": f"{percent(sum(used.values()), seconds):.0f}",
+        "CPU other processes, % of one core": others_cell(
+            percent(others(busy, used.values()), seconds)
+        ),
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = argument_parser(
+        __doc__, "--cameras-from", "loop,live", str, "loop (pre-encoded clip) or live"
+    )
     parser.add_argument("--villages", type=int, default=8)
     parser.add_argument("--cameras", type=int, default=4)
-    parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        asyncio.run(run(args, Path(tmp)))
+    columns: dict[str, dict[str, str]] = {}
+    for mode in args.cameras_from:
+        with tempfile.TemporaryDirectory() as tmp:
+            columns[mode] = asyncio.run(run(args, Path(tmp), CAMERAS[mode]))
+    print(command_line())
+    print(f"{machine_facts()}; {args.villages} villages x {args.cameras} cameras,")
+    print(f"station wall of 16 remote tiles, CPU over {args.seconds:.0f} s")
+    rows = [("figure", *(f"cameras: {m}" for m in columns))]
+    for name in next(iter(columns.values())):
+        rows.append((name, *(c[name] for c in columns.values())))
+    print("\n".join(table(rows, left={0})))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from relay.refusal import Refused
 from relay.web import accounts as accounts_api
 from relay.web import (
     alarms,
+    catalog,
     exports,
     inspection,
     layouts,
@@ -108,6 +109,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
         exports,
         alarms,
         peers,
+        catalog,
     ):
         routes.setup(app)
     # The subsystems, started in this order and stopped in the reverse one: the
@@ -118,6 +120,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
             _hub,
             peers.network_lifecycle,
             remote_recordings.lifecycle,
+            catalog.lifecycle,
             events_api.bus_lifecycle,
             analysis_web.analysis_lifecycle,
             recordings.lifecycle,

@@ -481,7 +481,13 @@ class PeerConfig(Strict):
     url: Annotated[str, AfterValidator(_peer_url)] = Field(description="http(s)://HOST:PORT")
     token: str = Field(min_length=16, description="the peer's node-user token, e.g. ${TOKEN}")
     site: Id | None = Field(None, description="where its sites hang in this tree; none: the root")
-    poll: float = Field(3.0, ge=0.5, le=300, description="catalog refresh, s")
+    poll: float = Field(
+        10.0,
+        ge=0.5,
+        le=300,
+        description="s between pings on the peer's catalog feed while it is quiet; no answer"
+        " within half of it: the peer is unreachable (changes are pushed, not polled)",
+    )
     idle_timeout: float = Field(30.0, ge=0, le=3600, description="a pulled stream's close delay, s")
 
 

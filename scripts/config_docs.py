@@ -92,7 +92,9 @@ webrtc:
 ```
 
 Camera URLs take `rtsp://` (always over TCP), `rtsps://`, `http(s)://` (an HTTP
-stream) or `synthetic://WxH?fps=15&keyframe_interval=2&bitrate=800`.
+stream) or `synthetic://WxH?fps=15&keyframe_interval=2&bitrate=800` (add `&loop=4` to
+encode 4 s once and send them round and round: a camera that costs next to no CPU,
+for benchmarks).
 H.264 passes through to browsers untouched (Constrained Baseline, Main and High);
 H.265 and H.264 with B-frames are transcoded once per camera, only while watched.
 G.711 audio passes through; AAC is left out (logged).

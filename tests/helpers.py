@@ -14,6 +14,7 @@ from pathlib import Path
 from aioice import stun
 
 from ingest.packet import MediaPacket
+from ingest.readers.base import Reader
 
 
 async def wait_until(predicate: Callable[[], bool], within: float, what: str = "") -> float:
@@ -99,3 +100,13 @@ def needs_root(why: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{why}, and CI runs as root: this test must run here")
     pytest.skip(why)
+
+
+def read_packets(reader: Reader, count: int) -> list[MediaPacket]:
+    """The next `count` packets of a reader (blocking: run it in a thread)."""
+    packets: list[MediaPacket] = []
+    while len(packets) < count:
+        packet = reader.read()
+        if packet is not None:
+            packets.append(packet)
+    return packets

@@ -293,9 +293,9 @@ class Hub:
             self._add_channels(cam)
 
     def _add_channels(self, cam: CameraConfig) -> list[Channel]:
-        made = [Channel(cam, "main", cam.main, self.settings, self._state_changed)]
+        made = [Channel(cam, "main", cam.main, self.settings, self.state_changed)]
         if cam.sub:
-            made.append(Channel(cam, "sub", cam.sub, self.settings, self._state_changed))
+            made.append(Channel(cam, "sub", cam.sub, self.settings, self.state_changed))
         for channel in made:
             self.channels[(cam.id, channel.stream)] = channel
         return made
@@ -328,7 +328,8 @@ class Hub:
             logger.info("cameras reloaded: %s", changes.as_dict())
         return changes
 
-    def _state_changed(self, channel: Channel) -> None:
+    def state_changed(self, channel: Channel) -> None:
+        """Tell the state listeners (the bus, analysis, the catalog feeds)."""
         for listener in self.state_listeners:
             listener(channel)
 

@@ -9,6 +9,7 @@ watches, its state is what the peer last reported.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -49,10 +50,15 @@ def remote_camera(peer: PeerConfig, report: dict[str, Any], site: str) -> Camera
 
 class RemoteChannel(Channel):
     def __init__(
-        self, camera: CameraConfig, stream: StreamName, settings: HubSettings, node: str
+        self,
+        camera: CameraConfig,
+        stream: StreamName,
+        settings: HubSettings,
+        node: str,
+        on_state: Callable[[Channel], None],
     ) -> None:
         url = camera.sub if stream == "sub" and camera.sub else camera.main
-        super().__init__(camera, stream, url, settings, on_state=None)
+        super().__init__(camera, stream, url, settings, on_state)
         self.node = node
         self.reachable = True
         self.report: dict[str, Any] = {}  # the peer's last JSON of this camera
@@ -72,12 +78,17 @@ class RemoteChannel(Channel):
         return state, stream.get("last_error") or self.report.get("last_error")
 
     def update_remote(self, camera: CameraConfig, report: dict[str, Any], reachable: bool) -> None:
+        """Take the peer's latest word on the camera; the state listeners hear of a
+        change of state at once, as of a local camera's."""
+        before = self.reported_state()
         self.camera = camera  # its name or site may have changed at the peer
         if reachable != self.reachable:
             self.report_since = time.time()
         self.reachable = reachable
         if reachable:
             self.report = report
+        if self.reported_state() != before and self._on_state is not None:
+            self._on_state(self)
 
     def overlay(self) -> dict[str, object]:
         """What the camera list says of it besides its own source's snapshot."""

@@ -29,7 +29,6 @@ class Network:
         self.hub = hub
         self.accounts = accounts
         self.local_sites = list(config.sites)
-        self.local_cameras = list(config.cameras)
         # Each config the network was spliced into, with its own sites and cameras:
         # the running one, and the one a reload gave the accounts (its users rule).
         self._own: dict[int, tuple[Config, list[SiteConfig], list[CameraConfig]]] = {}
@@ -50,7 +49,16 @@ class Network:
                 await task
         self._tasks.clear()
 
-    def changed(self, _link: PeerLink) -> None:
+    def reloaded(self, config: Config) -> None:
+        """A config reload made `config` the running one: the peers' sites and cameras
+        are spliced into it at once (their links do not start over)."""
+        self.config = config
+        self.local_sites = list(config.sites)
+        live = (id(config), id(self.accounts.config))
+        self._own = {key: held for key, held in self._own.items() if key in live}
+        self.changed()
+
+    def changed(self, _link: PeerLink | None = None) -> None:
         sites, owner = self._sites()
         cameras: list[CameraConfig] = []
         reports: dict[str, tuple[PeerLink, dict[str, Any]]] = {}
@@ -99,7 +107,9 @@ class Network:
                 wanted.add((camera.id, stream))
                 channel = self.hub.channel(camera.id, stream)
                 if channel is None:
-                    channel = RemoteChannel(camera, stream, self.hub.settings, link.peer.id)
+                    channel = RemoteChannel(
+                        camera, stream, self.hub.settings, link.peer.id, self.hub.state_changed
+                    )
                     self.hub.add_channel(channel)
                 if isinstance(channel, RemoteChannel):
                     channel.update_remote(camera, report, link.reachable)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 
 from aiohttp import web
 
 from ingest.state import SourceState
+from relay.access.accounts import User
 from relay.config import Config
 from relay.media.hub import Hub
 from relay.peers.channel import RemoteChannel
@@ -45,25 +47,29 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def cameras(request: web.Request) -> web.Response:
-    config, hub, user = request.app[CONFIG], request.app[HUB], user_of(request)
-    return web.json_response(
-        [
-            _with_recording(request, camera_json(hub, c.id))
-            for c in config.cameras
-            if user.sees(c.site)
-        ]
-    )
+    return web.json_response(visible_cameras(request.app, user_of(request)))
 
 
 async def camera(request: web.Request) -> web.Response:
     found = camera_json(request.app[HUB], request.match_info["camera_id"])
-    return web.json_response(_with_recording(request, found))
+    return web.json_response(_with_recording(request.app, found))
 
 
-def _with_recording(request: web.Request, found: dict[str, object]) -> dict[str, object]:
+def visible_cameras(
+    app: web.Application, user: User, only: Collection[str] | None = None
+) -> list[dict[str, object]]:
+    """The cameras `user` sees (of `only`, if given), as /api/cameras lists them."""
+    return [
+        _with_recording(app, camera_json(app[HUB], c.id))
+        for c in app[CONFIG].cameras
+        if user.sees(c.site) and (only is None or c.id in only)
+    ]
+
+
+def _with_recording(app: web.Application, found: dict[str, object]) -> dict[str, object]:
     """The recorder's state and the days of footage kept, beside the camera's own."""
-    if RECORDINGS in request.app and "recording" not in found:  # a peer's: its own
-        found["recording"] = request.app[RECORDINGS].status(str(found["id"]))
+    if RECORDINGS in app and "recording" not in found:  # a peer's: its own
+        found["recording"] = app[RECORDINGS].status(str(found["id"]))
     return found
 
 

@@ -52,6 +52,16 @@ class OpenFeeds:
         await asyncio.gather(*closing, return_exceptions=True)  # a broken one is gone anyway
 
 
+async def open_feed(request: web.Request, socket: web.WebSocketResponse) -> None:
+    """Prepare a live WebSocket that ends with its credential's access (1008) and
+    at the node's shutdown (1001)."""
+    user = user_of(request)
+    await socket.prepare(request)
+    request.app[FEEDS].sockets[socket] = user.credential
+    if not request.app[ACCOUNTS].still_valid(user):  # access ended while it was opened
+        await request.app[FEEDS].end_access(frozenset((user.credential,)))
+
+
 BUS = web.AppKey("bus", AlertBus)
 FEEDS = web.AppKey("open_feeds", OpenFeeds)
 LINK = web.AppKey("nats_link", NatsLink)
@@ -163,10 +173,7 @@ async def _feed(
     """Every visible event after `?after=SEQ`, then live ones, as JSON arrays."""
     bus, user, config = request.app[BUS], user_of(request), request.app[CONFIG]
     feed = bus.subscribe(user)  # before reading the backlog, so nothing falls in between
-    await socket.prepare(request)
-    request.app[FEEDS].sockets[socket] = user.credential
-    if not request.app[ACCOUNTS].still_valid(user):  # access ended while it was opened
-        await request.app[FEEDS].end_access(frozenset((user.credential,)))
+    await open_feed(request, socket)
     transport = request.transport
     assert transport is not None  # the connection is open: it was just prepared
     sender = asyncio.create_task(_send(socket, transport, feed, bus.store, after, config=config))
@@ -196,7 +203,7 @@ async def _send(
         page = await store.after(last, 500)
         if page:
             texts = [s.as_json() for s in page if visible(s.event, user, config)]
-            if texts and not await _sent(socket, transport, json.dumps(texts).encode()):
+            if texts and not await send_text(socket, transport, json.dumps(texts).encode()):
                 return
             last = page[-1].seq
         if len(page) < 500:
@@ -208,14 +215,16 @@ async def _send(
             await socket.close(code=1013, message=b"too far behind: reconnect and resume")
             return
         frame, last = taken  # the same bytes for every feed of the scope that keeps up
-        if transport.get_write_buffer_size() > WRITE_ROOM or not await _sent(
+        if transport.get_write_buffer_size() > WRITE_ROOM or not await send_text(
             socket, transport, frame
         ):
             _close_unread(transport)
             return
 
 
-async def _sent(socket: web.WebSocketResponse, transport: asyncio.Transport, frame: bytes) -> bool:
+async def send_text(
+    socket: web.WebSocketResponse, transport: asyncio.Transport, frame: bytes
+) -> bool:
     """Send a frame, waiting at most DRAIN_SECONDS for room; False if it did not
     leave, or the subscriber went away (the connection is closed then)."""
     try:

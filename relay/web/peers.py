@@ -19,10 +19,12 @@ from aiohttp import web
 
 from ingest.state import SourceState
 from ingest.wire import CONTENT_TYPE, info_frame, packet_frame
+from relay.config import Config
+from relay.media.changes import CameraChanges
 from relay.media.hub import BOTH, Channel, Subscription, SubscriptionClosed
 from relay.peers.network import Network
 from relay.web.guard import ACCOUNTS, add_route, logged_in, user_of
-from relay.web.keys import AUDIT, CONFIG, HUB
+from relay.web.keys import AUDIT, CONFIG, HUB, RELOAD_LISTENERS
 from relay.web.refusals import refuse
 
 logger = logging.getLogger(__name__)
@@ -55,9 +57,15 @@ def setup(app: web.Application) -> None:
 async def network_lifecycle(app: web.Application) -> AsyncIterator[None]:
     network = Network(app[CONFIG], app[HUB], app[ACCOUNTS])
     app[NETWORK] = network
+
+    async def reloaded(config: Config, _changes: CameraChanges) -> None:
+        network.reloaded(config)
+
+    app[RELOAD_LISTENERS].append(reloaded)
     network.start()
     yield
     await network.close()
+    app[RELOAD_LISTENERS].remove(reloaded)
 
 
 async def end_streams(app: web.Application) -> None:
@@ -130,7 +138,7 @@ async def _send(request: web.Request, channel: Channel, sub: Subscription) -> we
                 info = channel.source.info
                 await response.write(info_frame(info))
             await response.write(packet_frame(packet))
-    except (SubscriptionClosed, ConnectionResetError):
+    except (SubscriptionClosed, ConnectionError):
         pass  # the peer left, or this node is stopping
     finally:
         seconds = round(time.monotonic() - started)

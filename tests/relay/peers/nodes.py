@@ -49,7 +49,7 @@ def village_yaml(village: str, cameras: list[tuple[str, str]]) -> str:
 def station_yaml(ports: dict[str, int], extra: str = "") -> str:
     peers = "\n".join(
         f"  - {{id: {v}, url: 'http://127.0.0.1:{p}', token: {STATION_TOKEN}, site: station,"
-        f" poll: 0.5, idle_timeout: 2}}"
+        f" idle_timeout: 2}}"
         for v, p in ports.items()
     )
     return (

@@ -106,8 +106,9 @@ async def test_a_village_down_goes_offline_and_comes_back(
     async with asyncio.timeout(10):
         await watching.first_frame()
     await net.stop("dongcun")
+    # At once: its catalog feed dropped (no wait for a poll or a ping).
     found = await wait_states(
-        http, net.station, {"dongcun.gate": "offline", "dongcun.well": "offline"}, 15
+        http, net.station, {"dongcun.gate": "offline", "dongcun.well": "offline"}, 3
     )
     assert found["dongcun.gate"]["last_error"] == "village node unreachable"
     assert found["xicun.gate"]["state"] == "online"

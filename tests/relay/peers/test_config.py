@@ -24,7 +24,7 @@ def test_peers_and_their_cameras_on_walls(monkeypatch: pytest.MonkeyPatch) -> No
         "http://10.0.0.2:8080",
         "a-long-enough-node-token",
         "dongcun",
-        3.0,
+        10.0,
     )
     assert config.walls[0].cameras == ["dongcun.gate"]
 

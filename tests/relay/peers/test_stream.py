@@ -21,7 +21,7 @@ from relay.media.hub import HubSettings
 from relay.peers.channel import stream_url
 from relay.web.keys import HUB
 from relay.web.peers import STREAMS
-from tests.helpers import free_port, packet, wait_until
+from tests.helpers import free_port, packet, read_packets, wait_until
 from tests.relay.peers.nodes import STATION_TOKEN, village_yaml
 
 FAST = "synthetic://640x360?fps=30&keyframe_interval=4&bitrate=4000"
@@ -83,12 +83,7 @@ async def test_a_peer_starts_at_the_cached_gop_with_the_camera_timestamps(
         reader = PeerReader(url, connect_timeout=5)
         try:
             assert reader.info.codec == "h264" and reader.info.width == 640
-            got: list[MediaPacket] = []
-            while len(got) < count:
-                found = reader.read()
-                if found is not None:
-                    got.append(found)
-            return got
+            return read_packets(reader, count)
         finally:
             reader.close()
 

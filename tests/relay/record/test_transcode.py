@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from relay.record.transcode import Transcodes, transcode
-from relay.record.writer import MOVFLAGS
+from relay.record.writer import MUX_OPTIONS
 
 TIME_BASE = Fraction(1, 90000)
 FRAMES = 90
@@ -22,7 +22,7 @@ FRAMES = 90
 def h265_part() -> bytes:
     """Six seconds of 15 fps H.265 in fMP4 as the recorder writes it, a keyframe a second."""
     out_file = io.BytesIO()
-    with av.open(out_file, "w", format="mp4", options={"movflags": MOVFLAGS}) as out:
+    with av.open(out_file, "w", format="mp4", options=MUX_OPTIONS) as out:
         stream = out.add_stream("libx265", rate=15)
         stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
         stream.codec_context.time_base = TIME_BASE

@@ -1,0 +1,151 @@
+"""Catalog changes pushed: a village camera's state reaches the station as it changes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from camsim import CameraSimulator, MountSpec
+from relay.access.passwords import hash_token
+from relay.web.events import BUS
+from tests.conftest import NodeFactory, users_yaml
+from tests.helpers import free_port, wait_until
+from tests.relay.peers.nodes import (
+    STATION_TOKEN,
+    Cascade,
+    Running,
+    station_yaml,
+    village_yaml,
+    wait_states,
+)
+
+NODE = {"Authorization": f"Bearer {STATION_TOKEN}"}
+GRANTED = ("gate", "dongcun")  # the station's node user sees the site dongcun only
+HIDDEN = ("hidden", "xicun")
+NODE_HASH = hash_token(STATION_TOKEN)
+
+
+def village_text(url: str) -> str:
+    """Two cameras on one camsim mount: one in the granted site, one outside it."""
+    cameras = "".join(
+        f"  - {{id: {cam}, name: {cam}, site: {site}, main: '{url}', backoff_max: 1}}\n"
+        for cam, site in (GRANTED, HIDDEN)
+    )
+    return (
+        "node: {id: dongcun, name: Dongcun}\n"
+        "sites: [{id: dongcun, name: Dongcun}, {id: xicun, name: Xicun}]\n"
+        + users_yaml()
+        + f"  - {{name: station, role: node, sites: [dongcun], token_hash: '{NODE_HASH}'}}\n"
+        + f"cameras:\n{cameras}"
+    )
+
+
+@pytest.fixture
+async def village_and_station(tmp_path: Path) -> AsyncIterator[tuple[Cascade, CameraSimulator]]:
+    with CameraSimulator([MountSpec("cam", width=160, height=120, fps=5)]) as sim:
+        net = Cascade(tmp_path)
+        net.ports = {"dongcun": free_port(), "station": free_port()}
+        net.texts["dongcun"] = village_text(sim.url("cam"))
+        # poll 300: a ping every 5 minutes, so only a push can bring a change fast.
+        station = station_yaml({"dongcun": net.ports["dongcun"]}, "bus: {offline_debounce: 1}\n")
+        net.texts["station"] = station.replace("idle_timeout: 2", "idle_timeout: 2, poll: 300")
+        try:
+            for name in ("dongcun", "station"):
+                await net.start(name)
+            yield net, sim
+        finally:
+            for name in list(net.nodes)[::-1]:
+                await net.stop(name)
+
+
+async def _feed(http: aiohttp.ClientSession, url: str, seen: list[Any]) -> None:
+    async with http.ws_connect(f"{url}/api/catalog", headers=NODE) as ws:
+        async for message in ws:
+            seen.append(json.loads(message.data))
+
+
+async def test_a_camera_state_change_reaches_the_station_at_once(
+    village_and_station: tuple[Cascade, CameraSimulator],
+) -> None:
+    net, sim = village_and_station
+    village, station = net.nodes["dongcun"], net.station
+    seen: list[Any] = []
+    async with aiohttp.ClientSession() as http:
+        await wait_states(http, station, {"dongcun.gate": "online"}, 30)
+        feed = asyncio.create_task(_feed(http, village.url, seen))
+        try:
+            await wait_until(lambda: bool(seen), 10, "the whole catalog first")
+            (whole,) = seen
+            assert [c["id"] for c in whole["catalog"]["cameras"]] == ["gate"]
+            assert [s["id"] for s in whole["catalog"]["sites"]] == ["dongcun"]
+
+            await asyncio.to_thread(sim.stop)
+            down = await wait_states(http, village, {"gate": "offline"}, 15)
+            at_village = time.monotonic()
+            found = await wait_states(http, station, {"dongcun.gate": "offline"}, 5)
+            lag = time.monotonic() - at_village
+            print(f"offline at the station {lag:.2f} s after the village")
+            assert lag < 2.0, "pushed, not polled (the station's poll is 300 s)"
+            assert found["dongcun.gate"]["last_error"] == down["gate"]["last_error"]
+            bus = station.app[BUS]  # the station's bus hears of it as of a local camera
+            await wait_until(lambda: bus.cameras_down == {"dongcun.gate"}, 10, "camera.offline")
+
+            await asyncio.to_thread(sim.start)
+            await wait_states(http, village, {"gate": "online"}, 20)
+            at_village = time.monotonic()
+            await wait_states(http, station, {"dongcun.gate": "online"}, 5)
+            assert time.monotonic() - at_village < 2.0
+            await wait_until(lambda: not bus.cameras_down, 10, "camera.online")
+        finally:
+            feed.cancel()
+            await asyncio.gather(feed, return_exceptions=True)
+    changed = [c for message in seen[1:] for c in message["changed"]]
+    assert {c["id"] for c in changed} == {"gate"}, "the hidden camera changed too, unsent"
+    assert {c["state"] for c in changed} >= {"offline", "online"}
+
+
+async def _village_process(config: Path, port: int) -> asyncio.subprocess.Process:
+    with config.with_suffix(".log").open("ab") as log:
+        return await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "relay", "run", "--config", str(config)),
+            *("--listen", f"127.0.0.1:{port}"),
+            stderr=log,
+        )
+
+
+@pytest.mark.slow
+async def test_a_killed_village_is_unreachable_at_once_and_comes_back(
+    tmp_path: Path, start_node: NodeFactory
+) -> None:
+    port = free_port()
+    config = tmp_path / "village.yaml"
+    text = village_yaml("dongcun", [("gate", "dongcun")])
+    config.write_text(
+        text.replace("node: {id: dongcun", f"node: {{data_dir: '{tmp_path}', id: dongcun")
+    )
+    village = await _village_process(config, port)
+    try:
+        station = station_yaml({"dongcun": port}).replace("xicun", "nowhere")
+        node = await start_node(station.replace("idle_timeout: 2", "idle_timeout: 2, poll: 300"))
+        at_station = Running(node.url, 0, node.app, None)  # type: ignore[arg-type]
+        async with aiohttp.ClientSession() as http:
+            await wait_states(http, at_station, {"dongcun.gate": "online"}, 40)
+            village.kill()  # -9: no goodbye, only the kernel closing its sockets
+            await village.wait()
+            found = await wait_states(http, at_station, {"dongcun.gate": "offline"}, 3)
+            assert found["dongcun.gate"]["last_error"] == "village node unreachable"
+            village = await _village_process(config, port)
+            await wait_states(http, at_station, {"dongcun.gate": "online"}, 40)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            village.kill()
+        await village.wait()
