@@ -195,11 +195,19 @@ class AlertBus:
         """Cameras whose camera.offline went out and whose camera.online has not."""
         return frozenset(self._reported_down)
 
-    def camera_changed(self, camera: CameraConfig) -> None:
+    def camera_changed(self, camera: CameraConfig, *, its_node_reports: bool = False) -> None:
+        """`its_node_reports`: the camera is a peer's, reachable, and its own node
+        raises its outages on this same bus; this node then raises none for it (one
+        outage, one alert), only the return of one it raised itself."""
         if self.config.camera(camera.id) is None:
             return  # removed by a reload: its channels closing is no outage
         state = self.cameras.camera_state(camera.id)
         if state in DOWN:
+            if its_node_reports:
+                pending = self._pending_down.pop(camera.id, None)
+                if pending is not None:
+                    pending.cancel()
+                return
             if camera.id not in self._reported_down and camera.id not in self._pending_down:
                 loop = asyncio.get_running_loop()
                 self._pending_down[camera.id] = loop.call_later(

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import WSMsgType, web
 
+from ingest.readers.peer import UNREACHABLE
 from ingest.tasks import cancel_and_wait
 from relay.access.audit import AuditEntry
 from relay.bus.bus import AlertBus
@@ -20,6 +21,7 @@ from relay.bus.store import EventStore
 from relay.config import Config
 from relay.media.hub import Channel
 from relay.media.picture import snapshot
+from relay.peers.channel import RemoteChannel
 from relay.web.body import query_filters, read_json, whole_number
 from relay.web.guard import ACCOUNTS, add_route, logged_in, user_of
 from relay.web.keys import CONFIG, DB, HUB
@@ -101,7 +103,14 @@ async def bus_lifecycle(app: web.Application) -> AsyncIterator[None]:
     app[BUS] = bus
 
     def camera_changed(channel: Channel) -> None:
-        bus.camera_changed(channel.camera)
+        # A village on this NATS bus raises its cameras' outages itself; only when
+        # it cannot be reached does this node speak for them.
+        its_node_reports = (
+            config.bus.nats is not None
+            and isinstance(channel, RemoteChannel)
+            and hub.camera_error(channel.camera.id) != UNREACHABLE
+        )
+        bus.camera_changed(channel.camera, its_node_reports=its_node_reports)
 
     hub.state_listeners.append(camera_changed)
     link = None

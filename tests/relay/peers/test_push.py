@@ -19,6 +19,7 @@ from relay.access.passwords import hash_token
 from relay.web.events import BUS
 from tests.conftest import NodeFactory, users_yaml
 from tests.helpers import free_port, wait_until
+from tests.natsserver import NatsServer
 from tests.relay.peers.nodes import (
     STATION_TOKEN,
     Cascade,
@@ -49,14 +50,17 @@ def village_text(url: str) -> str:
     )
 
 
-@pytest.fixture
-async def village_and_station(tmp_path: Path) -> AsyncIterator[tuple[Cascade, CameraSimulator]]:
+@contextlib.asynccontextmanager
+async def village_and_station_on(
+    tmp_path: Path, bus: str
+) -> AsyncIterator[tuple[Cascade, CameraSimulator]]:
+    """A village and its station, both with the bus settings `bus`."""
     with CameraSimulator([MountSpec("cam", width=160, height=120, fps=5)]) as sim:
         net = Cascade(tmp_path)
         net.ports = {"dongcun": free_port(), "station": free_port()}
-        net.texts["dongcun"] = village_text(sim.url("cam"))
+        net.texts["dongcun"] = village_text(sim.url("cam")) + bus
         # poll 300: a ping every 5 minutes, so only a push can bring a change fast.
-        station = station_yaml({"dongcun": net.ports["dongcun"]}, "bus: {offline_debounce: 1}\n")
+        station = station_yaml({"dongcun": net.ports["dongcun"]}, bus)
         net.texts["station"] = station.replace("idle_timeout: 2", "idle_timeout: 2, poll: 300")
         try:
             for name in ("dongcun", "station"):
@@ -65,6 +69,12 @@ async def village_and_station(tmp_path: Path) -> AsyncIterator[tuple[Cascade, Ca
         finally:
             for name in list(net.nodes)[::-1]:
                 await net.stop(name)
+
+
+@pytest.fixture
+async def village_and_station(tmp_path: Path) -> AsyncIterator[tuple[Cascade, CameraSimulator]]:
+    async with village_and_station_on(tmp_path, "bus: {offline_debounce: 1}\n") as both:
+        yield both
 
 
 async def _feed(http: aiohttp.ClientSession, url: str, seen: list[Any]) -> None:
@@ -111,6 +121,43 @@ async def test_a_camera_state_change_reaches_the_station_at_once(
     changed = [c for message in seen[1:] for c in message["changed"]]
     assert {c["id"] for c in changed} == {"gate"}, "the hidden camera changed too, unsent"
     assert {c["state"] for c in changed} >= {"offline", "online"}
+
+
+async def test_on_a_shared_bus_an_outage_is_one_alert_raised_by_the_village(
+    tmp_path: Path,
+) -> None:
+    """Village and station on one NATS bus: the village raises its camera's outage,
+    the station raises none of its own for it (one outage, one alert); only when the
+    village cannot be reached does the station speak for its cameras."""
+    with NatsServer(tmp_path / "nats") as nats:
+        bus = f"bus: {{offline_debounce: 1, nats: {{servers: ['{nats.url}'], stream: PUSH}}}}\n"
+        async with village_and_station_on(tmp_path, bus) as (net, sim):
+            village, station = net.nodes["dongcun"], net.station
+            at_village, at_station = village.app[BUS], station.app[BUS]
+            async with aiohttp.ClientSession() as http:
+                await wait_states(http, station, {"dongcun.gate": "online"}, 30)
+                await asyncio.to_thread(sim.stop)
+                await wait_until(
+                    lambda: at_station.received["camera.offline"] >= 1, 20, "the village's alert"
+                )
+                await wait_states(http, station, {"dongcun.gate": "offline"}, 5)
+                await asyncio.sleep(2)  # twice the debounce: the station raises nothing
+                assert "gate" in at_village.cameras_down
+                assert at_station.raised["camera.offline"] == 0
+                assert not at_station.cameras_down
+
+                await asyncio.to_thread(sim.start)
+                await wait_until(
+                    lambda: at_station.received["camera.online"] >= 1,
+                    30,
+                    "back, said by the village",
+                )
+                await net.stop("dongcun")  # now nobody else can say it
+                await wait_until(
+                    lambda: at_station.raised["camera.offline"] >= 1, 10, "unreachable"
+                )
+                assert at_station.cameras_down == {"dongcun.gate"}
+                assert at_station.raised["camera.offline"] == 1
 
 
 async def _village_process(config: Path, port: int) -> asyncio.subprocess.Process:
