@@ -1,16 +1,16 @@
-"""A viewer's RTP, written a frame at a time from one header.
+"""A viewer's RTP, written a frame at a time from one header, into one buffer.
 
 aiortc's sender makes an RtpPacket object for every packet, stamps it with the
 clock twice, serialises its header extensions, and hands it down four coroutines
 to the socket. Per viewer and per packet, only the sequence number, the marker
 bit, SRTP and the send must differ (DESIGN.md, "Where the time goes"). So an
-`RtpWriter` takes the place of an aiortc sender's RTP loop: it serialises a
-frame's header once, with aiortc's own code (the negotiated extensions, the
-mid, the send time), patches each packet's sequence number and marker into it,
-protects the packets and hands the frame to the socket's DatagramBatch
-(relay/webrtc/udp_batch.py), which sends it in one or two calls. RTCP stays aiortc's: the
-sender's reports are kept up to date here, and a NACKed packet is sent again
-from this writer's history.
+`RtpWriter` takes the place of an aiortc sender's RTP loop: its header is
+serialised once by aiortc's own code (the negotiated extensions, the mid) and
+only the timestamp and the send time change per frame; a frame's packets are
+written and protected one after another into the viewer's buffer
+(relay/webrtc/srtp.py) and sent from it, a call per run of equal datagrams
+(relay/webrtc/udp_batch.py). RTCP stays aiortc's: the sender's reports are kept
+up to date here, and a NACKed packet is sent again from this writer's history.
 """
 
 from __future__ import annotations

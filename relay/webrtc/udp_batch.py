@@ -1,17 +1,19 @@
 """A viewer's datagrams sent a frame at a time: UDP generic segmentation offload.
 
 aiortc sends every RTP packet with a sendto() of its own, and the kernel's send is
-most of what a viewer costs a node (py-spy: on loopback it also delivers the
-packet). A frame's packets are all handed over in one step of the sender's task,
-so what a socket is given in one loop turn is kept and sent at the turn's end:
-each run of same-sized datagrams to one address, the last of it maybe shorter,
-in a single sendmsg() with UDP_SEGMENT (Linux 4.18+). The kernel takes the run
-through its stack once and splits it into the same datagrams. A frame's packets
-are of one size but the last (`even_fu_a` in relay/webrtc/codecs.py), so a frame goes out
-in one or two calls instead of one per packet.
+a large part of what a viewer costs a node (py-spy: on loopback it also delivers
+the packet). Each run of same-sized datagrams to one address, the last of it
+maybe shorter, goes in a single sendmsg() with UDP_SEGMENT (Linux 4.18+): the
+kernel takes the run through its stack once and splits it into the same
+datagrams. A frame's packets are of one size but the last (`even_fu_a` in
+relay/webrtc/codecs.py), so a frame goes out in one or two calls instead of one
+per packet.
 
-Where that cannot be done (no plain socket, as with TURN; a device that refuses
-segmentation; the socket's buffer full), the datagrams go through the asyncio
+A writer's protected frame goes at once from its buffer (`send_frame`); other
+datagrams a socket is given in one loop turn (DTLS, RTCP) are kept and sent at
+the turn's end, and a frame that finds some of them waiting is queued behind.
+Where segmentation cannot be done (no plain socket, as with TURN; a device that
+refuses it; the socket's buffer full), the datagrams go through the asyncio
 transport one by one, in the same order, as before.
 """
 
