@@ -1,6 +1,6 @@
 """What each WHEP viewer costs a node: villagewatch against aiortc's own idiom.
 
-One simulated camera (camsim: GStreamer x264, 1280x720 at 25 fps, a keyframe every
+One simulated camera (camsim: GStreamer x264, 1280x720 (--size) at 25 fps, a keyframe every
 4 s) is served to 1, 10 and 50 WHEP viewers by each system in turn, each system a
 server process of its own on 127.0.0.1:
 
@@ -25,8 +25,8 @@ server before all are told to connect, as a wall page has (it was loaded from
 the node); otherwise ten viewers in one process would time each other's set-up.
 
     .venv/bin/python bench/whep_viewers.py [--viewers 1,10,50] [--seconds 10]
-        [--systems villagewatch,one-port,baseline] [--settle 10] [--ramp 0] [--decode]
-        [--py-spy DIR]
+        [--systems villagewatch,one-port,baseline] [--settle 10] [--ramp 0]
+        [--size 1280x720] [--decode] [--py-spy DIR]
 
 The camera's bitrate is x264enc's default target (2048 kbit/s; MountSpec has no
 bitrate setting); what actually arrives (about 1.4 Mbit/s for this test pattern) is
@@ -84,7 +84,7 @@ from relay.webrtc.ice import IceSettings
 
 SYSTEMS = ("villagewatch", "one-port", "baseline")
 OURS = ("villagewatch", "one-port")  # one-port: villagewatch with webrtc.udp_port
-WIDTH, HEIGHT, FPS, KEYFRAME_INTERVAL = 1280, 720, 25, 4.0
+SIZE, FPS, KEYFRAME_INTERVAL = "1280x720", 25, 4.0
 VIEWERS_PER_PROCESS = 10
 MAX_VIEWERS = 500
 CAMERA_ID = "cam"
@@ -901,8 +901,9 @@ def row(r: Result) -> tuple[str, ...]:
 
 
 async def orchestrate(args: argparse.Namespace) -> list[Result]:
+    width, height = args.size
     mount = MountSpec(
-        name=CAMERA_ID, width=WIDTH, height=HEIGHT, fps=FPS, keyframe_interval=KEYFRAME_INTERVAL
+        name=CAMERA_ID, width=width, height=height, fps=FPS, keyframe_interval=KEYFRAME_INTERVAL
     )
     results: list[Result] = []
     with (
@@ -912,6 +913,11 @@ async def orchestrate(args: argparse.Namespace) -> list[Result]:
         for system in args.systems:
             results += await run_system(system, sim.url(CAMERA_ID), args, Path(tmp))
     return results
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, _, height = text.partition("x")
+    return int(width), int(height)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -947,6 +953,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         type=int,
         default=2,
         help="at most this many more windows per row; the quietest counts (default %(default)s)",
+    )
+    parser.add_argument(
+        "--size",
+        default=SIZE,
+        type=_size,
+        help="the camera's picture, WIDTHxHEIGHT (default %(default)s)",
     )
     parser.add_argument(
         "--decode", action="store_true", help="viewers decode every frame (default: count them)"
@@ -991,8 +1003,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     print(common.command_line())
     print(
-        f"whep viewers: one camsim camera, {WIDTH}x{HEIGHT} H.264 Constrained Baseline at"
-        f" {FPS} fps, keyframe every {KEYFRAME_INTERVAL:g} s, x264enc default target"
+        f"whep viewers: one camsim camera, {args.size[0]}x{args.size[1]} H.264 Constrained"
+        f" Baseline at {FPS} fps, keyframe every {KEYFRAME_INTERVAL:g} s, x264enc default target"
         f" 2048 kbit/s (measured: below), RTSP/TCP on {common.HOST};\n{common.machine_facts()},"
         f" aiortc {version('aiortc')}, aioice {version('aioice')}, PyAV {av.__version__},"
         f" aiohttp {version('aiohttp')}, {common.loop_name()} loops;\nwindow {args.seconds:g} s,"

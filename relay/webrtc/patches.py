@@ -3,7 +3,8 @@
 Each says why, and was checked against the versions in CHECKED; pyproject.toml
 pins their upper bounds, and tests/relay/webrtc/test_patches.py fails on any
 other. (RtpWriter takes over a sender's private send loop, per sender, where it
-is made: relay/webrtc/rtp_writer.py.)
+is made: relay/webrtc/rtp_writer.py; relay/webrtc/srtp.py calls libsrtp through
+pylibsrtp's private binding, and falls back to its public protect without it.)
 
 - aiortc's codec table: Main and High profile H.264, to pass cameras through.
 - find_common_codecs, the receiver's bitrate estimator, the DTLS certificate:
@@ -48,7 +49,11 @@ from relay.webrtc.udp_batch import batch_for
 from relay.webrtc.udp_mux import MuxLoop
 
 TCP_LOCAL_PREFERENCE = 1000  # below UDP host candidates (65535): TCP only where UDP fails
-CHECKED = {"aiortc": ("1.16.",), "aioice": ("0.13.",)}  # version prefixes checked
+CHECKED = {
+    "aiortc": ("1.16.",),
+    "aioice": ("0.13.",),
+    "pylibsrtp": ("1.0.",),
+}  # version prefixes checked
 CERTIFICATE_RENEWAL = datetime.timedelta(days=29)  # left when a node's is renewed
 _interface_addresses = aioice.ice.get_host_addresses  # aioice's own lookup
 _installed = False

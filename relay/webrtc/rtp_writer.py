@@ -1,16 +1,16 @@
-"""A viewer's RTP, written a frame at a time from one header.
+"""A viewer's RTP, written a frame at a time from one header, into one buffer.
 
 aiortc's sender makes an RtpPacket object for every packet, stamps it with the
 clock twice, serialises its header extensions, and hands it down four coroutines
 to the socket. Per viewer and per packet, only the sequence number, the marker
 bit, SRTP and the send must differ (DESIGN.md, "Where the time goes"). So an
-`RtpWriter` takes the place of an aiortc sender's RTP loop: it serialises a
-frame's header once, with aiortc's own code (the negotiated extensions, the
-mid, the send time), patches each packet's sequence number and marker into it,
-protects the packets and hands the frame to the socket's DatagramBatch
-(relay/webrtc/udp_batch.py), which sends it in one or two calls. RTCP stays aiortc's: the
-sender's reports are kept up to date here, and a NACKed packet is sent again
-from this writer's history.
+`RtpWriter` takes the place of an aiortc sender's RTP loop: its header is
+serialised once by aiortc's own code (the negotiated extensions, the mid) and
+only the timestamp and the send time change per frame; a frame's packets are
+written and protected one after another into the viewer's buffer
+(relay/webrtc/srtp.py) and sent from it, a call per run of equal datagrams
+(relay/webrtc/udp_batch.py). RTCP stays aiortc's: the sender's reports are kept
+up to date here, and a NACKed packet is sent again from this writer's history.
 """
 
 from __future__ import annotations
@@ -18,9 +18,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import struct
+import time
+from collections import deque
 from typing import Any, NamedTuple
 
-from aiortc import RTCRtpSender, clock
+from aiortc import RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -28,17 +30,20 @@ from aiortc.rtcrtpsender import random_sequence_number
 from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, wrap_rtx
 from aiortc.utils import random32
 
-from relay.webrtc.udp_batch import batch_for
+from relay.webrtc.srtp import FrameBuffer
+from relay.webrtc.udp_batch import batch_for, frame_runs
 
 logger = logging.getLogger(__name__)
 
 
 class RtpFrame(NamedTuple):
     """What a viewer's track gives its writer: a frame's payloads, made once for
-    every viewer, and its RTP time (from 0; the writer adds its random origin)."""
+    every viewer, its RTP time (from 0; the writer adds its random origin), and
+    a place shared by its viewers' writers for what they all work out alike."""
 
     payloads: list[bytes]
     timestamp: int
+    shared: dict[Any, Any]
 
 
 class RtpCounts:
@@ -53,18 +58,25 @@ class RtpCounts:
         self.retransmitted = 0  # of them, found in the history and sent again
 
 
+class SentFrame(NamedTuple):
+    """A frame as a writer sent it, to send a packet of it again."""
+
+    seq: int  # its first packet's
+    rest: bytes  # its headers after the sequence number
+    payloads: list[bytes]
+
+
 class RtpWriter:
     """Sends the frames of an RTCRtpSender's track, in place of its RTP loop."""
 
     def __init__(self, sender: RTCRtpSender, counts: RtpCounts | None = None) -> None:
         self._sender = sender
         self.counts = counts or RtpCounts()
-        # seq % RTP_HISTORY_SIZE -> a sent packet's header and (shared) payload
-        self._history: dict[int, tuple[bytes, bytes]] = {}
+        self._sent: deque[SentFrame] = deque()  # the newest RTP_HISTORY_SIZE packets' frames
+        self._kept = 0  # packets in them
         self._dtls: RTCDtlsTransport | None = None  # what the rest is set with, at run
-        self._extensions: Any = None
-        self._mid: str | None = None
-        self._ssrc = 0
+        self._frames: FrameBuffer | None = None
+        self._header = HeaderTemplate(0x80, 0, b"")
         self._payload_type = 0
         self._seq = self._origin = 0
 
@@ -101,10 +113,11 @@ class RtpWriter:
     async def _send_all(self, track: Any, codec: RTCRtpCodecParameters) -> None:
         sender = self._sender
         self._dtls = sender.transport
-        self._extensions = self._get("rtp_header_extensions_map")
-        self._mid, self._ssrc = self._get("mid"), sender._ssrc
         assert codec.payloadType is not None
         self._payload_type = codec.payloadType
+        self._header = HeaderTemplate.of(
+            self._get("rtp_header_extensions_map"), self._get("mid"), sender._ssrc
+        )
         self._seq, self._origin = random_sequence_number(), random32()
         if hasattr(track, "sink"):
             track.sink = self  # once live, the track writes frames as they come
@@ -130,33 +143,38 @@ class RtpWriter:
         )
 
     def write(self, frame: RtpFrame) -> None:
-        """A frame's packets: one header serialised, each packet's sequence number
-        and marker patched in, protected, and handed to the socket's batch."""
+        """A frame's packets, protected one after another into the viewer's buffer
+        and sent from it in a call per run of equal datagrams."""
         dtls = self._dtls
         assert dtls is not None
+        frames = self._frames
+        if frames is None or frames.session is not dtls._tx_srtp:
+            frames = self._frames = FrameBuffer(dtls._tx_srtp)
         pair = dtls.transport._connection._nominated[1]
-        payload_type, seq, history = self._payload_type, self._seq, self._history
-        header = RtpPacket(
-            payload_type=payload_type, timestamp=(self._origin + frame.timestamp) & 0xFFFFFFFF
-        )
-        header.ssrc = self._ssrc
-        ntp = clock.current_ntp_time()
-        header.extensions.abs_send_time = (ntp >> 14) & 0x00FFFFFF
-        header.extensions.mid = self._mid
-        first, rest = _split(header.serialize(self._extensions))
-        protect, batch, addr = dtls._tx_srtp.protect, batch_for(pair.protocol), pair.remote_addr
-        last = len(frame.payloads) - 1
-        octets = sent = 0
-        for i, payload in enumerate(frame.payloads):
-            head = first + struct.pack("!BH", payload_type | (i == last) << 7, seq) + rest
-            history[seq % RTP_HISTORY_SIZE] = head, payload
-            data = protect(head + payload)
-            batch.sendto(data, addr)
-            octets += len(payload)
-            sent += len(data)
-            seq = (seq + 1) & 0xFFFF
-        self._seq = seq
-        self._account(dtls, last + 1, octets, sent, ntp=ntp, timestamp=header.timestamp)
+        seq, payloads, header = self._seq, frame.payloads, self._header
+        ntp = ntp_now()
+        timestamp = (self._origin + frame.timestamp) & 0xFFFFFFFF
+        rest = header.rest(timestamp, ntp)
+        length = frames.protect(header.first, self._payload_type, rest, payloads, seq)
+        count = len(payloads)
+        octets = frame.shared.get("octets")
+        if octets is None:
+            octets = frame.shared["octets"] = sum(map(len, payloads))
+        overhead = (length - octets) // count  # the same for every packet of a viewer
+        runs = frame.shared.get(overhead)
+        if runs is None:
+            runs = frame.shared[overhead] = frame_runs([len(p) + overhead for p in payloads])
+        batch_for(pair.protocol).send_frame(frames.view[:length], runs, pair.remote_addr)
+        self._keep(SentFrame(seq, rest, payloads))
+        self._seq = (seq + count) & 0xFFFF
+        self._account(dtls, count, octets, length, ntp=ntp, timestamp=timestamp)
+
+    def _keep(self, frame: SentFrame) -> None:
+        sent = self._sent
+        sent.append(frame)
+        self._kept += len(frame.payloads)
+        while self._kept - len(sent[0].payloads) >= RTP_HISTORY_SIZE:
+            self._kept -= len(sent.popleft().payloads)
 
     def _account(
         self,
@@ -171,26 +189,24 @@ class RtpWriter:
         """What aiortc's loop would have noted, for the sender's reports (SR): the
         packets and payload octets of a frame, and when it went; and for the
         transport's stats, what went out, SRTP included."""
-        self._set("ntp_timestamp", ntp)
-        self._set("rtp_timestamp", timestamp)
-        self._set("octet_count", self._get("octet_count") + octets)
-        self._set("packet_count", self._get("packet_count") + packets)
+        ours = self._sender.__dict__
+        ours[_NTP], ours[_RTP] = ntp, timestamp
+        ours[_OCTETS] += octets
+        ours[_PACKETS] += packets
         self.counts.packets += packets
         self.counts.bytes += sent
-        name = "_RTCDtlsTransport__tx_"
-        setattr(dtls, name + "bytes", getattr(dtls, name + "bytes") + sent)
-        setattr(dtls, name + "packets", getattr(dtls, name + "packets") + packets)
+        theirs = dtls.__dict__
+        theirs[_TX_BYTES] += sent
+        theirs[_TX_PACKETS] += packets
 
     async def retransmit(self, sequence_number: int) -> None:
         """Sends a packet the viewer reported lost again (RTX where negotiated)."""
         self.counts.nacked += 1
-        sent = self._history.get(sequence_number % RTP_HISTORY_SIZE)
-        if sent is None:
+        data = self._sent_packet(sequence_number)
+        if data is None:
             return
         extensions = self._get("rtp_header_extensions_map")
-        packet = RtpPacket.parse(sent[0] + sent[1], extensions)
-        if packet.sequence_number != sequence_number:
-            return
+        packet = RtpPacket.parse(data, extensions)
         self.counts.retransmitted += 1
         rtx_payload_type = self._get("rtx_payload_type")
         if rtx_payload_type is not None:
@@ -205,8 +221,54 @@ class RtpWriter:
         with contextlib.suppress(ConnectionError):
             await self._sender.transport._send_rtp(packet.serialize(extensions))
 
+    def _sent_packet(self, sequence_number: int) -> bytes | None:
+        """The packet of that sequence number as it was sent (before SRTP), if kept."""
+        for frame in reversed(self._sent):
+            i = (sequence_number - frame.seq) & 0xFFFF
+            if i < len(frame.payloads):
+                marked = self._payload_type | (i == len(frame.payloads) - 1) << 7
+                head = struct.pack("!BBH", self._header.first, marked, sequence_number)
+                return head + frame.rest + frame.payloads[i]
+        return None
 
-def _split(header: bytes) -> tuple[bytes, bytes]:
-    """A serialised header around its second to fourth bytes: marker, payload type
-    and sequence number, which differ from packet to packet."""
-    return header[:1], header[4:]
+
+_NTP, _RTP = "_RTCRtpSender__ntp_timestamp", "_RTCRtpSender__rtp_timestamp"
+_OCTETS, _PACKETS = "_RTCRtpSender__octet_count", "_RTCRtpSender__packet_count"
+_TX_BYTES, _TX_PACKETS = "_RTCDtlsTransport__tx_bytes", "_RTCDtlsTransport__tx_packets"
+_TIME = _ELEMENT = struct.Struct("!I")
+NTP_EPOCH_OFFSET = 2_208_988_800  # s from 1900 (NTP's epoch) to 1970 (Unix's)
+
+
+def ntp_now() -> int:
+    """aiortc's clock.current_ntp_time(), without its datetime objects."""
+    return int((time.time() + NTP_EPOCH_OFFSET) * (1 << 32))
+
+
+class HeaderTemplate(NamedTuple):
+    """A viewer's RTP header, as aiortc serialises it, around what changes per frame."""
+
+    first: int  # its first byte
+    abs_send_time: int  # where in `tail` the abs-send-time element starts, or -1
+    tail: bytes  # after the timestamp: SSRC and extensions
+
+    @classmethod
+    def of(cls, extensions: Any, mid: str | None, ssrc: int) -> HeaderTemplate:
+        """From aiortc's own serialisation: the negotiated extensions, the mid."""
+        marks = []
+        for value in (0, 0xFFFFFF):
+            header = RtpPacket(ssrc=ssrc)
+            header.extensions.abs_send_time = value
+            header.extensions.mid = mid
+            marks.append(header.serialize(extensions))
+        changed = [i for i, (a, b) in enumerate(zip(*marks, strict=True)) if a != b]
+        at = changed[0] - 1 - 8 if changed else -1  # its one-byte element header
+        return cls(marks[0][0], at, marks[0][8:])
+
+    def rest(self, timestamp: int, ntp: int) -> bytes:
+        """The header after the sequence number: timestamp, SSRC and extensions,
+        with abs-send-time (6.18 fixed-point seconds) from `ntp`."""
+        ext, at = self.tail, self.abs_send_time
+        if at < 0:
+            return _TIME.pack(timestamp) + ext
+        element = ext[at] << 24 | (ntp >> 14) & 0x00FFFFFF
+        return _TIME.pack(timestamp) + ext[:at] + _ELEMENT.pack(element) + ext[at + 4 :]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
@@ -146,7 +146,10 @@ class PacketTrack(MediaStreamTrack):
 
     def _frame(self, packet: MediaPacket, ts: int) -> RtpFrame:
         payloads = rtp_payloads(packet) if self.kind == "video" else [packet.data]
-        return RtpFrame(payloads, ts)
+        shared = cast("dict[Any, Any] | None", packet.derived.get("rtp-writers"))
+        if shared is None:
+            shared = packet.derived["rtp-writers"] = {}
+        return RtpFrame(payloads, ts, shared)
 
     def _timestamp(self, packet: MediaPacket) -> int:
         backlog = self._backlog

@@ -1,17 +1,19 @@
 """A viewer's datagrams sent a frame at a time: UDP generic segmentation offload.
 
 aiortc sends every RTP packet with a sendto() of its own, and the kernel's send is
-most of what a viewer costs a node (py-spy: on loopback it also delivers the
-packet). A frame's packets are all handed over in one step of the sender's task,
-so what a socket is given in one loop turn is kept and sent at the turn's end:
-each run of same-sized datagrams to one address, the last of it maybe shorter,
-in a single sendmsg() with UDP_SEGMENT (Linux 4.18+). The kernel takes the run
-through its stack once and splits it into the same datagrams. A frame's packets
-are of one size but the last (`even_fu_a` in relay/webrtc/codecs.py), so a frame goes out
-in one or two calls instead of one per packet.
+a large part of what a viewer costs a node (py-spy: on loopback it also delivers
+the packet). Each run of same-sized datagrams to one address, the last of it
+maybe shorter, goes in a single sendmsg() with UDP_SEGMENT (Linux 4.18+): the
+kernel takes the run through its stack once and splits it into the same
+datagrams. A frame's packets are of one size but the last (`even_fu_a` in
+relay/webrtc/codecs.py), so a frame goes out in one or two calls instead of one
+per packet.
 
-Where that cannot be done (no plain socket, as with TURN; a device that refuses
-segmentation; the socket's buffer full), the datagrams go through the asyncio
+A writer's protected frame goes at once from its buffer (`send_frame`); other
+datagrams a socket is given in one loop turn (DTLS, RTCP) are kept and sent at
+the turn's end, and a frame that finds some of them waiting is queued behind.
+Where segmentation cannot be done (no plain socket, as with TURN; a device that
+refuses it; the socket's buffer full), the datagrams go through the asyncio
 transport one by one, in the same order, as before.
 """
 
@@ -22,6 +24,7 @@ import errno
 import logging
 import socket
 import struct
+from collections.abc import Sequence
 from typing import Any
 
 import aioice.ice
@@ -34,6 +37,7 @@ MAX_BYTES = 65000  # a UDP datagram's limit, less its IP and UDP headers
 # What the kernel answers where a socket's route cannot segment (other errors are
 # the datagrams', and the transport reports them as it sends them one by one).
 NO_SEGMENTATION = {errno.EIO, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOPROTOOPT}
+Run = tuple[int, int, int]  # a run of a frame's datagrams: its start, end and segment size
 
 
 class DatagramBatch:
@@ -58,31 +62,65 @@ class DatagramBatch:
 
     def flush(self) -> None:
         pending, self._pending = self._pending, []
+        sizes = [len(data) for data, _ in pending]
         start = 0
         while start < len(pending):
-            end = _run_end(pending, start)
+            addr, same = pending[start][1], start + 1
+            while same < len(pending) and pending[same][1] == addr:
+                same += 1
+            end = run_end(sizes, start, same)
             if end - start == 1 or not self._send_run(pending[start:end]):
-                for data, addr in pending[start:end]:
-                    try:
-                        self._transport.sendto(data, addr)
-                    except Exception:  # a loop callback: nothing above to catch it
-                        logger.debug("a datagram to %s could not be sent", addr, exc_info=True)
-                    self.calls += 1
+                for data, to in pending[start:end]:
+                    self._send_one(data, to)
             start = end
+
+    def send_frame(self, frame: memoryview, runs: Sequence[Run], addr: Any) -> None:
+        """A protected frame's datagrams, run by run, straight from the writer's
+        buffer (relay/webrtc/srtp.py) if nothing is queued before them; else, or
+        from a run the kernel refused, copied into the queue."""
+        first = 0
+        if not self._pending and self._may_segment():
+            while first < len(runs):
+                start, end, size = runs[first]
+                if not self._segments(frame[start:end], size, addr):
+                    break
+                first += 1
+        for start, end, size in runs[first:]:
+            for at in range(start, end, size):
+                self.sendto(bytes(frame[at : min(at + size, end)]), addr)
+
+    def _send_one(self, data: bytes, addr: Any) -> None:
+        try:
+            self._transport.sendto(data, addr)
+        except Exception:  # a loop callback: nothing above to catch it
+            logger.debug("a datagram to %s could not be sent", addr, exc_info=True)
+        self.calls += 1
+
+    def _may_segment(self) -> bool:
+        transport = self._transport
+        return (
+            self._sock is not None
+            and not transport.is_closing()
+            and not transport.get_write_buffer_size()  # type: ignore[attr-defined]
+        )  # else what the transport buffered goes first
 
     def _send_run(self, run: list[tuple[bytes, Any]]) -> bool:
         """Sends the run in one call; False if it must go one by one."""
-        sock, transport = self._sock, self._transport
-        if sock is None or transport.is_closing() or transport.get_write_buffer_size():  # type: ignore[attr-defined]
-            return False  # what the transport buffered goes first
-        size = struct.pack("=H", len(run[0][0]))
+        if not self._may_segment():
+            return False
+        return self._segments(b"".join(data for data, _ in run), len(run[0][0]), run[0][1])
+
+    def _segments(self, data: bytes | memoryview, size: int, addr: Any) -> bool:
+        """`data` as datagrams of `size` bytes (the last maybe shorter) in one
+        call; False if it must go another way."""
+        sock = self._sock
+        assert sock is not None
         try:
-            sock.sendmsg(
-                [b"".join(data for data, _ in run)],
-                [(socket.SOL_UDP, UDP_SEGMENT, size)],
-                0,
-                run[0][1],
-            )
+            if len(data) <= size:
+                sock.sendto(data, addr)
+            else:
+                segment = [(socket.SOL_UDP, UDP_SEGMENT, struct.pack("=H", size))]
+                sock.sendmsg([data], segment, 0, addr)
         except BlockingIOError:
             return False  # the transport waits for room
         except OSError as exc:
@@ -107,22 +145,32 @@ def _own_socket(transport: asyncio.BaseTransport) -> socket.socket | None:
     return sock
 
 
-def _run_end(pending: list[tuple[bytes, Any]], start: int) -> int:
-    """The end of the run from `start`: datagrams to one address, all of the first
+def run_end(sizes: Sequence[int], start: int, stop: int) -> int:
+    """The end of the run from `start` (before `stop`): datagrams all of the first
     one's size but the last, which may be shorter."""
-    size, addr = len(pending[start][0]), pending[start][1]
+    size = sizes[start]
     end, total = start + 1, size
     while (
-        end < len(pending)
+        end < stop
         and end - start < MAX_SEGMENTS
-        and len(pending[end - 1][0]) == size
-        and len(pending[end][0]) <= size
-        and pending[end][1] == addr
-        and total + len(pending[end][0]) <= MAX_BYTES
+        and sizes[end - 1] == size
+        and sizes[end] <= size
+        and total + sizes[end] <= MAX_BYTES
     ):
-        total += len(pending[end][0])
+        total += sizes[end]
         end += 1
     return end
+
+
+def frame_runs(sizes: Sequence[int]) -> list[Run]:
+    """The runs of a frame's datagrams of these sizes, laid out one after another."""
+    runs, start, at = [], 0, 0
+    while start < len(sizes):
+        end = run_end(sizes, start, len(sizes))
+        length = sum(sizes[start:end])
+        runs.append((at, at + length, sizes[start]))
+        start, at = end, at + length
+    return runs
 
 
 def batch_for(protocol: aioice.ice.StunProtocol) -> DatagramBatch:

@@ -19,6 +19,7 @@ from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 from camsim import CameraSimulator, MountSpec
 from relay.web.whep import WHEP
+from relay.webrtc import srtp
 from relay.webrtc.client import WhepClient
 from relay.webrtc.udp_batch import batch_for
 from tests.conftest import ADMIN, ADMIN_TOKEN, NodeFactory, node_yaml
@@ -118,13 +119,19 @@ async def test_transcoder_is_shared_by_all_viewers(
                 await c.close(http)
 
 
+@pytest.mark.parametrize("in_place", [True, False], ids=["in-place", "fallback"])
 async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
-    cameras: CameraSimulator, start_node: NodeFactory
+    cameras: CameraSimulator,
+    start_node: NodeFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    in_place: bool,
 ) -> None:
     """The node's RtpWriter keeps what it sent: a real NACK from the viewer brings
     the packet again, wrapped in RTX (its sequence number, then its payload); its
     sender reports count what it sent; a frame's last packet has the marker bit;
-    and a frame's packets go to the kernel in runs."""
+    a frame's packets are protected in place, a libsrtp call each (or, where that
+    cannot be, through pylibsrtp's own protect), and go to the kernel in runs."""
+    monkeypatch.setattr(srtp, "IN_PLACE", in_place)
     node = await start_node(node_yaml(camera_yaml(cameras, "baseline")))
     async with aiohttp.ClientSession() as http:
         client = WhepClient(f"{node.url}/whep/baseline", token=ADMIN_TOKEN)
@@ -188,6 +195,10 @@ async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
             sends = batch_for(pair.protocol).calls
             sent = sender._RTCRtpSender__packet_count  # type: ignore[attr-defined]
             assert sends < sent, "one send per packet (and more for DTLS and RTCP)"
+            writer = sender._run_rtp.__self__  # type: ignore[attr-defined]
+            assert writer._frames is not None
+            buffer = writer._frames
+            assert (buffer.in_place, buffer.libsrtp_calls) == (in_place, sent)
         finally:
             await client.close(http)
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aioice.turn import TurnTransport
 
-from relay.webrtc.udp_batch import DatagramBatch
+from relay.webrtc.udp_batch import DatagramBatch, frame_runs
 
 
 class Collect(asyncio.DatagramProtocol):
@@ -99,3 +99,24 @@ async def test_a_turn_transport_gets_every_datagram_one_by_one(
         await client.all_sent.wait()  # TurnTransport sends from tasks of its own
     assert client.sent == sent
     assert turn.calls == len(sent)
+
+
+@pytest.mark.parametrize("segments", [True, False], ids=["segmented", "one-by-one"])
+async def test_a_frame_goes_from_its_buffer_in_a_call_per_run(
+    link: tuple[DatagramBatch, Collect, object], segments: bool
+) -> None:
+    """A viewer's protected frame (relay/webrtc/srtp.py) is sent from its buffer, a
+    call per run of equal datagrams; where the socket cannot segment, one by one."""
+    batch, collect, address = link
+    if not segments:
+        batch.close()
+    # Four runs: a shorter datagram ends one, and a run is at most 65,000 bytes.
+    sizes = [1300] * 5 + [700, 300] + [1300] * 70
+    sent = [os.urandom(n) for n in sizes]
+    runs = frame_runs(sizes)
+    assert [-((start - end) // size) for start, end, size in runs] == [6, 1, 50, 20]
+    batch.send_frame(memoryview(b"".join(sent)), runs, address)
+    async with asyncio.timeout(5):
+        received = [await collect.received.get() for _ in sent]
+    assert received == sent
+    assert batch.calls == (len(runs) if segments else len(sent))
