@@ -142,6 +142,7 @@ def site_tree(config: Config, hub: Hub, visible: frozenset[str]) -> list[dict[st
             "cameras": len(states),
             "online": states.count(SourceState.ONLINE),
             "offline": sum(s in DOWN for s in states),
+            "idle": states.count(SourceState.IDLE),  # on demand, nobody watching
         }
         for kid in kids:
             for key in counts:

@@ -59,7 +59,8 @@ async def test_cameras_sites_and_health_without_secrets(start_node: NodeFactory)
     assert cameras["lane"]["state"] == "idle"  # on-demand, nobody watching
     assert (root["id"], root["cameras"], root["online"], root["offline"]) == ("station", 3, 1, 1)
     west = next(s for s in root["children"] if s["id"] == "west")
-    assert (west["cameras"], west["online"], west["offline"]) == (2, 0, 1)
+    assert (west["cameras"], west["online"], west["offline"], west["idle"]) == (2, 0, 1, 1)
+    assert root["idle"] == 1
 
 
 async def test_health_details_only_for_admin_and_metrics(start_node: NodeFactory) -> None:

@@ -84,7 +84,7 @@ async def test_overview_counts_villages_and_lists_alarms_and_lookouts(
         ".offline === '1'",
         timeout=20000,
     )
-    assert "6 在线" in await east.inner_text()
+    assert "共 6 台" in await east.inner_text() and "6 在线" in await east.inner_text()
     row = page.locator(f'#open-alarms li[data-id="{alarm["id"]}"]')
     await row.wait_for(timeout=15000)
     assert "斗殴" in await row.inner_text() and "等待派出所确认" in await row.inner_text()
