@@ -19,6 +19,7 @@ from relay.web.body import query_filters
 from relay.web.events import BUS
 from relay.web.guard import add_route, logged_in, user_of
 from relay.web.keys import CONFIG
+from relay.web.labels import label, lang_of
 from relay.web.pages import render
 
 HISTORY_ROLES = frozenset({"admin", "officer", "operator"})
@@ -35,6 +36,8 @@ CSV_COLUMNS = (
     "team",
     "steps",
     "id",
+    "kind_code",
+    "state_code",
 )
 
 
@@ -78,35 +81,15 @@ async def alarms(request: web.Request) -> web.Response:
 
 
 async def alarms_csv(request: web.Request) -> web.Response:
-    """The history as a spreadsheet for the shift handover (UTF-8 with a BOM, so that
-    Excel reads the Chinese right)."""
-    config = request.app[CONFIG]
-    sites = {s.id: s.name for s in config.sites}
+    """The history as a spreadsheet for the shift handover, in the asked `lang`
+    (Chinese by default), with the raw codes in the last columns for programs;
+    UTF-8 with a BOM, so that Excel reads the Chinese right."""
+    lang = lang_of(request)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow([label(lang, column) for column in CSV_COLUMNS])
     for alarm in await found_alarms(request):
-        camera = config.camera(alarm["camera"] or "")
-        steps = "; ".join(
-            f"{_local(s['time'])} {s['type']} {s['by']}"
-            + (f" {s['data'].get('team_name', '')}" if s["type"] == "assign" else "")
-            + (f": {s['data']['note']}" if s["data"].get("note") else "")
-            for s in alarm["steps"]
-        )
-        writer.writerow(
-            [
-                _local(alarm["time"]),
-                sites.get(alarm["site"], alarm["site"]),
-                camera.name if camera else alarm["camera"],
-                alarm["data"].get("kind", ""),
-                alarm["data"].get("reason", ""),
-                alarm["state"],
-                alarm["by"],
-                alarm["data"].get("team_name", ""),
-                steps,
-                alarm["id"],
-            ]
-        )
+        writer.writerow(_csv_row(alarm, request.app[CONFIG], lang))
     name = time.strftime("alarms-%Y%m%d-%H%M.csv")
     return web.Response(
         body=("\ufeff" + out.getvalue()).encode(),
@@ -114,6 +97,32 @@ async def alarms_csv(request: web.Request) -> web.Response:
         charset="utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+def _csv_row(alarm: dict[str, Any], config: Config, lang: str) -> list[str]:
+    sites = {s.id: s.name for s in config.sites}
+    camera = config.camera(alarm["camera"] or "")
+    kind = alarm["data"].get("kind", "")
+    steps = "; ".join(
+        f"{_local(s['time'])} {label(lang, 'step_' + s['type'])} {s['by']}"
+        + (f" {s['data'].get('team_name', '')}" if s["type"] == "assign" else "")
+        + (f": {s['data']['note']}" if s["data"].get("note") else "")
+        for s in alarm["steps"]
+    )
+    return [
+        _local(alarm["time"]),
+        sites.get(alarm["site"], alarm["site"]),
+        camera.name if camera else alarm["camera"],
+        label(lang, f"kind_{kind}") if kind else "",
+        alarm["data"].get("reason", ""),
+        label(lang, f"state_{alarm['state']}"),
+        alarm["by"],
+        alarm["data"].get("team_name", ""),
+        steps,
+        alarm["id"],
+        kind,
+        alarm["state"],
+    ]
 
 
 def _local(seconds: float) -> str:

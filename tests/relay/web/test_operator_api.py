@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 import aiohttp
@@ -104,3 +106,43 @@ async def test_steps_from_the_network_before_their_alarm_still_give_it_state_and
     (found,) = await get_json(node, "/api/alarms", PATROL)
     assert (found["id"], found["state"], found["data"]["team"]) == (alarm.id, "accepted", "team2")
     assert [s["type"] for s in found["steps"]] == ["assign", "accept"]
+
+
+async def csv_rows(node: Any, query: str = "") -> tuple[int, bytes]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{node.url}/api/alarms.csv{query}", headers=headers("officer")) as r,
+    ):
+        return r.status, await r.read()
+
+
+async def test_alarm_csv_speaks_the_asked_language_with_codes_beside(
+    start_node: NodeFactory,
+) -> None:
+    node = await start_node(operator_config())
+    alarm = await post_event(
+        node, "east-op", {"type": "alarm", "camera": "cam0", "kind": "theft", "reason": "偷车"}
+    )
+    await post_event(node, "officer", {"type": "ack", "ref": alarm["id"]})
+    await post_event(node, "officer", {"type": "assign", "ref": alarm["id"], "team": "team2"})
+    await post_event(node, PATROL, {"type": "accept", "ref": alarm["id"]})
+    await post_event(node, PATROL, {"type": "resolve", "ref": alarm["id"], "note": "已处置"})
+    tables = {}
+    for query in ("", "?lang=en"):
+        status, body = await csv_rows(node, query)
+        assert status == 200 and body.startswith(b"\xef\xbb\xbf"), "UTF-8 with a BOM"
+        tables[query] = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    (head, row), (en_head, en_row) = tables[""], tables["?lang=en"]
+    assert head[:4] == ["时间", "村", "摄像机", "报警类型"] and en_head[3] == "type"
+    zh, en = dict(zip(head, row, strict=True)), dict(zip(en_head, en_row, strict=True))
+    assert (zh["报警类型"], zh["状态"], zh["村"], zh["巡逻队"]) == ("盗窃", "已处置", "东村", "巡逻二组")
+    assert (en["type"], en["state"]) == ("theft", "resolved")
+    for word in ("确认", "派警 officer 巡逻二组", "接警", "处置完毕 p2: 已处置"):
+        assert word in zh["处置经过"], zh["处置经过"]
+    assert "assigned officer 巡逻二组" in en["steps"] and " ack " not in en["steps"]
+    # The raw codes stay, for programs, in both languages.
+    assert (zh["类型代码"], zh["状态代码"]) == (en["type code"], en["state code"]) == (
+        "theft",
+        "resolved",
+    )
+    assert await csv_rows(node, "?lang=fr") == (400, b"lang must be one of zh, en\n")
