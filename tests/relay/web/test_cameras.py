@@ -65,7 +65,8 @@ async def test_cameras_sites_and_health_without_secrets(start_node: NodeFactory)
 
 async def test_health_details_only_for_admin_and_metrics(start_node: NodeFactory) -> None:
     users = users_yaml(("probe", "metrics", "station"), ("op", "operator", "east"))
-    node = await start_node(CONFIG.format(good="synthetic://320x240", wrong="synthetic://320x240", users=users))
+    fake = "synthetic://320x240"
+    node = await start_node(CONFIG.format(good=fake, wrong=fake, users=users))
     answers = {}
     async with aiohttp.ClientSession(node.url) as http:
         for who, headers in (
