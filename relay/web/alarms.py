@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -17,7 +18,7 @@ from relay.bus.store import StoredEvent
 from relay.config import Config
 from relay.web.body import query_filters
 from relay.web.events import BUS
-from relay.web.guard import add_route, logged_in, user_of
+from relay.web.guard import PATROL_CAMERAS, PatrolCameras, add_route, logged_in, user_of
 from relay.web.keys import CONFIG
 from relay.web.labels import label, lang_of
 from relay.web.pages import render
@@ -42,12 +43,22 @@ CSV_COLUMNS = (
 
 
 def setup(app: web.Application) -> None:
+    cameras: PatrolCameras = partial(_patrol_cameras, app)
+    app[PATROL_CAMERAS] = cameras
     add_route(app, "GET", "/api/alarms", alarms, logged_in())
     add_route(app, "GET", "/api/alarms.csv", alarms_csv, logged_in(HISTORY_ROLES))
     add_route(app, "GET", "/api/patrol-teams", teams, logged_in())
     add_route(app, "GET", "/api/lookouts", lookouts, logged_in())
     add_route(app, "GET", "/alarms", history_page, logged_in(HISTORY_ROLES, page=True))
     add_route(app, "GET", "/patrol", patrol_page, logged_in(PATROL_ROLES, page=True))
+
+
+async def _patrol_cameras(app: web.Application, user: User) -> frozenset[str]:
+    """The cameras of the alarms the patrol's team still works on."""
+    if not user.team:
+        return frozenset()
+    found = await app[BUS].store.alarms({"team": user.team, "state": "unresolved"}, LIMIT)
+    return frozenset(s.event.camera for s in found if s.event.camera)
 
 
 async def found_alarms(request: web.Request) -> list[dict[str, Any]]:
@@ -62,11 +73,24 @@ async def found_alarms(request: web.Request) -> list[dict[str, Any]]:
     by_alarm: dict[str, list[dict[str, Any]]] = {}
     for step in steps:
         by_alarm.setdefault(step.event.ref or "", []).append(step.as_json())
-    out = [{**s.as_json(), "steps": by_alarm.get(s.event.id, [])} for s in found]
+    out = [
+        {
+            **s.as_json(),
+            "camera_name": _camera_name(s, config),
+            "steps": by_alarm.get(s.event.id, []),
+        }
+        for s in found
+    ]
     query = request.query.get("q", "").strip().lower()[:100]
     if query:
         out = [a for a in out if query in _searchable(a, config)]
     return out
+
+
+def _camera_name(stored: StoredEvent, config: Config) -> str | None:
+    """The camera's name, so that a page need not be allowed the camera to name it."""
+    camera = config.camera(stored.event.camera or "")
+    return camera.name if camera else None
 
 
 def _searchable(alarm: dict[str, Any], config: Config) -> str:

@@ -10,7 +10,7 @@ from ingest.state import SourceState
 from relay.config import Config
 from relay.media.hub import Hub
 from relay.peers.channel import RemoteChannel
-from relay.web.guard import PUBLIC, add_route, identify, logged_in, user_of
+from relay.web.guard import PUBLIC, add_route, identify, logged_in, patrol_cameras, user_of
 from relay.web.keys import CONFIG, HUB
 from relay.web.metrics import READERS, allowed_address
 from relay.web.recordings import RECORDINGS
@@ -56,11 +56,12 @@ def _may_read_details(request: web.Request) -> bool:
 
 async def cameras(request: web.Request) -> web.Response:
     config, hub, user = request.app[CONFIG], request.app[HUB], user_of(request)
+    mine = await patrol_cameras(request, user) if user.role == "patrol" else None
     return web.json_response(
         [
             _with_recording(request, camera_json(hub, c.id))
             for c in config.cameras
-            if user.sees(c.site)
+            if user.sees(c.site) and (mine is None or c.id in mine)
         ]
     )
 

@@ -17,7 +17,7 @@ from relay.config import CameraConfig
 from relay.refusal import Refused
 from relay.web.analysis import ANALYSIS
 from relay.web.body import query_filters
-from relay.web.guard import add_route, logged_in, user_of
+from relay.web.guard import NOT_PATROL, WATCHERS, add_route, logged_in, user_of
 from relay.web.keys import CONFIG
 from relay.web.pages import render
 
@@ -25,9 +25,9 @@ MAX_DAYS = 62
 
 
 def setup(app: web.Application) -> None:
-    add_route(app, "GET", "/api/inspection", report, logged_in())
-    add_route(app, "GET", "/api/inspection.csv", report_csv, logged_in())
-    add_route(app, "GET", "/inspection", page, logged_in(page=True))
+    add_route(app, "GET", "/api/inspection", report, logged_in(NOT_PATROL))
+    add_route(app, "GET", "/api/inspection.csv", report_csv, logged_in(NOT_PATROL))
+    add_route(app, "GET", "/inspection", page, logged_in(WATCHERS, page=True))
 
 
 def _cameras(request: web.Request) -> list[CameraConfig]:

@@ -8,14 +8,14 @@ from pathlib import Path
 
 from aiohttp import web
 
-from relay.web.guard import PUBLIC, add_route, logged_in
+from relay.web.guard import PUBLIC, WATCHERS, add_route, logged_in
 from relay.web.keys import CONFIG
 
 STATIC = Path(__file__).parent / "static"
 
 
 def setup(app: web.Application) -> None:
-    add_route(app, "GET", "/", index, logged_in(page=True))
+    add_route(app, "GET", "/", index, logged_in(WATCHERS, page=True))
     add_route(app, "GET", "/view/{camera_id}", view, logged_in(scope="camera", page=True))
     add_route(app, "GET", "/static/{filename}", static, PUBLIC)
 

@@ -151,3 +151,45 @@ async def test_alarm_csv_speaks_the_asked_language_with_codes_beside(
         )
     )
     assert await csv_rows(node, "?lang=fr") == (400, b"lang must be one of zh, en\n")
+
+
+async def status_of(node: Any, method: str, path: str, who: str) -> int:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, node.url + path, headers=headers(who), allow_redirects=False) as r,
+    ):
+        return r.status
+
+
+async def test_a_patrol_sees_only_the_cameras_of_its_teams_open_alarms(
+    start_node: NodeFactory,
+) -> None:
+    node = await start_node(operator_config())
+    camera_routes = (
+        ("GET", "/view/cam0"),
+        ("GET", "/api/cameras/cam0"),
+        ("POST", "/whep/cam0"),  # no SDP: 415 once the guard lets it through
+        ("GET", "/api/cameras/cam0/picture"),
+    )
+
+    async def cam0() -> list[int]:
+        return [await status_of(node, m, p, PATROL) for m, p in camera_routes]
+
+    async def listed() -> list[str]:
+        return [c["id"] for c in await get_json(node, "/api/cameras", PATROL)]
+
+    assert await cam0() == [404] * 4 and await listed() == []
+    alarm = await post_event(node, "east-op", {"type": "alarm", "camera": "cam0"})
+    await post_event(node, "officer", {"type": "assign", "ref": alarm["id"], "team": "team3"})
+    assert await cam0() == [404] * 4, "another team's alarm opens nothing"
+    await post_event(node, "officer", {"type": "assign", "ref": alarm["id"], "team": "team2"})
+    assert (await cam0())[:3] == [200, 200, 415] and await listed() == ["cam0"]
+    assert await status_of(node, "GET", "/view/cam1", PATROL) == 404
+    (seen,) = await get_json(node, "/api/alarms", PATROL)
+    assert seen["camera_name"] == "东村0号"  # named without the camera being listed
+    await post_event(node, PATROL, {"type": "resolve", "ref": alarm["id"]})
+    assert await cam0() == [404] * 4 and await listed() == [], "done: the camera is closed"
+    # Walls, the station, the overview and the inspection are not for a patrol at all.
+    for path in ("/", "/station", "/wall/room", "/inspection", "/api/walls", "/api/inspection"):
+        assert await status_of(node, "GET", path, PATROL) == 403, path
+    assert await status_of(node, "GET", "/patrol", PATROL) == 200
