@@ -54,6 +54,8 @@ RULES = web.AppKey("access_rules", dict[web.AbstractRoute, Rule])
 ACCOUNTS = web.AppKey("accounts", Accounts)
 USER = web.RequestKey("user", User)
 # The cameras of a patrol's team's unresolved alarms (the alarm workflow knows them).
+# A page's refusal (403, 404) as an HTML page with the header; pages.py makes it.
+REFUSAL_PAGE: web.AppKey[Callable[[web.Request, int], web.Response]] = web.AppKey("refusal_page")
 PatrolCameras = Callable[[User], Awaitable[frozenset[str]]]
 PATROL_CAMERAS: web.AppKey[PatrolCameras] = web.AppKey("patrol_cameras")
 
@@ -101,13 +103,22 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise web.HTTPFound(f"/login?next={quote(request.path_qs)}")
         return refuse(401, "log in first", **{"WWW-Authenticate": 'Bearer realm="villagewatch"'})
     if user.role not in rule.roles:
-        return refuse(403, f"not allowed for role {user.role}")
+        return _refuse(request, rule, 403, f"not allowed for role {user.role}")
     if rule.scope is not None and not await _in_scope(request, rule.scope, user):
-        return refuse(404, f"no such {rule.scope}")
+        return _refuse(request, rule, 404, f"no such {rule.scope}")
     if _changes(request) and not _origin_allowed(request, user):
         return refuse(403, "cross-site request refused")
     request[USER] = user
     return await handler(request)
+
+
+def _refuse(request: web.Request, rule: Rule, status: int, reason: str) -> web.Response:
+    """A person who opens a page they may not see gets a page (with the header, to
+    go elsewhere or log out); programs calling an API get the one-line reason."""
+    page = request.app.get(REFUSAL_PAGE)
+    if rule.page and page is not None:
+        return page(request, status)
+    return refuse(status, reason)
 
 
 async def _in_scope(request: web.Request, scope: Scope, user: User) -> bool:

@@ -41,6 +41,12 @@ LABELS: dict[str, dict[str, str]] = {
         "step_accept": "接警",
         "step_arrive": "到场",
         "step_resolve": "处置完毕",
+        "refused_403": "无权打开此页面",
+        "refused_403_detail": "此页面不对您的角色开放。"
+        "请从上方菜单选择其他页面，或退出后换账号登录。",
+        "refused_404": "找不到此页面",
+        "refused_404_detail": "没有这个页面，或它不在您的管辖范围内。请从上方菜单选择其他页面。",
+        "go_home": "回到我的首页",
     },
     "en": {
         "time": "time",
@@ -72,6 +78,13 @@ LABELS: dict[str, dict[str, str]] = {
         "step_accept": "accepted",
         "step_arrive": "arrived",
         "step_resolve": "resolved",
+        "refused_403": "You may not open this page",
+        "refused_403_detail": "This page is not open to your role. Choose another page in the"
+        " menu above, or log out and log in with another account.",
+        "refused_404": "Page not found",
+        "refused_404_detail": "There is no such page, or it is outside your sites. Choose"
+        " another page in the menu above.",
+        "go_home": "Back to my home page",
     },
 }
 

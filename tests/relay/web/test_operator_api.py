@@ -193,3 +193,32 @@ async def test_a_patrol_sees_only_the_cameras_of_its_teams_open_alarms(
     for path in ("/", "/station", "/wall/room", "/inspection", "/api/walls", "/api/inspection"):
         assert await status_of(node, "GET", path, PATROL) == 403, path
     assert await status_of(node, "GET", "/patrol", PATROL) == 200
+
+
+async def test_a_refused_page_is_a_page_and_a_refused_api_one_line(
+    start_node: NodeFactory,
+) -> None:
+    node = await start_node(operator_config())
+    answers = {}
+    async with aiohttp.ClientSession(node.url, headers=headers("east-op")) as http:
+        for path in (
+            "/patrol",
+            "/view/w0",
+            "/view/nope",
+            "/wall/nope",
+            "/api/walls/nope",
+            "/api/peers",
+        ):
+            async with http.get(path, allow_redirects=False) as r:
+                answers[path] = (r.status, r.content_type, await r.text())
+    for path, status, words in (
+        ("/patrol", 403, "无权打开此页面"),
+        ("/view/w0", 404, "找不到此页面"),  # out of scope, exactly like one that is not
+        ("/wall/nope", 404, "找不到此页面"),
+    ):
+        got, kind, text = answers[path]
+        assert (got, kind) == (status, "text/html"), path
+        assert words in text and "/static/header.js" in text and 'href="/login"' in text
+    assert answers["/view/w0"] == answers["/view/nope"]
+    assert answers["/api/walls/nope"] == (404, "text/plain", "no such wall\n")
+    assert answers["/api/peers"] == (403, "text/plain", "not allowed for role operator\n")
