@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from typing import Any
 
 import aiohttp
@@ -12,6 +13,8 @@ import pytest
 from relay.bus.events import ALARM_WORKFLOW, RAISED_BY, new_event
 from relay.config import ConfigError, parse_config
 from relay.web.events import AUDITED, BUS
+from relay.web.labels import label
+from relay.web.pages import STATIC
 from tests.conftest import NodeFactory
 from tests.relay.web.operator_config import PATROL, get_json, headers, operator_config, post_event
 
@@ -222,3 +225,18 @@ async def test_a_refused_page_is_a_page_and_a_refused_api_one_line(
     assert answers["/view/w0"] == answers["/view/nope"]
     assert answers["/api/walls/nope"] == (404, "text/plain", "no such wall\n")
     assert answers["/api/peers"] == (403, "text/plain", "not allowed for role operator\n")
+
+
+def test_the_refusal_page_says_what_the_browser_would() -> None:
+    """The server writes the refusal in Chinese before any script runs; the page's
+    i18n.js then keeps it (or switches to English): the words must be the same."""
+    script = (STATIC / "i18n.js").read_text(encoding="utf-8")
+    for key in (
+        "refused_403",
+        "refused_403_detail",
+        "refused_404",
+        "refused_404_detail",
+        "go_home",
+    ):
+        found = re.search(rf'^\s+{key}: "([^"]*)",$', script, re.MULTILINE)
+        assert found is not None and found.group(1) == label("zh", key), key
