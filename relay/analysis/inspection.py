@@ -2,9 +2,12 @@
 periods with their reasons and tamper periods, from the recorded state changes;
 per village, the share of camera-hours online.
 
-Time a camera spends idle (on demand, nobody watching) is left out of its
-hours; time the node itself was stopped ("stopped", or no record yet) counts as
-not online, since the village saw nothing then either."""
+Each camera's day counts from when the node first knew it (its first recorded
+state: the node's first start, or the camera added later), so a new node or a new
+camera is not charged for the hours before it existed; a day before that has no
+row at all. Time a camera spends idle (on demand, nobody watching) is left out of
+its hours; time the node itself was stopped afterwards ("stopped") counts as not
+online, since the village saw nothing then either."""
 
 from __future__ import annotations
 
@@ -43,6 +46,7 @@ class CameraDay:
     offline: list[dict[str, Any]] = field(default_factory=list)
     tamper: list[dict[str, Any]] = field(default_factory=list)
     recording: float | None = None
+    known_since: float | None = None  # when counting began, if after the day's start
 
     @property
     def counted(self) -> float:
@@ -65,12 +69,19 @@ class CameraDay:
             "tamper_periods": self.tamper,
             "tamper_minutes": round(sum(p["minutes"] for p in self.tamper), 1),
             "recording": self.recording,
+            "since": self.known_since,
         }
 
 
-def camera_day(camera: CameraConfig, states: States, start: float, end: float) -> CameraDay:
-    """Walk the state changes across [start, end): time per state, offline spells."""
+def camera_day(camera: CameraConfig, states: States, start: float, end: float) -> CameraDay | None:
+    """Walk the state changes across [start, end): time per state, offline spells.
+    None when the node did not know the camera yet (`states` are led by the one in
+    force at the report's start, so the first one is the first ever when later)."""
+    if not states or states[0][0] >= end:
+        return None
     day = CameraDay(camera.id, camera.name, camera.site)
+    if states[0][0] > start:
+        start = day.known_since = states[0][0]
     current, reason, since = "stopped", None, start
     spell: dict[str, Any] | None = None
     for time, state, why in [*states, (end, "", None)]:
@@ -107,17 +118,21 @@ def tamper_day(
 
 
 class Inspection:
-    def __init__(
-        self, config: Config, store: AnalysisStore, coverage: Coverage | None = None
-    ) -> None:
+    def __init__(self, config: Config, store: AnalysisStore) -> None:
         self.config = config
         self.store = store
-        self.coverage = coverage  # the recorder's hook, when it is wired
 
     async def report(
-        self, since: float, until: float, now: float, cameras: Sequence[CameraConfig]
+        self,
+        since: float,
+        until: float,
+        now: float,
+        cameras: Sequence[CameraConfig],
+        coverage: Coverage | None = None,
     ) -> list[dict[str, Any]]:
-        """One entry per local day overlapping [since, until), days cut at `now`."""
+        """One entry per local day overlapping [since, until), days cut at `now`; a
+        day the node knew none of the cameras has no villages (no data, not zeros).
+        `coverage`: the recordings' share of a camera's span, where there are any."""
         ids = [c.id for c in cameras]
         states = await self.store.states(ids, since, min(until, now))
         tampers = await self.store.tamper_periods(ids, since, min(until, now))
@@ -130,9 +145,12 @@ class Inspection:
             rows = []
             for camera in cameras:
                 day = camera_day(camera, states[camera.id], start, end)
-                day.tamper = tamper_day(tampers[camera.id], start, end, now)
-                if self.coverage is not None:
-                    day.recording = await self.coverage(camera.id, start, end)
+                if day is None:
+                    continue
+                counted_from = day.known_since or start
+                day.tamper = tamper_day(tampers[camera.id], counted_from, end, now)
+                if coverage is not None:
+                    day.recording = await coverage(camera.id, counted_from, end)
                 rows.append(day)
             out.append(
                 {
@@ -164,9 +182,13 @@ class Inspection:
                     "cameras": cameras,
                 }
             )
-        return sorted(
-            villages, key=lambda v: (v["share"] if v["share"] is not None else 2, v["site"])
-        )
+        return sorted(villages, key=_worst_village_first)
+
+
+def _worst_village_first(village: dict[str, Any]) -> tuple[float, str, str]:
+    """Worst share first; equal ones by name, then id, the same every day."""
+    share = village["share"] if village["share"] is not None else 2.0
+    return (share, village["name"], village["site"])
 
 
 def _worst_first(camera: dict[str, Any]) -> tuple[float, float, str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from functools import partial
 from typing import Any
 
 from aiohttp import web
@@ -17,8 +18,9 @@ from relay.bus.store import StoredEvent
 from relay.config import Config
 from relay.web.body import query_filters
 from relay.web.events import BUS
-from relay.web.guard import add_route, logged_in, user_of
+from relay.web.guard import PATROL_CAMERAS, PatrolCameras, add_route, logged_in, user_of
 from relay.web.keys import CONFIG
+from relay.web.labels import label, lang_of
 from relay.web.pages import render
 
 HISTORY_ROLES = frozenset({"admin", "officer", "operator"})
@@ -35,16 +37,28 @@ CSV_COLUMNS = (
     "team",
     "steps",
     "id",
+    "kind_code",
+    "state_code",
 )
 
 
 def setup(app: web.Application) -> None:
+    cameras: PatrolCameras = partial(_patrol_cameras, app)
+    app[PATROL_CAMERAS] = cameras
     add_route(app, "GET", "/api/alarms", alarms, logged_in())
     add_route(app, "GET", "/api/alarms.csv", alarms_csv, logged_in(HISTORY_ROLES))
     add_route(app, "GET", "/api/patrol-teams", teams, logged_in())
     add_route(app, "GET", "/api/lookouts", lookouts, logged_in())
     add_route(app, "GET", "/alarms", history_page, logged_in(HISTORY_ROLES, page=True))
     add_route(app, "GET", "/patrol", patrol_page, logged_in(PATROL_ROLES, page=True))
+
+
+async def _patrol_cameras(app: web.Application, user: User) -> frozenset[str]:
+    """The cameras of the alarms the patrol's team still works on."""
+    if not user.team:
+        return frozenset()
+    found = await app[BUS].store.alarms({"team": user.team, "state": "unresolved"}, LIMIT)
+    return frozenset(s.event.camera for s in found if s.event.camera)
 
 
 async def found_alarms(request: web.Request) -> list[dict[str, Any]]:
@@ -59,11 +73,24 @@ async def found_alarms(request: web.Request) -> list[dict[str, Any]]:
     by_alarm: dict[str, list[dict[str, Any]]] = {}
     for step in steps:
         by_alarm.setdefault(step.event.ref or "", []).append(step.as_json())
-    out = [{**s.as_json(), "steps": by_alarm.get(s.event.id, [])} for s in found]
+    out = [
+        {
+            **s.as_json(),
+            "camera_name": _camera_name(s, config),
+            "steps": by_alarm.get(s.event.id, []),
+        }
+        for s in found
+    ]
     query = request.query.get("q", "").strip().lower()[:100]
     if query:
         out = [a for a in out if query in _searchable(a, config)]
     return out
+
+
+def _camera_name(stored: StoredEvent, config: Config) -> str | None:
+    """The camera's name, so that a page need not be allowed the camera to name it."""
+    camera = config.camera(stored.event.camera or "")
+    return camera.name if camera else None
 
 
 def _searchable(alarm: dict[str, Any], config: Config) -> str:
@@ -78,35 +105,15 @@ async def alarms(request: web.Request) -> web.Response:
 
 
 async def alarms_csv(request: web.Request) -> web.Response:
-    """The history as a spreadsheet for the shift handover (UTF-8 with a BOM, so that
-    Excel reads the Chinese right)."""
-    config = request.app[CONFIG]
-    sites = {s.id: s.name for s in config.sites}
+    """The history as a spreadsheet for the shift handover, in the asked `lang`
+    (Chinese by default), with the raw codes in the last columns for programs;
+    UTF-8 with a BOM, so that Excel reads the Chinese right."""
+    lang = lang_of(request)
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
+    writer.writerow([label(lang, column) for column in CSV_COLUMNS])
     for alarm in await found_alarms(request):
-        camera = config.camera(alarm["camera"] or "")
-        steps = "; ".join(
-            f"{_local(s['time'])} {s['type']} {s['by']}"
-            + (f" {s['data'].get('team_name', '')}" if s["type"] == "assign" else "")
-            + (f": {s['data']['note']}" if s["data"].get("note") else "")
-            for s in alarm["steps"]
-        )
-        writer.writerow(
-            [
-                _local(alarm["time"]),
-                sites.get(alarm["site"], alarm["site"]),
-                camera.name if camera else alarm["camera"],
-                alarm["data"].get("kind", ""),
-                alarm["data"].get("reason", ""),
-                alarm["state"],
-                alarm["by"],
-                alarm["data"].get("team_name", ""),
-                steps,
-                alarm["id"],
-            ]
-        )
+        writer.writerow(_csv_row(alarm, request.app[CONFIG], lang))
     name = time.strftime("alarms-%Y%m%d-%H%M.csv")
     return web.Response(
         body=("\ufeff" + out.getvalue()).encode(),
@@ -114,6 +121,32 @@ async def alarms_csv(request: web.Request) -> web.Response:
         charset="utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
+
+
+def _csv_row(alarm: dict[str, Any], config: Config, lang: str) -> list[str]:
+    sites = {s.id: s.name for s in config.sites}
+    camera = config.camera(alarm["camera"] or "")
+    kind = alarm["data"].get("kind", "")
+    steps = "; ".join(
+        f"{_local(s['time'])} {label(lang, 'step_' + s['type'])} {s['by']}"
+        + (f" {s['data'].get('team_name', '')}" if s["type"] == "assign" else "")
+        + (f": {s['data']['note']}" if s["data"].get("note") else "")
+        for s in alarm["steps"]
+    )
+    return [
+        _local(alarm["time"]),
+        sites.get(alarm["site"], alarm["site"]),
+        camera.name if camera else alarm["camera"],
+        label(lang, f"kind_{kind}") if kind else "",
+        alarm["data"].get("reason", ""),
+        label(lang, f"state_{alarm['state']}"),
+        alarm["by"],
+        alarm["data"].get("team_name", ""),
+        steps,
+        alarm["id"],
+        kind,
+        alarm["state"],
+    ]
 
 
 def _local(seconds: float) -> str:

@@ -12,8 +12,9 @@ from relay.access.accounts import User
 from relay.config import Config
 from relay.media.hub import Hub
 from relay.peers.channel import RemoteChannel
-from relay.web.guard import PUBLIC, add_route, logged_in, user_of
+from relay.web.guard import PUBLIC, add_route, identify, logged_in, patrol_cameras, user_of
 from relay.web.keys import CONFIG, HUB
+from relay.web.metrics import READERS, allowed_address
 from relay.web.recordings import RECORDINGS
 
 STARTED = web.AppKey("started", float)
@@ -31,23 +32,34 @@ def setup(app: web.Application) -> None:
 
 
 async def health(request: web.Request) -> web.Response:
-    """For monitoring: public, so it says nothing about cameras. After a reload
-    that changed what is read only at start, the status is "restart needed"."""
-    uptime = round(time.monotonic() - request.app[STARTED], 1)
+    """Public, for a load balancer or a probe: only whether the node is up (a 200)
+    and its status; after a reload that changed what is read only at start, the
+    status is "restart needed". The details (node, uptime, the keys waiting for a
+    restart, the recorders and their disk) only for an admin or the metrics reader,
+    who may also read them from an address `metrics.allow` lists."""
     pending = request.app[RESTART_NEEDED]
-    body: dict[str, object] = {
-        "status": "restart needed" if pending else "ok",
-        "node": request.app[CONFIG].node.id,
-        "uptime": uptime,
-        "restart_needed": pending,
-    }
+    body: dict[str, object] = {"status": "restart needed" if pending else "ok"}
+    if not _may_read_details(request):
+        return web.json_response(body)
+    body["node"] = request.app[CONFIG].node.id
+    body["uptime"] = round(time.monotonic() - request.app[STARTED], 1)
+    body["restart_needed"] = pending
     if RECORDINGS in request.app:
         body["recording"] = request.app[RECORDINGS].health()
     return web.json_response(body)
 
 
+def _may_read_details(request: web.Request) -> bool:
+    user = identify(request)
+    if user is not None:
+        return user.role in (READERS.roles or ())
+    return allowed_address(request)
+
+
 async def cameras(request: web.Request) -> web.Response:
-    return web.json_response(visible_cameras(request.app, user_of(request)))
+    user = user_of(request)
+    mine = await patrol_cameras(request, user) if user.role == "patrol" else None
+    return web.json_response(visible_cameras(request.app, user, mine))
 
 
 async def camera(request: web.Request) -> web.Response:
@@ -138,6 +150,7 @@ def site_tree(config: Config, hub: Hub, visible: frozenset[str]) -> list[dict[st
             "cameras": len(states),
             "online": states.count(SourceState.ONLINE),
             "offline": sum(s in DOWN for s in states),
+            "idle": states.count(SourceState.IDLE),  # on demand, nobody watching
         }
         for kid in kids:
             for key in counts:

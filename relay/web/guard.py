@@ -3,6 +3,10 @@
 Every route is added with its `Rule`; a route without one is refused (fail closed),
 and tests/relay/web/test_access.py walks the router to check every rule. An object out
 of a user's scope answers 404, exactly like one that does not exist.
+
+A patrol (a team's phone) works the alarms assigned to its team: its cameras are
+those of its team's unresolved alarms only, and walls, the station, the overview
+and the inspection are not for it (`WATCHERS` leaves it out).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ Scope = Literal["camera", "wall", "site"]
 
 EVERY_ROLE = frozenset(("admin", "officer", "operator", "viewer", "patrol", "node"))
 PEOPLE = EVERY_ROLE - {"node"}
+WATCHERS = PEOPLE - {"patrol"}  # people who watch cameras, walls and the upkeep
+NOT_PATROL = EVERY_ROLE - {"patrol"}  # the same, and other nodes
 SESSION_COOKIE = "vw_session"
 UNSAFE = frozenset(("POST", "PUT", "PATCH", "DELETE"))
 
@@ -47,6 +53,11 @@ def logged_in(
 RULES = web.AppKey("access_rules", dict[web.AbstractRoute, Rule])
 ACCOUNTS = web.AppKey("accounts", Accounts)
 USER = web.RequestKey("user", User)
+# The cameras of a patrol's team's unresolved alarms (the alarm workflow knows them).
+# A page's refusal (403, 404) as an HTML page with the header; pages.py makes it.
+REFUSAL_PAGE: web.AppKey[Callable[[web.Request, int], web.Response]] = web.AppKey("refusal_page")
+PatrolCameras = Callable[[User], Awaitable[frozenset[str]]]
+PATROL_CAMERAS: web.AppKey[PatrolCameras] = web.AppKey("patrol_cameras")
 
 
 def add_route(app: web.Application, method: str, path: str, handler: Handler, rule: Rule) -> None:
@@ -92,25 +103,42 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise web.HTTPFound(f"/login?next={quote(request.path_qs)}")
         return refuse(401, "log in first", **{"WWW-Authenticate": 'Bearer realm="villagewatch"'})
     if user.role not in rule.roles:
-        return refuse(403, f"not allowed for role {user.role}")
-    if rule.scope is not None and not _in_scope(request, rule.scope, user):
-        return refuse(404, f"no such {rule.scope}")
+        return _refuse(request, rule, 403, f"not allowed for role {user.role}")
+    if rule.scope is not None and not await _in_scope(request, rule.scope, user):
+        return _refuse(request, rule, 404, f"no such {rule.scope}")
     if _changes(request) and not _origin_allowed(request, user):
         return refuse(403, "cross-site request refused")
     request[USER] = user
     return await handler(request)
 
 
-def _in_scope(request: web.Request, scope: Scope, user: User) -> bool:
+def _refuse(request: web.Request, rule: Rule, status: int, reason: str) -> web.Response:
+    """A person who opens a page they may not see gets a page (with the header, to
+    go elsewhere or log out); programs calling an API get the one-line reason."""
+    page = request.app.get(REFUSAL_PAGE)
+    if rule.page and page is not None:
+        return page(request, status)
+    return refuse(status, reason)
+
+
+async def _in_scope(request: web.Request, scope: Scope, user: User) -> bool:
     config = request.app[CONFIG]
     key = request.match_info.get(f"{scope}_id", "")
     if scope == "camera":
         camera = config.camera(key)
-        return camera is not None and user.sees(camera.site)
+        if camera is None or not user.sees(camera.site):
+            return False
+        return user.role != "patrol" or key in await patrol_cameras(request, user)
     if scope == "wall":
         wall = config.wall(key)
         return wall is not None and user.sees(wall.site)
     return user.sees(key)
+
+
+async def patrol_cameras(request: web.Request, user: User) -> frozenset[str]:
+    """A patrol's cameras; none when the node has no alarm workflow (fail closed)."""
+    cameras = request.app.get(PATROL_CAMERAS)
+    return await cameras(user) if cameras is not None else frozenset()
 
 
 def _changes(request: web.Request) -> bool:

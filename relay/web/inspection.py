@@ -8,26 +8,29 @@ import csv
 import datetime
 import io
 import time
+from functools import partial
 from typing import Any
 
 from aiohttp import web
 
 from relay.analysis.inspection import day_bounds
 from relay.config import CameraConfig
+from relay.record.index import spans
 from relay.refusal import Refused
 from relay.web.analysis import ANALYSIS
 from relay.web.body import query_filters
-from relay.web.guard import add_route, logged_in, user_of
+from relay.web.guard import NOT_PATROL, WATCHERS, add_route, logged_in, user_of
 from relay.web.keys import CONFIG
 from relay.web.pages import render
+from relay.web.recordings import RECORDINGS
 
 MAX_DAYS = 62
 
 
 def setup(app: web.Application) -> None:
-    add_route(app, "GET", "/api/inspection", report, logged_in())
-    add_route(app, "GET", "/api/inspection.csv", report_csv, logged_in())
-    add_route(app, "GET", "/inspection", page, logged_in(page=True))
+    add_route(app, "GET", "/api/inspection", report, logged_in(NOT_PATROL))
+    add_route(app, "GET", "/api/inspection.csv", report_csv, logged_in(NOT_PATROL))
+    add_route(app, "GET", "/inspection", page, logged_in(WATCHERS, page=True))
 
 
 def _cameras(request: web.Request) -> list[CameraConfig]:
@@ -49,9 +52,20 @@ async def _report(request: web.Request) -> list[dict[str, Any]]:
     if not 0 < until - since <= MAX_DAYS * 86400 + 7200:  # a DST day is 25 hours long
         raise Refused(400, f"since must be before until, at most {MAX_DAYS} days apart")
     days: list[dict[str, Any]] = await request.app[ANALYSIS].inspection.report(
-        since, until, now, _cameras(request)
+        since, until, now, _cameras(request), partial(_coverage, request.app)
     )
     return days
+
+
+async def _coverage(app: web.Application, camera: str, since: float, until: float) -> float | None:
+    """The share of [since, until) the recordings index holds; None for a camera
+    that does not record (or a node without the recorder)."""
+    recordings = app.get(RECORDINGS)
+    if recordings is None or camera not in recordings.recorders or until <= since:
+        return None
+    segments = await recordings.segments(camera, since, until)
+    recorded = sum(s["end"] - s["start"] for s in spans(segments, since, until)["spans"])
+    return round(min(recorded / (until - since), 1.0), 4)
 
 
 async def report(request: web.Request) -> web.Response:

@@ -20,7 +20,7 @@ from relay.access.accounts import User
 from relay.config import CAMERA_REF_PATTERN, LAYOUTS, Config
 from relay.refusal import Refused, checked_text
 from relay.web.body import read_json, whole_number
-from relay.web.guard import PEOPLE, add_route, logged_in, user_of
+from relay.web.guard import WATCHERS, add_route, logged_in, user_of
 from relay.web.keys import AUDIT, CONFIG, DB
 from relay.web.refusals import refuse
 
@@ -187,7 +187,7 @@ LAYOUT_STORE = web.AppKey("layout_store", LayoutStore)
 
 def setup(app: web.Application) -> None:
     app[LAYOUT_STORE] = LayoutStore(app)
-    rule = logged_in(PEOPLE)
+    rule = logged_in(WATCHERS)
     add_route(app, "GET", "/api/layouts", list_layouts, rule)
     add_route(app, "POST", "/api/layouts", save_layout, rule)
     add_route(app, "DELETE", "/api/layouts/{layout_id}", delete_layout, rule)

@@ -8,16 +8,18 @@ from pathlib import Path
 
 from aiohttp import web
 
-from relay.web.guard import PUBLIC, add_route, logged_in
+from relay.web.guard import PUBLIC, REFUSAL_PAGE, WATCHERS, add_route, logged_in
 from relay.web.keys import CONFIG
+from relay.web.labels import label
 
 STATIC = Path(__file__).parent / "static"
 
 
 def setup(app: web.Application) -> None:
-    add_route(app, "GET", "/", index, logged_in(page=True))
+    add_route(app, "GET", "/", index, logged_in(WATCHERS, page=True))
     add_route(app, "GET", "/view/{camera_id}", view, logged_in(scope="camera", page=True))
     add_route(app, "GET", "/static/{filename}", static, PUBLIC)
+    app[REFUSAL_PAGE] = refused
 
 
 def render(template: str, **values: str) -> str:
@@ -51,3 +53,16 @@ async def view(request: web.Request) -> web.Response:
     assert camera is not None  # the access rule checked it
     page = render("view.html", camera=camera.id, name=camera.name)
     return web.Response(text=page, content_type="text/html")
+
+
+def refused(request: web.Request, status: int) -> web.Response:
+    """The page for a refused page: in the page's language (Chinese until the
+    browser asks for English), with the header."""
+    words = {
+        "title": label("zh", f"refused_{status}"),
+        "detail": label("zh", f"refused_{status}_detail"),
+        "home": label("zh", "go_home"),
+    }
+    name = request.app[CONFIG].node.name
+    page = render("refused.html", status=str(status), name=name, **words)
+    return web.Response(status=status, text=page, content_type="text/html")

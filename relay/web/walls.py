@@ -11,16 +11,17 @@ from aiohttp import web
 
 from relay.config import WallConfig
 from relay.web.cameras import camera_json
-from relay.web.guard import add_route, logged_in, user_of
+from relay.web.guard import NOT_PATROL, WATCHERS, add_route, logged_in, user_of
 from relay.web.keys import CONFIG, HUB
 from relay.web.pages import render
 
 
 def setup(app: web.Application) -> None:
-    add_route(app, "GET", "/wall/{wall_id}", wall_page, logged_in(scope="wall", page=True))
-    add_route(app, "GET", "/station", station_page, logged_in(page=True))
-    add_route(app, "GET", "/api/walls", walls, logged_in())
-    add_route(app, "GET", "/api/walls/{wall_id}", wall, logged_in(scope="wall"))
+    pages = logged_in(WATCHERS, page=True)
+    add_route(app, "GET", "/wall/{wall_id}", wall_page, logged_in(WATCHERS, "wall", page=True))
+    add_route(app, "GET", "/station", station_page, pages)
+    add_route(app, "GET", "/api/walls", walls, logged_in(NOT_PATROL))
+    add_route(app, "GET", "/api/walls/{wall_id}", wall, logged_in(NOT_PATROL, scope="wall"))
 
 
 async def wall_page(request: web.Request) -> web.Response:

@@ -101,7 +101,7 @@ async def test_viewers_of_unchanged_cameras_see_no_interruption(
             listed = [c["id"] for c in await r.json()]
         async with http.get("/api/walls/w", headers=ADMIN) as r:
             wall = [c["id"] for c in (await r.json())["cameras"]]
-        async with http.get("/api/health") as r:
+        async with http.get("/api/health", headers=ADMIN) as r:
             health = await r.json()
         sessions = list(node.app[WHEP].sessions.values())
         ran_on = subscription in channel.subscribers
@@ -187,7 +187,7 @@ async def test_users_and_webrtc_apply_and_what_needs_a_restart_is_named(
             await second.connect(http)
         except WhepClientError as exc:
             refused = str(exc)
-        async with http.get("/api/health") as r:
+        async with http.get("/api/health", headers=ADMIN) as r:
             health = await r.json()
         await first.close(http)
         await second.close(None)

@@ -3,7 +3,7 @@
 
 import { KINDS, element, kindText, stateText } from "/static/alarms.js";
 import { showPhoto } from "/static/alerts.js";
-import { apply, clockTime, t } from "/static/i18n.js";
+import { apply, clockTime, lang, t } from "/static/i18n.js";
 
 const form = document.getElementById("filters");
 const STATES = ["", "unresolved", "open", "acked", "assigned", "accepted", "arrived", "resolved"];
@@ -32,7 +32,8 @@ function options() {
 
 async function search() {
   const q = query();
-  document.getElementById("csv").href = `/api/alarms.csv${q ? `?${q}` : ""}`;
+  // The spreadsheet speaks the page's language.
+  document.getElementById("csv").href = `/api/alarms.csv?${q ? `${q}&` : ""}lang=${lang()}`;
   const response = await fetch(`/api/alarms${q ? `?${q}` : ""}`, { cache: "no-store" });
   const alarms = response.ok ? await response.json() : [];
   document.getElementById("count").textContent = t("n_found", { n: alarms.length });

@@ -39,8 +39,11 @@ function cameraRow(cam) {
     .map((p) => `${clockTime(p.start)}–${clockTime(p.end)} ${p.reasons.join(" / ")}`)
     .join("; ");
   const tamper = cam.tamper_periods.map((p) => `${t("tamper_" + p.reason)} ${p.minutes}′`).join("; ");
+  // A camera the node came to know during the day is counted from then on.
+  const since = cam.since !== null && new Date(cam.since * 1000).toTimeString().slice(0, 5);
+  const name = since ? `${cam.name} (${t("counted_since", { time: since })})` : cam.name;
   for (const [text, cls] of [
-    [cam.name, ""],
+    [name, ""],
     [cam.online_minutes, "num"],
     [cam.offline_minutes, "num"],
     [percent(cam.share), "num"],
@@ -58,6 +61,7 @@ function drawTables() {
   main.replaceChildren();
   for (const day of [...tables].reverse()) {
     main.append(el("h2", `${day.date === tables.at(-1)?.date ? t("today") : t("yesterday")} · ${day.date}`));
+    if (!day.villages.length) main.append(el("p", t("no_data"), "no-data"));
     for (const village of day.villages) {
       main.append(el("h3", `${village.name} · ${t("camera_hours_online")} ${percent(village.share)}`));
       const table = el("table");

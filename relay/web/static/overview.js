@@ -1,4 +1,4 @@
-// The home page: at a glance, cameras online/offline per village, the open alarms
+// The home page: at a glance, cameras per village (total, online, offline, idle), the open alarms
 // and the active lookouts; then every camera. Refreshed every few seconds.
 
 import { element, kindText, stateText } from "/static/alarms.js";
@@ -22,10 +22,14 @@ function villages(sites) {
       const card = element("a", `card${site.offline ? " has-offline" : ""}`);
       card.href = `/station#site=${encodeURIComponent(site.id)}`;
       card.dataset.site = site.id;
-      Object.assign(card.dataset, { online: site.online, offline: site.offline });
+      const { cameras, online, offline, idle } = site;
+      Object.assign(card.dataset, { cameras, online, offline, idle });
       card.append(element("strong", "", site.name));
-      card.append(element("span", "online", t("n_online", { n: site.online })));
-      card.append(element("span", "offline", t("n_offline", { n: site.offline })));
+      card.append(element("span", "total", t("n_cameras", { n: cameras })));
+      card.append(element("span", "online", t("n_online", { n: online })));
+      card.append(element("span", "offline", t("n_offline", { n: offline })));
+      // On-demand cameras nobody watches are neither up nor down: counted apart.
+      if (idle) card.append(element("span", "idle", t("n_idle", { n: idle })));
       cards.push(card);
     }
     site.children.forEach((kid) => walk(kid, depth + 1));

@@ -33,7 +33,7 @@ function job(alarm) {
   card.dataset.state = alarm.state;
   const camera = names.cameras.get(alarm.camera);
   const village = names.sites.get(alarm.site) || alarm.site;
-  card.append(element("div", "where", `${village} · ${camera?.name || alarm.camera}`));
+  card.append(element("div", "where", `${village} · ${camera?.name || alarm.camera_name || alarm.camera}`));
   card.append(element("div", "what", `${clockTime(alarm.time)} · ${kindText(alarm) || t("kind_other")}`));
   card.append(element("div", "state", stateText(alarm)));
   if (alarm.image) {
@@ -59,7 +59,7 @@ function job(alarm) {
 async function act(alarm, step, button) {
   const body = { type: step, ref: alarm.id };
   if (step === "resolve") {
-    const values = await formDialog(t("resolve_title", { camera: names.cameras.get(alarm.camera)?.name || "" }), [
+    const values = await formDialog(t("resolve_title", { camera: names.cameras.get(alarm.camera)?.name || alarm.camera_name || "" }), [
       { name: "note", label: t("note"), type: "textarea", maxLength: 2000 },
       { name: "photo", label: t("photo_optional"), type: "file", accept: "image/*" },
     ]);

@@ -56,7 +56,7 @@ addEventListener("pagehide", () => live.forEach((tile) => {
 addEventListener("vw-roles", () => live.forEach((tile) => tile.render()));
 setInterval(() => {
   const now = clockTime(Date.now() / 1000);
-  for (const tile of live) tile.clock.textContent = now;
+  for (const tile of live) tile.clock.textContent = tile.camera ? now : "";
 }, 1000);
 
 export class Tile {
@@ -252,6 +252,7 @@ export class Tile {
     }
     if (this.removeButton) this.removeButton.hidden = !camera;
     this.name.textContent = camera ? camera.name : "";
+    if (!camera) this.clock.textContent = ""; // an empty tile shows no live-looking time
     this.el.title = camera ? t("enlarge_hint") : "";
     const down = camera && DOWN.has(camera.state);
     this.el.classList.toggle("down", Boolean(down));

@@ -28,7 +28,7 @@ from relay.webrtc.client import WhepClient
 from tests.access_nodes import USERS, config_text
 from tests.conftest import ADMIN, PASSWORD, Node, NodeFactory
 
-ROLES = ("anonymous", "admin", "officer", "operator", "watcher", "peer", "outsider")
+ROLES = ("anonymous", "admin", "officer", "operator", "watcher", "peer", "outsider", "patrol")
 EVERYONE = dict.fromkeys(ROLES[1:])
 PATH_VALUES = {
     "camera_id": "e1",
@@ -46,22 +46,32 @@ PATH_VALUES = {
 
 
 def expect(
-    ok: int, *, anonymous: int = 401, denied: tuple[str, ...] = (), out: int = 0
+    ok: int,
+    *,
+    anonymous: int = 401,
+    denied: tuple[str, ...] = (),
+    out: int = 0,
+    patrol: int = 0,
 ) -> dict[str, int]:
     """Status per role: `ok` for the allowed, 403 for `denied` roles, `out` for the
-    out-of-scope user (0: same as ok)."""
+    out-of-scope user (0: same as ok); `patrol` for the patrol, whose team has no
+    alarm here, so no camera either (0: as the others)."""
     result = {"anonymous": anonymous}
     for role in ROLES[1:]:
         result[role] = 403 if role in denied else ok
     if out:
         result["outsider"] = out
+    if patrol:
+        result["patrol"] = patrol
     return result
 
 
 PUBLIC_OK = dict.fromkeys(ROLES, 200)
-NOT_ADMIN = ("officer", "operator", "watcher", "peer", "outsider")
+NOT_ADMIN = ("officer", "operator", "watcher", "peer", "outsider", "patrol")
+PAGES_NOT_FOR = ("peer", "patrol")  # watching pages: not for nodes, nor for a patrol
+NO_EVIDENCE = ("peer", "watcher", "patrol")  # the leads register: PLAYERS only
 EXPECTED: dict[tuple[str, str], dict[str, int]] = {
-    ("GET", "/"): expect(200, anonymous=302),
+    ("GET", "/"): expect(200, anonymous=302, denied=PAGES_NOT_FOR),
     ("GET", "/login"): PUBLIC_OK,
     ("POST", "/api/login"): dict.fromkeys(ROLES, 400),  # the test sends {}
     ("POST", "/api/logout"): expect(200),
@@ -69,75 +79,73 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/tokens"): expect(200, denied=("peer",)),
     ("POST", "/api/tokens"): expect(403),  # a token makes none: only a login does
     ("DELETE", "/api/tokens/{token_id}"): expect(404, denied=("peer",)),
-    ("GET", "/api/audit"): expect(
-        200, denied=("officer", "operator", "watcher", "peer", "outsider")
-    ),
+    ("GET", "/api/audit"): expect(200, denied=NOT_ADMIN),
     ("GET", "/api/health"): PUBLIC_OK,
     ("POST", "/api/events"): expect(400),  # the test sends {}: no type
     ("GET", "/api/events"): expect(200),
     ("GET", "/api/events/{event_id}/image"): expect(404),
     ("GET", "/api/cameras"): expect(200),
-    ("GET", "/api/cameras/{camera_id}"): expect(200, out=404),
+    ("GET", "/api/cameras/{camera_id}"): expect(200, out=404, patrol=404),
     ("GET", "/api/sites"): expect(200),
     ("OPTIONS", "/whep/{camera_id}"): dict.fromkeys(ROLES, 204),
-    ("POST", "/whep/{camera_id}"): expect(415, out=404),  # the test sends no SDP
+    ("POST", "/whep/{camera_id}"): expect(415, out=404, patrol=404),  # the test sends no SDP
     ("DELETE", "/whep/sessions/{session_id}"): expect(404),
     ("PATCH", "/whep/sessions/{session_id}"): expect(404),
     ("OPTIONS", "/whep/sessions/{session_id}"): dict.fromkeys(ROLES, 204),
-    ("GET", "/view/{camera_id}"): expect(200, anonymous=302, out=404),
+    ("GET", "/view/{camera_id}"): expect(200, anonymous=302, out=404, patrol=404),
     ("GET", "/static/{filename}"): PUBLIC_OK,
-    ("GET", "/wall/{wall_id}"): expect(200, anonymous=302, out=404),
-    ("GET", "/station"): expect(200, anonymous=302),
-    ("GET", "/api/walls"): expect(200),
-    ("GET", "/api/walls/{wall_id}"): expect(200, out=404),
-    ("GET", "/api/layouts"): expect(200, denied=("peer",)),
-    ("POST", "/api/layouts"): expect(400, denied=("peer",)),  # the test sends {}
-    ("DELETE", "/api/layouts/{layout_id}"): expect(404, denied=("peer",)),
+    ("GET", "/wall/{wall_id}"): expect(200, anonymous=302, out=404, denied=PAGES_NOT_FOR),
+    ("GET", "/station"): expect(200, anonymous=302, denied=PAGES_NOT_FOR),
+    ("GET", "/api/walls"): expect(200, patrol=403),
+    ("GET", "/api/walls/{wall_id}"): expect(200, out=404, patrol=403),
+    ("GET", "/api/layouts"): expect(200, denied=("peer", "patrol")),
+    ("POST", "/api/layouts"): expect(400, denied=("peer", "patrol")),  # the test sends {}
+    ("DELETE", "/api/layouts/{layout_id}"): expect(404, denied=("peer", "patrol")),
     ("GET", "/metrics"): expect(200, denied=tuple(ROLES[2:])),  # admin and role metrics
-    ("GET", "/api/cameras/{camera_id}/motion"): expect(200, out=404),
-    ("GET", "/api/cameras/{camera_id}/picture"): expect(200, out=404),
+    ("GET", "/api/cameras/{camera_id}/motion"): expect(200, out=404, patrol=404),
+    ("GET", "/api/cameras/{camera_id}/picture"): expect(200, out=404, patrol=404),
     # admins only; e1 has no motion: 409 once the rule lets the admin through
     ("GET", "/api/cameras/{camera_id}/motion/regions"): expect(409, denied=NOT_ADMIN),
     ("PUT", "/api/cameras/{camera_id}/motion/regions"): expect(409, denied=NOT_ADMIN),
     ("DELETE", "/api/cameras/{camera_id}/motion/regions"): expect(409, denied=NOT_ADMIN),
     ("GET", "/cameras/{camera_id}/motion"): expect(409, anonymous=302, denied=NOT_ADMIN),
-    ("GET", "/api/inspection"): expect(200),
-    ("GET", "/api/inspection.csv"): expect(200),
-    ("GET", "/inspection"): expect(200, anonymous=302),
+    ("GET", "/api/inspection"): expect(200, patrol=403),
+    ("GET", "/api/inspection.csv"): expect(200, patrol=403),
+    ("GET", "/inspection"): expect(200, anonymous=302, denied=PAGES_NOT_FOR),
     # A peer node plays back and exports for its users (docs/cascade.md).
-    ("GET", "/api/cameras/{camera_id}/recordings"): expect(200, denied=("watcher",), out=404),
-    ("POST", "/api/cameras/{camera_id}/playback"): expect(400, denied=("watcher",), out=404),
+    ("GET", "/api/cameras/{camera_id}/recordings"): expect(
+        200, denied=("watcher",), out=404, patrol=404
+    ),
+    ("POST", "/api/cameras/{camera_id}/playback"): expect(
+        400, denied=("watcher",), out=404, patrol=404
+    ),
     ("GET", "/api/cameras/{camera_id}/segments/{segment_id}"): expect(
-        403, denied=("watcher",), out=404
+        403, denied=("watcher",), out=404, patrol=404
     ),
     ("DELETE", "/api/playback/{session_id}"): expect(404),
-    ("POST", "/api/exports"): expect(404, denied=("watcher",)),  # {}: no camera
-    ("GET", "/api/exports"): expect(200, denied=("watcher",)),
-    ("GET", "/api/exports/{export_id}"): expect(404, denied=("watcher",)),
-    ("GET", "/api/exports/{export_id}/file"): expect(404, denied=("watcher",)),
-    ("GET", "/api/exports/{export_id}/manifest"): expect(404, denied=("watcher",)),
-    ("DELETE", "/api/exports/{export_id}"): expect(
-        404, denied=("officer", "operator", "watcher", "peer", "outsider")
-    ),
-    ("POST", "/api/leads"): expect(400, denied=("peer", "watcher")),
-    ("GET", "/api/leads"): expect(200, denied=("peer", "watcher")),
-    ("GET", "/api/leads/stats"): expect(200, denied=("peer", "watcher")),
-    ("PATCH", "/api/leads/{lead_id}"): expect(404, denied=("peer", "watcher")),
+    ("POST", "/api/exports"): expect(404, denied=("watcher", "patrol")),  # {}: no camera
+    ("GET", "/api/exports"): expect(200, denied=("watcher", "patrol")),
+    ("GET", "/api/exports/{export_id}"): expect(404, denied=("watcher", "patrol")),
+    ("GET", "/api/exports/{export_id}/file"): expect(404, denied=("watcher", "patrol")),
+    ("GET", "/api/exports/{export_id}/manifest"): expect(404, denied=("watcher", "patrol")),
+    ("DELETE", "/api/exports/{export_id}"): expect(404, denied=NOT_ADMIN),
+    ("POST", "/api/leads"): expect(400, denied=NO_EVIDENCE),
+    ("GET", "/api/leads"): expect(200, denied=NO_EVIDENCE),
+    ("GET", "/api/leads/stats"): expect(200, denied=NO_EVIDENCE),
+    ("PATCH", "/api/leads/{lead_id}"): expect(404, denied=NO_EVIDENCE),
     ("GET", "/playback"): expect(200, anonymous=302, denied=("peer",)),
     ("GET", "/api/alarms"): expect(200),
-    ("GET", "/api/alarms.csv"): expect(200, denied=("watcher", "peer")),
+    ("GET", "/api/alarms.csv"): expect(200, denied=("watcher", "peer", "patrol")),
     ("GET", "/api/patrol-teams"): expect(200),
     ("GET", "/api/lookouts"): expect(200),
-    ("GET", "/alarms"): expect(200, anonymous=302, denied=("watcher", "peer")),
+    ("GET", "/alarms"): expect(200, anonymous=302, denied=("watcher", "peer", "patrol")),
     ("GET", "/patrol"): expect(
         200, anonymous=302, denied=("operator", "watcher", "peer", "outsider")
     ),
     ("GET", "/api/cameras/{camera_id}/stream"): expect(
-        200, denied=("officer", "operator", "watcher", "outsider")
+        200, denied=("officer", "operator", "watcher", "outsider", "patrol")
     ),
-    ("GET", "/api/peers"): expect(
-        200, denied=("officer", "operator", "watcher", "peer", "outsider")
-    ),
+    ("GET", "/api/peers"): expect(200, denied=NOT_ADMIN),
 }
 ENDLESS = {("GET", "/api/cameras/{camera_id}/stream")}  # a 200 streams until closed
 

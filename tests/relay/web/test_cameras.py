@@ -59,4 +59,27 @@ async def test_cameras_sites_and_health_without_secrets(start_node: NodeFactory)
     assert cameras["lane"]["state"] == "idle"  # on-demand, nobody watching
     assert (root["id"], root["cameras"], root["online"], root["offline"]) == ("station", 3, 1, 1)
     west = next(s for s in root["children"] if s["id"] == "west")
-    assert (west["cameras"], west["online"], west["offline"]) == (2, 0, 1)
+    assert (west["cameras"], west["online"], west["offline"], west["idle"]) == (2, 0, 1, 1)
+    assert root["idle"] == 1
+
+
+async def test_health_details_only_for_admin_and_metrics(start_node: NodeFactory) -> None:
+    users = users_yaml(("probe", "metrics", "station"), ("op", "operator", "east"))
+    fake = "synthetic://320x240"
+    node = await start_node(CONFIG.format(good=fake, wrong=fake, users=users))
+    answers = {}
+    async with aiohttp.ClientSession(node.url) as http:
+        for who, headers in (
+            ("anonymous", {}),
+            ("admin", ADMIN),
+            ("metrics", {"Authorization": "Bearer probe-token"}),
+            ("operator", {"Authorization": "Bearer op-token"}),
+        ):
+            async with http.get("/api/health", headers=headers) as r:
+                assert r.status == 200
+                answers[who] = await r.json()
+    assert answers["anonymous"] == {"status": "ok"}  # up, and nothing more
+    assert answers["operator"] == {"status": "ok"}
+    for who in ("admin", "metrics"):
+        assert answers[who]["node"] == "station" and answers[who]["restart_needed"] == []
+        assert answers[who]["uptime"] >= 0

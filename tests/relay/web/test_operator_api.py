@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from typing import Any
 
 import aiohttp
@@ -10,6 +13,8 @@ import pytest
 from relay.bus.events import ALARM_WORKFLOW, RAISED_BY, new_event
 from relay.config import ConfigError, parse_config
 from relay.web.events import AUDITED, BUS
+from relay.web.labels import label
+from relay.web.pages import STATIC
 from tests.conftest import NodeFactory
 from tests.relay.web.operator_config import PATROL, get_json, headers, operator_config, post_event
 
@@ -104,3 +109,134 @@ async def test_steps_from_the_network_before_their_alarm_still_give_it_state_and
     (found,) = await get_json(node, "/api/alarms", PATROL)
     assert (found["id"], found["state"], found["data"]["team"]) == (alarm.id, "accepted", "team2")
     assert [s["type"] for s in found["steps"]] == ["assign", "accept"]
+
+
+async def csv_rows(node: Any, query: str = "") -> tuple[int, bytes]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{node.url}/api/alarms.csv{query}", headers=headers("officer")) as r,
+    ):
+        return r.status, await r.read()
+
+
+async def test_alarm_csv_speaks_the_asked_language_with_codes_beside(
+    start_node: NodeFactory,
+) -> None:
+    node = await start_node(operator_config())
+    alarm = await post_event(
+        node, "east-op", {"type": "alarm", "camera": "cam0", "kind": "theft", "reason": "偷车"}
+    )
+    await post_event(node, "officer", {"type": "ack", "ref": alarm["id"]})
+    await post_event(node, "officer", {"type": "assign", "ref": alarm["id"], "team": "team2"})
+    await post_event(node, PATROL, {"type": "accept", "ref": alarm["id"]})
+    await post_event(node, PATROL, {"type": "resolve", "ref": alarm["id"], "note": "已处置"})
+    tables = {}
+    for query in ("", "?lang=en"):
+        status, body = await csv_rows(node, query)
+        assert status == 200 and body.startswith(b"\xef\xbb\xbf"), "UTF-8 with a BOM"
+        tables[query] = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    (head, row), (en_head, en_row) = tables[""], tables["?lang=en"]
+    assert head[:4] == ["时间", "村", "摄像机", "报警类型"] and en_head[3] == "type"
+    zh, en = dict(zip(head, row, strict=True)), dict(zip(en_head, en_row, strict=True))
+    assert (zh["报警类型"], zh["状态"]) == ("盗窃", "已处置")
+    assert (zh["村"], zh["巡逻队"]) == ("东村", "巡逻二组")
+    assert (en["type"], en["state"]) == ("theft", "resolved")
+    for word in ("确认", "派警 officer 巡逻二组", "接警", "处置完毕 p2: 已处置"):
+        assert word in zh["处置经过"], zh["处置经过"]
+    assert "assigned officer 巡逻二组" in en["steps"] and " ack " not in en["steps"]
+    # The raw codes stay, for programs, in both languages.
+    assert (
+        (zh["类型代码"], zh["状态代码"])
+        == (en["type code"], en["state code"])
+        == (
+            "theft",
+            "resolved",
+        )
+    )
+    assert await csv_rows(node, "?lang=fr") == (400, b"lang must be one of zh, en\n")
+
+
+async def status_of(node: Any, method: str, path: str, who: str) -> int:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.request(method, node.url + path, headers=headers(who), allow_redirects=False) as r,
+    ):
+        return r.status
+
+
+async def test_a_patrol_sees_only_the_cameras_of_its_teams_open_alarms(
+    start_node: NodeFactory,
+) -> None:
+    node = await start_node(operator_config())
+    camera_routes = (
+        ("GET", "/view/cam0"),
+        ("GET", "/api/cameras/cam0"),
+        ("POST", "/whep/cam0"),  # no SDP: 415 once the guard lets it through
+        ("GET", "/api/cameras/cam0/picture"),
+    )
+
+    async def cam0() -> list[int]:
+        return [await status_of(node, m, p, PATROL) for m, p in camera_routes]
+
+    async def listed() -> list[str]:
+        return [c["id"] for c in await get_json(node, "/api/cameras", PATROL)]
+
+    assert await cam0() == [404] * 4 and await listed() == []
+    alarm = await post_event(node, "east-op", {"type": "alarm", "camera": "cam0"})
+    await post_event(node, "officer", {"type": "assign", "ref": alarm["id"], "team": "team3"})
+    assert await cam0() == [404] * 4, "another team's alarm opens nothing"
+    await post_event(node, "officer", {"type": "assign", "ref": alarm["id"], "team": "team2"})
+    assert (await cam0())[:3] == [200, 200, 415] and await listed() == ["cam0"]
+    assert await status_of(node, "GET", "/view/cam1", PATROL) == 404
+    (seen,) = await get_json(node, "/api/alarms", PATROL)
+    assert seen["camera_name"] == "东村0号"  # named without the camera being listed
+    await post_event(node, PATROL, {"type": "resolve", "ref": alarm["id"]})
+    assert await cam0() == [404] * 4 and await listed() == [], "done: the camera is closed"
+    # Walls, the station, the overview and the inspection are not for a patrol at all.
+    for path in ("/", "/station", "/wall/room", "/inspection", "/api/walls", "/api/inspection"):
+        assert await status_of(node, "GET", path, PATROL) == 403, path
+    assert await status_of(node, "GET", "/patrol", PATROL) == 200
+
+
+async def test_a_refused_page_is_a_page_and_a_refused_api_one_line(
+    start_node: NodeFactory,
+) -> None:
+    node = await start_node(operator_config())
+    answers = {}
+    async with aiohttp.ClientSession(node.url, headers=headers("east-op")) as http:
+        for path in (
+            "/patrol",
+            "/view/w0",
+            "/view/nope",
+            "/wall/nope",
+            "/api/walls/nope",
+            "/api/peers",
+        ):
+            async with http.get(path, allow_redirects=False) as r:
+                answers[path] = (r.status, r.content_type, await r.text())
+    for path, status, words in (
+        ("/patrol", 403, "无权打开此页面"),
+        ("/view/w0", 404, "找不到此页面"),  # out of scope, exactly like one that is not
+        ("/wall/nope", 404, "找不到此页面"),
+    ):
+        got, kind, text = answers[path]
+        assert (got, kind) == (status, "text/html"), path
+        assert words in text and "/static/header.js" in text and 'href="/login"' in text
+    assert answers["/view/w0"] == answers["/view/nope"]
+    assert answers["/api/walls/nope"] == (404, "text/plain", "no such wall\n")
+    assert answers["/api/peers"] == (403, "text/plain", "not allowed for role operator\n")
+
+
+def test_the_refusal_page_says_what_the_browser_would() -> None:
+    """The server writes the refusal in Chinese before any script runs; the page's
+    i18n.js then keeps it (or switches to English): the words must be the same."""
+    script = (STATIC / "i18n.js").read_text(encoding="utf-8")
+    for key in (
+        "refused_403",
+        "refused_403_detail",
+        "refused_404",
+        "refused_404_detail",
+        "go_home",
+    ):
+        found = re.search(rf'^\s+{key}: "([^"]*)",$', script, re.MULTILINE)
+        assert found is not None and found.group(1) == label("zh", key), key

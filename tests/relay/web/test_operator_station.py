@@ -105,6 +105,7 @@ async def test_station_brings_an_alarm_into_view_assigns_a_team_and_keeps_histor
     assert "车已找回" in row and "巡逻三组" in row, row
     href = await history.locator("#csv").get_attribute("href")
     assert href is not None and "state=resolved" in href and "kind=theft" in href
+    assert href.endswith("lang=zh"), "the spreadsheet speaks the page's language"
     async with (
         aiohttp.ClientSession() as http,
         http.get(node.url + href, headers=headers("officer")) as r,
@@ -112,8 +113,10 @@ async def test_station_brings_an_alarm_into_view_assigns_a_team_and_keeps_histor
         assert r.status == 200 and "attachment" in r.headers["Content-Disposition"]
         text = (await r.read()).decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert len(rows) == 1 and rows[0]["camera"] == "东村3号", rows
-    assert "车已找回" in rows[0]["steps"] and rows[0]["team"] == "巡逻三组"
+    assert len(rows) == 1 and rows[0]["摄像机"] == "东村3号", rows
+    assert "车已找回" in rows[0]["处置经过"] and rows[0]["巡逻队"] == "巡逻三组"
+    assert (rows[0]["报警类型"], rows[0]["状态"]) == ("盗窃", "已处置")
+    assert rows[0]["类型代码"] == "theft"
     await history.close()
     await station.close()
 

@@ -29,23 +29,31 @@ HEADER_LINKS_JS = """() => [...document.querySelectorAll('.vw-header .pages a')]
 
 
 @pytest.mark.parametrize(
-    ("user", "home", "links"),
+    ("user", "home", "links", "refused"),
     [
         (
             "east-op",
             "/wall/room",
             ["/", "/wall/room", "/station", "/alarms", "/playback", "/inspection"],
+            ("/patrol", 403, "无权打开此页面"),
         ),
         (
             "officer",
             "/station",
             ["/", "/wall/room", "/station", "/alarms", "/playback", "/inspection", "/patrol"],
+            ("/wall/nope", 404, "找不到此页面"),
         ),
-        (PATROL, "/patrol", ["/patrol"]),
+        (PATROL, "/patrol", ["/patrol"], ("/station", 403, "无权打开此页面")),
     ],
 )
 async def test_each_role_lands_on_its_page_with_the_common_header(
-    start_node: NodeFactory, browser: Any, user: str, home: str, links: list[str]
+    start_node: NodeFactory,
+    browser: Any,
+    *,
+    user: str,
+    home: str,
+    links: list[str],
+    refused: tuple[str, int, str],
 ) -> None:
     node = await start_node(operator_config())
     page = await browser.new_page(viewport={"width": 1366, "height": 768})
@@ -58,6 +66,16 @@ async def test_each_role_lands_on_its_page_with_the_common_header(
     text = await header.inner_text()
     assert "城关派出所节点" in text and user in text, text
     assert await header.locator("a[aria-current=page]").get_attribute("href") == home
+    # A page this user may not open: the same header, the reason in words, a way home.
+    path, status, words = refused
+    response = await page.goto(f"{node.url}{path}")
+    assert response is not None and response.status == status
+    await header.locator(".logout").wait_for(timeout=15000)
+    assert words in await page.inner_text("main.refused")
+    await page.wait_for_function(
+        "document.getElementById('home').getAttribute('href') !== '/login'", timeout=15000
+    )
+    assert await page.get_attribute("#home", "href") == home
     # Log out: the shared PC is back at the login page and the session is gone.
     await header.locator(".logout").click()
     # The login page (with ?next= when the page's feed, closed at logout, got there first).
@@ -84,7 +102,7 @@ async def test_overview_counts_villages_and_lists_alarms_and_lookouts(
         ".offline === '1'",
         timeout=20000,
     )
-    assert "6 在线" in await east.inner_text()
+    assert "共 6 台" in await east.inner_text() and "6 在线" in await east.inner_text()
     row = page.locator(f'#open-alarms li[data-id="{alarm["id"]}"]')
     await row.wait_for(timeout=15000)
     assert "斗殴" in await row.inner_text() and "等待派出所确认" in await row.inner_text()

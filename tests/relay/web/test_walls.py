@@ -152,6 +152,13 @@ async def test_offline_camera_shows_offline_and_plays_again_without_reload(
         await all_online(node, ["rtsp", "s0"])
         page = await open_wall(browser, node)
         assert await page.evaluate(DECODING_JS, {"count": 2, "within": 10000}) is not None
+        # The two empty tiles say so, with no clock that looks like a live picture's.
+        await page.wait_for_function("window.wall.tiles[0].clock.textContent !== ''")
+        empty = page.locator(".tile.empty")
+        assert await empty.count() == 2
+        assert await empty.locator(".overlay").all_inner_texts() == ["无摄像机"] * 2
+        assert not await empty.locator(".bar").first.is_visible()
+        assert await empty.locator(".clock").all_text_contents() == ["", ""]
         await page.evaluate("window.marker = 'the same page'")
 
         await asyncio.to_thread(sim.stop)
