@@ -114,9 +114,9 @@ def scan(path: Path) -> Layout:
 
 def init_codec(data: bytes) -> str | None:
     """The codecs string once `data` (the start of a stream) holds its whole init part."""
-    for kind, _, end in _boxes(data):
+    for kind, payload, end in _boxes(data):
         if kind == b"moov":
-            return _moov(data[:end])[1]
+            return _moov(data[payload - 8 : end])[1]  # the box alone, as scan() passes it
     return None
 
 

@@ -146,6 +146,10 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
         200, denied=("officer", "operator", "watcher", "outsider", "patrol")
     ),
     ("GET", "/api/peers"): expect(200, denied=NOT_ADMIN),
+    # a WebSocket: the allowed get as far as the missing upgrade
+    ("GET", "/api/catalog"): expect(
+        400, denied=("officer", "operator", "watcher", "outsider", "patrol")
+    ),
 }
 ENDLESS = {("GET", "/api/cameras/{camera_id}/stream")}  # a 200 streams until closed
 
