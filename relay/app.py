@@ -46,7 +46,7 @@ from relay.web import events as events_api
 from relay.web.cameras import RESTART_NEEDED
 from relay.web.events import BUS, FEEDS
 from relay.web.guard import ACCOUNTS, RULES, Handler, guard
-from relay.web.keys import AUDIT, CONFIG, DB, HUB, RELOAD_LISTENERS
+from relay.web.keys import AUDIT, CONFIG, DB, HUB, RELOAD_LISTENERS, RELOAD_PREPARERS
 from relay.web.refusals import answer
 from relay.web.whep import WHEP
 
@@ -77,6 +77,7 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
     app[CONFIG] = config
     app[STARTED_WITH] = config
     app[RELOAD_LISTENERS] = []
+    app[RELOAD_PREPARERS] = []
     app[RELOADING] = asyncio.Lock()
     app[RULES] = {}
     db = Database(
@@ -200,6 +201,8 @@ async def reload_config(app: web.Application, config: Config) -> list[str]:
 
 async def _apply(app: web.Application, config: Config) -> list[str]:
     old = app[CONFIG]
+    for prepare in app[RELOAD_PREPARERS]:
+        prepare(config)
     app[BUS].apply(config)  # first: cameras it no longer knows raise no offline event
     changes = await app[HUB].apply(config)
     await app[ACCOUNTS].reload(config)

@@ -49,13 +49,28 @@ class Network:
                 await task
         self._tasks.clear()
 
+    def prepare(self, config: Config) -> None:
+        """Before a reload is applied: the peers' sites and cameras as they run now go
+        into `config` too, so that the reload sees none of them removed and their
+        viewers play on; `reloaded` then splices it afresh."""
+        if id(self.config) not in self._own:
+            return  # nothing spliced yet: no peer has answered
+        running, own_sites, own_cameras = self._own[id(self.config)]
+        new_own = self._own.setdefault(
+            id(config), (config, list(config.sites), list(config.cameras))
+        )
+        config.sites[:] = new_own[1] + running.sites[len(own_sites) :]
+        config.cameras[:] = new_own[2] + running.cameras[len(own_cameras) :]
+
     def reloaded(self, config: Config) -> None:
         """A config reload made `config` the running one: the peers' sites and cameras
         are spliced into it at once (their links do not start over)."""
         self.config = config
-        self.local_sites = list(config.sites)
         live = (id(config), id(self.accounts.config))
         self._own = {key: held for key, held in self._own.items() if key in live}
+        # the file's own sites (prepare() already spliced the peers' into config)
+        own = self._own.get(id(config))
+        self.local_sites = list(own[1] if own else config.sites)
         self.changed()
 
     def changed(self, _link: PeerLink | None = None) -> None:

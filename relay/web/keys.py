@@ -18,3 +18,6 @@ AUDIT = web.AppKey("audit", AuditLog)
 # (recording, analysis, peers append theirs in their lifecycle; relay/app.py).
 Reloaded = Callable[[Config, CameraChanges], Awaitable[None]]
 RELOAD_LISTENERS = web.AppKey("reload_listeners", list[Reloaded])
+# Given a reloaded config before anything takes it, to add what the file does not
+# hold but the node runs (the peers' cameras: relay/web/peers.py).
+RELOAD_PREPARERS = web.AppKey("reload_preparers", list[Callable[[Config], None]])

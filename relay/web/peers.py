@@ -24,7 +24,7 @@ from relay.media.changes import CameraChanges
 from relay.media.hub import BOTH, Channel, Subscription, SubscriptionClosed
 from relay.peers.network import Network
 from relay.web.guard import ACCOUNTS, add_route, logged_in, user_of
-from relay.web.keys import AUDIT, CONFIG, HUB, RELOAD_LISTENERS
+from relay.web.keys import AUDIT, CONFIG, HUB, RELOAD_LISTENERS, RELOAD_PREPARERS
 from relay.web.refusals import refuse
 
 logger = logging.getLogger(__name__)
@@ -61,11 +61,13 @@ async def network_lifecycle(app: web.Application) -> AsyncIterator[None]:
     async def reloaded(config: Config, _changes: CameraChanges) -> None:
         network.reloaded(config)
 
+    app[RELOAD_PREPARERS].append(network.prepare)
     app[RELOAD_LISTENERS].append(reloaded)
     network.start()
     yield
     await network.close()
     app[RELOAD_LISTENERS].remove(reloaded)
+    app[RELOAD_PREPARERS].remove(network.prepare)
 
 
 async def end_streams(app: web.Application) -> None:

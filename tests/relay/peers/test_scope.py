@@ -3,6 +3,7 @@ the other through any route; a village serves a peer only what it granted."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from relay.app import reload_config
 from relay.config import parse_config
+from relay.web.keys import HUB
 from tests.conftest import ADMIN, PASSWORD
 from tests.relay.peers.nodes import (
     LI,
@@ -103,10 +105,18 @@ async def test_a_reloaded_scope_holds_while_the_catalog_refreshes(
     app = net.station.app
     async with aiohttp.ClientSession() as http:
         await wait_states(http, net.station, {"xicun.gate": "online"}, 20)
+        viewer = app[HUB].channels[("xicun.gate", "main")].subscribe()  # a station viewer
         text = net.texts["station"].replace(
             "sites: [dongcun], password_hash", "sites: [xicun], password_hash"
         )
         await reload_config(app, parse_config(text))
+        # A reload that leaves the peers alone leaves their viewers alone: the pull
+        # goes on, the viewer's subscription is neither closed nor started over.
+        async with asyncio.timeout(10):
+            for _ in range(20):
+                await viewer.get()
+        assert app[HUB].channels[("xicun.gate", "main")] is viewer.fanout
+        viewer.close()
         # The peers' cameras are spliced into the reloaded config at once, not at
         # their next change: no wait here.
         cameras = await get_json(http, f"{url}/api/cameras", LI)
