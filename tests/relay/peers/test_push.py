@@ -35,10 +35,10 @@ HIDDEN = ("hidden", "xicun")
 NODE_HASH = hash_token(STATION_TOKEN)
 
 
-def village_text(url: str) -> str:
-    """Two cameras on one camsim mount: one in the granted site, one outside it."""
+def village_text(sim: CameraSimulator) -> str:
+    """Two camsim cameras (a mount each): one in the granted site, one outside it."""
     cameras = "".join(
-        f"  - {{id: {cam}, name: {cam}, site: {site}, main: '{url}', backoff_max: 1}}\n"
+        f"  - {{id: {cam}, name: {cam}, site: {site}, main: '{sim.url(cam)}', backoff_max: 1}}\n"
         for cam, site in (GRANTED, HIDDEN)
     )
     return (
@@ -55,10 +55,11 @@ async def village_and_station_on(
     tmp_path: Path, bus: str
 ) -> AsyncIterator[tuple[Cascade, CameraSimulator]]:
     """A village and its station, both with the bus settings `bus`."""
-    with CameraSimulator([MountSpec("cam", width=160, height=120, fps=5)]) as sim:
+    mounts = [MountSpec(cam, width=160, height=120, fps=5) for cam, _ in (GRANTED, HIDDEN)]
+    with CameraSimulator(mounts) as sim:
         net = Cascade(tmp_path)
         net.ports = {"dongcun": free_port(), "station": free_port()}
-        net.texts["dongcun"] = village_text(sim.url("cam")) + bus
+        net.texts["dongcun"] = village_text(sim) + bus
         # poll 300: a ping every 5 minutes, so only a push can bring a change fast.
         station = station_yaml({"dongcun": net.ports["dongcun"]}, bus)
         net.texts["station"] = station.replace("idle_timeout: 2", "idle_timeout: 2, poll: 300")
