@@ -32,6 +32,8 @@ TILE_JS = """() => {
   };
 }"""
 
+SET_LANG_JS = "async (code) => (await import('/static/i18n.js')).setLang(code)"
+
 
 async def tile_state(page: Any, ready: str, within: float = 20) -> dict[str, Any]:
     """The first tile's state once the JS condition `ready` (on `s`) holds."""
@@ -60,6 +62,12 @@ async def test_a_tile_looks_back_at_a_moment_and_returns_to_live(
     tile = page.locator(".tile").first
     await tile.hover()
     await tile.locator("button.lookback").click()
+    menu = tile.locator(".lookback-menu")
+    assert await menu.locator("button.back1").text_content() == "1 分钟前"
+    await page.evaluate(SET_LANG_JS, "en")  # the menu follows the language, no reload
+    assert await menu.locator("button.back1").text_content() == "1 min ago"
+    assert await menu.locator("button.go").text_content() == "Go"
+    await page.evaluate(SET_LANG_JS, "zh")
     clock = await page.evaluate("(at) => new Date(at * 1000).toTimeString().slice(0, 8)", at)
     await tile.locator(".lookback-menu input.at").fill(clock)
     await tile.locator(".lookback-menu button.go").click()
