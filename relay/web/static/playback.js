@@ -31,6 +31,7 @@ class Playback {
     clearInterval(this.timer);
     const base = dayStart(at ?? day ?? Date.now() / 1000);
     this.base = base;
+    $("day").value = localDate(base);
     this.marks = { in: null, out: null };
     this.exports.clear();
     this.say(null);
@@ -115,7 +116,8 @@ class Playback {
     if (!this.paused) await Promise.all(this.tracks.map((t) => t.video.play().catch(() => {})));
   }
 
-  wallTime() { return this.tracks.length ? this.tracks[0].wall() : null; }
+  // The recorded moment shown; null before anything has played.
+  wallTime() { return this.tracks[0]?.session ? this.tracks[0].wall() : null; }
 
   setRate(rate) {
     this.rate = rate;
@@ -129,7 +131,10 @@ class Playback {
     apply($("controls"));
   }
 
-  step(seconds) { return this.seek(this.wallTime() + seconds); }
+  async step(seconds) {
+    const wall = this.wallTime();
+    if (wall !== null) await this.seek(wall + seconds);
+  }
 
   // Motion periods of the shown cameras that day, oldest first (marks, and jumps).
   async loadMotion() {
@@ -144,7 +149,7 @@ class Playback {
   async jumpMotion(forward) {
     await this.loadMotion();
     this.drawTimeline();
-    const wall = this.wallTime();
+    const wall = this.wallTime() ?? this.base;
     const found = forward
       ? this.motion.find((p) => p.start > wall + 0.5)
       : this.motion.findLast((p) => p.start < wall - 1.5); // a second in: still "this" one
@@ -161,8 +166,8 @@ class Playback {
       const drift = t.video.currentTime - master.video.currentTime;
       if (Math.abs(drift) > 0.3 && t.inBuffer(master.wall())) t.video.currentTime = master.video.currentTime;
     }
-    if (!master.session) return; // nothing played yet: no clock, no cursor
-    const wall = master.wall();
+    const wall = this.wallTime();
+    if (wall === null) return; // nothing played yet: no clock, no cursor
     const clock = $("clock");
     clock.dataset.wall = wall.toFixed(3);
     clock.textContent = new Date(wall * 1000).toLocaleString(locale(), { hour12: false });
@@ -209,6 +214,7 @@ class Playback {
   }
 
   mark(which) {
+    if (this.wallTime() === null) return;
     this.marks[which] = this.wallTime();
     this.drawTimeline();
     showExport();
@@ -225,6 +231,13 @@ class Playback {
       (row) => { this.exports.set(track.camera, row); showExport(); },
     )));
   }
+}
+
+// "2026-03-07": the local date of `at`, as a date input takes it.
+function localDate(at) {
+  const day = new Date(at * 1000);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${day.getFullYear()}-${pad(day.getMonth() + 1)}-${pad(day.getDate())}`;
 }
 
 function locale() { return lang() === "zh" ? "zh-CN" : "en-GB"; }
