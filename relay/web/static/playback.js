@@ -11,6 +11,7 @@ import { DAY, Track, dayStart, json } from "/static/recorded.js";
 
 const $ = (id) => document.getElementById(id);
 const LEAD_IN = 60; // seconds before the latest footage the page opens at
+const CLICK_SLACK_PX = 4; // a click this close to footage on the timeline plays it
 const EXPORT_DEFAULT = 60; // seconds exported up to the moment shown, when no start is set
 
 class Playback {
@@ -117,7 +118,7 @@ class Playback {
   }
 
   // The recorded moment shown; null before anything has played.
-  wallTime() { return this.tracks[0]?.session ? this.tracks[0].wall() : null; }
+  wallTime() { return this.tracks[0]?.placed ? this.tracks[0].wall() : null; }
 
   setRate(rate) {
     this.rate = rate;
@@ -296,7 +297,9 @@ $("export-go").onclick = () => playback.export();
 $("timeline").onclick = (e) => {
   if (playback.base === undefined) return;
   const box = e.currentTarget.getBoundingClientRect();
-  playback.goTo(playback.base + ((e.clientX - box.left) / box.width) * DAY).catch(failed);
+  const at = playback.base + ((e.clientX - box.left) / box.width) * DAY;
+  const near = playback.nearest(at), slack = (CLICK_SLACK_PX / box.width) * DAY; // a short span is a thin bar
+  playback.goTo(near !== null && Math.abs(near - at) <= slack ? near : at).catch(failed);
 };
 addEventListener("langchange", () => { playback.say(playback.notice); showExport(); });
 addEventListener("pagehide", () => { for (const t of playback.tracks) t.close(); });

@@ -41,6 +41,7 @@ export class Track {
     this.busy = false;
     this.generation = 0;
     this.retryAt = 0; // the node is too busy to transcode until then
+    this.placed = false; // whether the video has been put at a recorded moment yet
   }
 
   async open() {
@@ -96,6 +97,7 @@ export class Track {
     }
     if (gen !== this.generation) return;
     this.video.currentTime = Math.max(at, this.segments[i].start) - this.base;
+    this.placed = true;
   }
 
   inBuffer(at) {

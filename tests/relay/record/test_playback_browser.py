@@ -118,6 +118,15 @@ GATE = (
     "  - {id: east-gate, name: 东门 East gate, site: village,"
     " main: 'synthetic://320x180?fps=15&keyframe_interval=1'}\n"
 )
+# Where a click in the middle of the first span's bar should play: the moment
+# under it if recorded, else the nearest recorded one.
+CLICKED_JS = """() => {
+  const line = document.getElementById('timeline').getBoundingClientRect();
+  const bar = document.querySelector('#timeline .span').getBoundingClientRect();
+  const at = window.playback.base + ((bar.left + bar.width / 2 - line.left) / line.width) * 86400;
+  const recorded = window.playback.tracks.some((t) => t.recorded(at));
+  return recorded ? at : window.playback.nearest(at);
+}"""
 STATUS_JS = "() => document.getElementById('status').textContent"
 # The node's own refusals, asked for by the page, as the page says them.
 REFUSALS_JS = """async ([at, busy]) => {
@@ -167,6 +176,17 @@ async def test_a_fresh_page_opens_at_footage_offers_the_nearest_and_exports(
     await page.locator("#status button.jump").click()
     state = await until_frames(page, 3)
     assert abs(state["shown"] - first.start) < 1.5, (state, first.start)
+    # a click on the bar of a span (a thin one: seconds of a day) plays it
+    await page.locator("#toggle").click()  # paused: the clock moves only by the click
+    await page.evaluate("(at) => window.playback.seek(at)", first.start)
+    expected = await page.evaluate(CLICKED_JS)
+    assert expected > first.start + 2, expected
+    await page.locator("#timeline .span").first.click()
+    await page.wait_for_function(
+        "(at) => Math.abs(window.playback.wallTime() - at) <= 1.0", arg=expected, timeout=15_000
+    )
+    assert not await page.locator("#status button.jump").count()
+    await page.locator("#toggle").click()
 
     # the span watched, exported from the page: its progress, then its file
     await page.locator("#export-note").fill("东门 e-bike")
