@@ -8,7 +8,8 @@ const KINDS = ["theft", "fire", "fight", "missing", "traffic", "other"];
 const RAISERS = new Set(["admin", "officer", "operator"]);
 let canRaise = false; // until the node says who is logged in: a viewer sees no alarm button
 let canPlayBack = false;
-fetch("/api/me")
+// Settled once the node has said who is logged in and the tiles have heard it.
+export const rolesKnown = fetch("/api/me")
   .then((r) => (r.ok ? r.json() : null))
   .then((who) => {
     canRaise = Boolean(who && RAISERS.has(who.role));

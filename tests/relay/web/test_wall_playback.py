@@ -9,7 +9,7 @@ import pytest
 
 from relay.web.recordings import PLAYBACK, RECORDINGS
 from relay.web.whep import WHEP
-from tests.conftest import ARTIFACTS, NodeFactory, node_yaml
+from tests.conftest import ARTIFACTS, NodeFactory, log_in, node_yaml, users_yaml
 from tests.helpers import wait_until
 from tests.relay.record.common import closed_segments
 from tests.wall_pages import ADVANCING_JS, open_wall
@@ -32,6 +32,13 @@ TILE_JS = """() => {
   };
 }"""
 
+# Whether the first tile offers to look back, once the node has said who is logged in.
+OFFERS_LOOK_BACK_JS = """async () => {
+  await window.wall.ready;
+  await (await import('/static/raise.js')).rolesKnown;
+  const button = document.querySelector('.tile button.lookback');
+  return Boolean(button) && !button.hidden;
+}"""
 SET_LANG_JS = "async (code) => (await import('/static/i18n.js')).setLang(code)"
 
 
@@ -89,3 +96,18 @@ async def test_a_tile_looks_back_at_a_moment_and_returns_to_live(
     assert len(node.app[WHEP].sessions) == 1, "a WHEP session again"
     await wait_until(lambda: not node.app[PLAYBACK], 10, "the playback session ends")
     await page.close()
+
+
+@pytest.mark.browser
+async def test_a_viewer_is_offered_look_back_exactly_when_granted_playback(
+    start_node: NodeFactory, browser: Any
+) -> None:
+    viewers = users_yaml(("looker", "viewer", "village"), ("granted", "viewer", "village"))
+    viewers = viewers.replace("{name: granted,", "{name: granted, playback: true,")
+    node = await start_node(node_yaml(CAMERA, WALL).replace(users_yaml(), viewers))
+    for who, offered in (("looker", False), ("granted", True), ("admin", True)):
+        page = await browser.new_page()
+        await log_in(page, node, who)
+        await page.goto(f"{node.url}/wall/w")
+        assert await page.evaluate(OFFERS_LOOK_BACK_JS) is offered, who
+        await page.close()
