@@ -173,7 +173,7 @@ class Playback {
     clock.dataset.wall = wall.toFixed(3);
     clock.textContent = new Date(wall * 1000).toLocaleString(locale(), { hour12: false });
     const cursor = $("timeline").querySelector(".cursor");
-    if (cursor) cursor.style.left = `${((wall - this.base) / DAY) * 100}%`;
+    if (cursor) Object.assign(cursor, { hidden: false }).style.left = `${((wall - this.base) / DAY) * 100}%`;
     exportButton();
   }
 
@@ -204,7 +204,9 @@ class Playback {
       const [start, end] = this.exportSpan();
       add("chosen", (start - this.base) / DAY, (end - start) / DAY);
     }
-    add("cursor", 0, null);
+    const wall = this.wallTime();
+    add("cursor", ((wall ?? this.base) - this.base) / DAY, null);
+    line.lastChild.hidden = wall === null; // nothing played yet
   }
 
   // The span an export takes: the marks set, else the last minute up to the moment shown.

@@ -170,6 +170,7 @@ async def test_a_fresh_page_opens_at_footage_offers_the_nearest_and_exports(
     assert "此时刻没有录像" in said or "当天没有录像" in said, said  # (a midnight between)
     if "此时刻" in said:
         assert await page.locator("#timeline .span").count() >= 1
+    await page.screenshot(path=str(ARTIFACTS / "playback-nothing-here.png"))
     await page.evaluate("async () => (await import('/static/i18n.js')).setLang('en')")
     assert "nothing is recorded" in await page.evaluate(STATUS_JS)
     await page.evaluate("async () => (await import('/static/i18n.js')).setLang('zh')")
