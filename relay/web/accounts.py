@@ -25,6 +25,7 @@ from relay.web.guard import (
 )
 from relay.web.keys import AUDIT, CONFIG
 from relay.web.pages import render
+from relay.web.recordings import plays_back
 from relay.web.refusals import refuse
 
 logger = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ async def me(request: web.Request) -> web.Response:
             "home": home_of(user, config),
             "node": {"id": config.node.id, "name": config.node.name},
             "on_alarm": config.station.on_alarm,
+            "playback": plays_back(config, user),
         }
     )
 

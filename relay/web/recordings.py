@@ -145,13 +145,18 @@ def _logged(done: Future[object]) -> None:
         logger.warning("alarm clip not locked: %s", done.exception())
 
 
-def may_play(request: web.Request, user: User) -> None:
+def plays_back(config: Config, user: User) -> bool:
+    """Whether the user may watch recordings: the players, a peer node, and a
+    viewer the config grants `playback` (what /api/me tells the pages)."""
     if user.role in PLAYERS or user.role == "node":
-        return
-    account = next((u for u in request.app[CONFIG].users if u.name == user.name), None)
-    if user.role == "viewer" and account is not None and account.playback:
-        return
-    raise Refused(403, f"role {user.role} may watch live video only")
+        return True
+    account = next((u for u in config.users if u.name == user.name), None)
+    return user.role == "viewer" and account is not None and account.playback
+
+
+def may_play(request: web.Request, user: User) -> None:
+    if not plays_back(request.app[CONFIG], user):
+        raise Refused(403, f"role {user.role} may watch live video only")
 
 
 async def recordings(request: web.Request) -> web.Response:
@@ -167,6 +172,7 @@ async def recordings(request: web.Request) -> web.Response:
         " WHERE camera = ? AND start < ? AND end > ?",
         (camera_id, until, since),
     )
+    before, after = await _nearest(request, camera_id, since, until)
     return web.json_response(
         {
             "camera": camera_id,
@@ -176,8 +182,24 @@ async def recordings(request: web.Request) -> web.Response:
             "segments": [s.as_json() for s in segments],
             "evidence": [dict(m) for m in marks],
             "recording": service.status(camera_id),
+            "before": before,
+            "after": after,
         }
     )
+
+
+async def _nearest(
+    request: web.Request, camera_id: str, since: float, until: float
+) -> tuple[float | None, float | None]:
+    """The recorded moments nearest outside the span asked: the last one before
+    `since` and the first after `until` (None: nothing there). A page asked for
+    a day with no footage offers to jump to them."""
+    rows = await request.app[DB].fetch(
+        "SELECT (SELECT MAX(end) FROM segments WHERE camera = ? AND end <= ? AND end > start),"
+        " (SELECT MIN(start) FROM segments WHERE camera = ? AND start >= ? AND end > start)",
+        (camera_id, since, camera_id, until),
+    )
+    return rows[0][0], rows[0][1]
 
 
 async def start_playback(request: web.Request) -> web.Response:

@@ -1,10 +1,11 @@
 // An alarm's clip on the station's alarm card: play it (the playback page from 10 s
 // before the alarm) and export it as evidence, the export's state shown on the card
 // until its file can be downloaded. The camera may be this node's or a village's
-// (PEER.CAMERA): the node serves both the same way.
+// (PEER.CAMERA): the node serves both the same way. The playback page exports
+// what it shows with the same flow (runExport, exportState).
 
 import { element } from "/static/alarms.js";
-import { t } from "/static/i18n.js";
+import { reason, t } from "/static/i18n.js";
 
 const PRE = 10; // seconds before and after the alarm, when its clip is not found
 const POST = 20;
@@ -26,38 +27,22 @@ export class AlarmClips {
       const button = box.appendChild(element("button", "export", t("export_clip")));
       button.addEventListener("click", () => this.export(alarm, cameraId));
     }
-    if (exported) box.append(this._state(exported));
+    if (exported) box.append(exportState(exported));
     return box;
   }
 
-  _state(exported) {
-    if (exported.error) return element("span", "export-state failed", exported.error);
-    if (exported.state === "ready") {
-      const link = element("a", "export-file", t("download_export"));
-      link.href = exported.file;
-      link.download = "";
-      return link;
-    }
-    const done = Math.round((exported.progress || 0) * 100);
-    return element("span", `export-state ${exported.state}`, t("export_building", { done }));
-  }
-
   async export(alarm, cameraId) {
-    this._set(alarm.id, { state: "asking" });
+    const set = (row) => this._set(alarm.id, row);
+    set({ state: "asking" });
+    let span;
     try {
-      const [start, end] = await clipSpan(alarm, cameraId);
-      const body = { camera: cameraId, start, end, note: t("alarm_clip_note", { id: alarm.id }) };
-      let row = await json("/api/exports", { method: "POST", body: JSON.stringify(body) });
-      this._set(alarm.id, row);
-      while (row.state === "building") {
-        await new Promise((resolve) => setTimeout(resolve, 1000));
-        row = await json(`/api/exports/${encodeURIComponent(row.id)}`);
-        this._set(alarm.id, row);
-      }
-      if (row.state !== "ready") this._set(alarm.id, { error: row.error || row.state });
+      span = await clipSpan(alarm, cameraId);
     } catch (error) {
-      this._set(alarm.id, { error: error.message });
+      set({ error: error.message });
+      return;
     }
+    const [start, end] = span;
+    await runExport({ camera: cameraId, start, end, note: t("alarm_clip_note", { id: alarm.id }) }, set);
   }
 
   _set(alarmId, value) {
@@ -76,12 +61,49 @@ async function clipSpan(alarm, cameraId) {
   return [start, Math.min(end, Date.now() / 1000)];
 }
 
+// One export ({camera, start, end, note}): asked for, then followed until its file
+// is ready or it failed; `onRow` hears each state (the export's row, {state:
+// "asking"} or {error}: a refusal in the page's language).
+export async function runExport(body, onRow) {
+  onRow({ state: "asking" });
+  try {
+    let row = await json("/api/exports", { method: "POST", body: JSON.stringify(body) });
+    onRow(row);
+    while (row.state === "building") {
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      row = await json(`/api/exports/${encodeURIComponent(row.id)}`);
+      onRow(row);
+    }
+    if (row.state !== "ready") onRow({ error: row.error || row.state });
+  } catch (error) {
+    onRow({ error: error.message });
+  }
+}
+
+// An export's state as shown: its progress, the refusal, or the download link.
+export function exportState(exported) {
+  if (exported.error) return element("span", "export-state failed", exported.error);
+  if (exported.state === "ready") {
+    const link = element("a", "export-file", t("download_export"));
+    link.href = exported.file;
+    link.download = "";
+    return link;
+  }
+  const done = Math.round((exported.progress || 0) * 100);
+  return element("span", `export-state ${exported.state}`, t("export_building", { done }));
+}
+
 async function json(url, options = {}) {
-  const response = await fetch(url, {
-    credentials: "same-origin",
-    headers: { "Content-Type": "application/json" },
-    ...options,
-  });
-  if (!response.ok) throw new Error((await response.text()).trim() || `${response.status}`);
+  let response;
+  try {
+    response = await fetch(url, {
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      ...options,
+    });
+  } catch {
+    throw new Error(reason(0, ""));
+  }
+  if (!response.ok) throw new Error(reason(response.status, await response.text()));
   return response.json();
 }

@@ -6,14 +6,14 @@ import { toast } from "/static/toast.js";
 
 const KINDS = ["theft", "fire", "fight", "missing", "traffic", "other"];
 const RAISERS = new Set(["admin", "officer", "operator"]);
-const PLAYERS = new Set(["admin", "officer", "operator"]); // a viewer only by a grant (the node checks)
 let canRaise = false; // until the node says who is logged in: a viewer sees no alarm button
 let canPlayBack = false;
-fetch("/api/me")
+// Settled once the node has said who is logged in and the tiles have heard it.
+export const rolesKnown = fetch("/api/me")
   .then((r) => (r.ok ? r.json() : null))
   .then((who) => {
     canRaise = Boolean(who && RAISERS.has(who.role));
-    canPlayBack = Boolean(who && PLAYERS.has(who.role));
+    canPlayBack = Boolean(who && who.playback); // the node's rule: roles, and a viewer's grant
     dispatchEvent(new Event("vw-roles")); // the tiles show or hide their buttons
   })
   .catch(() => {});

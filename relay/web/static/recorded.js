@@ -4,15 +4,25 @@
 // Used by the playback page and by a wall tile switched to playback.
 // A browser without HEVC in MSE says so when it opens a session; the node then
 // sends H.265 recordings transcoded to H.264, streamed as they are encoded.
+// The audited session is opened at the first moment actually played, so a player
+// may be opened on a day (its spans and marks known) before any footage is chosen.
+
+import { reason, t } from "/static/i18n.js";
 
 export const DAY = 86400;
 const AHEAD = 20; // seconds of footage kept buffered ahead of the playhead
 const PLAYS_H265 = ["hvc1.1.6.L93.B0", "hev1.1.6.L93.B0"]
   .some((c) => MediaSource.isTypeSupported(`video/mp4; codecs="${c}"`));
 
+// The node's JSON; a refusal throws it in the page's language.
 export async function json(url, options = {}) {
-  const r = await fetch(url, { credentials: "same-origin", ...options });
-  if (!r.ok) throw new Error((await r.text()).trim() || r.statusText);
+  let r;
+  try {
+    r = await fetch(url, { credentials: "same-origin", ...options });
+  } catch {
+    throw new Error(reason(0, ""));
+  }
+  if (!r.ok) throw new Error(reason(r.status, await r.text()));
   return r.json();
 }
 
@@ -25,23 +35,39 @@ export class Track {
     this.segments = [];
     this.evidence = [];
     this.spans = [];
+    this.before = null; // the last recorded moment before the day, the first after it
+    this.after = null;
     this.next = 0; // index of the next segment to append
     this.busy = false;
     this.generation = 0;
     this.retryAt = 0; // the node is too busy to transcode until then
+    this.placed = false; // whether the video has been put at a recorded moment yet
   }
 
   async open() {
     this.ms = new MediaSource();
     this.video.src = URL.createObjectURL(this.ms);
     await new Promise((ok) => this.ms.addEventListener("sourceopen", ok, { once: true }));
-    const cam = encodeURIComponent(this.camera);
     await this.refresh();
-    this.session = (await json(`/api/cameras/${cam}/playback`, {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ at: this.firstMoment ?? this.base, h265: PLAYS_H265 }),
-    })).session;
   }
+
+  // The audited playback session, opened once, at a recorded moment.
+  async sessionAt(at) {
+    const cam = encodeURIComponent(this.camera);
+    this.opening ??= json(`/api/cameras/${cam}/playback`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ at, h265: PLAYS_H265 }),
+    }).then((body) => body.session);
+    try {
+      this.session = await this.opening;
+    } catch (error) {
+      this.opening = null;
+      throw error;
+    }
+  }
+
+  // Whether `at` (wall time) is inside a recorded span of the day.
+  recorded(at) { return this.spans.some((s) => s.start <= at && at < s.end); }
 
   async refresh() {
     const cam = encodeURIComponent(this.camera);
@@ -49,6 +75,7 @@ export class Track {
     this.segments = body.segments;
     this.spans = body.spans;
     this.evidence = body.evidence;
+    [this.before, this.after] = [body.before ?? null, body.after ?? null];
   }
 
   wall() { return this.base + this.video.currentTime; }
@@ -57,7 +84,9 @@ export class Track {
     const gen = ++this.generation;
     let i = this.segments.findIndex((s) => s.end > at);
     if (i < 0) { await this.refresh(); i = this.segments.findIndex((s) => s.end > at); }
-    if (i < 0) { this.note.textContent = "此后无录像 nothing recorded after this"; return; }
+    if (i < 0) { this.note.textContent = t("pb_nothing_after"); return; }
+    await this.sessionAt(Math.max(at, this.segments[i].start));
+    if (gen !== this.generation) return;
     if (!this.inBuffer(at)) {
       await this.clear();
       if (gen !== this.generation) return;
@@ -68,6 +97,7 @@ export class Track {
     }
     if (gen !== this.generation) return;
     this.video.currentTime = Math.max(at, this.segments[i].start) - this.base;
+    this.placed = true;
   }
 
   inBuffer(at) {
@@ -117,7 +147,7 @@ export class Track {
     const cam = encodeURIComponent(this.camera);
     const r = await fetch(`/api/cameras/${cam}/segments/${seg.id}?from=${from ?? seg.start}&session=${this.session}`);
     if (!r.ok) {
-      this.note.textContent = (await r.text()).trim();
+      this.note.textContent = reason(r.status, await r.text());
       if (r.status === 503) this.retryAt = Date.now() + 1000 * Number(r.headers.get("Retry-After") || 5);
       else this.next++;
       return false;
@@ -125,7 +155,7 @@ export class Track {
     const type = `video/mp4; codecs="${r.headers.get("X-Codec")}"`;
     if (!this.sb) {
       if (!MediaSource.isTypeSupported(type)) {
-        this.note.textContent = `浏览器不能解码 ${type}`;
+        this.note.textContent = t("pb_cannot_decode", { type });
         return false;
       }
       this.sb = this.ms.addSourceBuffer(type);

@@ -2,6 +2,7 @@
 // page's own player (recorded.js), under a "playback" badge with the recorded
 // time, until "live" gives the tile back to WebRTC. The menu offers 1 and 5
 // minutes back and a time of day (the last such time: today, or yesterday).
+// Their labels follow the page's language as it switches.
 
 import { clockTime, t } from "/static/i18n.js";
 import { Track, dayStart } from "/static/recorded.js";
@@ -13,12 +14,11 @@ export class TilePlayback {
     this.tile = tile;
     this.video = tile.video;
     this.badge = element("div", "playback-badge");
-    this.badge.append(element("strong", "", t("playback_badge")), " ");
+    this.badge.append(labelled(element("strong", ""), "playback_badge"), " ");
     this.time = this.badge.appendChild(element("span", "recorded", clockTime(at)));
     this.badge.append(element("span", "note"));
     tile.el.append(this.badge);
     this.track = new Track(tile.camera.id, dayStart(at), tile.el);
-    this.track.firstMoment = at;
     this.at = at;
     this.frames = 0;
   }
@@ -56,15 +56,23 @@ export function lookBackMenu(choose) {
   const menu = element("div", "lookback-menu");
   menu.hidden = true;
   for (const minutes of [1, 5]) {
-    const button = menu.appendChild(element("button", `back${minutes}`, t(`look_back_${minutes}`)));
+    const button = menu.appendChild(labelled(element("button", `back${minutes}`), `look_back_${minutes}`));
     button.addEventListener("click", () => choose(Date.now() / 1000 - minutes * 60));
   }
   const time = menu.appendChild(element("input", "at"));
   Object.assign(time, { type: "time", step: 1 });
-  const go = menu.appendChild(element("button", "go", t("look_back_go")));
+  const go = menu.appendChild(labelled(element("button", "go"), "look_back_go"));
   go.addEventListener("click", () => time.valueAsNumber >= 0 && choose(lastTimeOfDay(time.valueAsNumber / 1000)));
   menu.addEventListener("dblclick", (event) => event.stopPropagation());
   return menu;
+}
+
+// `el` showing the label `key`, now and after every switch of language (apply()
+// relabels every data-i18n element of the page).
+function labelled(el, key) {
+  el.dataset.i18n = key;
+  el.textContent = t(key);
+  return el;
 }
 
 // The last moment that showed this local time of day (seconds after midnight).

@@ -84,3 +84,42 @@ async def test_playback_rights_refusals_and_audit(start_node: NodeFactory) -> No
         granted, "GET", f"/api/cameras/cam1/recordings?since={now - 60}", "looker"
     )
     assert status == 200
+
+
+async def test_me_tells_the_pages_exactly_who_may_play_back(start_node: NodeFactory) -> None:
+    """/api/me's `playback` (the wall's look-back button) agrees with the routes."""
+    for config, viewer_plays in ((CONFIG, False), (GRANTED, True)):
+        node = await start_node(config)
+        for who, plays in (("looker", viewer_plays), ("eastop", True), ("admin", True)):
+            _, me = await call(node, "GET", "/api/me", who)
+            assert me["playback"] is plays, (who, me)
+            now = time.time()
+            status, _ = await call(
+                node, "GET", f"/api/cameras/cam1/recordings?since={now - 60}", who
+            )
+            assert status == (200 if plays else 403), (who, status)
+
+
+async def test_recordings_name_the_nearest_footage_outside_the_span(
+    start_node: NodeFactory,
+) -> None:
+    """A day (or any span) with nothing recorded still answers, with the last recorded
+    moment before it and the first after it: the page offers to jump there."""
+    node = await start_node(CONFIG)
+    segments = await closed_segments(node.app[RECORDINGS], "cam1", 2)
+    first, last = segments[0], segments[-1]
+
+    async def nearest(since: float, until: float) -> tuple[Any, Any, list[Any]]:
+        path = f"/api/cameras/cam1/recordings?since={since}&until={until}"
+        status, body = await call(node, "GET", path, "eastop")
+        assert status == 200, body
+        return body["before"], body["after"], body["spans"]
+
+    before, after, spans = await nearest(first.start - 7200, first.start - 3600)
+    assert (before, spans) == (None, []) and abs(after - first.start) < 0.01
+    before, after, spans = await nearest(last.end + 3600, last.end + 7200)
+    assert after is None and spans == []
+    # the open segment grows on: the latest moment is at least the last closed file's end
+    assert before >= last.end - 0.01
+    before, after, spans = await nearest(first.start - 1, first.end)
+    assert before is None and spans and abs(after - segments[1].start) < 0.01

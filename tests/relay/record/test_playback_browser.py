@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from camsim import CameraSimulator, MountSpec
+from relay.record.transcode import Transcodes
+from relay.refusal import Refused
 from relay.web.recordings import RECORDINGS
 from tests.conftest import ARTIFACTS, NodeFactory, log_in, node_yaml
 from tests.relay.record.common import closed_segments
@@ -136,4 +138,109 @@ async def test_a_camera_with_b_frames_and_audio_plays_from_a_moment(
     later = await until_frames(page, state["frames"][0] + 40, within=20)
     assert later["wall"] - state["wall"] > 2.0, (state, later)
     assert await page.evaluate(AUDIO_JS) > 0
+
+
+GATE = (
+    "  - {id: east-gate, name: 东门 East gate, site: village,"
+    " main: 'synthetic://320x180?fps=15&keyframe_interval=1'}\n"
+)
+# Where a click in the middle of the first span's bar should play: the moment
+# under it if recorded, else the nearest recorded one.
+CLICKED_JS = """() => {
+  const line = document.getElementById('timeline').getBoundingClientRect();
+  const bar = document.querySelector('#timeline .span').getBoundingClientRect();
+  const at = window.playback.base + ((bar.left + bar.width / 2 - line.left) / line.width) * 86400;
+  const recorded = window.playback.tracks.some((t) => t.recorded(at));
+  return recorded ? at : window.playback.nearest(at);
+}"""
+STATUS_JS = "() => document.getElementById('status').textContent"
+# The node's own refusals, asked for by the page, as the page says them.
+REFUSALS_JS = """async ([at, busy]) => {
+  const { reason } = await import('/static/i18n.js');
+  const said = async (url, body) => {
+    const r = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(body) });
+    return reason(r.status, await r.text());
+  };
+  return [
+    await said('/api/cameras/east-gate/playback', { at: at - 3600 }),
+    await said('/api/cameras/nowhere/playback', { at }),
+    await said('/api/exports', { camera: 'east-gate', start: at - 7200, end: at }),
+    reason(503, busy),
+  ];
+}"""
+
+
+@pytest.mark.browser
+async def test_a_fresh_page_opens_at_footage_offers_the_nearest_and_exports(
+    start_node: NodeFactory, browser: Any
+) -> None:
+    node = await start_node(node_yaml(GATE, "storage: {segment_seconds: 5}\n"))
+    first = (await closed_segments(node.app[RECORDINGS], "east-gate", 2))[0]
+    page = await browser.new_page()
+    await log_in(page, node, "admin")
+    # no moment asked: the latest footage of today (a minute before it, or its start)
+    await page.goto(f"{node.url}/playback?camera=east-gate")
+    state = await until_frames(page, 3)
+    assert first.start - 0.5 <= state["shown"] <= time.time(), (state, first.start)
+    assert await page.locator(".tile .label").text_content() == "东门 East gate"
+    assert await page.locator("#timeline .span").count() >= 1
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "playback-controls.png"))
+
+    # a moment before anything was recorded: the day's timeline is drawn, and the
+    # page says so in its language and offers the nearest footage
+    await page.goto(f"{node.url}/playback?camera=east-gate&at={first.start - 30}")
+    await page.locator("#status button.jump").wait_for(timeout=15_000)
+    said = await page.evaluate(STATUS_JS)
+    assert "此时刻没有录像" in said or "当天没有录像" in said, said  # (a midnight between)
+    if "此时刻" in said:
+        assert await page.locator("#timeline .span").count() >= 1
+    await page.screenshot(path=str(ARTIFACTS / "playback-nothing-here.png"))
+    await page.evaluate("async () => (await import('/static/i18n.js')).setLang('en')")
+    assert "nothing is recorded" in await page.evaluate(STATUS_JS)
+    await page.evaluate("async () => (await import('/static/i18n.js')).setLang('zh')")
+    await page.locator("#status button.jump").click()
+    state = await until_frames(page, 3)
+    assert abs(state["shown"] - first.start) < 1.5, (state, first.start)
+    # a click on the bar of a span (a thin one: seconds of a day) plays it
+    await page.locator("#toggle").click()  # paused: the clock moves only by the click
+    await page.evaluate("(at) => window.playback.seek(at)", first.start)
+    expected = await page.evaluate(CLICKED_JS)
+    assert expected > first.start + 2, expected
+    await page.locator("#timeline .span").first.click()
+    await page.wait_for_function(
+        "(at) => Math.abs(window.playback.wallTime() - at) <= 1.0", arg=expected, timeout=15_000
+    )
+    assert not await page.locator("#status button.jump").count()
+    await page.locator("#toggle").click()
+
+    # the span watched, exported from the page: its progress, then its file
+    await page.locator("#export-note").fill("东门 e-bike")
+    await page.locator("#export-go").click()
+    link = page.locator("#export-state a.export-file")
+    await link.wait_for(timeout=60_000)
+    href = await link.get_attribute("href")
+    assert href
+    response = await page.request.get(node.url + href)
+    assert response.ok and (await response.body())[4:8] == b"ftyp"
+    # a span with nothing recorded: the node's refusal, in Chinese
+    await page.evaluate(
+        "(at) => { window.playback.marks = { in: at - 600, out: at - 300 }; }", first.start
+    )
+    await page.locator("#export-go").click()
+    failed = page.locator("#export-state .failed")
+    await failed.wait_for(timeout=15_000)
+    assert await failed.text_content() == "该时段没有录像"
+    # every refusal the player meets is said in the page's language
+    with pytest.raises(Refused) as full:  # the node's own words when transcoding is full
+        Transcodes().admit("another", 0)
+    busy = full.value.reason
+    said_all = await page.evaluate(REFUSALS_JS, [first.start, busy])
+    assert said_all == [
+        "该时段没有录像",
+        "找不到该摄像机或站点（或无权查看）",
+        "一次导出最长 60 分钟",
+        "节点正在为其他回放转码，请稍后再试",
+    ], said_all
     await page.close()

@@ -9,7 +9,7 @@ import pytest
 
 from relay.web.recordings import PLAYBACK, RECORDINGS
 from relay.web.whep import WHEP
-from tests.conftest import ARTIFACTS, NodeFactory, node_yaml
+from tests.conftest import ARTIFACTS, NodeFactory, log_in, node_yaml, users_yaml
 from tests.helpers import wait_until
 from tests.relay.record.common import closed_segments
 from tests.wall_pages import ADVANCING_JS, open_wall
@@ -31,6 +31,15 @@ TILE_JS = """() => {
     webrtc: Boolean(tile.player),
   };
 }"""
+
+# Whether the first tile offers to look back, once the node has said who is logged in.
+OFFERS_LOOK_BACK_JS = """async () => {
+  await window.wall.ready;
+  await (await import('/static/raise.js')).rolesKnown;
+  const button = document.querySelector('.tile button.lookback');
+  return Boolean(button) && !button.hidden;
+}"""
+SET_LANG_JS = "async (code) => (await import('/static/i18n.js')).setLang(code)"
 
 
 async def tile_state(page: Any, ready: str, within: float = 20) -> dict[str, Any]:
@@ -60,6 +69,12 @@ async def test_a_tile_looks_back_at_a_moment_and_returns_to_live(
     tile = page.locator(".tile").first
     await tile.hover()
     await tile.locator("button.lookback").click()
+    menu = tile.locator(".lookback-menu")
+    assert await menu.locator("button.back1").text_content() == "1 分钟前"
+    await page.evaluate(SET_LANG_JS, "en")  # the menu follows the language, no reload
+    assert await menu.locator("button.back1").text_content() == "1 min ago"
+    assert await menu.locator("button.go").text_content() == "Go"
+    await page.evaluate(SET_LANG_JS, "zh")
     clock = await page.evaluate("(at) => new Date(at * 1000).toTimeString().slice(0, 8)", at)
     await tile.locator(".lookback-menu input.at").fill(clock)
     await tile.locator(".lookback-menu button.go").click()
@@ -81,3 +96,18 @@ async def test_a_tile_looks_back_at_a_moment_and_returns_to_live(
     assert len(node.app[WHEP].sessions) == 1, "a WHEP session again"
     await wait_until(lambda: not node.app[PLAYBACK], 10, "the playback session ends")
     await page.close()
+
+
+@pytest.mark.browser
+async def test_a_viewer_is_offered_look_back_exactly_when_granted_playback(
+    start_node: NodeFactory, browser: Any
+) -> None:
+    viewers = users_yaml(("looker", "viewer", "village"), ("granted", "viewer", "village"))
+    viewers = viewers.replace("{name: granted,", "{name: granted, playback: true,")
+    node = await start_node(node_yaml(CAMERA, WALL).replace(users_yaml(), viewers))
+    for who, offered in (("looker", False), ("granted", True), ("admin", True)):
+        page = await browser.new_page()
+        await log_in(page, node, who)
+        await page.goto(f"{node.url}/wall/w")
+        assert await page.evaluate(OFFERS_LOOK_BACK_JS) is offered, who
+        await page.close()
