@@ -53,9 +53,9 @@ def logged_in(
 RULES = web.AppKey("access_rules", dict[web.AbstractRoute, Rule])
 ACCOUNTS = web.AppKey("accounts", Accounts)
 USER = web.RequestKey("user", User)
-# The cameras of a patrol's team's unresolved alarms (the alarm workflow knows them).
 # A page's refusal (403, 404) as an HTML page with the header; pages.py makes it.
 REFUSAL_PAGE: web.AppKey[Callable[[web.Request, int], web.Response]] = web.AppKey("refusal_page")
+# The cameras of a patrol's team's unresolved alarms (the alarm workflow knows them).
 PatrolCameras = Callable[[User], Awaitable[frozenset[str]]]
 PATROL_CAMERAS: web.AppKey[PatrolCameras] = web.AppKey("patrol_cameras")
 

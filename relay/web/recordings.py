@@ -36,7 +36,7 @@ from relay.refusal import Refused
 from relay.web import remote_recordings as remote
 from relay.web.body import read_json
 from relay.web.events import BUS
-from relay.web.guard import PEOPLE, add_route, logged_in, user_of
+from relay.web.guard import PEOPLE, REFUSAL_PAGE, add_route, logged_in, user_of
 from relay.web.keys import AUDIT, CONFIG, DB, HUB, RELOAD_LISTENERS
 from relay.web.pages import render
 
@@ -81,6 +81,8 @@ def setup(app: web.Application) -> None:
 
 
 async def page(request: web.Request) -> web.Response:
+    if not plays_back(request.app[CONFIG], user_of(request)):
+        return request.app[REFUSAL_PAGE](request, 403)  # a live-only viewer, a patrol
     text = render("playback.html", name=request.app[CONFIG].node.name)
     return web.Response(text=text, content_type="text/html")
 

@@ -133,7 +133,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int]] = {
     ("GET", "/api/leads"): expect(200, denied=NO_EVIDENCE),
     ("GET", "/api/leads/stats"): expect(200, denied=NO_EVIDENCE),
     ("PATCH", "/api/leads/{lead_id}"): expect(404, denied=NO_EVIDENCE),
-    ("GET", "/playback"): expect(200, anonymous=302, denied=("peer",)),
+    ("GET", "/playback"): expect(200, anonymous=302, denied=("peer", "watcher", "patrol")),
     ("GET", "/api/alarms"): expect(200),
     ("GET", "/api/alarms.csv"): expect(200, denied=("watcher", "peer", "patrol")),
     ("GET", "/api/patrol-teams"): expect(200),
