@@ -56,6 +56,7 @@ class Recorder:
         )
         self._task: asyncio.Task[None] | None = None
         self._skip_to_keyframe = False
+        self._last = 0.0  # time.monotonic() of the last packet taken
         self._info: StreamInfo | None = None
 
     def start(self) -> None:
@@ -69,19 +70,30 @@ class Recorder:
 
     async def _run(self) -> None:
         sub = self.channel.subscribe()
+        # Handed straight from the hub's publish while this task waits: no task
+        # switch per packet (the cached GOP it starts with comes through get()).
+        sub.direct = self._direct
+        self._last = time.monotonic()
         try:
             while True:
+                left = GAP_SECONDS - (time.monotonic() - self._last)
                 try:
-                    async with asyncio.timeout(GAP_SECONDS):
+                    async with asyncio.timeout(left if left > 0 else GAP_SECONDS):
                         packet = await sub.get()
                 except TimeoutError:
-                    self._gap()
+                    if time.monotonic() - self._last >= GAP_SECONDS:
+                        self._gap()
                     continue
-                self._forward(packet)
+                self._direct(packet)
         except SubscriptionClosed:
             pass
         finally:
             sub.close()
+
+    def _direct(self, packet: MediaPacket) -> bool:
+        self._last = time.monotonic()
+        self._forward(packet)
+        return True
 
     def _gap(self) -> None:
         if self.state not in {"waiting", "error"}:
