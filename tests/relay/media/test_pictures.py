@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 from camsim import CameraSimulator, MountSpec
+from relay.media.hub import Channel
 from relay.media.picture import snapshot
 from relay.media.pictures import Picture, pictures_of
 from tests.conftest import NodeFactory, node_yaml
@@ -16,19 +17,25 @@ def decoder_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("pictures-")]
 
 
+async def unrecorded_online(start_node: NodeFactory, sim: CameraSimulator, mount: str) -> Channel:
+    """A node with the camsim mount as camera `mount`, online. Not recorded: the
+    recorder's video subscription would outlive the watches the tests count."""
+    cameras = (
+        f"  - {{id: {mount}, name: {mount}, site: village, main: '{sim.url(mount)}',"
+        " record: {mode: 'off'}}\n"
+    )
+    node = await start_node(node_yaml(cameras))
+    channel = node.hub.channel(mount)
+    assert channel is not None
+    await asyncio.wait_for(channel.wait_online(), 10)
+    return channel
+
+
 async def test_pictures_at_the_asked_rate_and_no_decoder_after_the_last_watch(
     start_node: NodeFactory,
 ) -> None:
     with CameraSimulator([MountSpec("cam", fps=15)]) as sim:
-        # Not recorded: the recorder's video subscription would outlive the watch.
-        cameras = (
-            f"  - {{id: cam, name: Cam, site: village, main: '{sim.url('cam')}',"
-            " record: {mode: 'off'}}\n"
-        )
-        node = await start_node(node_yaml(cameras))
-        channel = node.hub.channel("cam")
-        assert channel is not None
-        await asyncio.wait_for(channel.wait_online(), 10)
+        channel = await unrecorded_online(start_node, sim, "cam")
         source = pictures_of(channel)
         slow: list[Picture] = []
         fast: list[Picture] = []
@@ -59,14 +66,7 @@ async def test_frames_nothing_refers_to_are_decoded_only_when_wanted(
     """B-frames (non-reference here) are left undecoded while no watcher is due, and
     all decoded while a tap (the transcoder) takes every frame."""
     with CameraSimulator([MountSpec("bf", profile="high", bframes=True, fps=15)]) as sim:
-        cameras = (
-            f"  - {{id: bf, name: B, site: village, main: '{sim.url('bf')}',"
-            " record: {mode: 'off'}}\n"
-        )
-        node = await start_node(node_yaml(cameras))
-        channel = node.hub.channel("bf")
-        assert channel is not None
-        await asyncio.wait_for(channel.wait_online(), 10)
+        channel = await unrecorded_online(start_node, sim, "bf")
         source = pictures_of(channel)
         pictures: list[Picture] = []
         watch = source.watch(2, pictures.append)
