@@ -66,11 +66,17 @@ def _int(spec: dict[str, Any], key: str, default: int) -> int:
     return int(value)
 
 
-def _bitrate(spec: dict[str, Any]) -> str:
-    """The encoder's bitrate property (kbit/s, both x264enc and x265enc), if set."""
+def _bitrate(spec: dict[str, Any], codec: str) -> str:
+    """The encoder's bitrate properties (kbit/s), if set: a constant bitrate, as
+    a camera set to CBR sends. x264enc's default pass is CBR with a 600 ms VBV
+    buffer; x265enc's bitrate alone is an average that may overshoot for
+    seconds, so it gets a 1 s VBV buffer of the same rate."""
     if spec.get("bitrate_kbps") is None:
         return ""
-    return f" bitrate={_int(spec, 'bitrate_kbps', 1)}"
+    kbps = _int(spec, "bitrate_kbps", 1)
+    if codec == "h265":
+        return f" bitrate={kbps} option-string=vbv-maxrate={kbps}:vbv-bufsize={kbps}"
+    return f" bitrate={kbps}"
 
 
 def build_launch(spec: dict[str, Any]) -> str:
@@ -87,7 +93,7 @@ def build_launch(spec: dict[str, Any]) -> str:
     key_int_max = max(1, round(fps * interval))
     bframes = bool(spec.get("bframes", False))
     audio = spec.get("audio")
-    bitrate = _bitrate(spec)
+    bitrate = _bitrate(spec, codec)
 
     caps = f"video/x-raw,format=I420,width={width},height={height},framerate={fps}/1"
     # A ball bouncing over a moving background: every frame differs, so the
