@@ -46,7 +46,7 @@ from relay.record.audio import AacSource, AudioFormat
 from relay.record.exports import remux, sha256_of
 from relay.record.index import Segment
 from relay.record.service import Recordings
-from relay.record.writer import SegmentFile
+from relay.record.writer import SegmentFile, VideoFormat
 
 DAY_SEGMENTS = 1440
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -179,7 +179,7 @@ def ten_minutes(work: Path) -> tuple[list[tuple[Segment, Path]], int]:
     for minute in range(10):
         path = work / "export-src" / f"{minute}.mp4"
         seg_start = start + 60 * minute
-        segment = SegmentFile(path, "h264", packets[0], seg_start)
+        segment = SegmentFile(path, VideoFormat("h264", 1280, 720), packets[0], seg_start)
         for p in packets:
             segment.write(p, p.pts or 0, p.pts or 0)
         end = segment.close()

@@ -23,7 +23,16 @@ from relay.db import Database
 from relay.media.hub import Channel, SubscriptionClosed
 from relay.record import index
 from relay.record.audio import audio_format
-from relay.record.writer import CUT, Closed, Failed, Opened, Progress, SegmentWriter, WriterEvent
+from relay.record.writer import (
+    CUT,
+    Closed,
+    Failed,
+    Opened,
+    Progress,
+    SegmentWriter,
+    VideoFormat,
+    WriterEvent,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +132,7 @@ class Recorder:
     def _learn(self, info: StreamInfo) -> None:
         """What the camera sends, once each time it changes (a reconnect)."""
         self._info = info
-        self.writer.codec = info.codec
+        self.writer.video = VideoFormat(info.codec, info.width, info.height)
         self.writer.audio = audio_format(info)
         if info.audio_codec and self.writer.audio is None:
             logger.info(

@@ -43,6 +43,25 @@ RETRY_SECONDS = 2.0  # after a write error, try a new file this much later
 
 
 @dataclass(frozen=True)
+class VideoFormat:
+    """The camera's video as a file's track describes it."""
+
+    codec: str  # h264, h265
+    width: int | None = None  # None: read off the first keyframe
+    height: int | None = None
+
+
+def picture_size(codec: str, keyframe: bytes) -> tuple[int, int]:
+    """A keyframe's picture size, decoded once: for a camera whose size the
+    demuxer did not know at connect time."""
+    decoder: Any = av.CodecContext.create(MP4_CODECS[codec], "r")
+    frames = [*decoder.decode(av.Packet(keyframe)), *decoder.decode(None)]
+    if not frames:
+        raise ValueError("a keyframe that does not decode")
+    return frames[0].width, frames[0].height
+
+
+@dataclass(frozen=True)
 class Opened:
     path: Path
     start: float  # wall clock, s
@@ -69,6 +88,7 @@ class Failed:
 
 
 WriterEvent = Opened | Progress | Closed | Failed
+Queued = tuple[MediaPacket, VideoFormat, AudioFormat | None]
 CUT = "cut"  # end the open file; the next keyframe starts another
 STOP = "stop"
 
@@ -105,13 +125,14 @@ class SegmentFile:
     def __init__(
         self,
         path: Path,
-        codec: str,
+        video: VideoFormat,
         packet: MediaPacket,
         start: float,
         audio: AacSource | None = None,
     ) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.video = video
         self.start = start
         self.base = decode_time(packet)
         self.time_base = packet.time_base
@@ -120,7 +141,14 @@ class SegmentFile:
         self.fragment_end = self.keyframe_at = self.start
         self.announced = False  # told to the index
         self._out: Any = av.open(str(self.path), "w", format="mp4", options=MUX_OPTIONS)
-        self._video = self._out.add_stream(MP4_CODECS[codec])
+        # The camera's own parameter sets describe the track (avcC/hvcC, so the
+        # codec string a player is told is the camera's): PyAV takes them from
+        # the first keyframe (extract_extradata), and no encoder is opened.
+        if video.width is None or video.height is None:
+            width, height = picture_size(video.codec, packet.data)
+        else:
+            width, height = video.width, video.height
+        self._video = self._out.add_mux_stream(MP4_CODECS[video.codec], width=width, height=height)
         self._video.time_base = packet.time_base
         self._audio: Any = None
         self._audio_base = self._audio_last = 0
@@ -200,11 +228,15 @@ class SegmentWriter:
         self.name = name
         self.root, self.camera, self.stream = root, camera, stream
         self.segment_seconds = segment_seconds
-        self.codec = "h264"
-        self.audio: AudioFormat | None = None  # the camera's, as the recorder last saw it
+        # The camera's formats as the recorder last saw them (set on the loop);
+        # each packet goes to the thread with the formats it came under.
+        self.video = VideoFormat("h264")
+        self.audio: AudioFormat | None = None
+        self._video = self.video  # the thread's: the formats of the packet at hand
+        self._audio_fmt: AudioFormat | None = None
         self._aac: AacSource | None = None  # the writer thread's own
         self._on_event = on_event
-        self._queue: queue.Queue[MediaPacket | str] = queue.Queue(capacity)
+        self._queue: queue.Queue[Queued | str] = queue.Queue(capacity)
         self._loop: Any = None
         self._thread: threading.Thread | None = None
         self._file: SegmentFile | None = None
@@ -219,7 +251,9 @@ class SegmentWriter:
     def put(self, item: MediaPacket | str) -> bool:
         """False if the writer is behind by its whole queue (the packet is dropped)."""
         try:
-            self._queue.put_nowait(item)
+            self._queue.put_nowait(
+                item if isinstance(item, str) else (item, self.video, self.audio)
+            )
         except queue.Full:
             self.dropped += 1
             return False
@@ -251,9 +285,10 @@ class SegmentWriter:
                 return
             if item == CUT:
                 self._close()
-            elif isinstance(item, MediaPacket):
+            elif isinstance(item, tuple):
+                packet, self._video, self._audio_fmt = item
                 try:
-                    self._packet(item)
+                    self._packet(packet)
                 except (OSError, av.error.FFmpegError) as exc:
                     self._fail(exc)
                 except Exception as exc:  # a packet the muxer cannot take: said, not fatal
@@ -271,10 +306,11 @@ class SegmentWriter:
                 pts = current.last_dts + round(Fraction(1, 25) / current.time_base)
             dts = pts if packet.dts is None else packet.dts
             full = packet.keyframe and current.seconds(pts) >= self.segment_seconds
-            if dts > current.last_dts and not full:
+            same = current.video == self._video  # else the camera came back changed
+            if dts > current.last_dts and same and not full:
                 self._write(current, current.write(packet, pts, dts))
                 return
-            self._close()  # full, or time went back: a new file, never a broken timeline
+            self._close()  # full, changed, or time went back: a new file, never a broken timeline
         # A file starts at a keyframe with a time (the first one after an RTSP
         # connect can come without: its GOP is not recorded).
         first = packet.pts
@@ -296,7 +332,7 @@ class SegmentWriter:
             self._write(current, current.write_audio(data, pts))
 
     def _audio_source(self) -> AacSource | None:
-        fmt = self.audio
+        fmt = self._audio_fmt
         if fmt is None:
             self._aac = None
         elif self._aac is None or self._aac.fmt != fmt:
@@ -311,7 +347,7 @@ class SegmentWriter:
     def _open(self, packet: MediaPacket) -> SegmentFile:
         start = media_zero(packet)
         path = segment_path(self.root, self.camera, self.stream, start)
-        self._file = SegmentFile(path, self.codec, packet, start, self._audio_source())
+        self._file = SegmentFile(path, self._video, packet, start, self._audio_source())
         return self._file
 
     def _announce(self, current: SegmentFile) -> None:
@@ -319,7 +355,7 @@ class SegmentWriter:
         every write leaves no empty files and rows behind, however often it is tried."""
         if not current.announced:
             current.announced = True
-            self._tell(Opened(current.path, current.start, self.codec))
+            self._tell(Opened(current.path, current.start, current.video.codec))
 
     def _close(self) -> None:
         current, self._file = self._file, None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
+import av
 import pytest
 
 from camsim import CameraSimulator, MountSpec
@@ -12,6 +14,7 @@ from relay.record import fmp4
 from relay.web.recordings import RECORDINGS
 from tests.conftest import NodeFactory, node_yaml
 from tests.relay.record.common import Media, closed_segments, exported, read_media
+from tests.test_camsim import open_rtsp
 
 FPS = 15
 FRAME = 1 / FPS
@@ -33,6 +36,27 @@ def camera_yaml(cameras: CameraSimulator, *names: str) -> str:
     return "".join(
         f"  - {{id: {n}, name: {n}, site: village, main: '{cameras.url(n)}'}}\n" for n in names
     )
+
+
+def sps(extradata: bytes, codec: str) -> bytes:
+    """The sequence parameter set in a camera's Annex-B or a file's avcC/hvcC
+    extradata: the bytes after its NAL header, which both keep as sent."""
+    header = b"\x67" if codec == "h264" else b"\x42\x01"
+    at = extradata.find(header)
+    assert at >= 0, extradata.hex()
+    return extradata[at : at + 12]
+
+
+def track(path: Path) -> tuple[int, int, bytes]:
+    with av.open(str(path)) as container:
+        video = container.streams.video[0].codec_context
+        return video.width, video.height, bytes(video.extradata or b"")
+
+
+def camera_track(url: str) -> tuple[int, int, bytes]:
+    with open_rtsp(url) as container:
+        video = container.streams.video[0].codec_context
+        return video.width, video.height, bytes(video.extradata or b"")
 
 
 def assert_plays(media: Media, duration: float) -> None:
@@ -57,6 +81,14 @@ async def test_h264_and_h265_cameras_are_remuxed_as_they_send(
         assert layout.codec.startswith(entry), layout.codec
         media = await asyncio.to_thread(read_media, path)
         assert_plays(media, segment.end - segment.start - media.video[0])
+        # the track is described by the camera's own parameter sets and size
+        # (not an encoder's defaults): the codec string a player gets is its own
+        width, height, extradata = await asyncio.to_thread(track, path)
+        c_width, c_height, c_extradata = await asyncio.to_thread(camera_track, cameras.url(name))
+        assert (width, height) == (c_width, c_height) == (640, 360)
+        assert sps(extradata, codec) == sps(c_extradata, codec)
+        if codec == "h264":  # avc1.PPCCLL: profile, constraints, level of its SPS
+            assert layout.codec.startswith("avc1." + sps(c_extradata, codec)[1:4].hex())
     # the one with G.711 has AAC beside its video, and says so to MSE
     high = (await closed_segments(service, "high", 1))[0]
     assert (await asyncio.to_thread(fmp4.scan, service.root / high.path)).codec.endswith(

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import av
 
+from ingest.readers.synthetic import SyntheticReader
 from relay.record import fmp4
+from relay.record.writer import Closed, SegmentWriter, VideoFormat
 from relay.web.recordings import RECORDINGS
 from tests.conftest import ADMIN, Node, NodeFactory, node_yaml
+from tests.helpers import read_packets
 from tests.relay.record.common import closed_segments
 
 CAMERAS = (
@@ -20,6 +25,8 @@ CAMERAS = (
     "  - {id: cam2, name: Two, site: village,"
     " main: 'synthetic://320x180?fps=10&keyframe_interval=1'}\n"
 )
+SMALL = "synthetic://320x180?fps=15&keyframe_interval=1"
+LARGE = "synthetic://640x360?fps=15&keyframe_interval=1"
 STORAGE = "storage: {segment_seconds: 5}\n"
 
 
@@ -56,3 +63,39 @@ async def test_two_cameras_record_into_segments_that_cover_the_time(
     assert body["recording"]["state"] == "recording"
     camera = await get_json(node, "/api/cameras/cam1")
     assert camera["recording"]["mode"] == "continuous"
+
+
+async def test_a_camera_that_comes_back_changed_starts_a_file_described_by_it(
+    tmp_path: Path,
+) -> None:
+    """Each file's track is the camera's as its packets came: a size the demuxer
+    did not know is read off the first keyframe, and a camera back at another
+    size starts another file, even while packets of the old one are queued."""
+    small = await asyncio.to_thread(read_packets, SyntheticReader(SMALL, label="a"), 20)
+    large = await asyncio.to_thread(read_packets, SyntheticReader(LARGE, label="a"), 20)
+    after = (small[-1].pts or 0) + 6000  # time goes on: only the size says "new file"
+    large = [replace(p, pts=(p.pts or 0) + after, received=time.monotonic()) for p in large]
+    loop = asyncio.get_running_loop()
+    closed: asyncio.Queue[Closed] = asyncio.Queue()
+    writer = SegmentWriter(
+        "a",
+        tmp_path,
+        camera="a",
+        stream="main",
+        segment_seconds=60,
+        on_event=lambda e: closed.put_nowait(e) if isinstance(e, Closed) else None,
+    )
+    writer.start(loop)
+    writer.video = VideoFormat("h264")  # size unknown at connect
+    assert all(writer.put(p) for p in small)
+    writer.video = VideoFormat("h264", 640, 360)
+    assert all(writer.put(p) for p in large)
+    await asyncio.to_thread(writer.stop)
+    files = [(await asyncio.wait_for(closed.get(), 5)).path for _ in range(2)]
+    sizes = []
+    for path in files:
+        with av.open(str(path)) as container:
+            video = container.streams.video[0]
+            frames = sum(1 for p in container.demux(video) if p.size)
+            sizes.append((video.codec_context.width, video.codec_context.height, frames))
+    assert sizes == [(320, 180, 20), (640, 360, 20)]
