@@ -49,7 +49,6 @@ from relay.record.service import Recordings
 from relay.record.writer import SegmentFile, VideoFormat
 
 DAY_SEGMENTS = 1440
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def node_config(sim: CameraSimulator, count: int, storage: Path) -> str:
@@ -70,10 +69,10 @@ def writer_threads_cpu() -> float:
     for tid in os.listdir("/proc/self/task"):
         if not names.get(int(tid), "").startswith("record-"):
             continue
-        with contextlib.suppress(FileNotFoundError):
-            with open(f"/proc/self/task/{tid}/stat") as f:
-                fields = f.read().rpartition(")")[2].split()
-            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        # the scheduler's own count of the time it ran, in ns: short bursts of
+        # work are missed or overcounted by the tick-sampled utime
+        with contextlib.suppress(FileNotFoundError), open(f"/proc/self/task/{tid}/schedstat") as f:
+            total += int(f.read().split()[0]) / 1e9
     return total
 
 

@@ -40,6 +40,10 @@ MUX_OPTIONS = {
 }
 MP4_CODECS = {"h264": "h264", "h265": "hevc"}
 RETRY_SECONDS = 2.0  # after a write error, try a new file this much later
+# Packets go to the writer thread in batches: at a keyframe (which completes a
+# fragment, so it reaches the disk at once) or when this many are gathered. The
+# thread wakes about once a GOP, not once a frame.
+BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class Failed:
 
 WriterEvent = Opened | Progress | Closed | Failed
 Queued = tuple[MediaPacket, VideoFormat, AudioFormat | None]
+Batch = list[Queued]
 CUT = "cut"  # end the open file; the next keyframe starts another
 STOP = "stop"
 
@@ -223,7 +228,7 @@ class SegmentWriter:
         stream: str,
         segment_seconds: float,
         on_event: Callable[[WriterEvent], None],
-        capacity: int = 600,
+        capacity: int = 600,  # packets, about
     ) -> None:
         self.name = name
         self.root, self.camera, self.stream = root, camera, stream
@@ -236,7 +241,8 @@ class SegmentWriter:
         self._audio_fmt: AudioFormat | None = None
         self._aac: AacSource | None = None  # the writer thread's own
         self._on_event = on_event
-        self._queue: queue.Queue[Queued | str] = queue.Queue(capacity)
+        self._queue: queue.Queue[Batch | str] = queue.Queue(max(1, capacity // BATCH))
+        self._batch: Batch = []  # the loop's: packets not yet handed to the thread
         self._loop: Any = None
         self._thread: threading.Thread | None = None
         self._file: SegmentFile | None = None
@@ -249,13 +255,26 @@ class SegmentWriter:
         self._thread.start()
 
     def put(self, item: MediaPacket | str) -> bool:
-        """False if the writer is behind by its whole queue (the packet is dropped)."""
+        """Give the thread a packet, with the formats it came under, or CUT (after
+        the packets before it). False if the writer is behind by its whole queue:
+        what was not yet handed over is dropped."""
+        if isinstance(item, str):
+            handed = self._hand_batch()
+            return self._hand(item) and handed
+        self._batch.append((item, self.video, self.audio))
+        if (item.keyframe and item.kind == "video") or len(self._batch) >= BATCH:
+            return self._hand_batch()
+        return True
+
+    def _hand_batch(self) -> bool:
+        batch, self._batch = self._batch, []
+        return not batch or self._hand(batch)
+
+    def _hand(self, item: Batch | str) -> bool:
         try:
-            self._queue.put_nowait(
-                item if isinstance(item, str) else (item, self.video, self.audio)
-            )
+            self._queue.put_nowait(item)
         except queue.Full:
-            self.dropped += 1
+            self.dropped += len(item) if isinstance(item, list) else 0
             return False
         return True
 
@@ -263,13 +282,18 @@ class SegmentWriter:
         """Blocking: finish the open file and end the thread."""
         if self._thread is None:
             return
-        while True:
-            try:
-                self._queue.put(STOP, timeout=0.1)
-                break
-            except queue.Full:
-                if not self._thread.is_alive():
+        # the loop puts no more (the recorder's subscription is closed): the
+        # packets it gathered last go before STOP
+        batch, self._batch = self._batch, []
+        last: list[Batch | str] = [batch, STOP] if batch else [STOP]
+        for item in last:
+            while True:
+                try:
+                    self._queue.put(item, timeout=0.1)
                     break
+                except queue.Full:
+                    if not self._thread.is_alive():
+                        break
         self._thread.join(timeout)
         self._thread = None
 
@@ -283,17 +307,17 @@ class SegmentWriter:
             if item == STOP:
                 self._close()
                 return
-            if item == CUT:
+            if isinstance(item, str):  # CUT
                 self._close()
-            elif isinstance(item, tuple):
-                packet, self._video, self._audio_fmt = item
-                try:
-                    self._packet(packet)
-                except (OSError, av.error.FFmpegError) as exc:
-                    self._fail(exc)
-                except Exception as exc:  # a packet the muxer cannot take: said, not fatal
-                    logger.exception("camera %s: recording failed", self.name)
-                    self._fail(exc)
+            else:
+                for packet, self._video, self._audio_fmt in item:
+                    try:
+                        self._packet(packet)
+                    except (OSError, av.error.FFmpegError) as exc:
+                        self._fail(exc)
+                    except Exception as exc:  # a packet the muxer cannot take: said, not fatal
+                        logger.exception("camera %s: recording failed", self.name)
+                        self._fail(exc)
 
     def _packet(self, packet: MediaPacket) -> None:
         if packet.kind == "audio":

@@ -13,7 +13,7 @@ import av
 
 from ingest.readers.synthetic import SyntheticReader
 from relay.record import fmp4
-from relay.record.writer import Closed, SegmentWriter, VideoFormat
+from relay.record.writer import Closed, Progress, SegmentWriter, VideoFormat
 from relay.web.recordings import RECORDINGS
 from tests.conftest import ADMIN, Node, NodeFactory, node_yaml
 from tests.helpers import read_packets
@@ -99,3 +99,30 @@ async def test_a_camera_that_comes_back_changed_starts_a_file_described_by_it(
             frames = sum(1 for p in container.demux(video) if p.size)
             sizes.append((video.codec_context.width, video.codec_context.height, frames))
     assert sizes == [(320, 180, 20), (640, 360, 20)]
+
+
+async def test_a_fragment_reaches_the_disk_when_the_keyframe_after_it_comes(
+    tmp_path: Path,
+) -> None:
+    """Packets reach the writer thread in batches, but never one held back past
+    the keyframe that completes a fragment: it is on disk with nothing after it."""
+    packets = await asyncio.to_thread(read_packets, SyntheticReader(SMALL, label="a"), 16)
+    assert [p.keyframe for p in packets] == [True] + [False] * 14 + [True]
+    progress: asyncio.Queue[Progress] = asyncio.Queue()
+    writer = SegmentWriter(
+        "a",
+        tmp_path,
+        camera="a",
+        stream="main",
+        segment_seconds=60,
+        on_event=lambda e: progress.put_nowait(e) if isinstance(e, Progress) else None,
+    )
+    writer.start(asyncio.get_running_loop())
+    writer.video = VideoFormat("h264", 320, 180)
+    try:
+        assert all(writer.put(p) for p in packets)
+        done = await asyncio.wait_for(progress.get(), 5)  # no packet put after the keyframe
+        layout = await asyncio.to_thread(fmp4.scan, done.path)
+        assert abs(layout.duration - 1.0) < 0.01  # the whole first GOP, 15 frames
+    finally:
+        await asyncio.to_thread(writer.stop)
