@@ -125,31 +125,41 @@ class MotionDetector:
 
 
 def _label(active: np.ndarray) -> np.ndarray:
-    """8-connected groups of active cells, labelled by a cell number (0: inactive).
+    """8-connected groups of active cells, numbered from 1 (0: inactive).
 
-    Each cell takes the smallest label around it (a 3x3 minimum, taken along rows
-    then columns), then the label its label's cell has now (pointer jumping), until
-    nothing changes: a handful of numpy passes on this small grid, and no Python
-    loop per cell."""
+    The cells of a row come in runs (found by numpy); a run joins each run of the
+    row above that touches it, corners included, in a union-find over runs. A
+    moving body is a few runs a row however large it is, so this is a short
+    Python loop where a flood of cells would be a long one."""
     rows, cols = active.shape
-    big = rows * cols + 1
-    inactive = ~active
-    labels = np.where(active, np.arange(1, big).reshape(rows, cols), big)
-    padded = np.full((rows + 2, cols + 2), big)
-    across = np.empty((rows + 2, cols), dtype=labels.dtype)
-    around = np.empty_like(labels)
-    while True:
-        padded[1:-1, 1:-1] = labels
-        np.minimum(padded[:, :-2], padded[:, 1:-1], out=across)
-        np.minimum(across, padded[:, 2:], out=across)
-        np.minimum(across[:-2], across[1:-1], out=around)
-        np.minimum(around, across[2:], out=around)
-        around[inactive] = big
-        flat = around.ravel()
-        for _ in range(2):  # a label names an active cell: follow it, twice
-            around[active] = flat[around[active] - 1]
-        if np.array_equal(around, labels):
-            break
-        labels, around = around, labels
-    out: np.ndarray = np.where(active, labels, 0)
-    return out
+    padded = np.zeros((rows, cols + 2), dtype=np.int8)
+    padded[:, 1:-1] = active
+    edges = np.diff(padded, axis=1)  # 1 where a run starts, -1 just after it ends
+    row_of, first = np.nonzero(edges == 1)
+    end = np.nonzero(edges == -1)[1]  # exclusive
+    count = len(first)
+    parent = list(range(count))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    starts, ends = first.tolist(), end.tolist()
+    row_begins = np.searchsorted(row_of, np.arange(rows + 1)).tolist()
+    for row in range(1, rows):
+        for i in range(row_begins[row], row_begins[row + 1]):
+            for j in range(row_begins[row - 1], row_begins[row]):
+                if starts[j] <= ends[i] and starts[i] <= ends[j]:  # touching, corners too
+                    a, b = root(i), root(j)
+                    if a != b:
+                        parent[max(a, b)] = min(a, b)
+    ids = np.array([root(i) + 1 for i in range(count)], dtype=np.intp)
+    lengths = end - first
+    # every active cell's flat index, run after run, and its run's group
+    cells = np.repeat(row_of * cols + first - np.cumsum(lengths) + lengths, lengths)
+    cells += np.arange(int(lengths.sum()))
+    out = np.zeros(rows * cols, dtype=np.intp)
+    out[cells] = np.repeat(ids, lengths)
+    return out.reshape(rows, cols)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from relay.analysis.motion import MotionDetector
+from relay.analysis.motion import MotionDetector, _label
 from relay.analysis.tamper import Debounced, TamperCheck
 from relay.config import MotionConfig, TamperConfig
 
@@ -62,3 +64,53 @@ def test_debounce_reports_a_fault_once_it_lasts() -> None:
     assert debounced.update("black", 3.6) == ("tamper", "black")
     assert debounced.update(None, 4.0) is None
     assert debounced.update(None, 6.1) == ("ok", None)
+
+
+def flood_groups(active: np.ndarray) -> set[frozenset[tuple[int, int]]]:
+    """The 8-connected groups of active cells, by a plain flood fill."""
+    rows, cols = active.shape
+    seen: set[tuple[int, int]] = set()
+    groups = set()
+    for start in zip(*np.nonzero(active), strict=True):
+        cell = (int(start[0]), int(start[1]))
+        if cell in seen:
+            continue
+        group, todo = set(), [cell]
+        seen.add(cell)
+        while todo:
+            r, c = todo.pop()
+            group.add((r, c))
+            for nr in range(max(0, r - 1), min(rows, r + 2)):
+                for nc in range(max(0, c - 1), min(cols, c + 2)):
+                    if active[nr, nc] and (nr, nc) not in seen:
+                        seen.add((nr, nc))
+                        todo.append((nr, nc))
+        groups.add(frozenset(group))
+    return groups
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(1, 30).flatmap(
+        lambda rows: st.integers(1, 50).flatmap(
+            lambda cols: st.lists(st.booleans(), min_size=rows * cols, max_size=rows * cols).map(
+                lambda cells: np.array(cells, dtype=bool).reshape(rows, cols)
+            )
+        )
+    )
+)
+def test_moving_cells_are_grouped_as_a_flood_fill_groups_them(active: np.ndarray) -> None:
+    labels = _label(active)
+    assert ((labels > 0) == active).all()
+    groups: dict[int, set[tuple[int, int]]] = {}
+    for r, c in zip(*np.nonzero(labels), strict=True):
+        groups.setdefault(int(labels[r, c]), set()).add((int(r), int(c)))
+    assert {frozenset(g) for g in groups.values()} == flood_groups(active)
+
+
+def test_a_winding_body_is_one_group() -> None:
+    """A snake through the whole grid (the longest path a flood can take) is one."""
+    active = np.ones((25, 45), dtype=bool)
+    active[1::4, :-1] = False
+    active[3::4, 1:] = False
+    assert len(np.unique(_label(active)[active])) == 1
