@@ -3,7 +3,8 @@
 Recordings stay H.265 on disk. When a playback session says its browser cannot
 take H.265, each part it is served (a segment's init part and its fragments from
 a moment) is decoded and encoded to Constrained Baseline H.264 in fMP4, in a
-thread, streamed to the client as fragments come out. The media times are the
+thread, streamed to the client as fragments come out; its AAC audio, if it has
+some, goes through as it was recorded. The media times are the
 recording's own (`frag_discont`: a fragment's tfdt is its first frame's time) and
 a keyframe falls where the camera put one, so the fragments cover the same
 moments and the page maps them to wall time as it does the recorded ones.
@@ -71,18 +72,27 @@ def transcode(part: bytes, stop: threading.Event, emit: Callable[[bytes], None])
             "forced-idr": "1",  # a keyframe where the camera put one (below), and only there
             "x264-params": "keyint=infinite:scenecut=0:bframes=0",
         }
-        for frame in source.decode(video):
+        # the recording's AAC goes through as it is, beside the video
+        sound = source.streams.audio[0] if source.streams.audio else None
+        sound_out = out.add_stream_from_template(sound) if sound is not None else None
+        for packet in source.demux(*(s for s in (video, sound) if s is not None)):
             if stop.is_set():
                 return frames
-            keyframe = frame.key_frame
-            frame.pict_type = (
-                av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
-            )
-            for packet in stream.encode(frame):
-                out.mux(packet)
-            frames += 1
-        for packet in stream.encode():
-            out.mux(packet)
+            if packet.stream is not video:
+                if packet.size and sound_out is not None:
+                    packet.stream = sound_out
+                    out.mux(packet)
+                continue
+            for frame in video.decode(packet):
+                keyframe = frame.key_frame
+                frame.pict_type = (
+                    av.video.frame.PictureType.I if keyframe else av.video.frame.PictureType.NONE
+                )
+                for encoded in stream.encode(frame):
+                    out.mux(encoded)
+                frames += 1
+        for encoded in stream.encode():
+            out.mux(encoded)
     return frames
 
 

@@ -33,7 +33,8 @@ HEVC_IN_MSE = """() => ["hvc1.1.6.L93.B0", "hev1.1.6.L93.B0"]
 
 @pytest.fixture(scope="module")
 def camera() -> Iterator[CameraSimulator]:
-    with CameraSimulator([MountSpec("x", codec="h265", fps=FPS, keyframe_interval=1.0)]) as sim:
+    mount = MountSpec("x", codec="h265", fps=FPS, keyframe_interval=1.0, audio="aac")
+    with CameraSimulator([mount]) as sim:
         yield sim
 
 
@@ -68,6 +69,20 @@ async def session(node: Node, at: float, **body: Any) -> str:
     return str(opened["session"])
 
 
+def sound(data: bytes) -> tuple[str, float, float] | None:
+    """The audio codec of an MP4 held in `data` and the media times it spans."""
+    with av.open(io.BytesIO(data), "r") as container:
+        if not container.streams.audio:
+            return None
+        audio = container.streams.audio[0]
+        times = [
+            float(p.pts * p.time_base)
+            for p in container.demux(audio)
+            if p.size and p.pts is not None and p.time_base is not None
+        ]
+        return audio.codec_context.name, min(times), max(times)
+
+
 def frames(data: bytes, zero: float) -> tuple[str, list[float]]:
     """The codec and the wall time of every frame of an MP4 held in `data`."""
     with av.open(io.BytesIO(data), "r") as container:
@@ -94,6 +109,12 @@ async def test_h265_is_transcoded_to_h264_with_the_recorded_times(
     assert status == 200, data
     assert headers["X-Codec"].startswith("avc1.42"), headers  # Constrained Baseline
     assert headers["X-Codec"] == fmp4.init_codec(data)
+    # the camera's AAC comes along as it was recorded, over the same moments
+    assert headers["X-Codec"].endswith(",mp4a.40.2"), headers
+    heard = await asyncio.to_thread(sound, data)
+    assert heard is not None and heard[0] == "aac"
+    assert abs(heard[1] + segment.start - original[0]) < 0.2, (heard, original[0])
+    assert abs(heard[2] + segment.start - original[-1]) < 0.2, (heard, original[-1])
     codec, times = await asyncio.to_thread(frames, data, segment.start)
     assert codec == "h264"
     assert len(times) == len(original), (len(times), len(original))
