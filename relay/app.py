@@ -138,9 +138,10 @@ def create_app(config: Config, hub_settings: HubSettings | None = None) -> web.A
 
 
 async def end_access(app: web.Application, credentials: frozenset[str]) -> None:
-    """A credential's access ended or changed: every viewing session and event
-    feed opened with it ends at once (each session with its view.end)."""
-    ending = [app[FEEDS].end_access(credentials)]
+    """A credential's access ended or changed: every viewing and playback session
+    and event feed opened with it ends at once (each session with its view.end or
+    playback.end)."""
+    ending = [app[FEEDS].end_access(credentials), recordings.end_credentials(app, credentials)]
     if WHEP in app:
         ending.append(app[WHEP].end_credentials(credentials))
     for failed in await asyncio.gather(*ending, return_exceptions=True):

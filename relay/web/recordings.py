@@ -65,6 +65,7 @@ class PlaybackSession:
     detail: dict[str, str] = field(default_factory=dict)  # for the audit: node, on_behalf
     node: str | None = None  # a remote camera's: the peer holding it...
     remote: str = ""  # ...and the session opened there
+    credential: str = ""  # the login or token it was opened with: it ends with it
 
 
 def setup(app: web.Application) -> None:
@@ -231,6 +232,7 @@ async def start_playback(request: web.Request) -> web.Response:
             await remote.open_playback(request, peer, at, h265),
         )
         session.detail["node"] = session.node
+    session.credential = user.credential
     request.app[PLAYBACK][session.id] = session
     cam = request.app[CONFIG].camera(camera_id)
     await request.app[AUDIT].record(
@@ -325,15 +327,25 @@ async def _sweep(app: web.Application) -> None:
             await _end(app, session)
 
 
-async def _end(app: web.Application, session: PlaybackSession) -> None:
+async def _end(app: web.Application, session: PlaybackSession, reason: str | None = None) -> None:
     app[PLAYBACK].pop(session.id, None)
     app[TRANSCODES].end(session.id)
     if session.node is not None:
         await remote.end_playback(app, session.node, session.remote, session.user)
-    await _audit_end(app, session)
+    await _audit_end(app, session, reason)
 
 
-async def _audit_end(app: web.Application, session: PlaybackSession) -> None:
+async def end_credentials(app: web.Application, credentials: frozenset[str]) -> None:
+    """The playback sessions opened with these credentials end at once (a logout,
+    a revoked token, a user removed), each audited with what it watched."""
+    for session in list(app[PLAYBACK].values()):
+        if session.credential in credentials:
+            await _end(app, session, reason="access ended")
+
+
+async def _audit_end(
+    app: web.Application, session: PlaybackSession, reason: str | None = None
+) -> None:
     await app[AUDIT].record(
         "playback.end",
         user=session.user,
@@ -343,4 +355,5 @@ async def _audit_end(app: web.Application, session: PlaybackSession) -> None:
         start=round(session.first, 3),
         end=round(session.last, 3),
         **session.detail,
+        **({"reason": reason} if reason else {}),
     )

@@ -8,8 +8,8 @@ from typing import Any
 import aiohttp
 
 from relay.record import fmp4
-from relay.web.recordings import RECORDINGS
-from tests.conftest import ADMIN, Node, NodeFactory, users_yaml
+from relay.web.recordings import PLAYBACK, RECORDINGS
+from tests.conftest import ADMIN, PASSWORD, Node, NodeFactory, users_yaml
 from tests.relay.record.common import closed_segments
 
 CONFIG = (
@@ -125,3 +125,33 @@ async def test_recordings_name_the_nearest_footage_outside_the_span(
     # starts after a span that ends inside the first
     before, after, spans = await nearest(first.start - 1, (first.start + first.end) / 2)
     assert before is None and spans and abs(after - segments[1].start) < 0.01
+
+
+async def test_a_logout_ends_its_playback_sessions_at_once(start_node: NodeFactory) -> None:
+    """A playback session lives no longer than the login it was opened with: it
+    ends, audited with what was watched, when the login does, not 2 min later."""
+    node = await start_node(CONFIG)
+    segment = (await closed_segments(node.app[RECORDINGS], "cam1", 1))[0]
+    async with aiohttp.ClientSession(
+        node.url, cookie_jar=aiohttp.CookieJar(unsafe=True), headers={"Origin": node.url}
+    ) as browser:
+        async with browser.post("/api/login", json={"name": "eastop", "password": PASSWORD}) as r:
+            assert r.status == 200
+        at = segment.start + 1
+        async with browser.post("/api/cameras/cam1/playback", json={"at": at}) as r:
+            assert r.status == 201, await r.text()
+            opened = (await r.json())["session"]
+        media = f"/api/cameras/cam1/segments/{segment.id}?from={at}&session={opened}"
+        async with browser.get(media) as r:
+            assert r.status == 200
+        # another login of the same user keeps its own session
+        status, other = await call(node, "POST", "/api/cameras/cam1/playback", "eastop", {"at": at})
+        assert status == 201
+        async with browser.post("/api/logout") as r:
+            assert r.status == 200
+    sessions: dict[str, Any] = node.app[PLAYBACK]
+    assert set(sessions) == {other["session"]}
+    _, audit = await call(node, "GET", "/api/audit?camera=cam1", "admin")
+    (end,) = [e for e in audit["entries"] if e["action"] == "playback.end"]
+    assert end["detail"]["session"] == opened and end["detail"]["reason"] == "access ended"
+    assert end["detail"]["start"] - 0.01 <= at <= end["detail"]["end"] + 1  # what was watched
