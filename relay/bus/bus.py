@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from ingest.state import SourceState
 from relay.access.accounts import User
 from relay.access.audit import AuditEntry
-from relay.bus.events import Event, new_event, visible
+from relay.bus.events import Event, new_event, team_of, visible
 from relay.bus.feeds import EventFeed, ScopeLog
 from relay.bus.store import EventStore, StoredEvent
 from relay.config import CameraConfig, Config
@@ -56,7 +56,7 @@ class AlertBus:
         self.store = store
         self.cameras = cameras
         self.sites = frozenset(s.id for s in config.sites)
-        self.logs: dict[frozenset[str], ScopeLog] = {}  # one per scope with a feed
+        self.logs: dict[tuple[frozenset[str], str | None], ScopeLog] = {}  # per scope with a feed
         # told what was raised here and committed (to the outbox), in commit order
         self.on_local: list[Callable[[list[StoredEvent]], None]] = []
         # told what came from the network and was new here, in commit order
@@ -166,16 +166,18 @@ class AlertBus:
             log.wake()
 
     def subscribe(self, user: User) -> EventFeed:
-        log = self.logs.get(user.sites)
+        scope = (user.sites, team_of(user))
+        log = self.logs.get(scope)
         if log is None:
-            log = self.logs[user.sites] = ScopeLog(user)
+            log = self.logs[scope] = ScopeLog(user)
         return log.subscribe(user)
 
     def unsubscribe(self, feed: EventFeed) -> None:
         log = feed.log
         log.feeds.discard(feed)
-        if not log.feeds and self.logs.get(log.user.sites) is log:
-            del self.logs[log.user.sites]
+        scope = (log.user.sites, team_of(log.user))
+        if not log.feeds and self.logs.get(scope) is log:
+            del self.logs[scope]
             self._changed.discard(log)
 
     def apply(self, config: Config) -> None:

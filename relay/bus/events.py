@@ -29,6 +29,7 @@ ALARM_WORKFLOW = {
     "arrive": "arrived",
     "resolve": "resolved",
 }
+ALARM_EVENTS = frozenset({"alarm", *ALARM_WORKFLOW})  # an alarm and its steps
 PATROL_STEPS = frozenset({"accept", "arrive", "resolve"})  # what a patrol may do, to its own
 RAISED_BY = {  # who may publish what
     "alarm": frozenset({"admin", "officer", "operator"}),
@@ -179,17 +180,31 @@ def new_event(origin: str, type_: str, site: str | None, **fields: Any) -> Event
     )
 
 
-def visible(event: Event, user: User, config: Config) -> bool:
-    """A user sees events of their sites' subtrees, and lookouts issued above them."""
+def in_sites(event: Event, user: User, config: Config) -> bool:
+    """Events of a user's sites' subtrees, and lookouts issued above them."""
     if event.site is None or user.sees(event.site):
         return True
     return event.type == "lookout" and event.site in config.ancestors(user.sites)
 
 
+def visible(event: Event, user: User, config: Config) -> bool:
+    """What a user sees: the events of their sites (`in_sites`); of the alarms, a
+    patrol sees those assigned to its team only (an alarm and each of its steps
+    carry the team it had when stored: `data.team`)."""
+    if user.role == "patrol" and event.type in ALARM_EVENTS:
+        return event.data.get("team") == user.team and in_sites(event, user, config)
+    return in_sites(event, user, config)
+
+
 def scope_of(user: User, config: Config) -> tuple[frozenset[str], frozenset[str]]:
-    """What `visible` lets `user` see, as sites: those whose events they see, and
+    """What `in_sites` lets `user` see, as sites: those whose events they see, and
     those above them whose lookouts they see too (events of no site: everyone)."""
     return user.sites, config.ancestors(user.sites)
+
+
+def team_of(user: User) -> str | None:
+    """The team whose alarms alone a patrol sees (None: not a patrol)."""
+    return user.team if user.role == "patrol" else None
 
 
 def parse_request(
@@ -206,7 +221,7 @@ def parse_request(
     if kind == "alarm":
         return _alarm(body, user, config)
     about = _referenced(body, referenced, "lookout" if kind in ("sighting", "cancel") else "alarm")
-    if not visible(about, user, config):
+    if not in_sites(about, user, config):  # a patrol is told below that it is not its team's
         raise Refused(404, "no such event")
     if user.role == "patrol" and about.data.get("team") != user.team:
         raise Refused(403, "this alarm is not assigned to your team")

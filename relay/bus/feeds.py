@@ -29,10 +29,11 @@ WRITE_ROOM = 64 * 1024  # bytes a connection may hold unsent; past it the feed i
 
 
 class ScopeLog:
-    """The latest events one scope (a set of sites) may see, in the order they were
-    stored, and the feeds reading them. Holds at most 2 x `limit` events, however
-    slow a feed is. `user` is the first subscriber: what a user may see depends on
-    their sites alone, so it stands for every user of the scope."""
+    """The latest events one scope (a set of sites, and a patrol's team) may see, in
+    the order they were stored, and the feeds reading them. Holds at most 2 x
+    `limit` events, however slow a feed is. `user` is the first subscriber: what a
+    user may see depends on their sites and a patrol's team alone, so it stands for
+    every user of the scope."""
 
     def __init__(self, user: User, limit: int = FEED_LIMIT) -> None:
         self.user = user

@@ -10,7 +10,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from relay.access.audit import AuditEntry
-from relay.bus.events import ALARM_WORKFLOW, Event
+from relay.bus.events import ALARM_EVENTS, ALARM_WORKFLOW, Event
 from relay.db import Database, where
 
 SCHEMA = """
@@ -102,6 +102,11 @@ class EventStore:
 
     def _add(self, conn: sqlite3.Connection, event: Event, outbox: bool) -> StoredEvent | None:
         state = self._initial_state(conn, event)
+        if event.type in ALARM_WORKFLOW and event.type != "assign" and event.ref:
+            # a step carries its alarm's team of the moment: whose patrol sees it
+            team = self._latest_team(conn, event.ref)
+            if team is not None:
+                event.data.update(team=team.get("team"), team_name=team.get("team_name"))
         cursor = conn.execute(
             f"INSERT OR IGNORE INTO events ({COLUMNS})"  # noqa: S608
             " VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -198,10 +203,12 @@ class EventStore:
         filters: dict[str, Any],
         limit: int = 500,
         scope: tuple[frozenset[str], frozenset[str]] | None = None,
+        team: str | None = None,
     ) -> list[StoredEvent]:
         """Newest first; filters: type, site, camera, state, since, until, and
         `before` (a seq: the page below it). `scope` (events.scope_of): only the
-        events of these sites, of no site, and the lookouts of the second sites."""
+        events of these sites, of no site, and the lookouts of the second sites.
+        `team` (events.team_of): of the alarms and their steps, that team's only."""
         clause, params = where(filters, ("type", "site", "camera", "state"))
         if "before" in filters:
             clause, params = f"{clause} AND seq < ?", (*params, filters["before"])
@@ -212,6 +219,10 @@ class EventStore:
                 f" OR (type = 'lookout' AND site IN ({','.join('?' * len(lookouts))})))"
             )
             params = (*params, *sites, *lookouts)
+        if team is not None:
+            alarm_events = ",".join(f"'{t}'" for t in sorted(ALARM_EVENTS))
+            clause += f" AND (type NOT IN ({alarm_events}) OR json_extract(data, '$.team') = ?)"
+            params = (*params, team)
         rows = await self.db.fetch(
             f"SELECT {COLUMNS} FROM events{clause} ORDER BY seq DESC LIMIT ?",  # noqa: S608
             (*params, limit),

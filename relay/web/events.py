@@ -13,7 +13,7 @@ from ingest.readers.peer import UNREACHABLE
 from ingest.tasks import cancel_and_wait
 from relay.access.audit import AuditEntry
 from relay.bus.bus import AlertBus
-from relay.bus.events import parse_request, scope_of, visible
+from relay.bus.events import parse_request, scope_of, team_of, visible
 from relay.bus.feeds import WRITE_ROOM, EventFeed
 from relay.bus.nats import NatsLink
 from relay.bus.photo import clean_photo
@@ -172,7 +172,9 @@ async def events(request: web.Request) -> web.StreamResponse:
     user, config = user_of(request), request.app[CONFIG]
     # The caller's scope is a condition of the query, not a filter of its result:
     # the newest `limit` events they may see, however many others came since.
-    found = await request.app[BUS].store.query(filters, limit, scope=scope_of(user, config))
+    found = await request.app[BUS].store.query(
+        filters, limit, scope=scope_of(user, config), team=team_of(user)
+    )
     return web.json_response([s.as_json() for s in found])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -196,6 +197,48 @@ async def test_a_patrol_sees_only_the_cameras_of_its_teams_open_alarms(
     for path in ("/", "/station", "/wall/room", "/inspection", "/api/walls", "/api/inspection"):
         assert await status_of(node, "GET", path, PATROL) == 403, path
     assert await status_of(node, "GET", "/patrol", PATROL) == 200
+
+
+async def test_a_patrol_hears_of_its_teams_alarms_only_in_its_feed_and_queries(
+    start_node: NodeFactory,
+) -> None:
+    """Of the alarms, a patrol's event feed (backlog and live), its event query and
+    its event images carry those assigned to its team: from the assignment on,
+    with every step; another team's alarm, and an alarm not yet assigned, stay
+    out. Whatever is not an alarm's reaches it by its sites, as for anyone."""
+    node = await start_node(operator_config())
+    ours = await post_event(node, "east-op", {"type": "alarm", "camera": "cam0"})
+    theirs = await post_event(node, "east-op", {"type": "alarm", "camera": "cam1"})
+    async with aiohttp.ClientSession() as http:
+        backlog = await http.ws_connect(f"{node.url}/api/events?after=0", headers=headers(PATROL))
+        await post_event(node, "officer", {"type": "assign", "ref": ours["id"], "team": "team2"})
+        await post_event(node, "officer", {"type": "assign", "ref": theirs["id"], "team": "team3"})
+        await post_event(node, "officer", {"type": "ack", "ref": theirs["id"]})
+        await post_event(node, "officer", {"type": "ack", "ref": ours["id"]})
+        await post_event(node, PATROL, {"type": "accept", "ref": ours["id"]})
+        await post_event(node, "officer", {"type": "lookout", "text": "黑色电动车"})
+        resumed = await http.ws_connect(f"{node.url}/api/events?after=0", headers=headers(PATROL))
+        feeds = {}
+        for name, feed in (("live", backlog), ("backlog", resumed)):
+            got: list[dict[str, Any]] = []
+            async with asyncio.timeout(10):
+                while not any(e["type"] == "lookout" for e in got):
+                    got += (await feed.receive()).json()
+            await feed.close()
+            feeds[name] = [(e["type"], e["ref"] or e["id"]) for e in got]
+    seen = [(e["type"], e["ref"] or e["id"]) for e in await get_json(node, "/api/events", PATROL)]
+    lookout = next(e for e in feeds["live"] if e[0] == "lookout")
+    steps = [("assign", ours["id"]), ("ack", ours["id"]), ("accept", ours["id"]), lookout]
+    assert feeds["live"] == steps, "live: from its assignment on, its own team's only"
+    assert feeds["backlog"] == [("alarm", ours["id"]), *steps], "the stored alarm has its team"
+    assert sorted(seen) == sorted(feeds["backlog"])
+    everyone = {(e["type"], e["ref"] or e["id"]) for e in await get_json(node, "/api/events")}
+    assert {("alarm", theirs["id"]), ("ack", theirs["id"]), ("accept", ours["id"])} <= everyone
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{node.url}/api/events/{theirs['id']}/image", headers=headers(PATROL)) as r,
+    ):
+        assert r.status == 404
 
 
 async def test_a_refused_page_is_a_page_and_a_refused_api_one_line(
