@@ -100,7 +100,8 @@ class Recorder:
             sub.close()
 
     def _direct(self, packet: MediaPacket) -> bool:
-        self._last = time.monotonic()
+        if packet.kind == "video":  # audio that flows on alone does not hold a file open
+            self._last = time.monotonic()
         self._forward(packet)
         return True
 

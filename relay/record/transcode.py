@@ -35,9 +35,12 @@ logger = logging.getLogger(__name__)
 # frag_discont with an edit list: the first fragment's tfdt is the first frame's
 # time (without it the muxer starts media time at 0). Checked with PyAV 18's FFmpeg.
 # skip_trailer: a stream for MSE needs no random-access index (mfra) at its end.
+# max_interleave_delta: video waits at most 1 s for audio that may have stopped
+# (FFmpeg's default is 10 s: the first fragment would wait that long).
 MUX_OPTIONS = {
     "movflags": "frag_keyframe+empty_moov+default_base_moof+frag_discont+skip_trailer",
     "use_editlist": "1",
+    "max_interleave_delta": "1000000",
 }
 CHUNKS = 16  # encoded chunks held for a slow client before the encoder waits
 RETRY_AFTER = 30  # seconds, told to a refused client

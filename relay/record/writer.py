@@ -41,8 +41,10 @@ MUX_OPTIONS = {
 MP4_CODECS = {"h264": "h264", "h265": "hevc"}
 RETRY_SECONDS = 2.0  # after a write error, try a new file this much later
 # Packets go to the writer thread in batches: at a keyframe (which completes a
-# fragment, so it reaches the disk at once) or when this many are gathered. The
-# thread wakes about once a GOP, not once a frame.
+# fragment), or when this many are gathered. The thread wakes about once a GOP,
+# not once a frame. With audio, the muxer holds the keyframe (and so the fragment
+# before it) until audio of the same time has come: audio that follows a
+# keyframe goes at once, so the fragment reaches the disk as soon as it can.
 BATCH = 32
 
 
@@ -228,7 +230,7 @@ class SegmentWriter:
         stream: str,
         segment_seconds: float,
         on_event: Callable[[WriterEvent], None],
-        capacity: int = 600,  # packets, about
+        capacity: int = 600,  # packets
     ) -> None:
         self.name = name
         self.root, self.camera, self.stream = root, camera, stream
@@ -241,8 +243,12 @@ class SegmentWriter:
         self._audio_fmt: AudioFormat | None = None
         self._aac: AacSource | None = None  # the writer thread's own
         self._on_event = on_event
-        self._queue: queue.Queue[Batch | str] = queue.Queue(max(1, capacity // BATCH))
+        self._queue: queue.Queue[Batch | str] = queue.Queue()
+        self.capacity = capacity  # packets handed and not yet written, at most
         self._batch: Batch = []  # the loop's: packets not yet handed to the thread
+        self._handed = 0  # packets handed (the loop's count)
+        self._written = 0  # packets taken by the thread (the thread's count)
+        self._after_keyframe = False  # the loop's: a keyframe went, its audio follows
         self._loop: Any = None
         self._thread: threading.Thread | None = None
         self._file: SegmentFile | None = None
@@ -260,22 +266,24 @@ class SegmentWriter:
         what was not yet handed over is dropped."""
         if isinstance(item, str):
             handed = self._hand_batch()
-            return self._hand(item) and handed
+            self._queue.put_nowait(item)
+            return handed
         self._batch.append((item, self.video, self.audio))
-        if (item.keyframe and item.kind == "video") or len(self._batch) >= BATCH:
+        if item.kind == "video":
+            self._after_keyframe = item.keyframe
+        if self._after_keyframe or len(self._batch) >= BATCH:
             return self._hand_batch()
         return True
 
     def _hand_batch(self) -> bool:
         batch, self._batch = self._batch, []
-        return not batch or self._hand(batch)
-
-    def _hand(self, item: Batch | str) -> bool:
-        try:
-            self._queue.put_nowait(item)
-        except queue.Full:
-            self.dropped += len(item) if isinstance(item, list) else 0
+        if not batch:
+            return True
+        if self._handed - self._written + len(batch) > self.capacity:
+            self.dropped += len(batch)
             return False
+        self._handed += len(batch)
+        self._queue.put_nowait(batch)
         return True
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -285,15 +293,9 @@ class SegmentWriter:
         # the loop puts no more (the recorder's subscription is closed): the
         # packets it gathered last go before STOP
         batch, self._batch = self._batch, []
-        last: list[Batch | str] = [batch, STOP] if batch else [STOP]
-        for item in last:
-            while True:
-                try:
-                    self._queue.put(item, timeout=0.1)
-                    break
-                except queue.Full:
-                    if not self._thread.is_alive():
-                        break
+        if batch:
+            self._queue.put_nowait(batch)
+        self._queue.put_nowait(STOP)
         self._thread.join(timeout)
         self._thread = None
 
@@ -310,6 +312,7 @@ class SegmentWriter:
             if isinstance(item, str):  # CUT
                 self._close()
             else:
+                self._written += len(item)
                 for packet, self._video, self._audio_fmt in item:
                     try:
                         self._packet(packet)

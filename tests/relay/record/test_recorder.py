@@ -5,14 +5,18 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import av
+import numpy as np
 
+from ingest.packet import MediaPacket
 from ingest.readers.synthetic import SyntheticReader
 from relay.record import fmp4
+from relay.record.audio import AudioFormat, aac_encoder
 from relay.record.writer import Closed, Progress, SegmentWriter, VideoFormat
 from relay.web.recordings import RECORDINGS
 from tests.conftest import ADMIN, Node, NodeFactory, node_yaml
@@ -124,5 +128,55 @@ async def test_a_fragment_reaches_the_disk_when_the_keyframe_after_it_comes(
         done = await asyncio.wait_for(progress.get(), 5)  # no packet put after the keyframe
         layout = await asyncio.to_thread(fmp4.scan, done.path)
         assert abs(layout.duration - 1.0) < 0.01  # the whole first GOP, 15 frames
+    finally:
+        await asyncio.to_thread(writer.stop)
+
+
+def aac_packets(seconds: float, rate: int = 16000) -> tuple[AudioFormat, list[MediaPacket]]:
+    """AAC-LC of a tone, as a camera's audio packets (pts in 1/rate from 0)."""
+    encoder = aac_encoder(rate, 1)
+    encoder.open()
+    packets, samples = [], 1024
+    for n in range(int(seconds * rate / samples) + 2):
+        tone = np.sin(np.arange(n * samples, (n + 1) * samples) * 0.2).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(tone.reshape(1, -1), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = rate, n * samples
+        packets += [
+            MediaPacket("audio", bytes(p), p.pts, Fraction(1, rate), True, 0.0)
+            for p in encoder.encode(frame)
+        ]
+    fmt = AudioFormat("aac", rate, 1, bytes(encoder.extradata or b""))
+    return fmt, packets
+
+
+async def test_with_audio_a_fragment_reaches_the_disk_as_soon_as_its_audio_has(
+    tmp_path: Path,
+) -> None:
+    """The muxer holds a keyframe until audio of its time has come: the audio
+    that follows a keyframe is handed to the thread at once, not with the batch
+    after it, so the fragment before the keyframe is on disk straight away."""
+    video = await asyncio.to_thread(read_packets, SyntheticReader(SMALL, label="a"), 16)
+    fmt, sound = aac_packets(1.2)
+    seconds = [(p, float((p.pts or 0) * p.time_base)) for p in [*video, *sound]]
+    # in time order, up to the first audio packet after the second keyframe (at 1 s)
+    ordered = [p for p, _ in sorted(seconds, key=lambda x: (x[1], x[0].kind == "audio"))]
+    last = next(i for i, p in enumerate(ordered) if p.kind == "audio" and (p.seconds or 0) >= 1.0)
+    progress: asyncio.Queue[Progress] = asyncio.Queue()
+    writer = SegmentWriter(
+        "a",
+        tmp_path,
+        camera="a",
+        stream="main",
+        segment_seconds=60,
+        on_event=lambda e: progress.put_nowait(e) if isinstance(e, Progress) else None,
+    )
+    writer.start(asyncio.get_running_loop())
+    writer.video, writer.audio = VideoFormat("h264", 320, 180), fmt
+    try:
+        assert all(writer.put(p) for p in ordered[: last + 1])
+        done = await asyncio.wait_for(progress.get(), 5)  # nothing put after that audio
+        layout = await asyncio.to_thread(fmp4.scan, done.path)
+        assert abs(layout.duration - 1.0) < 0.01  # the first GOP, 15 frames
+        assert layout.codec.endswith(",mp4a.40.2")
     finally:
         await asyncio.to_thread(writer.stop)
