@@ -36,7 +36,7 @@ from relay.refusal import Refused
 from relay.web import remote_recordings as remote
 from relay.web.body import read_json
 from relay.web.events import BUS
-from relay.web.guard import PEOPLE, REFUSAL_PAGE, add_route, logged_in, user_of
+from relay.web.guard import ACCOUNTS, PEOPLE, REFUSAL_PAGE, add_route, logged_in, user_of
 from relay.web.keys import AUDIT, CONFIG, DB, HUB, RELOAD_LISTENERS
 from relay.web.pages import render
 
@@ -245,6 +245,9 @@ async def start_playback(request: web.Request) -> web.Response:
         at=at,
         **session.detail,
     )
+    if not request.app[ACCOUNTS].still_valid(user):  # access ended while it was opened
+        await _end(request.app, session, reason="access ended")
+        raise Refused(401, "access ended")
     return web.json_response({"session": session.id, "camera": camera_id, "at": at}, status=201)
 
 
@@ -328,7 +331,8 @@ async def _sweep(app: web.Application) -> None:
 
 
 async def _end(app: web.Application, session: PlaybackSession, reason: str | None = None) -> None:
-    app[PLAYBACK].pop(session.id, None)
+    if app[PLAYBACK].pop(session.id, None) is None:
+        return  # ended already (two ways of ending can meet across an await)
     app[TRANSCODES].end(session.id)
     if session.node is not None:
         await remote.end_playback(app, session.node, session.remote, session.user)
