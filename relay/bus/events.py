@@ -188,11 +188,19 @@ def in_sites(event: Event, user: User, config: Config) -> bool:
 
 
 def visible(event: Event, user: User, config: Config) -> bool:
-    """What a user sees: the events of their sites (`in_sites`); of the alarms, a
-    patrol sees those assigned to its team only (an alarm and each of its steps
-    carry the team it had when stored: `data.team`)."""
-    if user.role == "patrol" and event.type in ALARM_EVENTS:
-        return event.data.get("team") == user.team and in_sites(event, user, config)
+    """What a user sees: the events of their sites (`in_sites`). A patrol sees, of
+    the alarms, those assigned to its team only (an alarm and each of its steps
+    carry the team it had when stored, `data.team`; an assign also the team it
+    took the alarm from, `data.from_team`, so that team hears it is no longer
+    theirs), and no other event about a camera (health, tamper, motion,
+    sightings: their pictures are of cameras it may not view)."""
+    if user.role == "patrol":
+        if event.type in ALARM_EVENTS:
+            teams = (event.data.get("team"), event.data.get("from_team"))
+            if user.team not in (teams if event.type == "assign" else teams[:1]):
+                return False
+        elif event.camera is not None:
+            return False
     return in_sites(event, user, config)
 
 

@@ -102,11 +102,14 @@ class EventStore:
 
     def _add(self, conn: sqlite3.Connection, event: Event, outbox: bool) -> StoredEvent | None:
         state = self._initial_state(conn, event)
-        if event.type in ALARM_WORKFLOW and event.type != "assign" and event.ref:
-            # a step carries its alarm's team of the moment: whose patrol sees it
-            team = self._latest_team(conn, event.ref)
-            if team is not None:
+        if event.type in ALARM_WORKFLOW and event.ref:
+            # a step carries its alarm's team of the moment (whose patrol sees it);
+            # an assign, the team it takes the alarm from
+            team = self._latest_team(conn, event.ref) or {}
+            if event.type != "assign" and team:
                 event.data.update(team=team.get("team"), team_name=team.get("team_name"))
+            elif team and team.get("team") != event.data.get("team"):
+                event.data["from_team"] = team.get("team")
         cursor = conn.execute(
             f"INSERT OR IGNORE INTO events ({COLUMNS})"  # noqa: S608
             " VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -219,10 +222,14 @@ class EventStore:
                 f" OR (type = 'lookout' AND site IN ({','.join('?' * len(lookouts))})))"
             )
             params = (*params, *sites, *lookouts)
-        if team is not None:
+        if team is not None:  # as events.visible has it for a patrol
             alarm_events = ",".join(f"'{t}'" for t in sorted(ALARM_EVENTS))
-            clause += f" AND (type NOT IN ({alarm_events}) OR json_extract(data, '$.team') = ?)"
-            params = (*params, team)
+            clause += (
+                f" AND CASE WHEN type IN ({alarm_events}) THEN json_extract(data, '$.team') = ?"
+                " OR (type = 'assign' AND json_extract(data, '$.from_team') = ?)"
+                " ELSE camera IS NULL END"
+            )
+            params = (*params, team, team)
         rows = await self.db.fetch(
             f"SELECT {COLUMNS} FROM events{clause} ORDER BY seq DESC LIMIT ?",  # noqa: S608
             (*params, limit),

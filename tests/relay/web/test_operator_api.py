@@ -11,12 +11,15 @@ from typing import Any
 import aiohttp
 import pytest
 
+from ingest.state import SourceState
 from relay.bus.events import ALARM_WORKFLOW, RAISED_BY, new_event
 from relay.config import ConfigError, parse_config
 from relay.web.events import AUDITED, BUS
+from relay.web.keys import HUB
 from relay.web.labels import label
 from relay.web.pages import STATIC
 from tests.conftest import NodeFactory
+from tests.helpers import wait_until
 from tests.relay.web.operator_config import PATROL, get_json, headers, operator_config, post_event
 
 
@@ -204,41 +207,69 @@ async def test_a_patrol_hears_of_its_teams_alarms_only_in_its_feed_and_queries(
 ) -> None:
     """Of the alarms, a patrol's event feed (backlog and live), its event query and
     its event images carry those assigned to its team: from the assignment on,
-    with every step; another team's alarm, and an alarm not yet assigned, stay
-    out. Whatever is not an alarm's reaches it by its sites, as for anyone."""
+    with every step, and the assign that takes one away; another team's alarm, an
+    alarm not yet assigned, and any other event about a camera (here a sighting)
+    never reach it. Lookouts reach it by its sites, as for anyone."""
     node = await start_node(operator_config())
+    channels = [node.app[HUB].channel(c, "main") for c in ("cam0", "cam1")]
+    await wait_until(
+        lambda: all(c is not None and c.source.state is SourceState.ONLINE for c in channels),
+        10,
+        "cameras online, so that alarms have their pictures",
+    )
     ours = await post_event(node, "east-op", {"type": "alarm", "camera": "cam0"})
     theirs = await post_event(node, "east-op", {"type": "alarm", "camera": "cam1"})
+    assert ours["image"] and theirs["image"]
     async with aiohttp.ClientSession() as http:
-        backlog = await http.ws_connect(f"{node.url}/api/events?after=0", headers=headers(PATROL))
+        live = await http.ws_connect(f"{node.url}/api/events?after=0", headers=headers(PATROL))
         await post_event(node, "officer", {"type": "assign", "ref": ours["id"], "team": "team2"})
         await post_event(node, "officer", {"type": "assign", "ref": theirs["id"], "team": "team3"})
         await post_event(node, "officer", {"type": "ack", "ref": theirs["id"]})
         await post_event(node, "officer", {"type": "ack", "ref": ours["id"]})
         await post_event(node, PATROL, {"type": "accept", "ref": ours["id"]})
-        await post_event(node, "officer", {"type": "lookout", "text": "黑色电动车"})
-        resumed = await http.ws_connect(f"{node.url}/api/events?after=0", headers=headers(PATROL))
+
+        async def images() -> list[int]:
+            statuses = []
+            for alarm in (ours, theirs):
+                url = f"{node.url}/api/events/{alarm['id']}/image"
+                async with http.get(url, headers=headers(PATROL)) as r:
+                    statuses.append(r.status)
+            return statuses
+
+        assert await images() == [200, 404]
+        lookout = await post_event(node, "officer", {"type": "lookout", "text": "黑色电动车"})
+        sighting = {"type": "sighting", "ref": lookout["id"], "camera": "cam1"}
+        await post_event(node, "east-op", sighting)
+        # taken from the team: it hears that, and nothing of the alarm after it
+        await post_event(node, "officer", {"type": "assign", "ref": ours["id"], "team": "team3"})
+        await post_event(node, "officer", {"type": "arrive", "ref": ours["id"]})
+        await post_event(node, "officer", {"type": "lookout", "text": "最后"})
+        backlog = await http.ws_connect(f"{node.url}/api/events?after=0", headers=headers(PATROL))
         feeds = {}
-        for name, feed in (("live", backlog), ("backlog", resumed)):
+        for name, feed in (("live", live), ("backlog", backlog)):
             got: list[dict[str, Any]] = []
             async with asyncio.timeout(10):
-                while not any(e["type"] == "lookout" for e in got):
+                while not any(e["data"].get("text") == "最后" for e in got):
                     got += (await feed.receive()).json()
             await feed.close()
             feeds[name] = [(e["type"], e["ref"] or e["id"]) for e in got]
+        assert await images() == [404, 404]  # ours is team3's now
     seen = [(e["type"], e["ref"] or e["id"]) for e in await get_json(node, "/api/events", PATROL)]
-    lookout = next(e for e in feeds["live"] if e[0] == "lookout")
-    steps = [("assign", ours["id"]), ("ack", ours["id"]), ("accept", ours["id"]), lookout]
-    assert feeds["live"] == steps, "live: from its assignment on, its own team's only"
-    assert feeds["backlog"] == [("alarm", ours["id"]), *steps], "the stored alarm has its team"
-    assert sorted(seen) == sorted(feeds["backlog"])
+    last = next(e for e in feeds["live"] if e[0] == "lookout" and e[1] != lookout["id"])
+    steps = [
+        ("assign", ours["id"]),
+        ("ack", ours["id"]),
+        ("accept", ours["id"]),
+        ("lookout", lookout["id"]),
+        ("assign", ours["id"]),  # to team3: the patrol's card goes
+        last,
+    ]
+    assert feeds["live"] == steps, "live: its own team's alarm, while it is its own"
+    # the stored alarm names its team of now (team3): the backlog leaves it out
+    assert feeds["backlog"] == steps
+    assert sorted(seen) == sorted(steps)
     everyone = {(e["type"], e["ref"] or e["id"]) for e in await get_json(node, "/api/events")}
-    assert {("alarm", theirs["id"]), ("ack", theirs["id"]), ("accept", ours["id"])} <= everyone
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{node.url}/api/events/{theirs['id']}/image", headers=headers(PATROL)) as r,
-    ):
-        assert r.status == 404
+    assert {("alarm", theirs["id"]), ("ack", theirs["id"]), ("sighting", lookout["id"])} <= everyone
 
 
 async def test_a_refused_page_is_a_page_and_a_refused_api_one_line(
