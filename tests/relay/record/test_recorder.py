@@ -105,6 +105,21 @@ async def test_a_camera_that_comes_back_changed_starts_a_file_described_by_it(
     assert sizes == [(320, 180, 20), (640, 360, 20)]
 
 
+def started_writer(root: Path) -> tuple[SegmentWriter, asyncio.Queue[Progress]]:
+    """A writer thread of one stream, and the fragments it tells of as they land."""
+    progress: asyncio.Queue[Progress] = asyncio.Queue()
+    writer = SegmentWriter(
+        "a",
+        root,
+        camera="a",
+        stream="main",
+        segment_seconds=60,
+        on_event=lambda e: progress.put_nowait(e) if isinstance(e, Progress) else None,
+    )
+    writer.start(asyncio.get_running_loop())
+    return writer, progress
+
+
 async def test_a_fragment_reaches_the_disk_when_the_keyframe_after_it_comes(
     tmp_path: Path,
 ) -> None:
@@ -112,16 +127,7 @@ async def test_a_fragment_reaches_the_disk_when_the_keyframe_after_it_comes(
     the keyframe that completes a fragment: it is on disk with nothing after it."""
     packets = await asyncio.to_thread(read_packets, SyntheticReader(SMALL, label="a"), 16)
     assert [p.keyframe for p in packets] == [True] + [False] * 14 + [True]
-    progress: asyncio.Queue[Progress] = asyncio.Queue()
-    writer = SegmentWriter(
-        "a",
-        tmp_path,
-        camera="a",
-        stream="main",
-        segment_seconds=60,
-        on_event=lambda e: progress.put_nowait(e) if isinstance(e, Progress) else None,
-    )
-    writer.start(asyncio.get_running_loop())
+    writer, progress = started_writer(tmp_path)
     writer.video = VideoFormat("h264", 320, 180)
     try:
         assert all(writer.put(p) for p in packets)
@@ -161,16 +167,7 @@ async def test_with_audio_a_fragment_reaches_the_disk_as_soon_as_its_audio_has(
     # in time order, up to the first audio packet after the second keyframe (at 1 s)
     ordered = [p for p, _ in sorted(seconds, key=lambda x: (x[1], x[0].kind == "audio"))]
     last = next(i for i, p in enumerate(ordered) if p.kind == "audio" and (p.seconds or 0) >= 1.0)
-    progress: asyncio.Queue[Progress] = asyncio.Queue()
-    writer = SegmentWriter(
-        "a",
-        tmp_path,
-        camera="a",
-        stream="main",
-        segment_seconds=60,
-        on_event=lambda e: progress.put_nowait(e) if isinstance(e, Progress) else None,
-    )
-    writer.start(asyncio.get_running_loop())
+    writer, progress = started_writer(tmp_path)
     writer.video, writer.audio = VideoFormat("h264", 320, 180), fmt
     try:
         assert all(writer.put(p) for p in ordered[: last + 1])
