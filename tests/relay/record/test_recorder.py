@@ -7,7 +7,7 @@ import time
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import av
@@ -17,7 +17,7 @@ from ingest.packet import MediaPacket
 from ingest.readers.synthetic import SyntheticReader
 from relay.record import fmp4
 from relay.record.audio import AudioFormat, aac_encoder
-from relay.record.writer import Closed, Progress, SegmentWriter, VideoFormat
+from relay.record.writer import Closed, Progress, SegmentWriter, VideoFormat, WriterEvent
 from relay.web.recordings import RECORDINGS
 from tests.conftest import ADMIN, Node, NodeFactory, node_yaml
 from tests.helpers import read_packets
@@ -29,6 +29,7 @@ CAMERAS = (
     "  - {id: cam2, name: Two, site: village,"
     " main: 'synthetic://320x180?fps=10&keyframe_interval=1'}\n"
 )
+E = TypeVar("E", bound=WriterEvent)
 SMALL = "synthetic://320x180?fps=15&keyframe_interval=1"
 LARGE = "synthetic://640x360?fps=15&keyframe_interval=1"
 STORAGE = "storage: {segment_seconds: 5}\n"
@@ -79,23 +80,13 @@ async def test_a_camera_that_comes_back_changed_starts_a_file_described_by_it(
     large = await asyncio.to_thread(read_packets, SyntheticReader(LARGE, label="a"), 20)
     after = (small[-1].pts or 0) + 6000  # time goes on: only the size says "new file"
     large = [replace(p, pts=(p.pts or 0) + after, received=time.monotonic()) for p in large]
-    loop = asyncio.get_running_loop()
-    closed: asyncio.Queue[Closed] = asyncio.Queue()
-    writer = SegmentWriter(
-        "a",
-        tmp_path,
-        camera="a",
-        stream="main",
-        segment_seconds=60,
-        on_event=lambda e: closed.put_nowait(e) if isinstance(e, Closed) else None,
-    )
-    writer.start(loop)
+    writer, events = started_writer(tmp_path)
     writer.video = VideoFormat("h264")  # size unknown at connect
     assert all(writer.put(p) for p in small)
     writer.video = VideoFormat("h264", 640, 360)
     assert all(writer.put(p) for p in large)
     await asyncio.to_thread(writer.stop)
-    files = [(await asyncio.wait_for(closed.get(), 5)).path for _ in range(2)]
+    files = [(await next_event(events, Closed)).path for _ in range(2)]
     sizes = []
     for path in files:
         with av.open(str(path)) as container:
@@ -105,19 +96,22 @@ async def test_a_camera_that_comes_back_changed_starts_a_file_described_by_it(
     assert sizes == [(320, 180, 20), (640, 360, 20)]
 
 
-def started_writer(root: Path) -> tuple[SegmentWriter, asyncio.Queue[Progress]]:
-    """A writer thread of one stream, and the fragments it tells of as they land."""
-    progress: asyncio.Queue[Progress] = asyncio.Queue()
+def started_writer(root: Path) -> tuple[SegmentWriter, asyncio.Queue[WriterEvent]]:
+    """A writer thread of one stream, and what it tells of, in order."""
+    events: asyncio.Queue[WriterEvent] = asyncio.Queue()
     writer = SegmentWriter(
-        "a",
-        root,
-        camera="a",
-        stream="main",
-        segment_seconds=60,
-        on_event=lambda e: progress.put_nowait(e) if isinstance(e, Progress) else None,
+        "a", root, camera="a", stream="main", segment_seconds=60, on_event=events.put_nowait
     )
     writer.start(asyncio.get_running_loop())
-    return writer, progress
+    return writer, events
+
+
+async def next_event(events: asyncio.Queue[WriterEvent], kind: type[E]) -> E:
+    """The next event of this kind (within 5 s), the others passed over."""
+    async with asyncio.timeout(5):
+        while not isinstance(event := await events.get(), kind):
+            pass
+    return event
 
 
 async def test_a_fragment_reaches_the_disk_when_the_keyframe_after_it_comes(
@@ -127,11 +121,11 @@ async def test_a_fragment_reaches_the_disk_when_the_keyframe_after_it_comes(
     the keyframe that completes a fragment: it is on disk with nothing after it."""
     packets = await asyncio.to_thread(read_packets, SyntheticReader(SMALL, label="a"), 16)
     assert [p.keyframe for p in packets] == [True] + [False] * 14 + [True]
-    writer, progress = started_writer(tmp_path)
+    writer, events = started_writer(tmp_path)
     writer.video = VideoFormat("h264", 320, 180)
     try:
         assert all(writer.put(p) for p in packets)
-        done = await asyncio.wait_for(progress.get(), 5)  # no packet put after the keyframe
+        done = await next_event(events, Progress)  # no packet put after the keyframe
         layout = await asyncio.to_thread(fmp4.scan, done.path)
         assert abs(layout.duration - 1.0) < 0.01  # the whole first GOP, 15 frames
     finally:
@@ -167,11 +161,11 @@ async def test_with_audio_a_fragment_reaches_the_disk_as_soon_as_its_audio_has(
     # in time order, up to the first audio packet after the second keyframe (at 1 s)
     ordered = [p for p, _ in sorted(seconds, key=lambda x: (x[1], x[0].kind == "audio"))]
     last = next(i for i, p in enumerate(ordered) if p.kind == "audio" and (p.seconds or 0) >= 1.0)
-    writer, progress = started_writer(tmp_path)
+    writer, events = started_writer(tmp_path)
     writer.video, writer.audio = VideoFormat("h264", 320, 180), fmt
     try:
         assert all(writer.put(p) for p in ordered[: last + 1])
-        done = await asyncio.wait_for(progress.get(), 5)  # nothing put after that audio
+        done = await next_event(events, Progress)  # nothing put after that audio
         layout = await asyncio.to_thread(fmp4.scan, done.path)
         assert abs(layout.duration - 1.0) < 0.01  # the first GOP, 15 frames
         assert layout.codec.endswith(",mp4a.40.2")
