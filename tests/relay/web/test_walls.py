@@ -232,7 +232,7 @@ async def test_tour_enlarge_hidden_tiles_and_alarm(start_node: NodeFactory, brow
     }
     assert response.status == 201
     await page.wait_for_function(
-        "() => document.getElementById('toast').textContent.startsWith('报警已发送')",
+        "() => document.getElementById('toast')?.textContent.startsWith('报警已发送')",
         timeout=5000,
     )
     assert await page.evaluate(ADVANCING_JS, {"index": 1, "within": 5000})
