@@ -6,6 +6,8 @@ server process of its own on 127.0.0.1:
 
   villagewatch  `python -m relay run` with the camera in its YAML config
   one-port      the same, with `webrtc.udp_port`: every viewer's media on one socket
+  python-send   villagewatch with its send path in Python (VILLAGEWATCH_SRTP=in-place),
+                not in relay/webrtc/_sendpath.c: what the compiled path saves
   baseline      aiortc's documented idiom, in this file (`_baseline` sub-command):
                 MediaPlayer(url, decode=False, options={"rtsp_transport": "tcp"}),
                 MediaRelay().subscribe(player.video, buffered=False) per viewer,
@@ -82,8 +84,8 @@ from relay.webrtc import patches
 from relay.webrtc.client import WhepClient, WhepClientError
 from relay.webrtc.ice import IceSettings
 
-SYSTEMS = ("villagewatch", "one-port", "baseline")
-OURS = ("villagewatch", "one-port")  # one-port: villagewatch with webrtc.udp_port
+SYSTEMS = ("villagewatch", "one-port", "python-send", "baseline")
+OURS = ("villagewatch", "one-port", "python-send")  # villagewatch, configured otherwise
 SIZE, FPS, KEYFRAME_INTERVAL = "1280x720", 25, 4.0
 VIEWERS_PER_PROCESS = 10
 MAX_VIEWERS = 500
@@ -429,8 +431,11 @@ class Server:
 
     async def start(self, http: aiohttp.ClientSession) -> None:
         with self.log.open("wb") as log:
+            env = {**os.environ}
+            if self.system == "python-send":
+                env["VILLAGEWATCH_SRTP"] = "in-place"
             self.proc = await asyncio.create_subprocess_exec(
-                *self.args, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log
+                *self.args, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, env=env
             )
         self.ps = psutil.Process(self.proc.pid)
         deadline = time.monotonic() + READY_TIMEOUT
@@ -924,9 +929,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = common.argument_parser(__doc__, "--viewers", "1,10,50", int, "viewer counts")
     parser.add_argument(
         "--systems",
-        default=",".join(SYSTEMS),
-        help="villagewatch, one-port (every viewer on one UDP port) and baseline, comma"
-        " separated (default all three)",
+        default="villagewatch,one-port,baseline",
+        help="villagewatch, one-port (every viewer on one UDP port), python-send (the send"
+        " path in Python) and baseline, comma separated (default all but python-send)",
     )
     parser.add_argument(
         "--settle",

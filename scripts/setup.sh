@@ -21,6 +21,8 @@ missing=()
 for deb in "${debs[@]}"; do
   dpkg -s "$deb" >/dev/null 2>&1 || missing+=("$deb")
 done
+# The compiled send path (relay/webrtc/_sendpath.c) is built with the machine's C compiler.
+command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   missing+=(python3-venv)
 fi
@@ -47,3 +49,4 @@ if ! current "$stamp" && ! current ".venv/.installed[dev]"; then
   .venv/bin/pip install -q --disable-pip-version-check -e ".$extra"
   touch "$stamp"
 fi
+.venv/bin/python scripts/build_sendpath.py

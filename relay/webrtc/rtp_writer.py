@@ -31,7 +31,7 @@ from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, wrap_rtx
 from aiortc.utils import random32
 
 from relay.webrtc.srtp import FrameBuffer
-from relay.webrtc.udp_batch import batch_for, frame_runs
+from relay.webrtc.udp_batch import DatagramBatch, batch_for, frame_runs
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,11 @@ class RtpWriter:
         self._sent: deque[SentFrame] = deque()  # the newest RTP_HISTORY_SIZE packets' frames
         self._kept = 0  # packets in them
         self._dtls: RTCDtlsTransport | None = None  # what the rest is set with, at run
+        self._ice: Any = None  # its aioice Connection
         self._frames: FrameBuffer | None = None
+        self._pair: Any = None  # the nominated pair frames went to last,
+        self._addr: Any = None  # its remote address
+        self._batch: DatagramBatch | None = None  # and its socket's batch
         self._header = HeaderTemplate(0x80, 0, b"")
         self._payload_type = 0
         self._seq = self._origin = 0
@@ -113,6 +117,7 @@ class RtpWriter:
     async def _send_all(self, track: Any, codec: RTCRtpCodecParameters) -> None:
         sender = self._sender
         self._dtls = sender.transport
+        self._ice = self._dtls.transport._connection
         assert codec.payloadType is not None
         self._payload_type = codec.payloadType
         self._header = HeaderTemplate.of(
@@ -126,78 +131,70 @@ class RtpWriter:
                 frame: RtpFrame = await track.recv()
                 if self._dtls._state != State.CONNECTED:
                     raise ConnectionError("the viewer's DTLS transport is not connected")
-                if self._dtls.transport._connection._nominated.get(1) is None:
+                if not self.offer(frame):
                     raise ConnectionError("the viewer's ICE transport is not connected")
-                self.write(frame)
         finally:
             if hasattr(track, "sink"):
                 track.sink = None
 
-    def ready(self) -> bool:
-        """Whether a frame can go out now (else the task finds out why)."""
+    def offer(self, frame: RtpFrame) -> bool:
+        """Writes the frame if it can go out now: False if not (the task finds out
+        why)."""
         dtls = self._dtls
-        return (
-            dtls is not None
-            and dtls._state == State.CONNECTED
-            and dtls.transport._connection._nominated.get(1) is not None
-        )
+        if dtls is None or dtls._state is not State.CONNECTED:
+            return False
+        pair = self._ice._nominated.get(1)
+        if pair is None:
+            return False
+        self._write(dtls, pair, frame)
+        return True
 
-    def write(self, frame: RtpFrame) -> None:
+    def _write(self, dtls: RTCDtlsTransport, pair: Any, frame: RtpFrame) -> None:
         """A frame's packets, protected one after another into the viewer's buffer
-        and sent from it in a call per run of equal datagrams."""
-        dtls = self._dtls
-        assert dtls is not None
+        and sent from it in a call per run of equal datagrams; kept to be sent again,
+        and counted for the sender's reports (SR) and the transport's stats."""
         frames = self._frames
         if frames is None or frames.session is not dtls._tx_srtp:
             frames = self._frames = FrameBuffer(dtls._tx_srtp)
-        pair = dtls.transport._connection._nominated[1]
+        if pair is not self._pair:
+            self._pair, self._addr, self._batch = pair, pair.remote_addr, batch_for(pair.protocol)
         seq, payloads, header = self._seq, frame.payloads, self._header
         ntp = ntp_now()
         timestamp = (self._origin + frame.timestamp) & 0xFFFFFFFF
         rest = header.rest(timestamp, ntp)
         length = frames.protect(header.first, self._payload_type, rest, payloads, seq)
-        count = len(payloads)
-        octets = frame.shared.get("octets")
+        count, shared = len(payloads), frame.shared
+        octets = shared.get("octets")
         if octets is None:
-            octets = frame.shared["octets"] = sum(map(len, payloads))
-        overhead = (length - octets) // count  # the same for every packet of a viewer
-        runs = frame.shared.get(overhead)
-        if runs is None:
-            runs = frame.shared[overhead] = frame_runs([len(p) + overhead for p in payloads])
-        batch_for(pair.protocol).send_frame(frames.view[:length], runs, pair.remote_addr)
-        self._keep(SentFrame(seq, rest, payloads))
+            octets = shared["octets"] = sum(map(len, payloads))
+        batch = self._batch
+        assert batch is not None
+        if frames.compiled is not None:
+            batch.send_protected(frames.compiled, self._addr)
+        else:
+            overhead = (length - octets) // count  # the same for every packet of a viewer
+            runs = shared.get(overhead)
+            if runs is None:
+                runs = shared[overhead] = frame_runs([len(p) + overhead for p in payloads])
+            batch.send_frame(frames.view[:length], runs, self._addr)
         self._seq = (seq + count) & 0xFFFF
-        self._account(dtls, count, octets, length, ntp=ntp, timestamp=timestamp)
-
-    def _keep(self, frame: SentFrame) -> None:
+        # Kept: the newest RTP_HISTORY_SIZE packets' frames.
         sent = self._sent
-        sent.append(frame)
-        self._kept += len(frame.payloads)
+        sent.append(SentFrame(seq, rest, payloads))
+        self._kept += count
         while self._kept - len(sent[0].payloads) >= RTP_HISTORY_SIZE:
             self._kept -= len(sent.popleft().payloads)
-
-    def _account(
-        self,
-        dtls: RTCDtlsTransport,
-        packets: int,
-        octets: int,
-        sent: int,
-        *,
-        ntp: int,
-        timestamp: int,
-    ) -> None:
-        """What aiortc's loop would have noted, for the sender's reports (SR): the
-        packets and payload octets of a frame, and when it went; and for the
-        transport's stats, what went out, SRTP included."""
-        ours = self._sender.__dict__
+        # What aiortc's loop would have noted, for the sender's reports (SR): the
+        # packets and payload octets of a frame, and when it went; and for the
+        # transport's stats, what went out, SRTP included.
+        ours, theirs, counts = self._sender.__dict__, dtls.__dict__, self.counts
         ours[_NTP], ours[_RTP] = ntp, timestamp
         ours[_OCTETS] += octets
-        ours[_PACKETS] += packets
-        self.counts.packets += packets
-        self.counts.bytes += sent
-        theirs = dtls.__dict__
-        theirs[_TX_BYTES] += sent
-        theirs[_TX_PACKETS] += packets
+        ours[_PACKETS] += count
+        counts.packets += count
+        counts.bytes += length
+        theirs[_TX_BYTES] += length
+        theirs[_TX_PACKETS] += count
 
     async def retransmit(self, sequence_number: int) -> None:
         """Sends a packet the viewer reported lost again (RTX where negotiated)."""

@@ -5,17 +5,22 @@ allocates a length cell, copies the packet into its buffer and copies the result
 out (py-spy: more of a viewer's cost than libsrtp's own work). libsrtp 2, which
 pylibsrtp wraps, has no call that protects more than one packet. So a
 `FrameBuffer` keeps one buffer per viewer; a frame's packets are written into it
-one after the other and each is protected in place by libsrtp through pylibsrtp's
-own compiled binding, its tag landing just before the next packet. The protected
-frame is then one contiguous run of datagrams, sent from the buffer as it is
-(relay/webrtc/udp_batch.py): no Python object per packet.
+one after the other and each is protected in place by libsrtp, its tag landing
+just before the next packet. The protected frame is then one contiguous run of
+datagrams, sent from the buffer as it is (relay/webrtc/udp_batch.py): no Python
+object per packet.
 
-Where pylibsrtp's binding is not as expected (`IN_PLACE` is False), each packet
-goes through `Session.protect` instead, into the same buffer; tests run both.
+Three ways, the first that this machine has (`MODES`; tests run each):
+- "compiled": relay/webrtc/_sendpath.c (built by scripts/build_sendpath.py) writes,
+  protects and later sends the whole frame in one call each, calling the
+  srtp_protect that pylibsrtp's own binding exports, by its address;
+- "in-place": the same loop in Python, each packet protected through that binding;
+- "python": each packet through `Session.protect`, into the same buffer.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 from collections.abc import Sequence
 from typing import Any
@@ -29,6 +34,18 @@ try:  # the binding pylibsrtp itself uses, checked on pylibsrtp 1.0.0
 except ImportError:  # pragma: no cover - another pylibsrtp
     ffi = lib = None
     IN_PLACE = False
+try:
+    from relay.webrtc._sendpath import FrameSender  # type: ignore[import-not-found]
+except ImportError:  # not built: scripts/build_sendpath.py
+    FrameSender = None
+COMPILED = IN_PLACE and FrameSender is not None
+MODES = ("compiled", "in-place", "python")
+AVAILABLE = tuple(m for m, ok in zip(MODES, (COMPILED, IN_PLACE, True), strict=True) if ok)
+# Every viewer's: the best this machine has, unless VILLAGEWATCH_SRTP names another
+# (to compare them, or to step around one).
+MODE = os.environ.get("VILLAGEWATCH_SRTP") or AVAILABLE[0]
+if MODE not in AVAILABLE:
+    raise ImportError(f"VILLAGEWATCH_SRTP={MODE}: this machine has {', '.join(AVAILABLE)}")
 
 MAX_TRAILER = 16 + 4  # libsrtp's SRTP_MAX_TRAILER_LEN (an AEAD tag, an MKI)
 
@@ -36,11 +53,18 @@ MAX_TRAILER = 16 + 4  # libsrtp's SRTP_MAX_TRAILER_LEN (an AEAD tag, an MKI)
 class FrameBuffer:
     """Protects one viewer's frames, each into one contiguous buffer."""
 
-    def __init__(self, session: Session, *, in_place: bool | None = None) -> None:
+    def __init__(self, session: Session, *, mode: str | None = None) -> None:
         self.session = session
-        wanted = IN_PLACE if in_place is None else in_place
-        self.in_place = wanted and hasattr(session, "_srtp")
-        self._length: Any = ffi.new("int *") if self.in_place else None
+        mode = mode or MODE
+        if mode not in MODES or (mode != "python" and not hasattr(session, "_srtp")):
+            raise ValueError(f"no {mode} SRTP on this machine")
+        self.mode = mode
+        self.compiled: Any = None  # the FrameSender of "compiled", which sends too
+        if mode == "compiled":
+            protect = int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect")))
+            srtp = int(ffi.cast("uintptr_t", session._srtp[0]))
+            self.compiled = FrameSender(protect, srtp, session)
+        self._length: Any = ffi.new("int *") if mode == "in-place" else None
         self._cdata: Any = None
         self.view = memoryview(b"")
         self._heads: dict[int, struct.Struct] = {}  # by the length of a header's rest
@@ -48,26 +72,32 @@ class FrameBuffer:
         self._grow(1 << 16)
 
     def _grow(self, size: int) -> None:
-        if self.in_place:
+        if self.mode == "in-place":
             self._cdata = ffi.new("unsigned char[]", size)
             self.view = memoryview(ffi.buffer(self._cdata))
-        else:
+        elif self.mode == "python":
             self.view = memoryview(bytearray(size))
 
     def protect(
-        self, first: int, payload_type: int, rest: bytes, payloads: Sequence[bytes], seq: int
+        self, first: int, payload_type: int, rest: bytes, payloads: list[bytes], seq: int
     ) -> int:
         """Writes each payload behind its header (`first` byte, the marker on the
         last packet with `payload_type`, sequence numbers from `seq`, then `rest`:
         timestamp, SSRC, extensions), protects each, and returns the frame's length."""
+        self.libsrtp_calls += len(payloads)
+        if self.compiled is not None:
+            try:
+                length: int = self.compiled.protect(first, payload_type, rest, payloads, seq)
+            except RuntimeError as exc:  # what libsrtp answered
+                raise Error(str(exc)) from None
+            return length
         head = self._heads.get(len(rest))
         if head is None:
             head = self._heads[len(rest)] = struct.Struct(f"!BBH{len(rest)}s")
         size, total = head.size, sum(map(len, payloads))
         if len(self.view) < total + len(payloads) * (size + MAX_TRAILER):
             self._grow(2 * (total + len(payloads) * (size + MAX_TRAILER)))
-        self.libsrtp_calls += len(payloads)
-        if not self.in_place:
+        if self.mode == "python":
             return self._protect_each(head, payloads, seq, (first, payload_type, rest))
         view, pack, cdata, cell = self.view, head.pack_into, self._cdata, self._length
         srtp, protect = self.session._srtp[0], lib.srtp_protect
@@ -99,3 +129,10 @@ class FrameBuffer:
             at += len(data)
             seq = (seq + 1) & 0xFFFF
         return at
+
+    def frame(self, length: int) -> bytes:
+        """The frame protected last, `length` bytes long, as it lies in the buffer."""
+        if self.compiled is not None:
+            data: bytes = self.compiled.frame()
+            return data
+        return bytes(self.view[:length])

@@ -87,9 +87,7 @@ class CatchUp:
 class FrameSink(Protocol):
     """A viewer's writer, as the track sees it: a frame written at once, if it can."""
 
-    def ready(self) -> bool: ...
-
-    def write(self, frame: RtpFrame) -> None: ...
+    def offer(self, frame: RtpFrame) -> bool: ...
 
 
 class PacketTrack(MediaStreamTrack):
@@ -134,22 +132,24 @@ class PacketTrack(MediaStreamTrack):
         return self._frame(packet, ts)
 
     def _direct(self, packet: MediaPacket) -> bool:
+        """A live packet, written as it is published; False to queue it (the writer
+        cannot send now: its task meets what is wrong). Live, the backlog is sent."""
         sink = self.sink
-        if sink is None or not sink.ready():
-            return False  # queued: the writer's task meets what is wrong
+        if sink is None:
+            return False
         try:
-            sink.write(self._frame(packet, self._timestamp(packet)))
+            return sink.offer(self._frame(packet, self._retime(packet)))
         except Exception:  # the hub's publish is no place to raise
             logger.exception("a frame to a viewer failed: its writer's task goes on alone")
             self._sub.direct = None
-        return True
+            return True
 
     def _frame(self, packet: MediaPacket, ts: int) -> RtpFrame:
-        payloads = rtp_payloads(packet) if self.kind == "video" else [packet.data]
-        shared = cast("dict[Any, Any] | None", packet.derived.get("rtp-writers"))
-        if shared is None:
-            shared = packet.derived["rtp-writers"] = {}
-        return RtpFrame(payloads, ts, shared)
+        made = cast("tuple[list[bytes], dict[Any, Any]] | None", packet.derived.get("rtp-frame"))
+        if made is None:  # its payloads, and a place its viewers' writers share
+            payloads = rtp_payloads(packet) if self.kind == "video" else [packet.data]
+            made = packet.derived["rtp-frame"] = (payloads, {})
+        return RtpFrame(made[0], ts, made[1])
 
     def _timestamp(self, packet: MediaPacket) -> int:
         backlog = self._backlog

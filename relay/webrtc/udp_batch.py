@@ -89,6 +89,21 @@ class DatagramBatch:
             for at in range(start, end, size):
                 self.sendto(bytes(frame[at : min(at + size, end)]), addr)
 
+    def send_protected(self, sender: Any, addr: Any) -> None:
+        """The frame a compiled sender (relay/webrtc/srtp.py) protected last, sent
+        from its buffer by it, as send_frame does; what it could not send, queued."""
+        if not self._pending and self._may_segment():
+            assert self._sock is not None
+            calls = sender.calls
+            done = sender.send(self._sock.fileno(), addr)
+            self.calls += sender.calls - calls
+            if done:
+                return
+            if sender.error in NO_SEGMENTATION:
+                self.close()  # this socket's route cannot segment: one by one from now
+        for data in sender.datagrams():
+            self.sendto(data, addr)
+
     def _send_one(self, data: bytes, addr: Any) -> None:
         try:
             self._transport.sendto(data, addr)

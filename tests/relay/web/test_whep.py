@@ -119,19 +119,20 @@ async def test_transcoder_is_shared_by_all_viewers(
                 await c.close(http)
 
 
-@pytest.mark.parametrize("in_place", [True, False], ids=["in-place", "fallback"])
+@pytest.mark.parametrize("mode", srtp.MODES)
 async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
     cameras: CameraSimulator,
     start_node: NodeFactory,
     monkeypatch: pytest.MonkeyPatch,
-    in_place: bool,
+    mode: str,
 ) -> None:
     """The node's RtpWriter keeps what it sent: a real NACK from the viewer brings
     the packet again, wrapped in RTX (its sequence number, then its payload); its
     sender reports count what it sent; a frame's last packet has the marker bit;
     a frame's packets are protected in place, a libsrtp call each (or, where that
-    cannot be, through pylibsrtp's own protect), and go to the kernel in runs."""
-    monkeypatch.setattr(srtp, "IN_PLACE", in_place)
+    cannot be, through pylibsrtp's own protect; or all in compiled code), and go
+    to the kernel in runs."""
+    monkeypatch.setattr(srtp, "MODE", mode)
     node = await start_node(node_yaml(camera_yaml(cameras, "baseline")))
     async with aiohttp.ClientSession() as http:
         client = WhepClient(f"{node.url}/whep/baseline", token=ADMIN_TOKEN)
@@ -198,7 +199,7 @@ async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
             writer = sender._run_rtp.__self__  # type: ignore[attr-defined]
             assert writer._frames is not None
             buffer = writer._frames
-            assert (buffer.in_place, buffer.libsrtp_calls) == (in_place, sent)
+            assert (buffer.mode, buffer.libsrtp_calls) == (mode, sent)
         finally:
             await client.close(http)
 

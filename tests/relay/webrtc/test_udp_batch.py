@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import struct
 from collections.abc import AsyncIterator
 
 import pytest
 from aioice.turn import TurnTransport
+from pylibsrtp import Policy, Session
 
+from relay.webrtc.srtp import FrameBuffer
 from relay.webrtc.udp_batch import DatagramBatch, frame_runs
 
 
@@ -120,3 +123,37 @@ async def test_a_frame_goes_from_its_buffer_in_a_call_per_run(
         received = [await collect.received.get() for _ in sent]
     assert received == sent
     assert batch.calls == (len(runs) if segments else len(sent))
+
+
+@pytest.mark.parametrize("way", ["segmented", "one-by-one", "queued"])
+async def test_a_compiled_frame_goes_as_the_python_one_does(
+    link: tuple[DatagramBatch, Collect, object], way: str
+) -> None:
+    """The compiled send path (relay/webrtc/_sendpath.c) sends the frame it
+    protected from its buffer, a call per run; where the socket cannot segment, or
+    datagrams queued in this turn must go first, its datagrams go after them, one
+    by one, in order."""
+    batch, collect, address = link
+    if way == "one-by-one":
+        batch.close()
+    frames = FrameBuffer(Session(Policy(key=os.urandom(30), ssrc_type=Policy.SSRC_ANY_OUTBOUND)))
+    assert frames.compiled is not None, "scripts/build_sendpath.py has not been run"
+    payloads = [os.urandom(1200)] * 5 + [os.urandom(500), os.urandom(200)] + [os.urandom(1200)] * 60
+    length = frames.protect(0x80, 96, struct.pack("!II", 1, 2), payloads, 1)
+    written = frames.frame(length)
+    first = [os.urandom(100)] if way == "queued" else []
+    for data in first:
+        batch.sendto(data, address)
+    batch.send_protected(frames.compiled, address)
+    async with asyncio.timeout(5):
+        received = [await collect.received.get() for _ in range(len(first) + len(payloads))]
+    assert received[: len(first)] == first
+    assert b"".join(received[len(first) :]) == written
+    assert [len(d) for d in received[len(first) :]] == [len(p) + 12 + 10 for p in payloads]
+    runs = 4  # 6 (a shorter one ends it), 1, 50 (65,000 bytes at most), 10
+    calls = {
+        "segmented": runs,
+        "one-by-one": len(payloads),
+        "queued": 1 + runs,
+    }  # at the turn's end
+    assert batch.calls == calls[way]
