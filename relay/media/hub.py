@@ -58,6 +58,9 @@ class Subscription:
         # nothing queued; True if it took it (else it is queued as usual). It saves
         # a task switch per packet and consumer (a WebRTC viewer's writer).
         self.direct: Callable[[MediaPacket], bool] | None = None
+        # Parked: its consumer is handed the packets another way (a tap of the
+        # fan-out, FanOut.taps), and its queue is given none while it is.
+        self.parked = False
         self._queue: deque[MediaPacket] = deque()
         self._need_keyframe = False
         self._waiter: asyncio.Future[None] | None = None
@@ -116,6 +119,12 @@ class Subscription:
     def pending(self) -> int:
         return len(self._queue)
 
+    def park(self, parked: bool = True) -> None:
+        """Stops (or starts again) giving its queue packets: its consumer takes them
+        from a tap of the fan-out meanwhile."""
+        self.parked = parked
+        self.fanout.parked_changed()
+
     def close(self) -> None:
         if self._closed:
             return
@@ -133,15 +142,24 @@ class FanOut:
         self.name = name
         self.settings = settings
         self.subscribers: set[Subscription] = set()
+        self._delivering: list[Subscription] = []  # those not parked
+        # Called with every packet published, after the subscribers: a consumer that
+        # serves many parked subscriptions at once (a WebRTC ViewerGroup).
+        self.taps: dict[object, Callable[[MediaPacket], None]] = {}
         self.dropped = 0  # packets its slow subscribers lost, all of them ever
         self._gop: list[MediaPacket] = []
         self._gop_bytes = 0
 
     def publish(self, packet: MediaPacket) -> None:
         self._cache(packet)
-        for sub in self.subscribers:
+        for sub in self._delivering:
             if packet.kind in sub.kinds:
                 sub.put(packet)
+        for tap in list(self.taps.values()):
+            tap(packet)
+
+    def parked_changed(self) -> None:
+        self._delivering = [sub for sub in self.subscribers if not sub.parked]
 
     def _cache(self, packet: MediaPacket) -> None:
         if packet.kind == "video" and packet.keyframe:
@@ -171,11 +189,16 @@ class FanOut:
             sub.put(packet)
         sub.backlog = backlog
         self.subscribers.add(sub)
+        self._delivering = [
+            *self._delivering,
+            sub,
+        ]  # a new list: publish may be going through the old
         self.first_joined()
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         self.subscribers.discard(sub)
+        self._delivering = [other for other in self._delivering if other is not sub]
         if not self.subscribers:
             self.last_left()
 

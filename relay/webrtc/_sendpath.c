@@ -30,8 +30,12 @@
 #define MAX_TRAILER 20 /* SRTP_MAX_TRAILER_LEN: an AEAD tag and an MKI */
 #define MAX_PACKETS 4096
 #define MAX_HEAD 256 /* an RTP header with its extensions */
+#define KEPT 128     /* frames a group's viewer keeps to send again (NACK) */
+#define MAX_JUMP_SECONDS 5
 
 typedef int (*protect_fn)(void *ctx, void *rtp, int *len);
+
+static PyTypeObject FrameSenderType;
 
 typedef struct {
     PyObject_HEAD
@@ -48,6 +52,27 @@ typedef struct {
     int sent;                 /* of them sent */
     int error;                /* errno of the send that stopped, or 0 */
     unsigned long long calls; /* send system calls made */
+    /* In a group (fan_out): what a viewer's RtpWriter and track do per frame. */
+    PyObject *sock;             /* the socket to send from (its fileno, each frame) */
+    int queued;                 /* True: its frames go the Python way (fan_out says) */
+    unsigned char first, payload_type;
+    unsigned char tail[MAX_HEAD]; /* the header after its timestamp: SSRC, extensions */
+    Py_ssize_t tail_len, abs_at;  /* where abs-send-time's element is in it, or -1 */
+    uint32_t origin;              /* RTP time's random start */
+    unsigned int seq;             /* the next packet's */
+    long long clock, frame_ticks, offset, last; /* the Retimer of relay/webrtc/track.py */
+    int has_last;
+    unsigned long long packets, octets, bytes; /* sent in the group: all, payload, SRTP */
+    unsigned long long ntp;                    /* when the last frame went, and */
+    uint32_t rtp;                              /* its RTP time */
+    struct {
+        unsigned int seq;
+        int count;
+        uint32_t timestamp;
+        unsigned long long ntp;
+        long long frame;
+    } kept[KEPT]; /* the newest frames sent, for NACKs */
+    int kept_next;
 } FrameSender;
 
 static int
@@ -69,6 +94,7 @@ sender_dealloc(FrameSender *self)
 {
     Py_XDECREF(self->session);
     Py_XDECREF(self->to);
+    Py_XDECREF(self->sock);
     PyMem_Free(self->buf);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -130,6 +156,58 @@ reserve(FrameSender *self, Py_ssize_t size)
     return 0;
 }
 
+/* Each payload behind its header (`head`: `size` bytes, its marker and sequence
+ * number set here), each protected, one after another in the buffer. 0, or -1
+ * with an exception set. */
+static int
+protect_frame(FrameSender *self, unsigned char *head, Py_ssize_t size, int payload_type,
+              PyObject *payloads, unsigned int seq)
+{
+    Py_ssize_t count = PyList_GET_SIZE(payloads), total = 0;
+    self->count = self->sent = self->error = 0;
+    self->length = 0;
+    if (self->protect == NULL || self->srtp == NULL) {
+        PyErr_SetString(PyExc_ValueError, "a FrameSender made without an SRTP session");
+        return -1;
+    }
+    if (count > MAX_PACKETS) {
+        PyErr_SetString(PyExc_ValueError, "too many packets in one frame");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *p = PyList_GET_ITEM(payloads, i);
+        if (!PyBytes_Check(p)) {
+            PyErr_SetString(PyExc_TypeError, "payloads must be bytes");
+            return -1;
+        }
+        total += PyBytes_GET_SIZE(p) + size + MAX_TRAILER;
+    }
+    if (reserve(self, total) < 0)
+        return -1;
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *p = PyList_GET_ITEM(payloads, i);
+        Py_ssize_t length = PyBytes_GET_SIZE(p);
+        unsigned char *out = self->buf + at;
+        head[1] = (unsigned char)(payload_type | (i == count - 1 ? 0x80 : 0));
+        head[2] = (seq >> 8) & 0xFF, head[3] = seq & 0xFF;
+        memcpy(out, head, size);
+        memcpy(out + size, PyBytes_AS_STRING(p), length);
+        int protected = (int)(size + length);
+        int status = self->protect(self->srtp, out, &protected);
+        if (status) {
+            PyErr_Format(PyExc_RuntimeError, "srtp_protect failed (%d)", status);
+            return -1;
+        }
+        self->sizes[i] = protected;
+        at += protected;
+        seq = (seq + 1) & 0xFFFF;
+    }
+    self->length = at;
+    self->count = (int)count;
+    return 0;
+}
+
 /* protect(first, payload_type, rest, payloads, seq) -> length: each payload behind
  * its header (`first` byte, the marker on the last packet with `payload_type`,
  * sequence numbers from `seq`, then `rest`: timestamp, SSRC, extensions), each
@@ -144,56 +222,19 @@ sender_protect(FrameSender *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "iiy*O!I", &first, &payload_type, &rest, &PyList_Type, &payloads,
                           &seq))
         return NULL;
-    if (self->protect == NULL || self->srtp == NULL) {
-        PyBuffer_Release(&rest);
-        PyErr_SetString(PyExc_ValueError, "a FrameSender made without an SRTP session");
-        return NULL;
-    }
     unsigned char head[MAX_HEAD];
-    Py_ssize_t size = 4 + rest.len, count = PyList_GET_SIZE(payloads), total = 0;
-    if (size <= MAX_HEAD) {
+    Py_ssize_t size = 4 + rest.len;
+    if (size <= MAX_HEAD)
         memcpy(head + 4, rest.buf, rest.len);
-    }
     PyBuffer_Release(&rest);
-    if (size > MAX_HEAD || count > MAX_PACKETS) {
-        PyErr_SetString(PyExc_ValueError, "header too long or too many packets in one frame");
+    if (size > MAX_HEAD) {
+        PyErr_SetString(PyExc_ValueError, "header too long");
         return NULL;
     }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *p = PyList_GET_ITEM(payloads, i);
-        if (!PyBytes_Check(p)) {
-            PyErr_SetString(PyExc_TypeError, "payloads must be bytes");
-            return NULL;
-        }
-        total += PyBytes_GET_SIZE(p) + size + MAX_TRAILER;
-    }
-    if (reserve(self, total) < 0)
-        return NULL;
     head[0] = (unsigned char)first;
-    self->count = self->sent = self->error = 0;
-    Py_ssize_t at = 0;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *p = PyList_GET_ITEM(payloads, i);
-        Py_ssize_t length = PyBytes_GET_SIZE(p);
-        unsigned char *out = self->buf + at;
-        head[1] = (unsigned char)(payload_type | (i == count - 1 ? 0x80 : 0));
-        head[2] = (seq >> 8) & 0xFF, head[3] = seq & 0xFF;
-        memcpy(out, head, size);
-        memcpy(out + size, PyBytes_AS_STRING(p), length);
-        int protected = (int)(size + length);
-        int status = self->protect(self->srtp, out, &protected);
-        if (status) {
-            self->length = 0;
-            PyErr_Format(PyExc_RuntimeError, "srtp_protect failed (%d)", status);
-            return NULL;
-        }
-        self->sizes[i] = protected;
-        at += protected;
-        seq = (seq + 1) & 0xFFFF;
-    }
-    self->length = at;
-    self->count = (int)count;
-    return PyLong_FromSsize_t(at);
+    if (protect_frame(self, head, size, payload_type, payloads, seq) < 0)
+        return NULL;
+    return PyLong_FromSsize_t(self->length);
 }
 
 /* The end of the run from datagram `start`: all of its size but the last, which
@@ -210,17 +251,11 @@ run_end(const int *sizes, int start, int stop)
     return end;
 }
 
-/* send(fd, addr) -> bool: the frame protected last, to `addr` (host, port), run by
- * run; False if a send stopped (`error` says why, `datagrams()` gives what is left). */
-static PyObject *
-sender_send(FrameSender *self, PyObject *args)
+/* Sends the frame protected last, from its first datagram not sent, run by run:
+ * 1 if all went, 0 if a send stopped (`error` says why). */
+static int
+send_runs(FrameSender *self, int fd)
 {
-    int fd;
-    PyObject *to;
-    if (!PyArg_ParseTuple(args, "iO", &fd, &to))
-        return NULL;
-    if (set_address(self, to) < 0)
-        return NULL;
     Py_ssize_t at = 0;
     for (int i = 0; i < self->sent; i++)
         at += self->sizes[i];
@@ -254,13 +289,27 @@ sender_send(FrameSender *self, PyObject *args)
             if (errno == EINTR)
                 continue;
             self->error = errno;
-            Py_RETURN_FALSE;
+            return 0;
         }
         self->calls++;
         self->sent = end;
         at += bytes;
     }
-    Py_RETURN_TRUE;
+    return 1;
+}
+
+/* send(fd, addr) -> bool: the frame protected last, to `addr` (host, port), run by
+ * run; False if a send stopped (`error` says why, `datagrams()` gives what is left). */
+static PyObject *
+sender_send(FrameSender *self, PyObject *args)
+{
+    int fd;
+    PyObject *to;
+    if (!PyArg_ParseTuple(args, "iO", &fd, &to))
+        return NULL;
+    if (set_address(self, to) < 0)
+        return NULL;
+    return PyBool_FromLong(send_runs(self, fd));
 }
 
 /* datagrams() -> list[bytes]: the last frame's datagrams not sent yet. */
@@ -284,6 +333,173 @@ sender_datagrams(FrameSender *self, PyObject *Py_UNUSED(ignored))
     }
     self->sent = self->count;
     return out;
+}
+
+
+/* join(sock, addr, first, payload_type, tail, abs_at, origin, seq, clock, frame_ticks,
+ *      offset, last, has_last): what a viewer's writer and track hold, for fan_out. */
+static PyObject *
+sender_join(FrameSender *self, PyObject *args)
+{
+    PyObject *sock, *to;
+    int first, payload_type, has_last;
+    Py_buffer tail;
+    Py_ssize_t abs_at;
+    unsigned long origin;
+    unsigned int seq;
+    long long clock, frame_ticks, offset, last;
+    if (!PyArg_ParseTuple(args, "OOiiy*nkILLLLp", &sock, &to, &first, &payload_type, &tail,
+                          &abs_at, &origin, &seq, &clock, &frame_ticks, &offset, &last,
+                          &has_last))
+        return NULL;
+    int bad = tail.len > MAX_HEAD - 8 || (abs_at >= 0 && abs_at + 4 > tail.len);
+    if (!bad)
+        memcpy(self->tail, tail.buf, tail.len);
+    self->tail_len = tail.len;
+    PyBuffer_Release(&tail);
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, "header too long, or abs-send-time outside it");
+        return NULL;
+    }
+    if (set_address(self, to) < 0)
+        return NULL;
+    Py_XSETREF(self->sock, Py_NewRef(sock));
+    self->first = (unsigned char)first;
+    self->payload_type = (unsigned char)payload_type;
+    self->abs_at = abs_at;
+    self->origin = (uint32_t)origin;
+    self->seq = seq & 0xFFFF;
+    self->clock = clock, self->frame_ticks = frame_ticks;
+    self->offset = offset, self->last = last, self->has_last = has_last;
+    self->queued = 0;
+    Py_RETURN_NONE;
+}
+
+/* The Retimer of relay/webrtc/track.py: a strictly rising RTP clock from the
+ * source's (`has_raw` 0: a packet without a time). */
+static long long
+retime(FrameSender *self, int has_raw, long long raw)
+{
+    long long out;
+    if (!self->has_last)
+        out = has_raw ? raw : 0;
+    else if (!has_raw)
+        out = self->last + self->frame_ticks;
+    else {
+        out = raw + self->offset;
+        if (out <= self->last || out - self->last > MAX_JUMP_SECONDS * self->clock) {
+            self->offset = self->last + self->frame_ticks - raw; /* a new clock: carry on */
+            out = raw + self->offset;
+        }
+    }
+    self->last = out, self->has_last = 1;
+    return out;
+}
+
+/* One viewer's part of fan_out: 0, or -1 with an exception set (its protect
+ * failed). Sets `queued` where what was protected must go the Python way. */
+static int
+fan_out_one(FrameSender *self, PyObject *payloads, int has_raw, long long raw,
+            unsigned long long ntp, long long frame)
+{
+    uint32_t timestamp = (uint32_t)(self->origin + (uint32_t)retime(self, has_raw, raw));
+    unsigned char head[MAX_HEAD];
+    Py_ssize_t size = 8 + self->tail_len;
+    head[0] = self->first;
+    head[4] = timestamp >> 24, head[5] = timestamp >> 16, head[6] = timestamp >> 8;
+    head[7] = timestamp;
+    memcpy(head + 8, self->tail, self->tail_len);
+    if (self->abs_at >= 0) { /* its element's header, then 6.18 fixed-point seconds */
+        uint32_t abs = (uint32_t)(ntp >> 14) & 0x00FFFFFF;
+        unsigned char *at = head + 8 + self->abs_at + 1;
+        at[0] = abs >> 16, at[1] = abs >> 8, at[2] = abs;
+    }
+    unsigned int seq = self->seq;
+    if (protect_frame(self, head, size, self->payload_type, payloads, seq) < 0)
+        return -1;
+    Py_ssize_t octets = 0;
+    for (int i = 0; i < self->count; i++)
+        octets += PyBytes_GET_SIZE(PyList_GET_ITEM(payloads, i));
+    if (!self->queued) {
+        int fd = self->sock == NULL ? -1 : PyObject_AsFileDescriptor(self->sock);
+        if (fd < 0) {
+            PyErr_Clear(); /* closed: the Python way says what to do */
+            self->queued = 1;
+        } else if (!send_runs(self, fd))
+            self->queued = 1;
+    }
+    int k = self->kept_next;
+    self->kept[k].seq = seq, self->kept[k].count = self->count;
+    self->kept[k].timestamp = timestamp, self->kept[k].ntp = ntp, self->kept[k].frame = frame;
+    self->kept_next = (k + 1) % KEPT;
+    self->seq = (seq + self->count) & 0xFFFF;
+    self->packets += self->count;
+    self->bytes += self->length;
+    self->octets += octets; /* payload only, as the sender's reports count */
+    self->ntp = ntp, self->rtp = timestamp;
+    return 0;
+}
+
+/* lookup(seq) -> (frame, index, timestamp, ntp) | None: where a packet sent in the
+ * group lies (`frame` as fan_out numbered it), to send it again. */
+static PyObject *
+sender_lookup(FrameSender *self, PyObject *args)
+{
+    unsigned int seq;
+    if (!PyArg_ParseTuple(args, "I", &seq))
+        return NULL;
+    for (int n = 1; n <= KEPT; n++) {
+        int k = (self->kept_next - n + KEPT) % KEPT;
+        if (self->kept[k].count == 0)
+            break;
+        unsigned int i = (seq - self->kept[k].seq) & 0xFFFF;
+        if (i < (unsigned int)self->kept[k].count)
+            return Py_BuildValue("LIkK", self->kept[k].frame, i,
+                                 (unsigned long)self->kept[k].timestamp, self->kept[k].ntp);
+    }
+    Py_RETURN_NONE;
+}
+
+/* fan_out(senders, payloads, raw, ntp, frame) -> list: one frame to every viewer of
+ * a group (relay/webrtc/fanout.py): `raw` its time in their clock's units, or None;
+ * `ntp` now; `frame` its number. Each sender retimes it, writes, protects and
+ * sends it, keeps where it lies and counts it. What it returns: the senders whose
+ * frame must go the Python way (`queued`: its datagrams are in datagrams()), or
+ * whose protect failed (`error` -1: they sent nothing, and are to leave). */
+static PyObject *
+fan_out(PyObject *module, PyObject *args)
+{
+    PyObject *senders, *payloads, *raw_obj;
+    unsigned long long ntp;
+    long long frame;
+    if (!PyArg_ParseTuple(args, "O!O!OKL", &PyList_Type, &senders, &PyList_Type, &payloads,
+                          &raw_obj, &ntp, &frame))
+        return NULL;
+    int has_raw = raw_obj != Py_None;
+    long long raw = has_raw ? PyLong_AsLongLong(raw_obj) : 0;
+    if (raw == -1 && PyErr_Occurred())
+        return NULL;
+    PyObject *left = PyList_New(0);
+    if (left == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(senders); i++) {
+        FrameSender *one = (FrameSender *)PyList_GET_ITEM(senders, i);
+        if (!PyObject_TypeCheck((PyObject *)one, &FrameSenderType)) {
+            Py_DECREF(left);
+            PyErr_SetString(PyExc_TypeError, "fan_out sends to FrameSenders");
+            return NULL;
+        }
+        if (fan_out_one(one, payloads, has_raw, raw, ntp, frame) < 0) {
+            PyErr_Clear();
+            one->error = -1;
+            one->queued = 1;
+        }
+        if (one->queued && PyList_Append(left, (PyObject *)one) < 0) {
+            Py_DECREF(left);
+            return NULL;
+        }
+    }
+    return left;
 }
 
 /* frame() -> bytes: the frame protected last, as it lies in the buffer. */
@@ -317,12 +533,45 @@ static PyMethodDef sender_methods[] = {
     {"send", (PyCFunction)sender_send, METH_VARARGS,
      "send(fd, addr) -> bool: that frame, a call per run; False if a send stopped"},
     {"frame", (PyCFunction)sender_frame, METH_NOARGS, "frame() -> bytes: that frame"},
+    {"join", (PyCFunction)sender_join, METH_VARARGS,
+     "join(sock, addr, first, payload_type, tail, abs_at, origin, seq, clock, frame_ticks,"
+     " offset, last, has_last): what fan_out needs of the viewer"},
+    {"lookup", (PyCFunction)sender_lookup, METH_VARARGS,
+     "lookup(seq) -> (frame, index, timestamp, ntp) | None: a packet fan_out sent"},
     {"datagrams", (PyCFunction)sender_datagrams, METH_NOARGS,
      "datagrams() -> list[bytes]: what send() left, to go another way"},
     {NULL},
 };
 
+static PyObject *
+sender_get_queued(FrameSender *self, void *closure)
+{
+    return PyBool_FromLong(self->queued);
+}
+
+static int
+sender_set_queued(FrameSender *self, PyObject *value, void *closure)
+{
+    int truth = value == NULL ? 0 : PyObject_IsTrue(value);
+    if (truth < 0)
+        return -1;
+    self->queued = truth;
+    return 0;
+}
+
+static PyObject *
+sender_get_state(FrameSender *self, void *closure)
+{
+    return Py_BuildValue("ILLNKKKKk", self->seq, self->offset, self->last,
+                         PyBool_FromLong(self->has_last), self->packets, self->octets,
+                         self->bytes, self->ntp, (unsigned long)self->rtp);
+}
+
 static PyGetSetDef sender_getset[] = {
+    {"queued", (getter)sender_get_queued, (setter)sender_set_queued,
+     "True: in fan_out, its frames are protected but left to the Python way", NULL},
+    {"state", (getter)sender_get_state, NULL,
+     "(seq, offset, last, has_last, packets, octets, bytes, ntp, rtp) in fan_out", NULL},
     {"error", (getter)sender_get_error, NULL, "errno of the send that stopped, or 0", NULL},
     {"calls", (getter)sender_get_calls, NULL, "send system calls made", NULL},
     {"session", (getter)sender_get_session, NULL, "the SRTP session it protects for", NULL},
@@ -341,9 +590,15 @@ static PyTypeObject FrameSenderType = {
     .tp_getset = sender_getset,
 };
 
+static PyMethodDef module_methods[] = {
+    {"fan_out", fan_out, METH_VARARGS,
+     "fan_out(senders, payloads, raw, ntp, frame) -> list: a frame to a group's viewers"},
+    {NULL},
+};
+
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_sendpath", "A viewer's frames protected and sent (relay/webrtc/srtp.py).",
-    -1, NULL,
+    -1, module_methods,
 };
 
 PyMODINIT_FUNC

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import struct
-import time
 from collections import deque
 from typing import Any, NamedTuple
 
@@ -27,9 +26,16 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpsender import random_sequence_number
-from aiortc.rtp import RTP_HISTORY_SIZE, RtpPacket, wrap_rtx
+from aiortc.rtp import (
+    RTP_HISTORY_SIZE,
+    RtcpSenderInfo,
+    RtcpSrPacket,
+    RtpPacket,
+    wrap_rtx,
+)
 from aiortc.utils import random32
 
+from relay.webrtc.fanout import Member, ViewerGroup, ntp_now
 from relay.webrtc.srtp import FrameBuffer
 from relay.webrtc.udp_batch import DatagramBatch, batch_for, frame_runs
 
@@ -47,15 +53,33 @@ class RtpFrame(NamedTuple):
 
 
 class RtpCounts:
-    """What the writers of one camera's viewers sent, kept after they end (metrics)."""
+    """What the writers of one camera's viewers sent, kept after they end (metrics).
+    Read, they count what the writers in a ViewerGroup sent up to now."""
 
-    __slots__ = ("bytes", "nacked", "packets", "retransmitted")
+    __slots__ = ("_bytes", "_packets", "grouped", "nacked", "retransmitted")
 
     def __init__(self) -> None:
-        self.packets = 0
-        self.bytes = 0  # SRTP included
+        self._packets = 0
+        self._bytes = 0  # SRTP included
         self.nacked = 0  # packets viewers reported lost
         self.retransmitted = 0  # of them, found in the history and sent again
+        self.grouped: set[RtpWriter] = set()  # writers whose counts lag until synced
+
+    def add(self, packets: int, sent: int) -> None:
+        self._packets += packets
+        self._bytes += sent
+
+    @property
+    def packets(self) -> int:
+        for writer in list(self.grouped):
+            writer.sync()
+        return self._packets
+
+    @property
+    def bytes(self) -> int:
+        for writer in list(self.grouped):
+            writer.sync()
+        return self._bytes
 
 
 class SentFrame(NamedTuple):
@@ -80,6 +104,10 @@ class RtpWriter:
         self._pair: Any = None  # the nominated pair frames went to last,
         self._addr: Any = None  # its remote address
         self._batch: DatagramBatch | None = None  # and its socket's batch
+        self._group: ViewerGroup | None = None  # where it is sent from, once live,
+        self._member: Member | None = None  # as this member
+        self._retimer: Any = None  # with its track's Retimer,
+        self._left: Any = None  # and what to call when it leaves
         self._header = HeaderTemplate(0x80, 0, b"")
         self._payload_type = 0
         self._seq = self._origin = 0
@@ -91,6 +119,13 @@ class RtpWriter:
         writer = cls(sender, counts)
         sender._run_rtp = writer.run  # type: ignore[method-assign]
         sender._retransmit = writer.retransmit  # type: ignore[method-assign]
+        send_rtcp = sender._send_rtcp
+
+        async def send_reports(packets: list[Any]) -> None:
+            writer._fresh_reports(packets)
+            await send_rtcp(packets)
+
+        sender._send_rtcp = send_reports  # type: ignore[method-assign]
         return writer
 
     def _get(self, name: str) -> Any:
@@ -134,6 +169,7 @@ class RtpWriter:
                 if not self.offer(frame):
                     raise ConnectionError("the viewer's ICE transport is not connected")
         finally:
+            self.leave_group()
             if hasattr(track, "sink"):
                 track.sink = None
 
@@ -191,10 +227,116 @@ class RtpWriter:
         ours[_NTP], ours[_RTP] = ntp, timestamp
         ours[_OCTETS] += octets
         ours[_PACKETS] += count
-        counts.packets += count
-        counts.bytes += length
+        counts.add(count, length)
         theirs[_TX_BYTES] += length
         theirs[_TX_PACKETS] += count
+
+    def join_group(self, fanout: Any, kind: str, retimer: Any, left: Any) -> bool:
+        """Joins the stream's ViewerGroup (relay/webrtc/fanout.py), if this viewer
+        can be sent to from there, from the sequence number and RTP time (its
+        track's `retimer`) it is at; `left()` is called when it leaves."""
+        dtls = self._dtls
+        if not ViewerGroup.usable() or dtls is None or dtls._state is not State.CONNECTED:
+            return False
+        pair = self._ice._nominated.get(1)
+        if pair is None:
+            return False
+        frames = self._frames
+        if frames is None or frames.session is not dtls._tx_srtp:
+            frames = self._frames = FrameBuffer(dtls._tx_srtp)
+        batch = batch_for(pair.protocol)
+        if frames.compiled is None or batch._sock is None:
+            return False  # TURN, ICE-TCP, or a socket that cannot segment
+        header, last = self._header, retimer._last
+        group = ViewerGroup.of(fanout, kind, retimer.clock)
+        frames.compiled.join(
+            batch._sock,
+            pair.remote_addr,
+            header.first,
+            self._payload_type,
+            header.tail,
+            header.abs_send_time,
+            self._origin,
+            self._seq,
+            retimer.clock,
+            retimer.frame_ticks,
+            retimer._offset,
+            last or 0,
+            last is not None,
+        )
+        self._member = group.join(frames.compiled, self, pair, batch)
+        self._group, self._retimer, self._left = group, retimer, left
+        self.counts.grouped.add(self)
+        return True
+
+    def still_in(self, member: Member) -> bool:
+        """Whether the group can still send to this viewer as it joined."""
+        dtls = self._dtls
+        return (
+            dtls is not None
+            and dtls._state is State.CONNECTED
+            and self._ice._nominated.get(1) is member.pair
+            and dtls._tx_srtp is member.sender.session
+            and member.batch._sock is member.sock
+        )
+
+    def leave_group(self) -> None:
+        """Leaves its group, if in one: its sequence number and RTP time back here
+        and in its track's Retimer, its counts brought up to date."""
+        member, group = self._member, self._group
+        if member is None or group is None:
+            return
+        self.sync()
+        seq, offset, last, has_last = member.sender.state[:4]
+        self._seq = seq
+        self._retimer._offset, self._retimer._last = offset, last if has_last else None
+        group.leave(member)
+        self.counts.grouped.discard(self)
+        self._member = self._group = None
+        left, self._left = self._left, None
+        left()
+
+    def sync(self) -> None:
+        """Counts what its group sent for it since the last time: for the sender's
+        reports (SR), the transport's stats and the camera's counts."""
+        member = self._member
+        if member is None:
+            return
+        packets, octets, sent, ntp, rtp = member.sender.state[4:]
+        done_packets, done_octets, done_sent = member.synced
+        if packets == done_packets:
+            return
+        member.synced = (packets, octets, sent)
+        ours = self._sender.__dict__
+        ours[_NTP], ours[_RTP] = ntp, rtp
+        ours[_OCTETS] += octets - done_octets
+        ours[_PACKETS] += packets - done_packets
+        self.counts.add(packets - done_packets, sent - done_sent)
+        assert self._dtls is not None
+        theirs = self._dtls.__dict__
+        theirs[_TX_BYTES] += sent - done_sent
+        theirs[_TX_PACKETS] += packets - done_packets
+
+    def _fresh_reports(self, packets: list[Any]) -> None:
+        """A sender report aiortc made from counts its group had not brought up to
+        date: made again from the counts as they are now."""
+        if self._member is None:
+            return
+        self.sync()
+        ours, ssrc = self._sender.__dict__, self._sender._ssrc
+        for i, packet in enumerate(packets):
+            if isinstance(packet, RtcpSrPacket) and packet.ssrc == ssrc:
+                packets[i] = RtcpSrPacket(
+                    ssrc=ssrc,
+                    sender_info=RtcpSenderInfo(
+                        ntp_timestamp=ours[_NTP],
+                        rtp_timestamp=ours[_RTP],
+                        packet_count=ours[_PACKETS] & 0xFFFFFFFF,
+                        octet_count=ours[_OCTETS] & 0xFFFFFFFF,
+                    ),
+                    reports=packet.reports,
+                )
+                ours[_LSR] = (ours[_NTP] >> 16) & 0xFFFFFFFF  # as aiortc keeps it for RTT
 
     async def retransmit(self, sequence_number: int) -> None:
         """Sends a packet the viewer reported lost again (RTX where negotiated)."""
@@ -226,19 +368,21 @@ class RtpWriter:
                 marked = self._payload_type | (i == len(frame.payloads) - 1) << 7
                 head = struct.pack("!BBH", self._header.first, marked, sequence_number)
                 return head + frame.rest + frame.payloads[i]
-        return None
+        member, group = self._member, self._group
+        found = None if member is None or group is None else group.packet(member, sequence_number)
+        if found is None:
+            return None
+        payload, last, timestamp, ntp = found
+        marked = self._payload_type | last << 7
+        head = struct.pack("!BBH", self._header.first, marked, sequence_number)
+        return head + self._header.rest(timestamp, ntp) + payload
 
 
 _NTP, _RTP = "_RTCRtpSender__ntp_timestamp", "_RTCRtpSender__rtp_timestamp"
+_LSR = "_RTCRtpSender__lsr"
 _OCTETS, _PACKETS = "_RTCRtpSender__octet_count", "_RTCRtpSender__packet_count"
 _TX_BYTES, _TX_PACKETS = "_RTCDtlsTransport__tx_bytes", "_RTCDtlsTransport__tx_packets"
 _TIME = _ELEMENT = struct.Struct("!I")
-NTP_EPOCH_OFFSET = 2_208_988_800  # s from 1900 (NTP's epoch) to 1970 (Unix's)
-
-
-def ntp_now() -> int:
-    """aiortc's clock.current_ntp_time(), without its datetime objects."""
-    return int((time.time() + NTP_EPOCH_OFFSET) * (1 << 32))
 
 
 class HeaderTemplate(NamedTuple):

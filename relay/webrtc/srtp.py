@@ -34,10 +34,14 @@ try:  # the binding pylibsrtp itself uses, checked on pylibsrtp 1.0.0
 except ImportError:  # pragma: no cover - another pylibsrtp
     ffi = lib = None
     IN_PLACE = False
+FrameSender: Any = None
+fan_out: Any = None  # one frame to every viewer of a group (relay/webrtc/fanout.py)
 try:
-    from relay.webrtc._sendpath import FrameSender  # type: ignore[import-not-found]
+    from relay.webrtc import _sendpath  # type: ignore[attr-defined]
+
+    FrameSender, fan_out = _sendpath.FrameSender, _sendpath.fan_out
 except ImportError:  # not built: scripts/build_sendpath.py
-    FrameSender = None
+    pass
 COMPILED = IN_PLACE and FrameSender is not None
 MODES = ("compiled", "in-place", "python")
 AVAILABLE = tuple(m for m, ok in zip(MODES, (COMPILED, IN_PLACE, True), strict=True) if ok)

@@ -11,28 +11,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from aiortc import MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 from ingest.packet import MediaPacket
-from relay.media.hub import Subscription, SubscriptionClosed
+from relay.media.hub import FanOut, Subscription, SubscriptionClosed
 from relay.webrtc.codecs import rtp_payloads
+from relay.webrtc.fanout import ticks
 from relay.webrtc.rtp_writer import RtpFrame
 
 logger = logging.getLogger(__name__)
 
 MAX_JUMP_SECONDS = 5.0
 BACKLOG_RATE = 2_500_000  # bytes/s to a viewer catching up with live: 20 Mbit/s
-
-
-def ticks(packet: MediaPacket, clock: int) -> int | None:
-    """The packet's time in `clock` units (integer maths: this runs per viewer)."""
-    if packet.pts is None:
-        return None
-    base = packet.time_base
-    return packet.pts * base.numerator * clock // base.denominator
 
 
 class Retimer:
@@ -85,9 +79,14 @@ class CatchUp:
 
 
 class FrameSink(Protocol):
-    """A viewer's writer, as the track sees it: a frame written at once, if it can."""
+    """A viewer's writer, as the track sees it: a frame written at once, if it can;
+    or all of them from the stream's ViewerGroup (relay/webrtc/fanout.py)."""
 
     def offer(self, frame: RtpFrame) -> bool: ...
+
+    def join_group(
+        self, fanout: FanOut, kind: str, retimer: Retimer, left: Callable[[], None]
+    ) -> bool: ...
 
 
 class PacketTrack(MediaStreamTrack):
@@ -118,8 +117,18 @@ class PacketTrack(MediaStreamTrack):
         self.sink: FrameSink | None = None
 
     async def recv(self) -> RtpFrame:  # type: ignore[override]
-        if not self._catching_up and not self._backlog and self.sink is not None:
-            self._sub.direct = self._direct
+        sink = self.sink
+        if not self._catching_up and not self._backlog and sink is not None:
+            # Only with nothing queued: a queued packet would go from here too, with
+            # the sequence numbers the group starts from.
+            if (
+                not self._sub.parked
+                and not self._sub.pending()
+                and sink.join_group(self._sub.fanout, self.kind, self._retime, self._left_group)
+            ):
+                self._sub.park()  # its group sends it every frame from now
+            elif not self._sub.parked:
+                self._sub.direct = self._direct
         try:
             packet = await self._sub.get()
         except SubscriptionClosed:
@@ -130,6 +139,11 @@ class PacketTrack(MediaStreamTrack):
             self._catching_up = self._sub.pending() > 0
             await self._pace.wait(packet)
         return self._frame(packet, ts)
+
+    def _left_group(self) -> None:
+        """Its writer left its group: packets come to the track again (the next
+        tells the writer's task what is wrong, or it joins again)."""
+        self._sub.park(False)
 
     def _direct(self, packet: MediaPacket) -> bool:
         """A live packet, written as it is published; False to queue it (the writer

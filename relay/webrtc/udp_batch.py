@@ -94,10 +94,7 @@ class DatagramBatch:
         from its buffer by it, as send_frame does; what it could not send, queued."""
         if not self._pending and self._may_segment():
             assert self._sock is not None
-            calls = sender.calls
-            done = sender.send(self._sock.fileno(), addr)
-            self.calls += sender.calls - calls
-            if done:
+            if sender.send(self._sock.fileno(), addr):  # it counts its calls
                 return
             if sender.error in NO_SEGMENTATION:
                 self.close()  # this socket's route cannot segment: one by one from now

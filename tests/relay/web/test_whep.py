@@ -19,7 +19,7 @@ from aiortc.rtp import RtcpSrPacket, RtpPacket
 
 from camsim import CameraSimulator, MountSpec
 from relay.web.whep import WHEP
-from relay.webrtc import srtp
+from relay.webrtc import fanout, srtp
 from relay.webrtc.client import WhepClient
 from relay.webrtc.udp_batch import batch_for
 from tests.conftest import ADMIN, ADMIN_TOKEN, NodeFactory, node_yaml
@@ -119,20 +119,26 @@ async def test_transcoder_is_shared_by_all_viewers(
                 await c.close(http)
 
 
-@pytest.mark.parametrize("mode", srtp.MODES)
+@pytest.mark.parametrize(
+    ("mode", "groups"),
+    [("compiled", True), ("compiled", False), ("in-place", False), ("python", False)],
+    ids=["group", "compiled", "in-place", "python"],
+)
 async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
     cameras: CameraSimulator,
     start_node: NodeFactory,
     monkeypatch: pytest.MonkeyPatch,
     mode: str,
+    groups: bool,
 ) -> None:
     """The node's RtpWriter keeps what it sent: a real NACK from the viewer brings
     the packet again, wrapped in RTX (its sequence number, then its payload); its
     sender reports count what it sent; a frame's last packet has the marker bit;
     a frame's packets are protected in place, a libsrtp call each (or, where that
-    cannot be, through pylibsrtp's own protect; or all in compiled code), and go
-    to the kernel in runs."""
+    cannot be, through pylibsrtp's own protect; or all in compiled code, and once
+    live from the stream's ViewerGroup), and go to the kernel in runs."""
     monkeypatch.setattr(srtp, "MODE", mode)
+    monkeypatch.setattr(fanout, "GROUPS", groups)
     node = await start_node(node_yaml(camera_yaml(cameras, "baseline")))
     async with aiohttp.ClientSession() as http:
         client = WhepClient(f"{node.url}/whep/baseline", token=ADMIN_TOKEN)
@@ -143,8 +149,12 @@ async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
             resent: asyncio.Queue[RtpPacket] = asyncio.Queue()
             handle = receiver._handle_rtp_packet
 
+            twice: list[int] = []  # sequence numbers that came again (RTX aside)
+
             async def watch(packet: RtpPacket, arrival_time_ms: int) -> None:
                 if not media or packet.ssrc == next(iter(media.values())).ssrc:
+                    if packet.sequence_number in media:
+                        twice.append(packet.sequence_number)
                     media[packet.sequence_number] = packet
                 else:
                     resent.put_nowait(packet)
@@ -192,14 +202,21 @@ async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
             # The node handed the kernel each frame's packets in runs, not one by one.
             (session,) = node.app[WHEP].sessions.values()
             sender = session.pc.getTransceivers()[0].sender
+            writer = sender._run_rtp.__self__  # type: ignore[attr-defined]
+            member = writer._member
+            assert (member is not None) is groups, "live, a viewer is sent from its group"
+            writer.sync()
             pair = sender.transport.transport._connection._nominated[1]
-            sends = batch_for(pair.protocol).calls
+            buffer = writer._frames
+            assert buffer is not None
+            compiled = buffer.compiled.calls if buffer.compiled is not None else 0
+            sends = batch_for(pair.protocol).calls + compiled
             sent = sender._RTCRtpSender__packet_count  # type: ignore[attr-defined]
             assert sends < sent, "one send per packet (and more for DTLS and RTCP)"
-            writer = sender._run_rtp.__self__  # type: ignore[attr-defined]
-            assert writer._frames is not None
-            buffer = writer._frames
-            assert (buffer.mode, buffer.libsrtp_calls) == (mode, sent)
+            grouped = member.sender.state[4] if member is not None else 0
+            assert (buffer.mode, buffer.libsrtp_calls + grouped) == (mode, sent)
+            assert counts.packets == sent
+            assert twice == [], "no sequence number is sent twice, joining the group or not"
         finally:
             await client.close(http)
 
@@ -433,9 +450,14 @@ def ice_protocols(transceiver: Any) -> list[Any]:
     return list(transceiver.sender.transport.transport.iceGatherer._connection._protocols)
 
 
-async def test_a_live_viewer_is_written_to_as_packets_come(start_node: NodeFactory) -> None:
+@pytest.mark.parametrize("groups", [True, False], ids=["group", "per-viewer"])
+async def test_a_live_viewer_is_written_to_as_packets_come(
+    start_node: NodeFactory, monkeypatch: pytest.MonkeyPatch, groups: bool
+) -> None:
     """Once caught up with live, a viewer's frames are written as the camera's
-    packets are published, not through its writer task's queue."""
+    packets are published, not through its writer task's queue: all viewers of
+    the stream in one call (its ViewerGroup), or each one's writer directly."""
+    monkeypatch.setattr(fanout, "GROUPS", groups)
     node = await start_node(
         node_yaml("  - {id: gate, name: Gate, site: village, main: 'synthetic://160x120?fps=15'}\n")
     )
@@ -447,6 +469,16 @@ async def test_a_live_viewer_is_written_to_as_packets_come(start_node: NodeFacto
                 await client.first_frame()
             session = next(iter(node.app[WHEP].sessions.values()))
             video = session.subscriptions[0]
+            if groups:
+                channel = node.hub.channel("gate")
+                assert channel is not None
+                await wait_until(lambda: video.parked, 10, "the viewer in its group")
+                (group,) = [tap.__self__ for tap in channel.taps.values()]  # type: ignore[attr-defined]
+                queued, sent = video.delivered, group.sent
+                frames = client.watch.frames
+                await wait_until(lambda: client.watch.frames > frames + 15, 10, "and they play")
+                assert group.sent > sent + 15 and video.delivered == queued
+                return
             await wait_until(lambda: video.delivered_directly > 15, 10, "frames written directly")
             frames = client.watch.frames
             await wait_until(lambda: client.watch.frames > frames + 15, 10, "and they play")

@@ -192,3 +192,47 @@ def test_a_frame_is_cut_into_full_fragments_without_its_delimiter() -> None:
 
 def packet_of(data: bytes) -> MediaPacket:
     return MediaPacket("video", data, 0, Fraction(1, 90000), True, time.monotonic())
+
+
+class GroupSink:
+    """A writer as the track sees it, that always may join its stream's group:
+    which frames the track hands it itself, and when it joined."""
+
+    def __init__(self) -> None:
+        self.written: list[int] = []  # their RTP times
+        self.joined_after: int | None = None  # frames written before it joined
+
+    def offer(self, frame: Any) -> bool:
+        self.written.append(frame.timestamp)
+        return True
+
+    def join_group(self, fanout: Any, kind: str, retimer: Any, left: Any) -> bool:
+        self.joined_after = len(self.written)
+        return True
+
+
+async def test_a_viewer_joins_its_group_only_with_nothing_queued() -> None:
+    """Live, the writer is sent from its stream's group; a packet still queued then
+    would go both from the track and from the group, under the same sequence
+    numbers. So the track joins once its queue is empty, and parks it."""
+    channel = FanOut("cam", HubSettings())
+    channel.publish(packet(0, FRAME))
+    sub = channel.subscribe(frozenset(("video",)))
+    track = PacketTrack("video", sub, 90000, 1e9)
+    sink = GroupSink()
+    track.sink = sink
+    async with asyncio.timeout(1):
+        await track.recv()  # the cached keyframe
+        for i in range(1, 4):  # queued behind it, before the track is live
+            channel.publish(packet(i, FRAME))
+        for _ in range(3):
+            sink.offer(await track.recv())  # as the writer's task writes them
+            assert sink.joined_after is None, "not with packets queued"
+        waiting = asyncio.ensure_future(track.recv())
+        await asyncio.sleep(0)
+        assert sink.joined_after == 3 and sub.parked, "joined with the queue empty"
+        channel.publish(packet(4, FRAME))
+        await asyncio.sleep(0)
+        assert not waiting.done() and sub.pending() == 0, "parked: the group sends it"
+    waiting.cancel()
+    track.stop()
