@@ -15,13 +15,15 @@ debs=(fonts-wqy-microhei)
 if [ $dev = 1 ]; then
   debs+=(gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi gstreamer1.0-plugins-base
     gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-    gstreamer1.0-tools chromium nftables iproute2 systemd python3-venv ca-certificates)
+    gstreamer1.0-tools chromium nftables iproute2 systemd python3-venv ca-certificates
+    gcc python3-dev)  # the last two: docs/operations.md installs with them (test_install.py)
 fi
 missing=()
 for deb in "${debs[@]}"; do
   dpkg -s "$deb" >/dev/null 2>&1 || missing+=("$deb")
 done
-# The compiled send path (relay/webrtc/_sendpath.c) is built with the machine's C compiler.
+# The compiled send path (relay/webrtc/_sendpath.c, setup.py) is built with the machine's
+# C compiler.
 command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
 if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   missing+=(python3-venv)
@@ -42,11 +44,12 @@ fi
 extra=""
 [ $dev = 1 ] && extra="[dev]"
 stamp=".venv/.installed$extra"
-current() { [ -f "$1" ] && [ ! pyproject.toml -nt "$1" ]; }
+# Installed again when what it is built from changes (the compiled send path, whose
+# editable install builds it next to its source).
+current() { [ -f "$1" ] && [ ! pyproject.toml -nt "$1" ] && [ ! relay/webrtc/_sendpath.c -nt "$1" ]; }
 # The dev install holds the plain one: run.sh after `setup.sh --dev` installs nothing.
 if ! current "$stamp" && ! current ".venv/.installed[dev]"; then
   echo "setup: installing Python packages into .venv"
   .venv/bin/pip install -q --disable-pip-version-check -e ".$extra"
   touch "$stamp"
 fi
-.venv/bin/python scripts/build_sendpath.py

@@ -8,7 +8,7 @@
  * sent in one sendmsg() with UDP_SEGMENT (plain sendto() for a run of one).
  * Nothing is allocated per packet or per frame.
  *
- * Built by scripts/build_sendpath.py; where it is not built, the same path runs in
+ * Built by setup.py (an optional extension); where it is not built, the same path runs in
  * Python (tests run both ways).
  */
 #define PY_SSIZE_T_CLEAN

@@ -11,7 +11,7 @@ datagrams, sent from the buffer as it is (relay/webrtc/udp_batch.py): no Python
 object per packet.
 
 Three ways, the first that this machine has (`MODES`; tests run each):
-- "compiled": relay/webrtc/_sendpath.c (built by scripts/build_sendpath.py) writes,
+- "compiled": relay/webrtc/_sendpath.c (built by setup.py when installed) writes,
   protects and later sends the whole frame in one call each, calling the
   srtp_protect that pylibsrtp's own binding exports, by its address;
 - "in-place": the same loop in Python, each packet protected through that binding;
@@ -40,7 +40,7 @@ try:
     from relay.webrtc import _sendpath  # type: ignore[attr-defined]
 
     FrameSender, fan_out = _sendpath.FrameSender, _sendpath.fan_out
-except ImportError:  # not built: scripts/build_sendpath.py
+except ImportError:  # not built: no C compiler where it was installed
     pass
 COMPILED = IN_PLACE and FrameSender is not None
 MODES = ("compiled", "in-place", "python")

@@ -25,7 +25,6 @@ from relay.webrtc.srtp import FrameBuffer
 from relay.webrtc.track import Retimer
 from relay.webrtc.udp_batch import DatagramBatch
 
-pytestmark = pytest.mark.skipif(not srtp.COMPILED, reason="scripts/build_sendpath.py not run")
 TAIL = struct.pack("!I", 0x1234_5678)  # the header after the timestamp: the SSRC alone
 CLOCK = 90_000
 

@@ -25,7 +25,7 @@ def session(direction: int) -> Session:
 
 def test_this_machine_protects_in_place_in_compiled_code() -> None:
     """Else every viewer is on a slower path without anyone knowing (setup.sh builds
-    the compiled one: scripts/build_sendpath.py)."""
+    the compiled one: setup.py, with the C compiler scripts/setup.sh makes sure of)."""
     assert srtp.IN_PLACE and srtp.COMPILED
     assert FrameBuffer(session(Policy.SSRC_ANY_OUTBOUND)).mode == "compiled"
 

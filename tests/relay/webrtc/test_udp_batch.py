@@ -137,7 +137,7 @@ async def test_a_compiled_frame_goes_as_the_python_one_does(
     if way == "one-by-one":
         batch.close()
     frames = FrameBuffer(Session(Policy(key=os.urandom(30), ssrc_type=Policy.SSRC_ANY_OUTBOUND)))
-    assert frames.compiled is not None, "scripts/build_sendpath.py has not been run"
+    assert frames.compiled is not None, "the compiled send path was not built (setup.py)"
     payloads = [os.urandom(1200)] * 5 + [os.urandom(500), os.urandom(200)] + [os.urandom(1200)] * 60
     length = frames.protect(0x80, 96, struct.pack("!II", 1, 2), payloads, 1)
     written = frames.frame(length)
