@@ -13,10 +13,10 @@ server process of its own on 127.0.0.1:
                 MediaRelay().subscribe(player.video, buffered=False) per viewer,
                 H.264 preferred, behind a minimal WHEP endpoint (POST offer -> 201)
 
-Viewers are `relay.webrtc.client.WhepClient`s, up to 10 per viewer process
-(`_viewers` sub-command), reporting JSON lines on stdout. Each system first runs
-with the camera ingested and no viewer (its idle CPU); then, per viewer count, the
-viewers join together, each timing its first frame from its offer (its POST)
+Viewers are `relay.webrtc.client.WhepClient`s, up to 10 per viewer process (25
+with --light; `_viewers` sub-command), reporting JSON lines on stdout. Each system
+first runs with the camera ingested and no viewer (its idle CPU); then, per viewer
+count, the viewers join together, each timing its first frame from its offer (its POST)
 and when it had caught up with live ("live after": its last frame that came more
 than LATE s later, against its RTP time, than its least late one); once every
 viewer has a first frame (or timed out) and --settle s more, the server
@@ -28,7 +28,7 @@ the node); otherwise ten viewers in one process would time each other's set-up.
 
     .venv/bin/python bench/whep_viewers.py [--viewers 1,10,50] [--seconds 10]
         [--systems villagewatch,one-port,baseline] [--settle 10] [--ramp 0]
-        [--size 1280x720] [--decode] [--py-spy DIR]
+        [--size 1280x720] [--decode | --light] [--py-spy DIR]
 
 The camera's bitrate is x264enc's default target (2048 kbit/s; MountSpec has no
 bitrate setting); what actually arrives (about 1.4 Mbit/s for this test pattern) is
@@ -42,6 +42,20 @@ must, at the first IDR with its SPS and PPS. Everything else on the receive path
 (ICE, DTLS, SRTP, RTCP, NACK, depacketization) runs as usual. `--decode` decodes
 every frame for real (at 720p that costs the viewers more CPU than this machine has
 to spare for 50 of them).
+
+Even without decoding, aiortc's receive path (SRTP, parsing, jitter buffer, NACK,
+depacketization, all in Python per packet) takes the whole machine at 100 viewers
+of a 720p camera, whose viewers then lose frames at their own end. `--light`
+viewers connect as the others do (WHEP, ICE, DTLS; aioice keeps answering consent
+checks), then take each video packet before aiortc's DTLS transport gets it and
+read only its RTP header, which SRTP leaves in the clear (LightViewer): sequence
+numbers for loss, the marker bit for frames, RTP time for "live after". They send
+no RTCP (no NACK, receiver report or PLI), which a node's session does not need,
+and cannot tell a keyframe (the payload stays encrypted), so their first frame is
+the first whole one. A light viewer costs its process about 10 us per packet (100
+viewers: 16 % of a core for the lot), so a process takes 25: at 100 viewers, 10
+per process joined no faster and cost more; far more would queue every join
+(ICE and DTLS in Python) of a process behind each other in one event loop.
 """
 
 from __future__ import annotations
@@ -54,6 +68,7 @@ import math
 import os
 import secrets
 import signal
+import struct
 import sys
 import tempfile
 import time
@@ -74,8 +89,10 @@ from aiortc import (
     RTCRtpSender,
     RTCSessionDescription,
 )
+from aiortc.codecs import is_rtx
 from aiortc.contrib.media import MediaPlayer, MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.sdp import SessionDescription
 
 from camsim import SERVER_SCRIPT, CameraSimulator, MountSpec
 from ingest.tasks import cancel_and_wait
@@ -88,6 +105,7 @@ SYSTEMS = ("villagewatch", "one-port", "python-send", "baseline")
 OURS = ("villagewatch", "one-port", "python-send")  # villagewatch, configured otherwise
 SIZE, FPS, KEYFRAME_INTERVAL = "1280x720", 25, 4.0
 VIEWERS_PER_PROCESS = 10
+LIGHT_VIEWERS_PER_PROCESS = 25  # --light: see the module's docstring
 MAX_VIEWERS = 500
 CAMERA_ID = "cam"
 CONNECT_TIMEOUT = 20.0  # offer to first frame, per viewer
@@ -200,7 +218,7 @@ class Baseline:
             await runner.cleanup()
 
 
-# --- the viewers (a sub-command: up to VIEWERS_PER_PROCESS in one process) --------
+# --- the viewers (a sub-command: up to per_process() in one process) -------------
 
 
 def nal_types(data: bytes) -> set[int]:
@@ -255,10 +273,13 @@ class Arrivals:
         stamp = getattr(frame, "timestamp", None)
         if stamp is None:
             stamp = frame.pts  # a decoded frame
+        self.at(stamp, time.monotonic())
+
+    def at(self, stamp: int, now: float) -> None:
+        """A frame of RTP time `stamp` came at `now`."""
         if self._first is None:
             self._first = stamp
         ticks = (stamp - self._first) % 2**32  # RTP time wraps
-        now = time.monotonic()
         self.lags.append((now, now - ticks / 90000))
 
     def live_after(self) -> float | None:
@@ -274,29 +295,128 @@ class Arrivals:
         return last - self.client.watch.offer_sent
 
 
-def rtp_counts(client: WhepClient) -> tuple[int, int]:
-    """Packets received and lost (before any retransmission) of the client's video.
+class Viewer:
+    """A WhepClient and what the bench reads of it: every packet through aiortc's
+    receive path (the frames its jitter buffer reassembles, see CountingDecoder)."""
 
-    Read from the receiver's own per-SSRC statistics, the figures its
-    RTCInboundRtpStreamStats carry: aiortc's getStats() gives every SSRC of a
-    receiver the same report id, so once a retransmission arrives the RTX stream's
-    entry replaces the media stream's.
+    def __init__(self, client: WhepClient) -> None:
+        self.client = client
+        self.arrivals = Arrivals(client)
+
+    async def first_frame(self) -> None:
+        await self.client.first_frame()
+
+    def rtp_counts(self) -> tuple[int, int]:
+        """Packets received and lost (before any retransmission) of the video.
+
+        Read from the receiver's own per-SSRC statistics, the figures its
+        RTCInboundRtpStreamStats carry: aiortc's getStats() gives every SSRC of a
+        receiver the same report id, so once a retransmission arrives the RTX stream's
+        entry replaces the media stream's.
+        """
+        received = lost = 0
+        for receiver in self.client.pc.getReceivers():
+            rtx: dict[int, int] = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {})
+            streams: dict[int, Any] = getattr(receiver, "_RTCRtpReceiver__remote_streams", {})
+            for ssrc, stream in streams.items():
+                if ssrc not in rtx:
+                    received += stream.packets_received
+                    lost += stream.packets_lost
+        return received, lost
+
+
+class LightViewer(Viewer):
+    """A viewer that reads only the RTP header of its video, which SRTP leaves in the clear.
+
+    aiortc still makes the connection (ICE, DTLS, and aioice answering the server's
+    consent checks), but every datagram of the connection that looks like SRTP is
+    taken where aioice hands it over (Connection.data_received) instead of queued
+    for the DTLS transport, which would decrypt it and parse, route, reassemble and
+    count it in Python. DTLS records and SRTCP (the server's sender reports) still
+    go aiortc's way. So no RTCP goes back: no receiver report (the node needs none,
+    its sessions live on ICE consent), no NACK (so nothing is retransmitted; an RTX
+    packet would be ignored), no PLI.
+
+    Lost packets are the sequence numbers (16-bit, unwrapped) skipped over and not
+    come since; a repeated one is not counted again. A frame is the packets up to
+    a marker bit, and counts if none of them was missing (one that comes late does
+    not mend it). The first frame is the first such frame: its payload is
+    encrypted, so whether it is a keyframe is unknown.
     """
-    received = lost = 0
-    for receiver in client.pc.getReceivers():
-        rtx: dict[int, int] = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {})
-        streams: dict[int, Any] = getattr(receiver, "_RTCRtpReceiver__remote_streams", {})
-        for ssrc, stream in streams.items():
-            if ssrc not in rtx:
-                received += stream.packets_received
-                lost += stream.packets_lost
-    return received, lost
+
+    def __init__(self, client: WhepClient) -> None:
+        super().__init__(client)
+        self.received = 0  # video packets, each sequence number once
+        self._highest: int | None = None  # the newest sequence number, unwrapped
+        self._missing: set[int] = set()  # skipped over, not come since (unwrapped)
+        self._whole = True  # no packet of the frame under way missing so far
+        self._frame_starts = True  # the newest packet ended a frame
+        self._first = asyncio.Event()
+        self._rtx = rtx_payload_types(client.pc.localDescription.sdp)  # answers keep them
+        transport = client.pc.getTransceivers()[0].receiver.transport
+        connection = transport.transport._connection
+        self._pass_on = connection.data_received
+        # aioice's protocols look the method up per datagram: this is the DTLS
+        # transport's one way in, before its queue.
+        connection.data_received = self._datagram  # type: ignore[method-assign]
+
+    async def first_frame(self) -> None:
+        await self._first.wait()
+
+    def rtp_counts(self) -> tuple[int, int]:
+        return self.received, len(self._missing)
+
+    def _datagram(self, data: bytes, component: int) -> None:
+        # RTP and RTCP share a first byte of 128-191; RTCP packet types are 192-208.
+        if len(data) < RTP_HEADER.size or not 127 < data[0] < 192 or 191 < data[1] < 209:
+            self._pass_on(data, component)
+        elif data[1] & 0x7F not in self._rtx:
+            sequence, stamp = RTP_HEADER.unpack_from(data)
+            self._packet(sequence, stamp, data[1] > 127)
+
+    def _packet(self, sequence: int, stamp: int, marker: bool) -> None:
+        highest = self._highest
+        if highest is None:
+            highest, step = sequence - 1, 1
+        else:
+            step = (sequence - highest) & 0xFFFF
+            if not 0 < step < 0x8000:  # late or repeated
+                self._behind(highest - (-step & 0xFFFF))
+                return
+            if step > 1:
+                self._missing.update(range(highest + 1, highest + step))
+        self._highest = highest + step
+        self.received += 1
+        self._whole = step == 1 and (self._frame_starts or self._whole)
+        self._frame_starts = marker
+        if marker and self._whole:
+            now = time.monotonic()
+            watch = self.client.watch
+            if watch.first_frame is None:
+                watch.first_frame = now - watch.offer_sent
+                self._first.set()
+            watch.frames += 1
+            self.arrivals.at(stamp, now)
+
+    def _behind(self, sequence: int) -> None:
+        if sequence in self._missing:
+            self._missing.discard(sequence)
+            self.received += 1
 
 
-async def viewers(url: str, delays: Sequence[float], decode: bool) -> None:
+RTP_HEADER = struct.Struct("!2xHI")  # sequence number, timestamp
+
+
+def rtx_payload_types(sdp: str) -> set[int]:
+    """The RTX payload types of a description's first media section."""
+    codecs = SessionDescription.parse(sdp).media[0].rtp.codecs
+    return {c.payloadType for c in codecs if is_rtx(c) and c.payloadType is not None}
+
+
+async def viewers(url: str, delays: Sequence[float], mode: str) -> None:
     patches.install()
     IceSettings([common.HOST]).use_here()
-    if not decode:
+    if mode == "count":
         count_without_decoding()
     async with aiohttp.ClientSession() as http:
         # Offers are made (ICE candidates gathered) and each viewer's HTTP
@@ -304,12 +424,13 @@ async def viewers(url: str, delays: Sequence[float], decode: bool) -> None:
         # from the POST on is the server's work, not the client's own set-up, of
         # which ten viewers in one process would otherwise wait for each other's.
         clients = [WhepClient(url, token=os.environ.get(TOKEN_VARIABLE)) for _ in delays]
-        arrivals = [Arrivals(c) for c in clients]
         await asyncio.gather(*(c.prepare() for c in clients))
+        kind = LightViewer if mode == "light" else Viewer
+        views = [kind(c) for c in clients]
         await asyncio.gather(*(_open_connection(http, url) for _ in clients))
         common.say({"event": "loaded"})
         if await common.read_command() == "connect":
-            await _join(http, clients, delays, arrivals)
+            await _join(http, views, delays)
     common.say({"event": "closed"})
 
 
@@ -321,10 +442,10 @@ async def _open_connection(http: aiohttp.ClientSession, url: str) -> None:
 
 async def _join(
     http: aiohttp.ClientSession,
-    clients: list[WhepClient],
+    views: list[Viewer],
     delays: Sequence[float],
-    arrivals: list[Arrivals],
 ) -> None:
+    clients = [v.client for v in views]
     # Seconds from each offer to its answer and to ICE + DTLS connected.
     answered: dict[WhepClient, float] = {}
     connected: dict[WhepClient, float] = {}
@@ -335,14 +456,15 @@ async def _join(
             if client.pc.connectionState == "connected" and client not in connected:
                 connected[client] = time.monotonic() - client.watch.offer_sent
 
-    async def join(client: WhepClient, delay: float, http: aiohttp.ClientSession) -> str | None:
+    async def join(view: Viewer, delay: float, http: aiohttp.ClientSession) -> str | None:
         await asyncio.sleep(delay)
+        client = view.client
         watch_state(client)
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 await client.connect(http)
                 answered[client] = time.monotonic() - client.watch.offer_sent
-                await client.first_frame()
+                await view.first_frame()
         except TimeoutError:
             return "no first frame" if client.session_url else "no answer"
         except (WhepClientError, aiohttp.ClientError, ValueError) as exc:
@@ -351,7 +473,7 @@ async def _join(
 
     try:
         errors = await asyncio.gather(
-            *(join(c, d, http) for c, d in zip(clients, delays, strict=True))
+            *(join(v, d, http) for v, d in zip(views, delays, strict=True))
         )
         common.say(
             {
@@ -364,7 +486,7 @@ async def _join(
         )
         while await common.read_command() == "mark":
             now = time.monotonic()
-            counts = [rtp_counts(c) for c in clients]
+            counts = [v.rtp_counts() for v in views]
             common.say(
                 {
                     "event": "mark",
@@ -372,7 +494,7 @@ async def _join(
                     "frames": [c.watch.frames for c in clients],
                     "received": [r for r, _ in counts],
                     "lost": [lost for _, lost in counts],
-                    "live_after": [a.live_after() for a in arrivals],
+                    "live_after": [v.arrivals.live_after() for v in views],
                 }
             )
     finally:
@@ -512,12 +634,12 @@ class ViewerProcess(common.Child):
 
 
 async def start_viewers(
-    url: str, delays: Sequence[float], decode: bool, stderr: Path
+    url: str, delays: Sequence[float], mode: str, stderr: Path
 ) -> ViewerProcess:
-    """A `_viewers` child with len(delays) clients; its stderr into `stderr`."""
+    """A `_viewers` child with len(delays) clients of `mode` (see VIEWER_MODES); its
+    stderr into `stderr`."""
     args = [sys.executable, __file__, "_viewers", url, ",".join(f"{d:.3f}" for d in delays)]
-    if decode:
-        args.append("--decode")
+    args.append(mode)
     env = {**os.environ, TOKEN_VARIABLE: TOKEN}
     return await ViewerProcess.start(args, "viewer process", stderr, env=env)
 
@@ -717,10 +839,10 @@ async def measure_viewers(
 ) -> Result:
     procs: list[ViewerProcess] = []
     index = 0
-    for n in common.split_evenly(count, VIEWERS_PER_PROCESS):
+    for n in common.split_evenly(count, per_process(args)):
         delays = [(index + i) * args.ramp / count for i in range(n)]
         stderr = workdir / f"viewers-{server.system}-{count}-{len(procs)}.log"
-        procs.append(await start_viewers(server.whep_url, delays, args.decode, stderr))
+        procs.append(await start_viewers(server.whep_url, delays, viewer_mode(args), stderr))
         index += n
     try:
         for proc in procs:
@@ -802,6 +924,9 @@ async def run_system(
         try:
             await server.start(http)
             await asyncio.sleep(SETTLE)
+            # The node's own consumers of the stream (its recorder) count as its
+            # viewers too: what is left after each row is measured against them.
+            own = (await server.state(http))["sessions"]
             idle = await measure_idle(server, http, args)
             results.append(idle)
             report(idle)
@@ -812,7 +937,7 @@ async def run_system(
                 result.camera = idle.camera
                 results.append(result)
                 report(result)
-                if not await server.wait_sessions(http, 0):
+                if not await server.wait_sessions(http, own):
                     print(f"  {system}: sessions left over after {count} viewers", file=sys.stderr)
                 await asyncio.sleep(SETTLE)
         finally:
@@ -920,6 +1045,40 @@ async def orchestrate(args: argparse.Namespace) -> list[Result]:
     return results
 
 
+VIEWER_MODES = {  # what the viewers do with the video, for the header
+    "count": "count frames without decoding",
+    "decode": "decode",
+    "light": "read only RTP headers (--light)",
+}
+FIRST_FRAME = {  # what a viewer's first frame is, per mode
+    "count": "an IDR with SPS/PPS, reassembled by aiortc",
+    "decode": "an IDR with SPS/PPS, decoded by aiortc",
+    "light": "--light: the first packets up to a marker bit,\nwith none missing; SRTP"
+    " hides the payload, so not known to be an IDR: villagewatch starts\na viewer at a"
+    " keyframe, the baseline need not",
+}
+AIORTC_COUNTS = (
+    "\nRTP lost % = the clients' packetsLost / (packetsReceived + packetsLost) of the"
+    " video SSRC\n(before retransmission):"
+)
+LIGHT_COUNTS = (
+    "\n--light: a frame is the packets up to a marker bit, received if none of them was"
+    " missing;\nlight viewers send no RTCP (no NACK, so nothing is retransmitted; no receiver"
+    " report:\nthe node needs none, its sessions live on ICE consent)."
+    "\nRTP lost % = video packets missing from the sequence numbers / (received + missing),"
+    "\na repeated packet counted once:"
+)
+
+
+def viewer_mode(args: argparse.Namespace) -> str:
+    """What the viewers do with the video: "decode", "light" or "count" (the default)."""
+    return "decode" if args.decode else "light" if args.light else "count"
+
+
+def per_process(args: argparse.Namespace) -> int:
+    return LIGHT_VIEWERS_PER_PROCESS if args.light else VIEWERS_PER_PROCESS
+
+
 def _size(text: str) -> tuple[int, int]:
     width, _, height = text.partition("x")
     return int(width), int(height)
@@ -969,6 +1128,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--decode", action="store_true", help="viewers decode every frame (default: count them)"
     )
     parser.add_argument(
+        "--light",
+        action="store_true",
+        help="viewers read only each video packet's RTP header, past aiortc's receive path"
+        f" (up to {LIGHT_VIEWERS_PER_PROCESS} per process): for 100 viewers and more",
+    )
+    parser.add_argument(
         "--py-spy",
         metavar="DIR",
         help="record each server with py-spy (raw format) during every window and while "
@@ -980,6 +1145,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error(f"--systems: choose from {', '.join(SYSTEMS)}")
     if not all(1 <= n <= MAX_VIEWERS for n in args.viewers):
         parser.error(f"--viewers: counts from 1 to {MAX_VIEWERS}")
+    if args.decode and args.light:
+        parser.error("--decode or --light, not both")
     if args.seconds <= 0 or args.ramp < 0 or args.settle < 0 or not 0 <= args.retries <= 10:
         parser.error("--seconds must be above 0, --ramp and --settle not negative, --retries 0-10")
     if args.py_spy:
@@ -997,7 +1164,7 @@ def sub_command(argv: Sequence[str]) -> int:
         return 0
     delays = [float(d) for d in argv[2].split(",")]
     with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(viewers(argv[1], delays, "--decode" in argv[3:]))
+        runner.run(viewers(argv[1], delays, argv[3]))
     return 0
 
 
@@ -1013,9 +1180,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" 2048 kbit/s (measured: below), RTSP/TCP on {common.HOST};\n{common.machine_facts()},"
         f" aiortc {version('aiortc')}, aioice {version('aioice')}, PyAV {av.__version__},"
         f" aiohttp {version('aiohttp')}, {common.loop_name()} loops;\nwindow {args.seconds:g} s,"
-        f" viewers {','.join(map(str, args.viewers))} (up to {VIEWERS_PER_PROCESS} per"
+        f" viewers {','.join(map(str, args.viewers))} (up to {per_process(args)} per"
         f" process), offers {'at once' if not args.ramp else f'over {args.ramp:g} s'},"
-        f" viewers {'decode' if args.decode else 'count frames without decoding'}",
+        f" viewers {VIEWER_MODES[viewer_mode(args)]}",
         flush=True,
     )
     with asyncio.Runner() as runner:
@@ -1055,15 +1222,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "\nRTP pkt/s per viewer = video packets a viewer received per second in the window;"
         "\nnode us per pkt = (node CPU - idle) / all the viewers' packets: the node's cost of"
         " one packet\nto one viewer, in microseconds of one core."
-        "\nTTFF = from a viewer's offer to its first frame (an IDR with SPS/PPS, reassembled by"
-        " aiortc),\nover the viewers that got one; p95 viewer: when that viewer got its"
+        f"\nTTFF = from a viewer's offer to its first frame ({FIRST_FRAME[viewer_mode(args)]}),"
+        "\nover the viewers that got one; p95 viewer: when that viewer got its"
         " answer, and ICE + DTLS\nconnected, from its offer. joining: server ping = round"
         " trips of a trivial GET to the\nserver every 0.1 s from the first offer to the last"
         " first frame (its event loop's lag).\nThe window starts --settle s after the last"
         " first frame.\nframes lost % = sum over viewers of max(0, 25 fps x window -"
-        " frames received in it) / expected.\nRTP lost % = the clients' packetsLost /"
-        " (packetsReceived + packetsLost) of the video SSRC\n(before retransmission): join ="
-        " from the offer to the window, window = in the window.\nserver transcode:"
+        " frames received in it) / expected."
+        + (LIGHT_COUNTS if args.light else AIORTC_COUNTS)
+        + " join = from the offer to the window, window = in the window.\nserver transcode:"
         " villagewatch = no transcoder started (its log) and H.264 without B-frames\n"
         "(GET /api/cameras), so the camera's packets pass through; baseline = MediaPlayer"
         " decode=False.\nviewers CPU % = the viewer processes and this script; camsim % = the"
