@@ -25,6 +25,8 @@ done
 # The compiled send path (relay/webrtc/_sendpath.c, setup.py) is built with the machine's
 # C compiler.
 command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+headers='import os, sys, sysconfig; sys.exit(not os.path.exists(sysconfig.get_paths()["include"] + "/Python.h"))'
+"$python" -c "$headers" 2>/dev/null || missing+=(python3-dev)
 if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   missing+=(python3-venv)
 fi
@@ -46,7 +48,10 @@ extra=""
 stamp=".venv/.installed$extra"
 # Installed again when what it is built from changes (the compiled send path, whose
 # editable install builds it next to its source).
-current() { [ -f "$1" ] && [ ! pyproject.toml -nt "$1" ] && [ ! relay/webrtc/_sendpath.c -nt "$1" ]; }
+current() {
+  [ -f "$1" ] && [ ! pyproject.toml -nt "$1" ] && [ ! relay/webrtc/_sendpath.c -nt "$1" ] &&
+    compgen -G "relay/webrtc/_sendpath*.so" >/dev/null
+}
 # The dev install holds the plain one: run.sh after `setup.sh --dev` installs nothing.
 if ! current "$stamp" && ! current ".venv/.installed[dev]"; then
   echo "setup: installing Python packages into .venv"

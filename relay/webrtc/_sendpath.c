@@ -28,7 +28,6 @@
 #define MAX_SEGMENTS 64     /* UDP_MAX_SEGMENTS */
 #define MAX_RUN_BYTES 65000
 #define MAX_TRAILER 20 /* SRTP_MAX_TRAILER_LEN: an AEAD tag and an MKI */
-#define MAX_PACKETS 4096
 #define MAX_HEAD 256 /* an RTP header with its extensions */
 #define KEPT 128     /* frames a group's viewer keeps to send again (NACK) */
 #define MAX_JUMP_SECONDS 5
@@ -48,7 +47,7 @@ typedef struct {
     unsigned char *buf;
     Py_ssize_t cap, length;
     int count;                /* datagrams of the last frame */
-    int sizes[MAX_PACKETS];   /* and their sizes */
+    int *sizes, sizes_cap;    /* and their sizes */
     int sent;                 /* of them sent */
     int error;                /* errno of the send that stopped, or 0 */
     unsigned long long calls; /* send system calls made */
@@ -96,6 +95,7 @@ sender_dealloc(FrameSender *self)
     Py_XDECREF(self->to);
     Py_XDECREF(self->sock);
     PyMem_Free(self->buf);
+    PyMem_Free(self->sizes);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -170,9 +170,14 @@ protect_frame(FrameSender *self, unsigned char *head, Py_ssize_t size, int paylo
         PyErr_SetString(PyExc_ValueError, "a FrameSender made without an SRTP session");
         return -1;
     }
-    if (count > MAX_PACKETS) {
-        PyErr_SetString(PyExc_ValueError, "too many packets in one frame");
-        return -1;
+    if (count > self->sizes_cap) {
+        int *sizes = PyMem_Realloc(self->sizes, count * sizeof(int));
+        if (sizes == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->sizes = sizes;
+        self->sizes_cap = (int)count;
     }
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *p = PyList_GET_ITEM(payloads, i);
@@ -353,16 +358,21 @@ sender_join(FrameSender *self, PyObject *args)
                           &has_last))
         return NULL;
     int bad = tail.len > MAX_HEAD - 8 || (abs_at >= 0 && abs_at + 4 > tail.len);
+    unsigned char copy[MAX_HEAD];
+    Py_ssize_t length = tail.len;
     if (!bad)
-        memcpy(self->tail, tail.buf, tail.len);
-    self->tail_len = tail.len;
+        memcpy(copy, tail.buf, length);
     PyBuffer_Release(&tail);
     if (bad) {
         PyErr_SetString(PyExc_ValueError, "header too long, or abs-send-time outside it");
         return NULL;
     }
     if (set_address(self, to) < 0)
-        return NULL;
+        return NULL; /* nothing changed: it joins nothing */
+    memcpy(self->tail, copy, length);
+    self->tail_len = length;
+    memset(self->kept, 0, sizeof(self->kept)); /* frame numbers are its new group's */
+    self->kept_next = 0;
     Py_XSETREF(self->sock, Py_NewRef(sock));
     self->first = (unsigned char)first;
     self->payload_type = (unsigned char)payload_type;
@@ -428,10 +438,13 @@ fan_out_one(FrameSender *self, PyObject *payloads, int has_raw, long long raw,
         } else if (!send_runs(self, fd))
             self->queued = 1;
     }
-    int k = self->kept_next;
-    self->kept[k].seq = seq, self->kept[k].count = self->count;
-    self->kept[k].timestamp = timestamp, self->kept[k].ntp = ntp, self->kept[k].frame = frame;
-    self->kept_next = (k + 1) % KEPT;
+    if (self->count) { /* kept, to be found again: an empty frame sent nothing */
+        int k = self->kept_next;
+        self->kept[k].seq = seq, self->kept[k].count = self->count;
+        self->kept[k].timestamp = timestamp, self->kept[k].ntp = ntp;
+        self->kept[k].frame = frame;
+        self->kept_next = (k + 1) % KEPT;
+    }
     self->seq = (seq + self->count) & 0xFFFF;
     self->packets += self->count;
     self->bytes += self->length;
@@ -451,7 +464,7 @@ sender_lookup(FrameSender *self, PyObject *args)
     for (int n = 1; n <= KEPT; n++) {
         int k = (self->kept_next - n + KEPT) % KEPT;
         if (self->kept[k].count == 0)
-            break;
+            break; /* the ring is not full yet: no frame is kept empty */
         unsigned int i = (seq - self->kept[k].seq) & 0xFFFF;
         if (i < (unsigned int)self->kept[k].count)
             return Py_BuildValue("LIkK", self->kept[k].frame, i,

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from relay.media.hub import FanOut
 from relay.webrtc import srtp
 from relay.webrtc.codecs import rtp_payloads
+from relay.webrtc.udp_batch import NO_SEGMENTATION
 
 if TYPE_CHECKING:
     from ingest.packet import MediaPacket
@@ -132,6 +133,8 @@ class ViewerGroup:
             logger.error("a frame to a viewer could not be protected: it leaves its group")
             member.writer.leave_group()
             return
+        if sender.error in NO_SEGMENTATION:
+            member.batch.close()  # its route cannot segment: it leaves at the audit
         for data in sender.datagrams():
             member.batch.sendto(data, member.addr)
 

@@ -248,7 +248,6 @@ class RtpWriter:
         if frames.compiled is None or batch._sock is None:
             return False  # TURN, ICE-TCP, or a socket that cannot segment
         header, last = self._header, retimer._last
-        group = ViewerGroup.of(fanout, kind, retimer.clock)
         frames.compiled.join(
             batch._sock,
             pair.remote_addr,
@@ -264,7 +263,12 @@ class RtpWriter:
             last or 0,
             last is not None,
         )
+        group = ViewerGroup.of(fanout, kind, retimer.clock)
         self._member = group.join(frames.compiled, self, pair, batch)
+        # What it sent before goes: once the group's sequence numbers wrap round, a
+        # NACK would find an old packet under a number the group has used again.
+        self._sent.clear()
+        self._kept = 0
         self._group, self._retimer, self._left = group, retimer, left
         self.counts.grouped.add(self)
         return True

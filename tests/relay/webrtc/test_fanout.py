@@ -217,3 +217,31 @@ def test_the_compiled_retimer_is_the_python_one(raws: list[int | None], start: i
         assert srtp.fan_out([sender], [b"x"], raw, 0, n) == [sender], "no socket: queued"
         sender.datagrams()
         assert sender.state[2] == expected
+
+
+async def test_a_nack_finds_only_what_the_viewers_group_sent(viewers: list[Viewer]) -> None:
+    """A frame of no packets hides none sent before it; a viewer that left and
+    joined a new group (its frames numbered from 0 again) finds nothing of the old
+    one, rather than the new group's frame of that number."""
+    viewer = viewers[0]
+    fanout = FanOut("cam/main", HubSettings())
+    group = ViewerGroup.of(fanout, "video", CLOCK)
+    join(group, viewer, Retimer(CLOCK, CLOCK // 25))
+    for i in range(3):
+        fanout.publish(packet(i))
+    fanout.publish(
+        MediaPacket("video", b"\0\0\0\1\x09\x10", 3 * 3600, Fraction(1, CLOCK), False, 0)
+    )
+    sent = await viewer.packets(9)
+    first = group.packet(viewer.writer.member, sent[0].sequence_number)
+    assert first is not None and first[0] == sent[0].payload, "behind an empty frame"
+    viewer.writer.leave_group()
+    assert fanout.taps == {}
+    viewer.seq = viewer.frames.compiled.state[0]  # handed back, as its writer takes it
+    group = ViewerGroup.of(fanout, "video", CLOCK)
+    join(group, viewer, Retimer(CLOCK, CLOCK // 25))
+    fanout.publish(packet(9))
+    assert group.packet(viewer.writer.member, sent[0].sequence_number) is None
+    again = await viewer.packets(3)
+    found = group.packet(viewer.writer.member, again[0].sequence_number)
+    assert found is not None and found[0] == again[0].payload
