@@ -155,10 +155,12 @@ class FanOut:
         for sub in self._delivering:
             if packet.kind in sub.kinds:
                 sub.put(packet)
-        for tap in list(self.taps.values()):
-            tap(packet)
+        if self.taps:
+            for tap in list(self.taps.values()):
+                tap(packet)
 
     def parked_changed(self) -> None:
+        """A new list, not changed in place: publish may be going through the old."""
         self._delivering = [sub for sub in self.subscribers if not sub.parked]
 
     def _cache(self, packet: MediaPacket) -> None:
@@ -189,16 +191,13 @@ class FanOut:
             sub.put(packet)
         sub.backlog = backlog
         self.subscribers.add(sub)
-        self._delivering = [
-            *self._delivering,
-            sub,
-        ]  # a new list: publish may be going through the old
+        self.parked_changed()
         self.first_joined()
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         self.subscribers.discard(sub)
-        self._delivering = [other for other in self._delivering if other is not sub]
+        self.parked_changed()
         if not self.subscribers:
             self.last_left()
 

@@ -409,8 +409,8 @@ retime(FrameSender *self, int has_raw, long long raw)
 /* One viewer's part of fan_out: 0, or -1 with an exception set (its protect
  * failed). Sets `queued` where what was protected must go the Python way. */
 static int
-fan_out_one(FrameSender *self, PyObject *payloads, int has_raw, long long raw,
-            unsigned long long ntp, long long frame)
+fan_out_one(FrameSender *self, PyObject *payloads, Py_ssize_t octets, int has_raw,
+            long long raw, unsigned long long ntp, long long frame)
 {
     uint32_t timestamp = (uint32_t)(self->origin + (uint32_t)retime(self, has_raw, raw));
     unsigned char head[MAX_HEAD];
@@ -427,9 +427,6 @@ fan_out_one(FrameSender *self, PyObject *payloads, int has_raw, long long raw,
     unsigned int seq = self->seq;
     if (protect_frame(self, head, size, self->payload_type, payloads, seq) < 0)
         return -1;
-    Py_ssize_t octets = 0;
-    for (int i = 0; i < self->count; i++)
-        octets += PyBytes_GET_SIZE(PyList_GET_ITEM(payloads, i));
     if (!self->queued) {
         int fd = self->sock == NULL ? -1 : PyObject_AsFileDescriptor(self->sock);
         if (fd < 0) {
@@ -492,6 +489,15 @@ fan_out(PyObject *module, PyObject *args)
     long long raw = has_raw ? PyLong_AsLongLong(raw_obj) : 0;
     if (raw == -1 && PyErr_Occurred())
         return NULL;
+    Py_ssize_t octets = 0; /* the frame's payload bytes, the same for every viewer */
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(payloads); i++) {
+        PyObject *p = PyList_GET_ITEM(payloads, i);
+        if (!PyBytes_Check(p)) {
+            PyErr_SetString(PyExc_TypeError, "payloads must be bytes");
+            return NULL;
+        }
+        octets += PyBytes_GET_SIZE(p);
+    }
     PyObject *left = PyList_New(0);
     if (left == NULL)
         return NULL;
@@ -502,7 +508,7 @@ fan_out(PyObject *module, PyObject *args)
             PyErr_SetString(PyExc_TypeError, "fan_out sends to FrameSenders");
             return NULL;
         }
-        if (fan_out_one(one, payloads, has_raw, raw, ntp, frame) < 0) {
+        if (fan_out_one(one, payloads, octets, has_raw, raw, ntp, frame) < 0) {
             PyErr_Clear();
             one->error = -1;
             one->queued = 1;

@@ -77,6 +77,11 @@ def even_fu_a(nal: bytes, size: int) -> list[bytes]:
     ]
 
 
+def frame_payloads(packet: MediaPacket) -> list[bytes]:
+    """A packet's RTP payloads: a video frame cut for RTP, an audio frame whole."""
+    return rtp_payloads(packet) if packet.kind == "video" else [packet.data]
+
+
 def rtp_payloads(packet: MediaPacket) -> list[bytes]:
     """The frame split into H.264 RTP payloads (FU-A, STAP-A), once per frame.
 

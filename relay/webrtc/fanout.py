@@ -31,8 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from relay.media.hub import FanOut
 from relay.webrtc import srtp
-from relay.webrtc.codecs import rtp_payloads
-from relay.webrtc.udp_batch import NO_SEGMENTATION
+from relay.webrtc.codecs import frame_payloads
 
 if TYPE_CHECKING:
     from ingest.packet import MediaPacket
@@ -116,7 +115,7 @@ class ViewerGroup:
     def publish(self, packet: MediaPacket) -> None:
         if packet.kind != self.kind or not self._senders:
             return
-        payloads = rtp_payloads(packet) if self.kind == "video" else [packet.data]
+        payloads = frame_payloads(packet)
         self.frames.append(payloads)
         number, self.sent = self.sent, self.sent + 1
         left = srtp.fan_out(self._senders, payloads, ticks(packet, self.clock), ntp_now(), number)
@@ -133,10 +132,7 @@ class ViewerGroup:
             logger.error("a frame to a viewer could not be protected: it leaves its group")
             member.writer.leave_group()
             return
-        if sender.error in NO_SEGMENTATION:
-            member.batch.close()  # its route cannot segment: it leaves at the audit
-        for data in sender.datagrams():
-            member.batch.sendto(data, member.addr)
+        member.batch.send_left(sender, member.addr)  # a closed socket: it leaves at the audit
 
     def audit(self) -> None:
         """Those that can no longer be sent to leave (their writers' tasks find out

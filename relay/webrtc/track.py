@@ -19,7 +19,7 @@ from aiortc.mediastreams import MediaStreamError
 
 from ingest.packet import MediaPacket
 from relay.media.hub import FanOut, Subscription, SubscriptionClosed
-from relay.webrtc.codecs import rtp_payloads
+from relay.webrtc.codecs import frame_payloads
 from relay.webrtc.fanout import ticks
 from relay.webrtc.rtp_writer import RtpFrame
 
@@ -161,8 +161,7 @@ class PacketTrack(MediaStreamTrack):
     def _frame(self, packet: MediaPacket, ts: int) -> RtpFrame:
         made = cast("tuple[list[bytes], dict[Any, Any]] | None", packet.derived.get("rtp-frame"))
         if made is None:  # its payloads, and a place its viewers' writers share
-            payloads = rtp_payloads(packet) if self.kind == "video" else [packet.data]
-            made = packet.derived["rtp-frame"] = (payloads, {})
+            made = packet.derived["rtp-frame"] = (frame_payloads(packet), {})
         return RtpFrame(made[0], ts, made[1])
 
     def _timestamp(self, packet: MediaPacket) -> int:

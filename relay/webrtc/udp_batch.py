@@ -96,8 +96,14 @@ class DatagramBatch:
             assert self._sock is not None
             if sender.send(self._sock.fileno(), addr):  # it counts its calls
                 return
-            if sender.error in NO_SEGMENTATION:
-                self.close()  # this socket's route cannot segment: one by one from now
+        self.send_left(sender, addr)
+
+    def send_left(self, sender: Any, addr: Any) -> None:
+        """What a compiled sender protected and did not send (or was not to send),
+        queued; if its route could not segment, this socket is let go of: one by
+        one from now."""
+        if sender.error in NO_SEGMENTATION:
+            self.close()
         for data in sender.datagrams():
             self.sendto(data, addr)
 
