@@ -9,7 +9,9 @@ pylibsrtp's private binding, and falls back to its public protect without it.)
 - aiortc's codec table: Main and High profile H.264, to pass cameras through.
 - find_common_codecs, the receiver's bitrate estimator, the DTLS certificate:
   spare an answer work it does not need (fifty viewers offering at once wait).
-- aioice's StunProtocol: a socket's datagrams of one loop turn in one send.
+- aioice's StunProtocol: a socket's datagrams of one loop turn in one send; a
+  datagram of RTP or RTCP straight on, not through the STUN parser, and a
+  viewer's RTCP to its writer's reader (relay/webrtc/rtcp_in.py).
 - aioice's candidate gathering: a passive ICE-TCP candidate beside each UDP host
   candidate when the app has `webrtc.tcp_port`.
 - aioice's host addresses and its asyncio module: the app's ICE settings (host
@@ -69,6 +71,7 @@ def install() -> None:
     register_h264_profiles()
     answer_faster()
     batch_datagrams()
+    media_first()
     install_ice()
     close_half_made()
 
@@ -317,6 +320,26 @@ def answer_faster() -> None:
     aiortc.rtcpeerconnection.find_common_codecs = common_codecs
     aiortc.rtcrtpreceiver.RemoteBitrateEstimator = _IdleBitrateEstimator  # type: ignore[attr-defined,assignment]
     aiortc.rtcpeerconnection.RTCCertificate = NodeCertificate  # type: ignore[attr-defined]
+
+
+def media_first() -> None:
+    """aioice parses every datagram it gets as STUN and hands on what fails, by an
+    exception: a datagram whose first byte no STUN message has (128-191: RTP and
+    RTCP, RFC 7983) goes on at once, to its connection's `rtcp_in`
+    (relay/webrtc/rtcp_in.py) where a viewer's writer gave it one."""
+    protocol = aioice.ice.StunProtocol
+    original = protocol.datagram_received
+
+    def datagram_received(self: aioice.ice.StunProtocol, data: bytes, addr: Any) -> None:
+        if not data or not 127 < data[0] < 192:
+            original(self, data, addr)
+            return
+        connection = self.receiver
+        rtcp_in = connection.__dict__.get("rtcp_in")
+        if rtcp_in is None or not rtcp_in(data):
+            connection.data_received(data, self.local_candidate.component)
+
+    protocol.datagram_received = datagram_received  # type: ignore[method-assign,assignment]
 
 
 def batch_datagrams() -> None:

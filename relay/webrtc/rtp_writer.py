@@ -10,7 +10,8 @@ only the timestamp and the send time change per frame; a frame's packets are
 written and protected one after another into the viewer's buffer
 (relay/webrtc/srtp.py) and sent from it, a call per run of equal datagrams
 (relay/webrtc/udp_batch.py). RTCP stays aiortc's: the sender's reports are kept
-up to date here, and a NACKed packet is sent again from this writer's history.
+up to date here, and a NACKed packet is sent again from this writer's history;
+but the viewer's own reports end where they arrive (relay/webrtc/rtcp_in.py).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from aiortc.rtp import (
 from aiortc.utils import random32
 
 from relay.webrtc.fanout import Member, ViewerGroup, ntp_now
+from relay.webrtc.rtcp_in import RtcpIn
 from relay.webrtc.srtp import FrameBuffer
 from relay.webrtc.udp_batch import DatagramBatch, batch_for, frame_runs
 
@@ -161,6 +163,7 @@ class RtpWriter:
         self._seq, self._origin = random_sequence_number(), random32()
         if hasattr(track, "sink"):
             track.sink = self  # once live, the track writes frames as they come
+        rtcp_in = self._ice.rtcp_in = RtcpIn(self._dtls)  # relay/webrtc/patches.py
         try:
             while True:
                 frame: RtpFrame = await track.recv()
@@ -172,6 +175,9 @@ class RtpWriter:
             self.leave_group()
             if hasattr(track, "sink"):
                 track.sink = None
+            if self._ice.__dict__.get("rtcp_in") is rtcp_in:
+                del self._ice.rtcp_in
+            rtcp_in.close()
 
     def offer(self, frame: RtpFrame) -> bool:
         """Writes the frame if it can go out now: False if not (the task finds out

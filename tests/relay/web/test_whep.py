@@ -171,6 +171,18 @@ async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
 
             receiver._handle_rtcp_packet = watch_rtcp  # type: ignore[method-assign]
             await wait_until(lambda: len(media) >= 20, 10)
+            (session,) = node.app[WHEP].sessions.values()
+            sender = session.pc.getTransceivers()[0].sender
+            at_sender: list[str] = []  # the RTCP packets aiortc's sender was given
+            sender_rtcp = sender._handle_rtcp_packet
+
+            async def watch_sender(packet: Any) -> None:
+                at_sender.append(type(packet).__name__)
+                await sender_rtcp(packet)
+
+            sender._handle_rtcp_packet = watch_sender  # type: ignore[method-assign]
+            rtcp_in = sender.transport.transport._connection.rtcp_in
+            await wait_until(lambda: rtcp_in.reports >= 2, 10)  # the viewer's RR each second
             lost = sorted(media)[-5]
             await receiver._send_rtcp_nack(media[lost].ssrc, [lost])
             async with asyncio.timeout(5):
@@ -182,6 +194,9 @@ async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
             counts = node.app[WHEP].rtp["baseline"]  # villagewatch_rtp_*_total
             assert (counts.nacked, counts.retransmitted) == (1, 1)
             assert counts.packets >= len(media)
+            # Its receiver reports ended where they arrived; the NACK went on to aiortc.
+            assert at_sender == ["RtcpRtpfbPacket"], at_sender
+            assert rtcp_in.passed == 1
             # A report that comes after these packets was sent after them: it counts
             # them (and more), and it is stamped with the time it was sent.
             while not reports.empty():
@@ -200,8 +215,6 @@ async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
             whole = list(frames.values())[1:-1]  # the first and last may be cut short
             assert whole and all(m == [0] * (len(m) - 1) + [1] for m in whole), whole
             # The node handed the kernel each frame's packets in runs, not one by one.
-            (session,) = node.app[WHEP].sessions.values()
-            sender = session.pc.getTransceivers()[0].sender
             writer = sender._run_rtp.__self__  # type: ignore[attr-defined]
             member = writer._member
             assert (member is not None) is groups, "live, a viewer is sent from its group"
