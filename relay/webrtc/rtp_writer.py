@@ -9,15 +9,17 @@ serialised once by aiortc's own code (the negotiated extensions, the mid) and
 only the timestamp and the send time change per frame; a frame's packets are
 written and protected one after another into the viewer's buffer
 (relay/webrtc/srtp.py) and sent from it, a call per run of equal datagrams
-(relay/webrtc/udp_batch.py). RTCP stays aiortc's: the sender's reports are kept
-up to date here, and a NACKed packet is sent again from this writer's history;
-but the viewer's own reports end where they arrive (relay/webrtc/rtcp_in.py).
+(relay/webrtc/udp_batch.py). Its sender reports are packed here too, from the
+counts, and a NACKed packet is sent again from this writer's history; the
+viewer's own reports end where they arrive (relay/webrtc/rtcp_in.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import random
 import struct
 from collections import deque
 from typing import Any, NamedTuple
@@ -28,9 +30,11 @@ from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpsender import random_sequence_number
 from aiortc.rtp import (
+    RTCP_SR,
     RTP_HISTORY_SIZE,
-    RtcpSenderInfo,
-    RtcpSrPacket,
+    RtcpByePacket,
+    RtcpSdesPacket,
+    RtcpSourceInfo,
     RtpPacket,
     wrap_rtx,
 )
@@ -120,14 +124,8 @@ class RtpWriter:
         loop and its retransmission up on the instance); it adds to `counts`."""
         writer = cls(sender, counts)
         sender._run_rtp = writer.run  # type: ignore[method-assign]
+        sender._run_rtcp = writer.run_reports  # type: ignore[method-assign]
         sender._retransmit = writer.retransmit  # type: ignore[method-assign]
-        send_rtcp = sender._send_rtcp
-
-        async def send_reports(packets: list[Any]) -> None:
-            writer._fresh_reports(packets)
-            await send_rtcp(packets)
-
-        sender._send_rtcp = send_reports  # type: ignore[method-assign]
         return writer
 
     def _get(self, name: str) -> Any:
@@ -327,26 +325,51 @@ class RtpWriter:
         theirs[_TX_BYTES] += sent - done_sent
         theirs[_TX_PACKETS] += packets - done_packets
 
-    def _fresh_reports(self, packets: list[Any]) -> None:
-        """A sender report aiortc made from counts its group had not brought up to
-        date: made again from the counts as they are now."""
-        if self._member is None:
-            return
-        self.sync()
-        ours, ssrc = self._sender.__dict__, self._sender._ssrc
-        for i, packet in enumerate(packets):
-            if isinstance(packet, RtcpSrPacket) and packet.ssrc == ssrc:
-                packets[i] = RtcpSrPacket(
-                    ssrc=ssrc,
-                    sender_info=RtcpSenderInfo(
-                        ntp_timestamp=ours[_NTP],
-                        rtp_timestamp=ours[_RTP],
-                        packet_count=ours[_PACKETS] & 0xFFFFFFFF,
-                        octet_count=ours[_OCTETS] & 0xFFFFFFFF,
-                    ),
-                    reports=packet.reports,
+    async def run_reports(self) -> None:
+        """In place of aiortc's RTCP loop: a sender report (SR, with the SDES) every
+        0.5 to 1.5 s, as aiortc times them, packed from the counts as they are
+        then (its group's brought up to date first), and a BYE at the end."""
+        sender = self._sender
+        self._get("rtcp_started").set()
+        ssrc, cname = sender._ssrc, self._get("cname")
+        sdes = b""
+        if cname is not None:
+            source = RtcpSourceInfo(ssrc=ssrc, items=[(1, cname.encode())])
+            sdes = bytes(RtcpSdesPacket(chunks=[source]))
+        try:
+            while True:
+                await asyncio.sleep(0.5 + random.random())
+                self.sync()
+                ours = sender.__dict__
+                ntp = ours[_NTP]
+                self._send_rtcp(
+                    _SR.pack(
+                        0x80,  # version 2, no report blocks: the node receives nothing
+                        RTCP_SR,
+                        _SR.size // 4 - 1,
+                        ssrc,
+                        ntp,
+                        ours[_RTP],
+                        ours[_PACKETS] & 0xFFFFFFFF,
+                        ours[_OCTETS] & 0xFFFFFFFF,
+                    )
+                    + sdes
                 )
-                ours[_LSR] = (ours[_NTP] >> 16) & 0xFFFFFFFF  # as aiortc keeps it for RTT
+        finally:
+            self._send_rtcp(bytes(RtcpByePacket(sources=[ssrc])))
+            self._get("rtcp_exited").set()
+
+    def _send_rtcp(self, data: bytes) -> None:
+        """Protects and sends a compound RTCP packet, if the session is up."""
+        dtls = self._sender.transport
+        pair = dtls.transport._connection._nominated.get(1)
+        if dtls._state is not State.CONNECTED or pair is None:
+            return
+        protected = dtls._tx_srtp.protect_rtcp(data)
+        batch_for(pair.protocol).sendto(protected, pair.remote_addr)
+        theirs = dtls.__dict__
+        theirs[_TX_BYTES] += len(protected)
+        theirs[_TX_PACKETS] += 1
 
     async def retransmit(self, sequence_number: int) -> None:
         """Sends a packet the viewer reported lost again (RTX where negotiated)."""
@@ -389,7 +412,7 @@ class RtpWriter:
 
 
 _NTP, _RTP = "_RTCRtpSender__ntp_timestamp", "_RTCRtpSender__rtp_timestamp"
-_LSR = "_RTCRtpSender__lsr"
+_SR = struct.Struct("!BBHIQIII")  # a sender report without report blocks
 _OCTETS, _PACKETS = "_RTCRtpSender__octet_count", "_RTCRtpSender__packet_count"
 _TX_BYTES, _TX_PACKETS = "_RTCDtlsTransport__tx_bytes", "_RTCDtlsTransport__tx_packets"
 _TIME = _ELEMENT = struct.Struct("!I")

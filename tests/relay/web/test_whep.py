@@ -15,7 +15,7 @@ import aioice.ice
 import psutil
 import pytest
 from aiortc import clock
-from aiortc.rtp import RtcpSrPacket, RtpPacket
+from aiortc.rtp import RtcpPacket, RtcpSdesPacket, RtcpSrPacket, RtpPacket
 
 from camsim import CameraSimulator, MountSpec
 from relay.web.whep import WHEP
@@ -164,6 +164,17 @@ async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
             reports: asyncio.Queue[RtcpSrPacket] = asyncio.Queue()
             handle_rtcp = receiver._handle_rtcp_packet
 
+            names: list[bytes] = []  # the CNAMEs of the SDES with each report
+            handle_data = receiver.transport._handle_rtcp_data
+
+            async def watch_data(data: bytes) -> None:
+                for packet in RtcpPacket.parse(data):
+                    if isinstance(packet, RtcpSdesPacket):
+                        names.extend(item[1] for chunk in packet.chunks for item in chunk.items)
+                await handle_data(data)
+
+            receiver.transport._handle_rtcp_data = watch_data  # type: ignore[method-assign]
+
             async def watch_rtcp(packet: Any) -> None:
                 if isinstance(packet, RtcpSrPacket):
                     reports.put_nowait(packet)
@@ -181,7 +192,7 @@ async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
                 await sender_rtcp(packet)
 
             sender._handle_rtcp_packet = watch_sender  # type: ignore[method-assign]
-            rtcp_in = sender.transport.transport._connection.rtcp_in
+            rtcp_in = sender.transport.transport._connection.rtcp_in  # type: ignore[attr-defined]
             await wait_until(lambda: rtcp_in.reports >= 2, 10)  # the viewer's RR each second
             lost = sorted(media)[-5]
             await receiver._send_rtcp_nack(media[lost].ssrc, [lost])
@@ -208,6 +219,8 @@ async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
             assert report.sender_info.octet_count >= octets
             sent_at = clock.datetime_from_ntp(report.sender_info.ntp_timestamp)
             assert abs((sent_at - clock.current_datetime()).total_seconds()) < 2
+            assert report.ssrc == sender._ssrc
+            assert names and set(names) == {sender._RTCRtpSender__cname.encode()}  # type: ignore[attr-defined]
             # Each frame's last packet, and only it, has the marker bit.
             frames: dict[int, list[int]] = {}
             for seq in sorted(media)[: packets - 1]:
