@@ -10,12 +10,14 @@ writer (relay/webrtc/rtp_writer.py) passes frames on, and a viewer's next
 keyframe is the camera's next. With ten viewers of a 360p camera that was as
 much of the node's Python as sending them their frames.
 
-So a writer's session gets an `RtcpIn` (relay/webrtc/patches.py gives aioice's
-socket a way to it): a datagram that is SRTCP is unprotected where it arrives and
-its packets' headers read; receiver reports, source descriptions and
-payload-specific feedback (PLI, FIR, REMB: all for an encoder) end there,
-counted. Anything else (a NACK above all, a sender report, a BYE) goes on to
-aiortc's own handling, unprotected already, as aiortc would have handled it.
+So a viewer's session gets an `RtcpIn`, on its aioice connection (where
+relay/webrtc/patches.py has aioice's socket look for it), shared by the
+session's writers (video and audio go over one connection): a datagram that is
+SRTCP is unprotected where it arrives and its packets' headers read; receiver
+reports, source descriptions and payload-specific feedback (PLI, FIR, REMB: all
+for an encoder) end there, counted. Anything else (a NACK above all, a sender
+report, a BYE) goes on to aiortc's own handling, unprotected already, as aiortc
+would have handled it.
 """
 
 from __future__ import annotations
@@ -52,8 +54,30 @@ class RtcpIn:
     def __init__(self, dtls: Any) -> None:
         self._dtls = dtls  # an aiortc RTCDtlsTransport
         self._tasks: set[asyncio.Task[None]] = set()  # aiortc's handling, under way
+        self.writers = 0  # that attached it
         self.reports = 0  # compound packets ended here
         self.passed = 0  # and passed on to aiortc
+
+    @classmethod
+    def attach(cls, connection: Any, dtls: Any) -> RtcpIn:
+        """The reader on an aioice connection, made if it has none (or one for
+        another DTLS transport), for one more writer."""
+        found = connection.__dict__.get("rtcp_in")
+        if not isinstance(found, cls) or found._dtls is not dtls:
+            found = connection.rtcp_in = cls(dtls)
+        found.writers += 1
+        return found
+
+    def detach(self, connection: Any) -> None:
+        """A writer is done with it: with the last, it leaves the connection (whose
+        RTCP goes back to aiortc) and stops what it passed on."""
+        self.writers -= 1
+        if self.writers > 0:
+            return
+        if connection.__dict__.get("rtcp_in") is self:
+            del connection.rtcp_in
+        for task in self._tasks:
+            task.cancel()
 
     def __call__(self, data: bytes) -> bool:
         """Takes an RTP-range datagram (RFC 7983) of the session: False leaves it
@@ -62,13 +86,13 @@ class RtcpIn:
         srtp = dtls._rx_srtp
         if srtp is None or not is_rtcp(data):
             return False
+        theirs = dtls.__dict__  # counted as aiortc counts: every datagram
+        theirs[_RX_BYTES] += len(data)
+        theirs[_RX_PACKETS] += 1
         try:
             plain = srtp.unprotect_rtcp(data)
         except pylibsrtp.Error:
             return True  # not this session's, or a replay: aiortc drops it too
-        theirs = dtls.__dict__
-        theirs[_RX_BYTES] += len(data)
-        theirs[_RX_PACKETS] += 1
         if only_reports(plain):
             self.reports += 1
             return True
@@ -77,8 +101,3 @@ class RtcpIn:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return True
-
-    def close(self) -> None:
-        """Stops what it passed on and aiortc has not finished."""
-        for task in self._tasks:
-            task.cancel()

@@ -24,6 +24,7 @@ import struct
 from collections import deque
 from typing import Any, NamedTuple
 
+import pylibsrtp
 from aiortc import RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
@@ -161,7 +162,7 @@ class RtpWriter:
         self._seq, self._origin = random_sequence_number(), random32()
         if hasattr(track, "sink"):
             track.sink = self  # once live, the track writes frames as they come
-        rtcp_in = self._ice.rtcp_in = RtcpIn(self._dtls)  # relay/webrtc/patches.py
+        rtcp_in = RtcpIn.attach(self._ice, self._dtls)  # shared by a session's writers
         try:
             while True:
                 frame: RtpFrame = await track.recv()
@@ -170,12 +171,10 @@ class RtpWriter:
                 if not self.offer(frame):
                     raise ConnectionError("the viewer's ICE transport is not connected")
         finally:
-            self.leave_group()
+            rtcp_in.detach(self._ice)
             if hasattr(track, "sink"):
                 track.sink = None
-            if self._ice.__dict__.get("rtcp_in") is rtcp_in:
-                del self._ice.rtcp_in
-            rtcp_in.close()
+            self.leave_group()
 
     def offer(self, frame: RtpFrame) -> bool:
         """Writes the frame if it can go out now: False if not (the task finds out
@@ -341,14 +340,13 @@ class RtpWriter:
                 await asyncio.sleep(0.5 + random.random())
                 self.sync()
                 ours = sender.__dict__
-                ntp = ours[_NTP]
                 self._send_rtcp(
                     _SR.pack(
                         0x80,  # version 2, no report blocks: the node receives nothing
                         RTCP_SR,
                         _SR.size // 4 - 1,
                         ssrc,
-                        ntp,
+                        ours[_NTP],
                         ours[_RTP],
                         ours[_PACKETS] & 0xFFFFFFFF,
                         ours[_OCTETS] & 0xFFFFFFFF,
@@ -356,17 +354,24 @@ class RtpWriter:
                     + sdes
                 )
         finally:
-            self._send_rtcp(bytes(RtcpByePacket(sources=[ssrc])))
-            self._get("rtcp_exited").set()
+            try:
+                self._send_rtcp(bytes(RtcpByePacket(sources=[ssrc])))
+            finally:  # aiortc's stop() waits for it
+                self._get("rtcp_exited").set()
 
     def _send_rtcp(self, data: bytes) -> None:
-        """Protects and sends a compound RTCP packet, if the session is up."""
+        """Protects and sends a compound RTCP packet, if the session is up; a
+        report that cannot go is logged, and the next one tried."""
         dtls = self._sender.transport
         pair = dtls.transport._connection._nominated.get(1)
         if dtls._state is not State.CONNECTED or pair is None:
             return
-        protected = dtls._tx_srtp.protect_rtcp(data)
-        batch_for(pair.protocol).sendto(protected, pair.remote_addr)
+        try:
+            protected = dtls._tx_srtp.protect_rtcp(data)
+            batch_for(pair.protocol).sendto(protected, pair.remote_addr)
+        except (pylibsrtp.Error, OSError):
+            logger.exception("RTCP to a viewer could not be sent")
+            return
         theirs = dtls.__dict__
         theirs[_TX_BYTES] += len(protected)
         theirs[_TX_PACKETS] += 1

@@ -70,6 +70,15 @@ def test_reports_and_feedback_for_an_encoder_end_here(packets: tuple[AnyRtcpPack
     assert only_reports(compound(*packets))
 
 
+def test_a_padded_report_is_still_one() -> None:
+    """RFC 3550 6.4.1: the padding bit, and padding that the length counts."""
+    rr = bytearray(compound(RR))
+    rr[0] |= 0x20
+    rr[2:4] = (int.from_bytes(rr[2:4]) + 1).to_bytes(2)
+    assert only_reports(bytes(rr) + b"\0\0\0\x04" + compound(SDES))
+    assert not only_reports(bytes(rr)), "its padding missing"
+
+
 @pytest.mark.parametrize(
     "data",
     [
@@ -152,7 +161,26 @@ async def test_what_is_not_this_sessions_rtcp_is_dropped_or_left_to_aiortc(dtls:
     assert rtcp_in(protected), "a replay: dropped"
     await asyncio.sleep(0)
     assert len(dtls.passed) == 1
-    assert dtls._RTCDtlsTransport__rx_packets == 1
+    assert dtls._RTCDtlsTransport__rx_packets == 3, "each counted, as aiortc counts"
+
+
+async def test_a_sessions_writers_share_its_reader_until_the_last_is_done(dtls: Any) -> None:
+    """Video and audio go over one connection: the reader stays while either writes."""
+    connection = aioice.ice.Connection(ice_controlling=False)
+    video = RtcpIn.attach(connection, dtls)
+    audio = RtcpIn.attach(connection, dtls)
+    assert audio is video and connection.rtcp_in is video  # type: ignore[attr-defined]
+    keys = Keys()
+    dtls._rx_srtp = keys.node
+    assert video(keys.viewer.protect_rtcp(compound(NACK)))  # aiortc's handling under way
+    video.detach(connection)
+    assert connection.rtcp_in is video, "audio still writes"  # type: ignore[attr-defined]
+    audio.detach(connection)
+    assert "rtcp_in" not in connection.__dict__, "its RTCP goes back to aiortc"
+    await asyncio.sleep(0)
+    assert dtls.passed == [], "what it passed on and aiortc had not begun, stopped"
+    again = RtcpIn.attach(connection, dtls)
+    assert again is not video, "a session's next writer gets a reader of its own"
 
 
 async def test_media_skips_the_stun_parser_and_a_viewers_rtcp_goes_to_its_reader() -> None:
