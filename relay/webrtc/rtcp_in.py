@@ -40,9 +40,7 @@ def only_reports(data: bytes) -> bool:
     at, end = 0, len(data)
     while at + 4 <= end:
         first, kind, words = _HEAD.unpack_from(data, at)
-        if first >> 6 != 2:
-            return False
-        if kind not in _ENDS_HERE:
+        if first >> 6 != 2 or kind not in _ENDS_HERE:
             return False
         at += 4 + 4 * words
     return at == end and end > 0
