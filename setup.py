@@ -8,5 +8,12 @@ from Python (a slower path the tests also run).
 from setuptools import Extension, setup
 
 setup(
-    ext_modules=[Extension("relay.webrtc._sendpath", ["relay/webrtc/_sendpath.c"], optional=True)]
+    ext_modules=[
+        Extension(
+            "relay.webrtc._sendpath",
+            ["relay/webrtc/_sendpath.c", "relay/webrtc/_srtp_gcm.c"],
+            depends=["relay/webrtc/_srtp_gcm.h"],
+            optional=True,
+        )
+    ]
 )

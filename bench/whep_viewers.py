@@ -8,6 +8,8 @@ server process of its own on 127.0.0.1:
   one-port      the same, with `webrtc.udp_port`: every viewer's media on one socket
   python-send   villagewatch with its send path in Python (VILLAGEWATCH_SRTP=in-place),
                 not in relay/webrtc/_sendpath.c: what the compiled path saves
+  libsrtp       villagewatch with every packet protected by libsrtp
+                (VILLAGEWATCH_SRTP_CIPHER=libsrtp), not relay/webrtc/_srtp_gcm.c
   baseline      aiortc's documented idiom, in this file (`_baseline` sub-command):
                 MediaPlayer(url, decode=False, options={"rtsp_transport": "tcp"}),
                 MediaRelay().subscribe(player.video, buffered=False) per viewer,
@@ -101,8 +103,8 @@ from relay.webrtc import patches
 from relay.webrtc.client import WhepClient, WhepClientError
 from relay.webrtc.ice import IceSettings
 
-SYSTEMS = ("villagewatch", "one-port", "python-send", "baseline")
-OURS = ("villagewatch", "one-port", "python-send")  # villagewatch, configured otherwise
+SYSTEMS = ("villagewatch", "one-port", "python-send", "libsrtp", "baseline")
+OURS = ("villagewatch", "one-port", "python-send", "libsrtp")  # villagewatch, configured otherwise
 SIZE, FPS, KEYFRAME_INTERVAL = "1280x720", 25, 4.0
 VIEWERS_PER_PROCESS = 10
 LIGHT_VIEWERS_PER_PROCESS = 25  # --light: see the module's docstring
@@ -556,6 +558,8 @@ class Server:
             env = {**os.environ}
             if self.system == "python-send":
                 env["VILLAGEWATCH_SRTP"] = "in-place"
+            elif self.system == "libsrtp":
+                env["VILLAGEWATCH_SRTP_CIPHER"] = "libsrtp"
             self.proc = await asyncio.create_subprocess_exec(
                 *self.args, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, env=env
             )
@@ -1090,7 +1094,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--systems",
         default="villagewatch,one-port,baseline",
         help="villagewatch, one-port (every viewer on one UDP port), python-send (the send"
-        " path in Python) and baseline, comma separated (default all but python-send)",
+        " path in Python), libsrtp (every packet protected by libsrtp) and baseline, comma"
+        " separated (default villagewatch,one-port,baseline)",
     )
     parser.add_argument(
         "--settle",

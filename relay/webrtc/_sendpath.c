@@ -21,6 +21,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "_srtp_gcm.h"
+
 #ifndef SOL_UDP
 #define SOL_UDP 17
 #endif
@@ -41,6 +43,7 @@ typedef struct {
     protect_fn protect;
     void *srtp;
     PyObject *session; /* the pylibsrtp session `srtp` belongs to, kept alive */
+    srtp_gcm gcm;      /* where AES-GCM is protected here, not by libsrtp: `srtp` */
     PyObject *to; /* the address `addr` was made from */
     struct sockaddr_storage addr;
     socklen_t addr_len;
@@ -77,13 +80,25 @@ typedef struct {
 static int
 sender_init(FrameSender *self, PyObject *args, PyObject *kwds)
 {
-    static char *names[] = {"protect", "srtp", "session", NULL};
+    static char *names[] = {"protect", "srtp", "session", "master", NULL};
     unsigned long long protect, srtp;
     PyObject *session;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKO", names, &protect, &srtp, &session))
+    Py_buffer master = {0};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKO|y*", names, &protect, &srtp, &session,
+                                     &master))
         return -1;
     self->protect = (protect_fn)(uintptr_t)protect;
     self->srtp = (void *)(uintptr_t)srtp;
+    if (master.buf != NULL) { /* AES-GCM's master key and salt: protected here */
+        int ok = srtp_gcm_init(&self->gcm, master.buf, (size_t)master.len) == 0;
+        PyBuffer_Release(&master);
+        if (!ok) {
+            PyErr_SetString(PyExc_ValueError, "not an AES-GCM master key and salt, or no AES-NI");
+            return -1;
+        }
+        self->protect = srtp_gcm_protect;
+        self->srtp = &self->gcm;
+    }
     Py_XSETREF(self->session, Py_NewRef(session));
     return 0;
 }
@@ -521,6 +536,36 @@ fan_out(PyObject *module, PyObject *args)
     return left;
 }
 
+/* protect_again(packet) -> bytes: a packet sent before, protected as it was (a
+ * retransmission without RTX); only where AES-GCM is protected here. */
+static PyObject *
+sender_protect_again(FrameSender *self, PyObject *args)
+{
+    Py_buffer packet;
+    if (!PyArg_ParseTuple(args, "y*", &packet))
+        return NULL;
+    if (self->srtp != &self->gcm || packet.len > INT_MAX - SRTP_GCM_TAG) {
+        PyBuffer_Release(&packet);
+        PyErr_SetString(PyExc_ValueError, "protect_again is for AES-GCM protected here");
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, packet.len + SRTP_GCM_TAG);
+    if (out == NULL) {
+        PyBuffer_Release(&packet);
+        return NULL;
+    }
+    int length = (int)packet.len;
+    memcpy(PyBytes_AS_STRING(out), packet.buf, packet.len);
+    PyBuffer_Release(&packet);
+    int status = srtp_gcm_protect_again(&self->gcm, PyBytes_AS_STRING(out), &length);
+    if (status) {
+        Py_DECREF(out);
+        PyErr_Format(PyExc_RuntimeError, "srtp_protect failed (%d)", status);
+        return NULL;
+    }
+    return out;
+}
+
 /* frame() -> bytes: the frame protected last, as it lies in the buffer. */
 static PyObject *
 sender_frame(FrameSender *self, PyObject *Py_UNUSED(ignored))
@@ -541,6 +586,12 @@ sender_get_calls(FrameSender *self, void *closure)
 }
 
 static PyObject *
+sender_get_cipher(FrameSender *self, void *closure)
+{
+    return PyUnicode_FromString(self->srtp == &self->gcm ? "aes-gcm" : "libsrtp");
+}
+
+static PyObject *
 sender_get_session(FrameSender *self, void *closure)
 {
     return Py_NewRef(self->session ? self->session : Py_None);
@@ -552,6 +603,8 @@ static PyMethodDef sender_methods[] = {
     {"send", (PyCFunction)sender_send, METH_VARARGS,
      "send(fd, addr) -> bool: that frame, a call per run; False if a send stopped"},
     {"frame", (PyCFunction)sender_frame, METH_NOARGS, "frame() -> bytes: that frame"},
+    {"protect_again", (PyCFunction)sender_protect_again, METH_VARARGS,
+     "protect_again(packet) -> bytes: a packet sent before, protected as then (AES-GCM here)"},
     {"join", (PyCFunction)sender_join, METH_VARARGS,
      "join(sock, addr, first, payload_type, tail, abs_at, origin, seq, clock, frame_ticks,"
      " offset, last, has_last): what fan_out needs of the viewer"},
@@ -594,6 +647,8 @@ static PyGetSetDef sender_getset[] = {
     {"error", (getter)sender_get_error, NULL, "errno of the send that stopped, or 0", NULL},
     {"calls", (getter)sender_get_calls, NULL, "send system calls made", NULL},
     {"session", (getter)sender_get_session, NULL, "the SRTP session it protects for", NULL},
+    {"cipher", (getter)sender_get_cipher, NULL,
+     "'aes-gcm': protected here (_srtp_gcm.c); 'libsrtp': by libsrtp", NULL},
     {NULL},
 };
 
@@ -609,7 +664,15 @@ static PyTypeObject FrameSenderType = {
     .tp_getset = sender_getset,
 };
 
+static PyObject *
+gcm_available(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(srtp_gcm_available());
+}
+
 static PyMethodDef module_methods[] = {
+    {"gcm_available", gcm_available, METH_NOARGS,
+     "gcm_available() -> bool: whether AES-GCM is protected here on this CPU (_srtp_gcm.c)"},
     {"fan_out", fan_out, METH_VARARGS,
      "fan_out(senders, payloads, raw, ntp, frame) -> list: a frame to a group's viewers"},
     {NULL},

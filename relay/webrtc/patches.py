@@ -18,6 +18,9 @@ pylibsrtp's private binding, and falls back to its public protect without it.)
   addresses, UDP ports, the one shared UDP port of relay/webrtc/udp_mux.py), read
   per answer from relay.webrtc.ice.CURRENT.
 - RTCPeerConnection.close: also for a connection an odd offer left half made.
+- aiortc's SRTP sessions: relay/webrtc/srtp.py's KeyedSession, which keeps an
+  outbound AES-GCM master key for the compiled path to protect with, and lets a
+  packet be protected again (a retransmission without RTX).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import importlib.metadata
 from typing import Any
 
 import aioice.ice
+import aiortc.rtcdtlstransport
 import aiortc.rtcpeerconnection
 import aiortc.rtcrtpreceiver
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
@@ -47,6 +51,7 @@ from OpenSSL import SSL
 
 from relay.webrtc import ice
 from relay.webrtc.codecs import VIDEO_CLOCK
+from relay.webrtc.srtp import KeyedSession
 from relay.webrtc.udp_batch import batch_for
 from relay.webrtc.udp_mux import MuxLoop
 
@@ -74,6 +79,7 @@ def install() -> None:
     media_first()
     install_ice()
     close_half_made()
+    aiortc.rtcdtlstransport.Session = KeyedSession  # type: ignore[attr-defined]
 
 
 def close_half_made() -> None:

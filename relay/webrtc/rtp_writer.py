@@ -360,17 +360,27 @@ class RtpWriter:
                 self._get("rtcp_exited").set()
 
     def _send_rtcp(self, data: bytes) -> None:
-        """Protects and sends a compound RTCP packet, if the session is up; a
-        report that cannot go is logged, and the next one tried."""
+        """Protects and sends a compound RTCP packet."""
+        self._send(data, again=False)
+
+    def _send(self, data: bytes, *, again: bool) -> None:
+        """Protects and sends an RTCP packet, or `again` an RTP packet sent before,
+        if the session is up; one that cannot go is logged, and the next one tried."""
         dtls = self._sender.transport
         pair = dtls.transport._connection._nominated.get(1)
         if dtls._state is not State.CONNECTED or pair is None:
             return
+        frames = self._frames
         try:
-            protected = dtls._tx_srtp.protect_rtcp(data)
+            if not again:
+                protected = dtls._tx_srtp.protect_rtcp(data)
+            elif frames is not None and frames.session is dtls._tx_srtp:
+                protected = frames.protect_again(data)  # as the first time
+            else:
+                protected = dtls._tx_srtp.protect(data)
             batch_for(pair.protocol).sendto(protected, pair.remote_addr)
         except (pylibsrtp.Error, OSError):
-            logger.exception("RTCP to a viewer could not be sent")
+            logger.exception("RTCP or RTP to a viewer could not be sent")
             return
         theirs = dtls.__dict__
         theirs[_TX_BYTES] += len(protected)
@@ -382,19 +392,21 @@ class RtpWriter:
         data = self._sent_packet(sequence_number)
         if data is None:
             return
-        extensions = self._get("rtp_header_extensions_map")
-        packet = RtpPacket.parse(data, extensions)
         self.counts.retransmitted += 1
         rtx_payload_type = self._get("rtx_payload_type")
-        if rtx_payload_type is not None:
-            rtx_seq = self._get("rtx_sequence_number")
-            packet = wrap_rtx(
-                packet,
-                payload_type=rtx_payload_type,
-                sequence_number=rtx_seq,
-                ssrc=self._sender._rtx_ssrc,
-            )
-            self._set("rtx_sequence_number", (rtx_seq + 1) & 0xFFFF)
+        if rtx_payload_type is None:  # the packet itself, protected as it was
+            self._send(data, again=True)
+            return
+        extensions = self._get("rtp_header_extensions_map")
+        packet = RtpPacket.parse(data, extensions)
+        rtx_seq = self._get("rtx_sequence_number")
+        packet = wrap_rtx(
+            packet,
+            payload_type=rtx_payload_type,
+            sequence_number=rtx_seq,
+            ssrc=self._sender._rtx_ssrc,
+        )
+        self._set("rtx_sequence_number", (rtx_seq + 1) & 0xFFFF)
         with contextlib.suppress(ConnectionError):
             await self._sender.transport._send_rtp(packet.serialize(extensions))
 

@@ -12,8 +12,11 @@ object per packet.
 
 Three ways, the first that this machine has (`MODES`; tests run each):
 - "compiled": relay/webrtc/_sendpath.c (built by setup.py when installed) writes,
-  protects and later sends the whole frame in one call each, calling the
-  srtp_protect that pylibsrtp's own binding exports, by its address;
+  protects and later sends the whole frame in one call each. AES-GCM, what
+  Chromium and aiortc negotiate, it protects itself where the CPU has AES-NI
+  (relay/webrtc/_srtp_gcm.c: libsrtp through OpenSSL 3 spends more on each call's
+  set-up than on the cipher); anything else by calling the srtp_protect that
+  pylibsrtp's own binding exports, by its address;
 - "in-place": the same loop in Python, each packet protected through that binding;
 - "python": each packet through `Session.protect`, into the same buffer.
 """
@@ -25,7 +28,7 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
-from pylibsrtp import Error, Session
+from pylibsrtp import Error, Policy, Session
 
 try:  # the binding pylibsrtp itself uses, checked on pylibsrtp 1.0.0
     from pylibsrtp._binding import ffi, lib  # type: ignore[import-not-found]
@@ -36,13 +39,19 @@ except ImportError:  # pragma: no cover - another pylibsrtp
     IN_PLACE = False
 FrameSender: Any = None
 fan_out: Any = None  # one frame to every viewer of a group (relay/webrtc/fanout.py)
+gcm_available: Any = bool
 try:
     from relay.webrtc import _sendpath  # type: ignore[attr-defined]
 
     FrameSender, fan_out = _sendpath.FrameSender, _sendpath.fan_out
+    gcm_available = _sendpath.gcm_available
 except ImportError:  # not built: no C compiler where it was installed
     pass
 COMPILED = IN_PLACE and FrameSender is not None
+# AES-GCM protected by the compiled path itself, unless VILLAGEWATCH_SRTP_CIPHER=libsrtp
+# (to compare them, or to step around it).
+GCM_HERE = COMPILED and gcm_available() and os.environ.get("VILLAGEWATCH_SRTP_CIPHER") != "libsrtp"
+GCM_PROFILES = (Policy.SRTP_PROFILE_AEAD_AES_128_GCM, Policy.SRTP_PROFILE_AEAD_AES_256_GCM)
 MODES = ("compiled", "in-place", "python")
 AVAILABLE = tuple(m for m, ok in zip(MODES, (COMPILED, IN_PLACE, True), strict=True) if ok)
 # Every viewer's: the best this machine has, unless VILLAGEWATCH_SRTP names another
@@ -54,10 +63,29 @@ if MODE not in AVAILABLE:
 MAX_TRAILER = 16 + 4  # libsrtp's SRTP_MAX_TRAILER_LEN (an AEAD tag, an MKI)
 
 
+class KeyedSession(Session):
+    """A pylibsrtp Session that keeps an outbound AES-GCM policy's master key and
+    salt, for the compiled path to protect with; aiortc makes its sessions with it
+    (relay/webrtc/patches.py). Outbound, a packet may be protected again under the
+    index it was sent with (a retransmission without RTX): libsrtp refuses that
+    unless told."""
+
+    def __init__(self, policy: Policy | None = None) -> None:
+        outbound = policy is not None and policy.ssrc_type == Policy.SSRC_ANY_OUTBOUND
+        if policy is not None and outbound:
+            policy.allow_repeat_tx = True
+        super().__init__(policy)
+        self.master: bytes | None = None
+        if policy is not None and outbound and policy.srtp_profile in GCM_PROFILES:
+            self.master = bytes(policy.key or b"") or None
+
+
 class FrameBuffer:
     """Protects one viewer's frames, each into one contiguous buffer."""
 
-    def __init__(self, session: Session, *, mode: str | None = None) -> None:
+    def __init__(
+        self, session: Session, *, mode: str | None = None, gcm_here: bool | None = None
+    ) -> None:
         self.session = session
         mode = mode or MODE
         if mode not in MODES or (mode != "python" and not hasattr(session, "_srtp")):
@@ -67,12 +95,16 @@ class FrameBuffer:
         if mode == "compiled":
             protect = int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect")))
             srtp = int(ffi.cast("uintptr_t", session._srtp[0]))
-            self.compiled = FrameSender(protect, srtp, session)
+            master = getattr(session, "master", None)
+            if master is not None and (GCM_HERE if gcm_here is None else gcm_here):
+                self.compiled = FrameSender(protect, srtp, session, master=master)
+            else:
+                self.compiled = FrameSender(protect, srtp, session)
         self._length: Any = ffi.new("int *") if mode == "in-place" else None
         self._cdata: Any = None
         self.view = memoryview(b"")
         self._heads: dict[int, struct.Struct] = {}  # by the length of a header's rest
-        self.libsrtp_calls = 0  # packets protected, for tests
+        self.packets_protected = 0  # for tests
         self._grow(1 << 16)
 
     def _grow(self, size: int) -> None:
@@ -88,7 +120,7 @@ class FrameBuffer:
         """Writes each payload behind its header (`first` byte, the marker on the
         last packet with `payload_type`, sequence numbers from `seq`, then `rest`:
         timestamp, SSRC, extensions), protects each, and returns the frame's length."""
-        self.libsrtp_calls += len(payloads)
+        self.packets_protected += len(payloads)
         if self.compiled is not None:
             try:
                 length: int = self.compiled.protect(first, payload_type, rest, payloads, seq)
@@ -133,6 +165,22 @@ class FrameBuffer:
             at += len(data)
             seq = (seq + 1) & 0xFFFF
         return at
+
+    @property
+    def cipher(self) -> str:
+        """Who protects: "aes-gcm" (relay/webrtc/_srtp_gcm.c) or "libsrtp"."""
+        return str(self.compiled.cipher) if self.compiled is not None else "libsrtp"
+
+    def protect_again(self, packet: bytes) -> bytes:
+        """A packet sent before, protected under the index it went with (a
+        retransmission without RTX)."""
+        if self.compiled is not None and self.compiled.cipher == "aes-gcm":
+            try:
+                data: bytes = self.compiled.protect_again(packet)
+            except RuntimeError as exc:
+                raise Error(str(exc)) from None
+            return data
+        return self.session.protect(packet)
 
     def frame(self, length: int) -> bytes:
         """The frame protected last, `length` bytes long, as it lies in the buffer."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from camsim import CameraSimulator, MountSpec
 from relay.web.whep import WHEP
+from relay.webrtc import srtp
 from tests.conftest import ARTIFACTS, NodeFactory, log_in, node_yaml
 from tests.helpers import wait_until
 
@@ -25,6 +26,15 @@ async () => {
     await new Promise((r) => setTimeout(r, 10));
   }
   return null;
+}
+"""
+
+# The SRTP cipher of the page's transport, as Chromium names it, and who protects it.
+PROTECTED_HERE = {"AEAD_AES_128_GCM": "aes-gcm", "AEAD_AES_256_GCM": "aes-gcm"}
+SRTP_CIPHER_JS = """
+async () => {
+  const report = await window.player.pc.getStats();
+  return [...report.values()].find((s) => s.type === "transport").srtpCipher;
 }
 """
 
@@ -55,6 +65,12 @@ async def test_first_frame_within_a_second_despite_4s_keyframes(
     await asyncio.sleep(1)  # then live frames keep coming
     later = await page.evaluate("async () => (await window.player.stats()).framesDecoded")
     assert later > decoded
+    # Chromium read what the node protected, itself where it can (relay/webrtc/srtp.py).
+    cipher = await page.evaluate(SRTP_CIPHER_JS)
+    (session,) = node.app[WHEP].sessions.values()
+    writer = session.pc.getTransceivers()[0].sender._run_rtp.__self__  # type: ignore[attr-defined]
+    here = PROTECTED_HERE.get(cipher, "libsrtp") if srtp.GCM_HERE else "libsrtp"
+    assert writer._frames.cipher == here, cipher
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "view-gate.png"))
     await page.close()

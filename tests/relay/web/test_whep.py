@@ -13,8 +13,9 @@ from typing import Any
 import aiohttp
 import aioice.ice
 import psutil
+import pylibsrtp
 import pytest
-from aiortc import clock
+from aiortc import RTCRtpReceiver, clock
 from aiortc.rtp import RtcpPacket, RtcpSdesPacket, RtcpSrPacket, RtpPacket
 
 from camsim import CameraSimulator, MountSpec
@@ -119,29 +120,75 @@ async def test_transcoder_is_shared_by_all_viewers(
                 await c.close(http)
 
 
+async def lose_one(client: WhepClient, ssrc: int) -> int:
+    """Loses the next packet of `ssrc` on its way to the client: its sequence number."""
+    transport = client.pc.getTransceivers()[0].receiver.transport
+    rx, lost = transport._rx_srtp, asyncio.get_running_loop().create_future()
+
+    class Lossy:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(rx, name)
+
+        def unprotect(self, data: bytes) -> bytes:
+            if not lost.done() and int.from_bytes(data[8:12]) == ssrc:
+                lost.set_result(int.from_bytes(data[2:4]))
+                transport._rx_srtp = rx
+                raise pylibsrtp.Error("lost on the way")
+            return rx.unprotect(data)
+
+    transport._rx_srtp = Lossy()  # type: ignore[assignment]
+    async with asyncio.timeout(5):
+        seq: int = await lost
+    return seq
+
+
+def without_rtx(client: WhepClient) -> None:
+    """The client offers no RTX: a packet it reports lost comes again as it was."""
+    add = client.pc.addTransceiver
+
+    def added(kind: str, **options: Any) -> Any:
+        transceiver = add(kind, **options)
+        capabilities = RTCRtpReceiver.getCapabilities(kind)
+        assert capabilities is not None
+        codecs = [c for c in capabilities.codecs if c.mimeType != "video/rtx"]
+        transceiver.setCodecPreferences(codecs)
+        return transceiver
+
+    client.pc.addTransceiver = added  # type: ignore[assignment,method-assign]
+
+
 @pytest.mark.parametrize(
-    ("mode", "groups"),
-    [("compiled", True), ("compiled", False), ("in-place", False), ("python", False)],
-    ids=["group", "compiled", "in-place", "python"],
+    "case",
+    [
+        ("compiled", True, True),
+        ("compiled", True, False),
+        ("compiled", False, True),
+        ("in-place", False, True),
+        ("python", False, False),
+    ],
+    ids=["group", "group-no-rtx", "compiled", "in-place", "python-no-rtx"],
 )
-async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
+async def test_a_packet_the_viewer_reports_lost_comes_again(
     cameras: CameraSimulator,
     start_node: NodeFactory,
     monkeypatch: pytest.MonkeyPatch,
-    mode: str,
-    groups: bool,
+    case: tuple[str, bool, bool],
 ) -> None:
     """The node's RtpWriter keeps what it sent: a real NACK from the viewer brings
-    the packet again, wrapped in RTX (its sequence number, then its payload); its
-    sender reports count what it sent; a frame's last packet has the marker bit;
-    a frame's packets are protected in place, a libsrtp call each (or, where that
-    cannot be, through pylibsrtp's own protect; or all in compiled code, and once
+    the packet again, wrapped in RTX (its sequence number, then its payload), or
+    as it was where the viewer has no RTX; its sender reports count what it sent;
+    a frame's last packet has the marker bit; a frame's packets are protected in
+    place, a call each (libsrtp's, or, where that cannot be, pylibsrtp's own
+    protect; or all in compiled code, AES-GCM by relay/webrtc/_srtp_gcm.c, and once
     live from the stream's ViewerGroup), and go to the kernel in runs."""
+    mode, groups, rtx = case
     monkeypatch.setattr(srtp, "MODE", mode)
     monkeypatch.setattr(fanout, "GROUPS", groups)
     node = await start_node(node_yaml(camera_yaml(cameras, "baseline")))
     async with aiohttp.ClientSession() as http:
         client = WhepClient(f"{node.url}/whep/baseline", token=ADMIN_TOKEN)
+        if not rtx:
+            without_rtx(client)
         try:
             await client.connect(http)
             receiver = client.pc.getTransceivers()[0].receiver
@@ -194,20 +241,30 @@ async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
             sender._handle_rtcp_packet = watch_sender  # type: ignore[method-assign]
             rtcp_in = sender.transport.transport._connection.rtcp_in  # type: ignore[attr-defined]
             await wait_until(lambda: rtcp_in.reports >= 2, 10)  # the viewer's RR each second
-            lost = sorted(media)[-5]
-            await receiver._send_rtcp_nack(media[lost].ssrc, [lost])
-            async with asyncio.timeout(5):
-                rtx = await resent.get()
-            assert rtx.payload_type != media[lost].payload_type
-            assert int.from_bytes(rtx.payload[:2]) == lost
-            assert rtx.payload[2:] == media[lost].payload
-            assert rtx.timestamp == media[lost].timestamp
+            writer = sender._run_rtp.__self__  # type: ignore[attr-defined]
+            if rtx:  # a packet the viewer got, asked for again
+                lost = sorted(media)[-5]
+                await receiver._send_rtcp_nack(media[lost].ssrc, [lost])
+                async with asyncio.timeout(5):
+                    again = await resent.get()
+                assert again.payload_type != media[lost].payload_type
+                assert int.from_bytes(again.payload[:2]) == lost
+                assert again.payload[2:] == media[lost].payload
+                assert again.timestamp == media[lost].timestamp
+            else:  # a packet lost on the way: the viewer's own NACK brings it as it was
+                lost = await lose_one(client, next(iter(media.values())).ssrc)
+                await wait_until(lambda: lost in media, 5)
+                sent_before = RtpPacket.parse(writer._sent_packet(lost))
+                assert media[lost].payload == sent_before.payload
+                assert media[lost].timestamp == sent_before.timestamp
+                assert resent.empty(), "no RTX stream"
             counts = node.app[WHEP].rtp["baseline"]  # villagewatch_rtp_*_total
-            assert (counts.nacked, counts.retransmitted) == (1, 1)
+            nacks = len(at_sender) if not rtx else 1  # the viewer's may come twice
+            assert (counts.nacked, counts.retransmitted) == (nacks, nacks)
             assert counts.packets >= len(media)
             # Its receiver reports ended where they arrived; the NACK went on to aiortc.
-            assert at_sender == ["RtcpRtpfbPacket"], at_sender
-            assert rtcp_in.passed == 1
+            assert at_sender == ["RtcpRtpfbPacket"] * nacks, at_sender
+            assert rtcp_in.passed == nacks
             # A report that comes after these packets was sent after them: it counts
             # them (and more), and it is stamped with the time it was sent.
             while not reports.empty():
@@ -228,7 +285,6 @@ async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
             whole = list(frames.values())[1:-1]  # the first and last may be cut short
             assert whole and all(m == [0] * (len(m) - 1) + [1] for m in whole), whole
             # The node handed the kernel each frame's packets in runs, not one by one.
-            writer = sender._run_rtp.__self__  # type: ignore[attr-defined]
             member = writer._member
             assert (member is not None) is groups, "live, a viewer is sent from its group"
             writer.sync()
@@ -240,7 +296,9 @@ async def test_a_packet_the_viewer_reports_lost_comes_again_over_rtx(
             sent = sender._RTCRtpSender__packet_count  # type: ignore[attr-defined]
             assert sends < sent, "one send per packet (and more for DTLS and RTCP)"
             grouped = member.sender.state[4] if member is not None else 0
-            assert (buffer.mode, buffer.libsrtp_calls + grouped) == (mode, sent)
+            assert (buffer.mode, buffer.packets_protected + grouped) == (mode, sent)
+            gcm_here = mode == "compiled" and srtp.GCM_HERE
+            assert buffer.cipher == ("aes-gcm" if gcm_here else "libsrtp")
             assert counts.packets == sent
             assert twice == [], "no sequence number is sent twice, joining the group or not"
         finally:

@@ -7,10 +7,10 @@ import struct
 
 import pytest
 from aiortc.rtp import RtpPacket
-from pylibsrtp import Policy, Session
+from pylibsrtp import Error, Policy, Session
 
 from relay.webrtc import srtp
-from relay.webrtc.srtp import FrameBuffer
+from relay.webrtc.srtp import FrameBuffer, KeyedSession
 
 KEY = os.urandom(30)
 TAIL = struct.pack("!II", 90_000, 0x1234_5678) + bytes.fromhex("bede0001 10300000")
@@ -35,7 +35,7 @@ def test_a_frame_is_one_run_of_datagrams_a_viewer_can_read(mode: str) -> None:
     frames = FrameBuffer(session(Policy.SSRC_ANY_OUTBOUND), mode=mode)
     assert frames.mode == mode
     length = frames.protect(0x90, 96, TAIL, PAYLOADS, 65534)  # wraps round
-    assert frames.libsrtp_calls == len(PAYLOADS), "one libsrtp call per packet, no more"
+    assert frames.packets_protected == len(PAYLOADS), "one protect per packet, no more"
     assert length == sum(HEADER + len(p) + TAG for p in PAYLOADS)
     written, viewer, at = frames.frame(length), session(Policy.SSRC_ANY_INBOUND), 0
     assert len(written) == length
@@ -59,3 +59,123 @@ def test_every_way_writes_the_same_bytes_and_the_buffer_grows() -> None:
         assert second > 65536
         written.append((first, frames.frame(second)))
     assert written[0] == written[1] == written[2]
+
+
+GCM = {
+    "aes-128-gcm": (Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 28),
+    "aes-256-gcm": (Policy.SRTP_PROFILE_AEAD_AES_256_GCM, 44),
+}
+
+
+def gcm_session(profile: int, key: bytes, direction: int) -> KeyedSession:
+    return KeyedSession(Policy(key=key, ssrc_type=direction, srtp_profile=profile))
+
+
+def cpu_flags() -> set[str]:
+    with open("/proc/cpuinfo") as info:
+        return {f for line in info if line.startswith("flags") for f in line.split()[2:]}
+
+
+def test_this_machine_protects_aes_gcm_itself() -> None:
+    """What Chromium and aiortc negotiate is protected by relay/webrtc/_srtp_gcm.c
+    wherever the CPU has AES-NI, not by libsrtp through OpenSSL."""
+    if {"aes", "pclmulqdq"} <= cpu_flags():
+        assert srtp.GCM_HERE
+    profile, length = GCM["aes-128-gcm"]
+    frames = FrameBuffer(gcm_session(profile, os.urandom(length), Policy.SSRC_ANY_OUTBOUND))
+    assert frames.cipher == ("aes-gcm" if srtp.GCM_HERE else "libsrtp")
+
+
+def test_only_an_outbound_gcm_session_keeps_its_key() -> None:
+    profile, length = GCM["aes-128-gcm"]
+    key = os.urandom(length)
+    assert gcm_session(profile, key, Policy.SSRC_ANY_OUTBOUND).master == key
+    assert gcm_session(profile, key, Policy.SSRC_ANY_INBOUND).master is None
+    assert KeyedSession(Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_OUTBOUND)).master is None
+    frames = FrameBuffer(KeyedSession(Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_OUTBOUND)))
+    assert frames.cipher == "libsrtp", "AES-CM with HMAC-SHA1 stays libsrtp's"
+
+
+def frames_of(sizes: list[int]) -> list[list[bytes]]:
+    return [[os.urandom(size) for size in sizes[i : i + 3]] for i in range(0, len(sizes), 3)]
+
+
+@pytest.mark.skipif(not srtp.GCM_HERE, reason="no AES-NI here: libsrtp protects AES-GCM")
+@pytest.mark.parametrize("name", GCM)
+@pytest.mark.parametrize(
+    ("first", "tail"),
+    [
+        (0x80, struct.pack("!II", 1, 0xCAFE_F00D)),  # no extension
+        (0x90, TAIL),  # abs-send-time
+        (0x92, TAIL[:8] + bytes(8) + bytes.fromhex("bede0002 10300000 22aabb00")),  # CSRCs
+    ],
+    ids=["plain", "extension", "csrc"],
+)
+def test_aes_gcm_here_is_libsrtp_byte_for_byte(name: str, first: int, tail: bytes) -> None:
+    """Every payload length about a block's edges, headers of each shape, through two
+    sequence number wraps (the rollover counter): the same bytes libsrtp writes, and
+    a viewer's libsrtp reads them."""
+    profile, length = GCM[name]
+    key = os.urandom(length)
+    here = FrameBuffer(gcm_session(profile, key, Policy.SSRC_ANY_OUTBOUND), mode="compiled")
+    libsrtp = FrameBuffer(
+        gcm_session(profile, key, Policy.SSRC_ANY_OUTBOUND), mode="compiled", gcm_here=False
+    )
+    assert (here.cipher, libsrtp.cipher) == ("aes-gcm", "libsrtp")
+    viewer = gcm_session(profile, key, Policy.SSRC_ANY_INBOUND)
+    head = 4 + len(tail)
+    sizes = [0, 1, 15, 16, 17, 31, 48, 63, 64, 65, 100, 127, 128, 129, 1200]
+    seq = 65530
+    for payloads in frames_of(sizes):
+        written = here.protect(first, 96, tail, payloads, seq)
+        assert written == libsrtp.protect(first, 96, tail, payloads, seq)
+        data, at = here.frame(written), 0
+        assert data == libsrtp.frame(written)
+        for i, payload in enumerate(payloads):
+            end = at + head + len(payload) + 16
+            plain = viewer.unprotect(data[at:end])
+            assert plain[head:] == payload
+            assert plain[2:4] == ((seq + i) & 0xFFFF).to_bytes(2)
+            at = end
+        seq = (seq + len(payloads)) & 0xFFFF
+    many = [b"x"] * 250
+    for _ in range(2 * 65536 // len(many)):  # two more wraps, in big frames
+        here.protect(first, 96, tail, many, seq)
+        libsrtp.protect(first, 96, tail, many, seq)
+        seq = (seq + len(many)) & 0xFFFF
+    payloads = [os.urandom(700)]
+    written = here.protect(first, 96, tail, payloads, seq)
+    assert written == libsrtp.protect(first, 96, tail, payloads, seq)
+    assert here.frame(written) == libsrtp.frame(written)
+
+
+@pytest.mark.parametrize("gcm_here", [True, False], ids=["here", "libsrtp"])
+def test_a_packet_is_protected_again_as_it_was_sent(gcm_here: bool) -> None:
+    """A retransmission without RTX: the packet again under its own index, before or
+    after a wrap; never one not sent yet, nor another SSRC's."""
+    if gcm_here and not srtp.GCM_HERE:
+        pytest.skip("no AES-NI here: libsrtp protects AES-GCM")
+    profile, length = GCM["aes-128-gcm"]
+    frames = FrameBuffer(
+        gcm_session(profile, os.urandom(length), Policy.SSRC_ANY_OUTBOUND), gcm_here=gcm_here
+    )
+    sent: dict[int, tuple[bytes, bytes]] = {}  # seq -> (packet, as protected)
+    seq = 65533
+    for _ in range(3):
+        payloads = [os.urandom(300), os.urandom(40)]
+        data, at = frames.frame(frames.protect(0x90, 96, TAIL, payloads, seq)), 0
+        for i, payload in enumerate(payloads):
+            marked = 96 | (i == len(payloads) - 1) << 7
+            plain = struct.pack("!BBH", 0x90, marked, (seq + i) & 0xFFFF) + TAIL + payload
+            sent[(seq + i) & 0xFFFF] = (plain, data[at : at + len(plain) + 16])
+            at += len(plain) + 16
+        seq = (seq + len(payloads)) & 0xFFFF
+    for plain, protected in sent.values():  # 65533 to 2: before the wrap and after
+        assert frames.protect_again(plain) == protected
+    if gcm_here:
+        ahead = struct.pack("!BBH", 0x90, 96, seq) + TAIL + b"new"
+        other = bytearray(sent[1][0])
+        other[8:12] = b"\x00\x00\x00\x01"
+        for bad in (ahead, bytes(other), b"\x80\x60\x00"):
+            with pytest.raises(Error):
+                frames.protect_again(bad)
