@@ -31,17 +31,20 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-# CJK font for names drawn on snapshots, as scripts/setup.sh installs for the node.
+# CJK font for names drawn on snapshots, as scripts/setup.sh installs for the node;
+# a C compiler for the compiled send path (setup.py), gone once it is built.
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        fonts-wqy-microhei \
+        fonts-wqy-microhei gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/villagewatch
-COPY pyproject.toml ./
+COPY pyproject.toml setup.py ./
 COPY ingest ingest
 COPY relay relay
 COPY camsim camsim
 RUN pip install . \
+    && python -c "from relay.webrtc import srtp; assert srtp.COMPILED, 'not compiled'" \
+    && apt-get purge -y --auto-remove gcc libc6-dev \
     && useradd --system --home-dir /var/lib/villagewatch --create-home villagewatch
 # The node's state (alert history and the like) lives here; compose puts a volume on it.
 WORKDIR /var/lib/villagewatch
