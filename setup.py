@@ -11,8 +11,8 @@ setup(
     ext_modules=[
         Extension(
             "relay.webrtc._sendpath",
-            ["relay/webrtc/_sendpath.c", "relay/webrtc/_srtp_gcm.c"],
-            depends=["relay/webrtc/_srtp_gcm.h"],
+            ["relay/webrtc/_sendpath.c", "relay/webrtc/_srtp_protect.c"],
+            depends=["relay/webrtc/_srtp_protect.h"],
             optional=True,
         )
     ]

@@ -9,7 +9,7 @@ server process of its own on 127.0.0.1:
   python-send   villagewatch with its send path in Python (VILLAGEWATCH_SRTP=in-place),
                 not in relay/webrtc/_sendpath.c: what the compiled path saves
   libsrtp       villagewatch with every packet protected by libsrtp
-                (VILLAGEWATCH_SRTP_CIPHER=libsrtp), not relay/webrtc/_srtp_gcm.c
+                (VILLAGEWATCH_SRTP_CIPHER=libsrtp), not relay/webrtc/_srtp_protect.c
   baseline      aiortc's documented idiom, in this file (`_baseline` sub-command):
                 MediaPlayer(url, decode=False, options={"rtsp_transport": "tcp"}),
                 MediaRelay().subscribe(player.video, buffered=False) per viewer,
@@ -81,6 +81,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aiortc.rtcdtlstransport
 import av
 import common
 import psutil
@@ -95,6 +96,7 @@ from aiortc.codecs import is_rtx
 from aiortc.contrib.media import MediaPlayer, MediaRelay
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
+from pylibsrtp import Policy
 
 from camsim import SERVER_SCRIPT, CameraSimulator, MountSpec
 from ingest.tasks import cancel_and_wait
@@ -124,6 +126,11 @@ NAL_IDR, NAL_SPS, NAL_PPS = 5, 7, 8
 # Bearer token (the baseline ignores it); the viewer processes get it in their env.
 TOKEN = secrets.token_urlsafe(24)
 TOKEN_VARIABLE = "WHEP_BENCH_TOKEN"
+SRTP_VARIABLE = "WHEP_BENCH_SRTP"  # --srtp, to the viewer processes
+SRTP_OFFERS = {  # what the viewers' DTLS offers, by --srtp
+    "aiortc": "AES-GCM first, as aiortc offers",
+    "chromium": "AES_CM_128_HMAC_SHA1_80 only, as Chromium negotiates",
+}
 AUTHORIZATION = common.bearer(TOKEN)
 Marks = list[dict[str, Any]]  # one "mark" answer per viewer process: counts at one moment
 
@@ -417,6 +424,10 @@ def rtx_payload_types(sdp: str) -> set[int]:
 
 async def viewers(url: str, delays: Sequence[float], mode: str) -> None:
     patches.install()
+    if os.environ.get(SRTP_VARIABLE) == "chromium":  # the DTLS server, it chooses
+        profiles = aiortc.rtcdtlstransport.SRTP_PROFILES
+        cm = Policy.SRTP_PROFILE_AES128_CM_SHA1_80
+        profiles[:] = [p for p in profiles if p.libsrtp_profile == cm]
     IceSettings([common.HOST]).use_here()
     if mode == "count":
         count_without_decoding()
@@ -638,13 +649,13 @@ class ViewerProcess(common.Child):
 
 
 async def start_viewers(
-    url: str, delays: Sequence[float], mode: str, stderr: Path
+    url: str, delays: Sequence[float], mode: str, srtp: str, stderr: Path
 ) -> ViewerProcess:
-    """A `_viewers` child with len(delays) clients of `mode` (see VIEWER_MODES); its
-    stderr into `stderr`."""
+    """A `_viewers` child with len(delays) clients of `mode` (see VIEWER_MODES) and
+    `srtp` (SRTP_OFFERS); its stderr into `stderr`."""
     args = [sys.executable, __file__, "_viewers", url, ",".join(f"{d:.3f}" for d in delays)]
     args.append(mode)
-    env = {**os.environ, TOKEN_VARIABLE: TOKEN}
+    env = {**os.environ, TOKEN_VARIABLE: TOKEN, SRTP_VARIABLE: srtp}
     return await ViewerProcess.start(args, "viewer process", stderr, env=env)
 
 
@@ -846,7 +857,8 @@ async def measure_viewers(
     for n in common.split_evenly(count, per_process(args)):
         delays = [(index + i) * args.ramp / count for i in range(n)]
         stderr = workdir / f"viewers-{server.system}-{count}-{len(procs)}.log"
-        procs.append(await start_viewers(server.whep_url, delays, viewer_mode(args), stderr))
+        mode = viewer_mode(args)
+        procs.append(await start_viewers(server.whep_url, delays, mode, args.srtp, stderr))
         index += n
     try:
         for proc in procs:
@@ -1139,6 +1151,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         f" (up to {LIGHT_VIEWERS_PER_PROCESS} per process): for 100 viewers and more",
     )
     parser.add_argument(
+        "--srtp",
+        choices=SRTP_OFFERS,
+        default="aiortc",
+        help="the SRTP profiles the viewers accept: "
+        + "; ".join(f"{k}: {v}" for k, v in SRTP_OFFERS.items())
+        + " (default %(default)s)",
+    )
+    parser.add_argument(
         "--py-spy",
         metavar="DIR",
         help="record each server with py-spy (raw format) during every window and while "
@@ -1187,7 +1207,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" aiohttp {version('aiohttp')}, {common.loop_name()} loops;\nwindow {args.seconds:g} s,"
         f" viewers {','.join(map(str, args.viewers))} (up to {per_process(args)} per"
         f" process), offers {'at once' if not args.ramp else f'over {args.ramp:g} s'},"
-        f" viewers {VIEWER_MODES[viewer_mode(args)]}",
+        f" viewers {VIEWER_MODES[viewer_mode(args)]}, SRTP {SRTP_OFFERS[args.srtp]}",
         flush=True,
     )
     with asyncio.Runner() as runner:

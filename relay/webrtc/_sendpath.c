@@ -21,7 +21,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "_srtp_gcm.h"
+#include "_srtp_protect.h"
 
 #ifndef SOL_UDP
 #define SOL_UDP 17
@@ -43,7 +43,7 @@ typedef struct {
     protect_fn protect;
     void *srtp;
     PyObject *session; /* the pylibsrtp session `srtp` belongs to, kept alive */
-    srtp_gcm gcm;      /* where AES-GCM is protected here, not by libsrtp: `srtp` */
+    srtp_sender here;  /* where SRTP is protected here, not by libsrtp: `srtp` */
     PyObject *to; /* the address `addr` was made from */
     struct sockaddr_storage addr;
     socklen_t addr_len;
@@ -80,24 +80,26 @@ typedef struct {
 static int
 sender_init(FrameSender *self, PyObject *args, PyObject *kwds)
 {
-    static char *names[] = {"protect", "srtp", "session", "master", NULL};
+    static char *names[] = {"protect", "srtp", "session", "master", "profile", NULL};
     unsigned long long protect, srtp;
     PyObject *session;
     Py_buffer master = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKO|y*", names, &protect, &srtp, &session,
-                                     &master))
+    int profile = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "KKO|y*i", names, &protect, &srtp, &session,
+                                     &master, &profile))
         return -1;
     self->protect = (protect_fn)(uintptr_t)protect;
     self->srtp = (void *)(uintptr_t)srtp;
-    if (master.buf != NULL) { /* AES-GCM's master key and salt: protected here */
-        int ok = srtp_gcm_init(&self->gcm, master.buf, (size_t)master.len) == 0;
+    if (master.buf != NULL) { /* the profile's master key and salt: protected here */
+        int ok = srtp_sender_init(&self->here, profile, master.buf, (size_t)master.len) == 0;
         PyBuffer_Release(&master);
         if (!ok) {
-            PyErr_SetString(PyExc_ValueError, "not an AES-GCM master key and salt, or no AES-NI");
+            PyErr_Format(PyExc_ValueError,
+                         "SRTP profile %d is not protected here, or not with that key", profile);
             return -1;
         }
-        self->protect = srtp_gcm_protect;
-        self->srtp = &self->gcm;
+        self->protect = srtp_sender_protect;
+        self->srtp = &self->here;
     }
     Py_XSETREF(self->session, Py_NewRef(session));
     return 0;
@@ -537,19 +539,19 @@ fan_out(PyObject *module, PyObject *args)
 }
 
 /* protect_again(packet) -> bytes: a packet sent before, protected as it was (a
- * retransmission without RTX); only where AES-GCM is protected here. */
+ * retransmission without RTX); only where SRTP is protected here. */
 static PyObject *
 sender_protect_again(FrameSender *self, PyObject *args)
 {
     Py_buffer packet;
     if (!PyArg_ParseTuple(args, "y*", &packet))
         return NULL;
-    if (self->srtp != &self->gcm || packet.len > INT_MAX - SRTP_GCM_TAG) {
+    if (self->srtp != &self->here || packet.len > INT_MAX - SRTP_MAX_TAG) {
         PyBuffer_Release(&packet);
-        PyErr_SetString(PyExc_ValueError, "protect_again is for AES-GCM protected here");
+        PyErr_SetString(PyExc_ValueError, "protect_again is for SRTP protected here");
         return NULL;
     }
-    PyObject *out = PyBytes_FromStringAndSize(NULL, packet.len + SRTP_GCM_TAG);
+    PyObject *out = PyBytes_FromStringAndSize(NULL, packet.len + SRTP_MAX_TAG);
     if (out == NULL) {
         PyBuffer_Release(&packet);
         return NULL;
@@ -557,12 +559,14 @@ sender_protect_again(FrameSender *self, PyObject *args)
     int length = (int)packet.len;
     memcpy(PyBytes_AS_STRING(out), packet.buf, packet.len);
     PyBuffer_Release(&packet);
-    int status = srtp_gcm_protect_again(&self->gcm, PyBytes_AS_STRING(out), &length);
+    int status = srtp_sender_protect_again(&self->here, PyBytes_AS_STRING(out), &length);
     if (status) {
         Py_DECREF(out);
         PyErr_Format(PyExc_RuntimeError, "srtp_protect failed (%d)", status);
         return NULL;
     }
+    if (_PyBytes_Resize(&out, length) < 0)
+        return NULL;
     return out;
 }
 
@@ -588,7 +592,10 @@ sender_get_calls(FrameSender *self, void *closure)
 static PyObject *
 sender_get_cipher(FrameSender *self, void *closure)
 {
-    return PyUnicode_FromString(self->srtp == &self->gcm ? "aes-gcm" : "libsrtp");
+    if (self->srtp != &self->here)
+        return PyUnicode_FromString("libsrtp");
+    return PyUnicode_FromString(self->here.profile == SRTP_AES128_CM_SHA1_80 ? "aes-cm-hmac-sha1"
+                                                                             : "aes-gcm");
 }
 
 static PyObject *
@@ -648,7 +655,7 @@ static PyGetSetDef sender_getset[] = {
     {"calls", (getter)sender_get_calls, NULL, "send system calls made", NULL},
     {"session", (getter)sender_get_session, NULL, "the SRTP session it protects for", NULL},
     {"cipher", (getter)sender_get_cipher, NULL,
-     "'aes-gcm': protected here (_srtp_gcm.c); 'libsrtp': by libsrtp", NULL},
+     "'aes-gcm' or 'aes-cm-hmac-sha1': protected here (_srtp_protect.c); 'libsrtp'", NULL},
     {NULL},
 };
 
@@ -665,14 +672,18 @@ static PyTypeObject FrameSenderType = {
 };
 
 static PyObject *
-gcm_available(PyObject *module, PyObject *Py_UNUSED(ignored))
+protects_here(PyObject *module, PyObject *args)
 {
-    return PyBool_FromLong(srtp_gcm_available());
+    int profile;
+    if (!PyArg_ParseTuple(args, "i", &profile))
+        return NULL;
+    return PyBool_FromLong(srtp_sender_available(profile));
 }
 
 static PyMethodDef module_methods[] = {
-    {"gcm_available", gcm_available, METH_NOARGS,
-     "gcm_available() -> bool: whether AES-GCM is protected here on this CPU (_srtp_gcm.c)"},
+    {"protects_here", protects_here, METH_VARARGS,
+     "protects_here(profile) -> bool: whether this CPU protects that SRTP profile here"
+     " (_srtp_protect.c)"},
     {"fan_out", fan_out, METH_VARARGS,
      "fan_out(senders, payloads, raw, ntp, frame) -> list: a frame to a group's viewers"},
     {NULL},

@@ -12,11 +12,12 @@ object per packet.
 
 Three ways, the first that this machine has (`MODES`; tests run each):
 - "compiled": relay/webrtc/_sendpath.c (built by setup.py when installed) writes,
-  protects and later sends the whole frame in one call each. AES-GCM, what
-  Chromium and aiortc negotiate, it protects itself where the CPU has AES-NI
-  (relay/webrtc/_srtp_gcm.c: libsrtp through OpenSSL 3 spends more on each call's
-  set-up than on the cipher); anything else by calling the srtp_protect that
-  pylibsrtp's own binding exports, by its address;
+  protects and later sends the whole frame in one call each. What viewers
+  negotiate (AES-GCM for aiortc, AES-CM with HMAC-SHA1 for Chromium) it protects
+  itself where the CPU has the instructions (relay/webrtc/_srtp_protect.c: libsrtp
+  through OpenSSL 3 spends more on each call's set-up than on the cipher);
+  anything else by calling the srtp_protect that pylibsrtp's own binding
+  exports, by its address;
 - "in-place": the same loop in Python, each packet protected through that binding;
 - "python": each packet through `Session.protect`, into the same buffer.
 """
@@ -39,19 +40,27 @@ except ImportError:  # pragma: no cover - another pylibsrtp
     IN_PLACE = False
 FrameSender: Any = None
 fan_out: Any = None  # one frame to every viewer of a group (relay/webrtc/fanout.py)
-gcm_available: Any = bool
+protects_here: Any = None
 try:
     from relay.webrtc import _sendpath  # type: ignore[attr-defined]
 
     FrameSender, fan_out = _sendpath.FrameSender, _sendpath.fan_out
-    gcm_available = _sendpath.gcm_available
+    protects_here = _sendpath.protects_here
 except ImportError:  # not built: no C compiler where it was installed
     pass
 COMPILED = IN_PLACE and FrameSender is not None
-# AES-GCM protected by the compiled path itself, unless VILLAGEWATCH_SRTP_CIPHER=libsrtp
-# (to compare them, or to step around it).
-GCM_HERE = COMPILED and gcm_available() and os.environ.get("VILLAGEWATCH_SRTP_CIPHER") != "libsrtp"
-GCM_PROFILES = (Policy.SRTP_PROFILE_AEAD_AES_128_GCM, Policy.SRTP_PROFILE_AEAD_AES_256_GCM)
+PROFILES = (  # what the compiled path can protect itself
+    Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
+    Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
+    Policy.SRTP_PROFILE_AEAD_AES_256_GCM,
+)
+# Those this CPU protects there, unless VILLAGEWATCH_SRTP_CIPHER=libsrtp (to compare
+# them, or to step around it).
+HERE = frozenset(
+    p
+    for p in PROFILES
+    if COMPILED and protects_here(p) and os.environ.get("VILLAGEWATCH_SRTP_CIPHER") != "libsrtp"
+)
 MODES = ("compiled", "in-place", "python")
 AVAILABLE = tuple(m for m, ok in zip(MODES, (COMPILED, IN_PLACE, True), strict=True) if ok)
 # Every viewer's: the best this machine has, unless VILLAGEWATCH_SRTP names another
@@ -64,19 +73,20 @@ MAX_TRAILER = 16 + 4  # libsrtp's SRTP_MAX_TRAILER_LEN (an AEAD tag, an MKI)
 
 
 class KeyedSession(Session):
-    """A pylibsrtp Session that keeps an outbound AES-GCM policy's master key and
-    salt, for the compiled path to protect with; aiortc makes its sessions with it
-    (relay/webrtc/patches.py). Outbound, a packet may be protected again under the
-    index it was sent with (a retransmission without RTX): libsrtp refuses that
-    unless told."""
+    """A pylibsrtp Session that keeps an outbound policy's profile and master key
+    and salt, for the compiled path to protect with; aiortc makes its sessions with
+    it (relay/webrtc/patches.py). Outbound, a packet may be protected again under
+    the index it was sent with (a retransmission without RTX): libsrtp refuses
+    that unless told."""
 
     def __init__(self, policy: Policy | None = None) -> None:
         outbound = policy is not None and policy.ssrc_type == Policy.SSRC_ANY_OUTBOUND
         if policy is not None and outbound:
             policy.allow_repeat_tx = True
         super().__init__(policy)
+        self.profile = policy.srtp_profile if policy is not None else 0
         self.master: bytes | None = None
-        if policy is not None and outbound and policy.srtp_profile in GCM_PROFILES:
+        if policy is not None and outbound and policy.srtp_profile in PROFILES:
             self.master = bytes(policy.key or b"") or None
 
 
@@ -84,7 +94,7 @@ class FrameBuffer:
     """Protects one viewer's frames, each into one contiguous buffer."""
 
     def __init__(
-        self, session: Session, *, mode: str | None = None, gcm_here: bool | None = None
+        self, session: Session, *, mode: str | None = None, here: bool | None = None
     ) -> None:
         self.session = session
         mode = mode or MODE
@@ -95,9 +105,9 @@ class FrameBuffer:
         if mode == "compiled":
             protect = int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect")))
             srtp = int(ffi.cast("uintptr_t", session._srtp[0]))
-            master = getattr(session, "master", None)
-            if master is not None and (GCM_HERE if gcm_here is None else gcm_here):
-                self.compiled = FrameSender(protect, srtp, session, master=master)
+            master, profile = getattr(session, "master", None), getattr(session, "profile", 0)
+            if master is not None and (profile in HERE if here is None else here):
+                self.compiled = FrameSender(protect, srtp, session, master=master, profile=profile)
             else:
                 self.compiled = FrameSender(protect, srtp, session)
         self._length: Any = ffi.new("int *") if mode == "in-place" else None
@@ -168,13 +178,14 @@ class FrameBuffer:
 
     @property
     def cipher(self) -> str:
-        """Who protects: "aes-gcm" (relay/webrtc/_srtp_gcm.c) or "libsrtp"."""
+        """Who protects: "aes-gcm" or "aes-cm-hmac-sha1" (relay/webrtc/_srtp_protect.c),
+        or "libsrtp"."""
         return str(self.compiled.cipher) if self.compiled is not None else "libsrtp"
 
     def protect_again(self, packet: bytes) -> bytes:
         """A packet sent before, protected under the index it went with (a
         retransmission without RTX)."""
-        if self.compiled is not None and self.compiled.cipher == "aes-gcm":
+        if self.compiled is not None and self.compiled.cipher != "libsrtp":
             try:
                 data: bytes = self.compiled.protect_again(packet)
             except RuntimeError as exc:

@@ -6,6 +6,8 @@ import asyncio
 import time
 from typing import Any
 
+from pylibsrtp import Policy
+
 from camsim import CameraSimulator, MountSpec
 from relay.web.whep import WHEP
 from relay.webrtc import srtp
@@ -30,7 +32,11 @@ async () => {
 """
 
 # The SRTP cipher of the page's transport, as Chromium names it, and who protects it.
-PROTECTED_HERE = {"AEAD_AES_128_GCM": "aes-gcm", "AEAD_AES_256_GCM": "aes-gcm"}
+PROTECTED_HERE = {
+    "AEAD_AES_128_GCM": (Policy.SRTP_PROFILE_AEAD_AES_128_GCM, "aes-gcm"),
+    "AEAD_AES_256_GCM": (Policy.SRTP_PROFILE_AEAD_AES_256_GCM, "aes-gcm"),
+    "SRTP_AES128_CM_HMAC_SHA1_80": (Policy.SRTP_PROFILE_AES128_CM_SHA1_80, "aes-cm-hmac-sha1"),
+}
 SRTP_CIPHER_JS = """
 async () => {
   const report = await window.player.pc.getStats();
@@ -69,8 +75,8 @@ async def test_first_frame_within_a_second_despite_4s_keyframes(
     cipher = await page.evaluate(SRTP_CIPHER_JS)
     (session,) = node.app[WHEP].sessions.values()
     writer = session.pc.getTransceivers()[0].sender._run_rtp.__self__  # type: ignore[attr-defined]
-    here = PROTECTED_HERE.get(cipher, "libsrtp") if srtp.GCM_HERE else "libsrtp"
-    assert writer._frames.cipher == here, cipher
+    profile, name = PROTECTED_HERE[cipher]
+    assert writer._frames.cipher == (name if profile in srtp.HERE else "libsrtp"), cipher
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "view-gate.png"))
     await page.close()

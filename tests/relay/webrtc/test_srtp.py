@@ -61,13 +61,14 @@ def test_every_way_writes_the_same_bytes_and_the_buffer_grows() -> None:
     assert written[0] == written[1] == written[2]
 
 
-GCM = {
+PROFILES = {  # what the compiled path protects itself: the profile, its master's length
+    "aes-cm-hmac-sha1": (Policy.SRTP_PROFILE_AES128_CM_SHA1_80, 30),
     "aes-128-gcm": (Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 28),
     "aes-256-gcm": (Policy.SRTP_PROFILE_AEAD_AES_256_GCM, 44),
 }
 
 
-def gcm_session(profile: int, key: bytes, direction: int) -> KeyedSession:
+def keyed(profile: int, key: bytes, direction: int) -> KeyedSession:
     return KeyedSession(Policy(key=key, ssrc_type=direction, srtp_profile=profile))
 
 
@@ -76,32 +77,33 @@ def cpu_flags() -> set[str]:
         return {f for line in info if line.startswith("flags") for f in line.split()[2:]}
 
 
-def test_this_machine_protects_aes_gcm_itself() -> None:
-    """What Chromium and aiortc negotiate is protected by relay/webrtc/_srtp_gcm.c
-    wherever the CPU has AES-NI, not by libsrtp through OpenSSL."""
-    if {"aes", "pclmulqdq"} <= cpu_flags():
-        assert srtp.GCM_HERE
-    profile, length = GCM["aes-128-gcm"]
-    frames = FrameBuffer(gcm_session(profile, os.urandom(length), Policy.SSRC_ANY_OUTBOUND))
-    assert frames.cipher == ("aes-gcm" if srtp.GCM_HERE else "libsrtp")
+def test_this_machine_protects_what_viewers_negotiate_itself() -> None:
+    """AES-GCM (aiortc's) and AES-CM with HMAC-SHA1 (Chromium's) are protected by
+    relay/webrtc/_srtp_protect.c wherever the CPU has the instructions, not by
+    libsrtp through OpenSSL."""
+    flags = cpu_flags()
+    for name, (profile, length) in PROFILES.items():
+        needs = {"aes", "sha_ni" if name == "aes-cm-hmac-sha1" else "pclmulqdq"}
+        assert (profile in srtp.HERE) == (needs <= flags), name
+        frames = FrameBuffer(keyed(profile, os.urandom(length), Policy.SSRC_ANY_OUTBOUND))
+        cipher = "aes-gcm" if name.endswith("gcm") else name
+        assert frames.cipher == (cipher if profile in srtp.HERE else "libsrtp")
 
 
-def test_only_an_outbound_gcm_session_keeps_its_key() -> None:
-    profile, length = GCM["aes-128-gcm"]
+def test_only_an_outbound_session_keeps_its_key() -> None:
+    profile, length = PROFILES["aes-128-gcm"]
     key = os.urandom(length)
-    assert gcm_session(profile, key, Policy.SSRC_ANY_OUTBOUND).master == key
-    assert gcm_session(profile, key, Policy.SSRC_ANY_INBOUND).master is None
-    assert KeyedSession(Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_OUTBOUND)).master is None
-    frames = FrameBuffer(KeyedSession(Policy(key=KEY, ssrc_type=Policy.SSRC_ANY_OUTBOUND)))
-    assert frames.cipher == "libsrtp", "AES-CM with HMAC-SHA1 stays libsrtp's"
+    assert keyed(profile, key, Policy.SSRC_ANY_OUTBOUND).master == key
+    assert keyed(profile, key, Policy.SSRC_ANY_INBOUND).master is None
+    frames = FrameBuffer(keyed(profile, key, Policy.SSRC_ANY_OUTBOUND), mode="in-place")
+    assert frames.cipher == "libsrtp", "only the compiled path protects itself"
 
 
 def frames_of(sizes: list[int]) -> list[list[bytes]]:
     return [[os.urandom(size) for size in sizes[i : i + 3]] for i in range(0, len(sizes), 3)]
 
 
-@pytest.mark.skipif(not srtp.GCM_HERE, reason="no AES-NI here: libsrtp protects AES-GCM")
-@pytest.mark.parametrize("name", GCM)
+@pytest.mark.parametrize("name", PROFILES)
 @pytest.mark.parametrize(
     ("first", "tail"),
     [
@@ -111,20 +113,20 @@ def frames_of(sizes: list[int]) -> list[list[bytes]]:
     ],
     ids=["plain", "extension", "csrc"],
 )
-def test_aes_gcm_here_is_libsrtp_byte_for_byte(name: str, first: int, tail: bytes) -> None:
+def test_protected_here_as_libsrtp_byte_for_byte(name: str, first: int, tail: bytes) -> None:
     """Every payload length about a block's edges, headers of each shape, through two
     sequence number wraps (the rollover counter): the same bytes libsrtp writes, and
     a viewer's libsrtp reads them."""
-    profile, length = GCM[name]
+    profile, length = PROFILES[name]
+    if profile not in srtp.HERE:
+        pytest.skip(f"this CPU has not what {name} needs: libsrtp protects it")
     key = os.urandom(length)
-    here = FrameBuffer(gcm_session(profile, key, Policy.SSRC_ANY_OUTBOUND), mode="compiled")
-    libsrtp = FrameBuffer(
-        gcm_session(profile, key, Policy.SSRC_ANY_OUTBOUND), mode="compiled", gcm_here=False
-    )
-    assert (here.cipher, libsrtp.cipher) == ("aes-gcm", "libsrtp")
-    viewer = gcm_session(profile, key, Policy.SSRC_ANY_INBOUND)
-    head = 4 + len(tail)
-    sizes = [0, 1, 15, 16, 17, 31, 48, 63, 64, 65, 100, 127, 128, 129, 1200]
+    here = FrameBuffer(keyed(profile, key, Policy.SSRC_ANY_OUTBOUND), mode="compiled")
+    libsrtp = FrameBuffer(keyed(profile, key, Policy.SSRC_ANY_OUTBOUND), here=False)
+    assert here.cipher != "libsrtp" and libsrtp.cipher == "libsrtp"
+    viewer = keyed(profile, key, Policy.SSRC_ANY_INBOUND)
+    head, tag = 4 + len(tail), 10 if name == "aes-cm-hmac-sha1" else 16
+    sizes = [0, 1, 15, 16, 17, 31, 48, 55, 56, 63, 64, 65, 100, 119, 120, 127, 128, 129, 1200]
     seq = 65530
     for payloads in frames_of(sizes):
         written = here.protect(first, 96, tail, payloads, seq)
@@ -132,7 +134,7 @@ def test_aes_gcm_here_is_libsrtp_byte_for_byte(name: str, first: int, tail: byte
         data, at = here.frame(written), 0
         assert data == libsrtp.frame(written)
         for i, payload in enumerate(payloads):
-            end = at + head + len(payload) + 16
+            end = at + head + len(payload) + tag
             plain = viewer.unprotect(data[at:end])
             assert plain[head:] == payload
             assert plain[2:4] == ((seq + i) & 0xFFFF).to_bytes(2)
@@ -149,16 +151,16 @@ def test_aes_gcm_here_is_libsrtp_byte_for_byte(name: str, first: int, tail: byte
     assert here.frame(written) == libsrtp.frame(written)
 
 
-@pytest.mark.parametrize("gcm_here", [True, False], ids=["here", "libsrtp"])
-def test_a_packet_is_protected_again_as_it_was_sent(gcm_here: bool) -> None:
+@pytest.mark.parametrize("name", [*PROFILES, "libsrtp"])
+def test_a_packet_is_protected_again_as_it_was_sent(name: str) -> None:
     """A retransmission without RTX: the packet again under its own index, before or
     after a wrap; never one not sent yet, nor another SSRC's."""
-    if gcm_here and not srtp.GCM_HERE:
-        pytest.skip("no AES-NI here: libsrtp protects AES-GCM")
-    profile, length = GCM["aes-128-gcm"]
-    frames = FrameBuffer(
-        gcm_session(profile, os.urandom(length), Policy.SSRC_ANY_OUTBOUND), gcm_here=gcm_here
-    )
+    profile, length = PROFILES.get(name, PROFILES["aes-128-gcm"])
+    if name != "libsrtp" and profile not in srtp.HERE:
+        pytest.skip(f"this CPU has not what {name} needs: libsrtp protects it")
+    session = keyed(profile, os.urandom(length), Policy.SSRC_ANY_OUTBOUND)
+    frames = FrameBuffer(session, here=name != "libsrtp")
+    tag = 10 if name == "aes-cm-hmac-sha1" else 16
     sent: dict[int, tuple[bytes, bytes]] = {}  # seq -> (packet, as protected)
     seq = 65533
     for _ in range(3):
@@ -167,12 +169,12 @@ def test_a_packet_is_protected_again_as_it_was_sent(gcm_here: bool) -> None:
         for i, payload in enumerate(payloads):
             marked = 96 | (i == len(payloads) - 1) << 7
             plain = struct.pack("!BBH", 0x90, marked, (seq + i) & 0xFFFF) + TAIL + payload
-            sent[(seq + i) & 0xFFFF] = (plain, data[at : at + len(plain) + 16])
-            at += len(plain) + 16
+            sent[(seq + i) & 0xFFFF] = (plain, data[at : at + len(plain) + tag])
+            at += len(plain) + tag
         seq = (seq + len(payloads)) & 0xFFFF
     for plain, protected in sent.values():  # 65533 to 2: before the wrap and after
         assert frames.protect_again(plain) == protected
-    if gcm_here:
+    if name != "libsrtp":
         ahead = struct.pack("!BBH", 0x90, 96, seq) + TAIL + b"new"
         other = bytearray(sent[1][0])
         other[8:12] = b"\x00\x00\x00\x01"
