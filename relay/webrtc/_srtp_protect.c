@@ -125,6 +125,23 @@ encrypt_block(const srtp_sender *g, __m128i x)
     return _mm_aesenclast_si128(x, _mm_loadu_si128((const __m128i *)g->keys[g->rounds]));
 }
 
+/* Four blocks through AES side by side (counter mode's keystream). */
+TARGET static inline void
+encrypt4(const srtp_sender *g, __m128i c[4])
+{
+    __m128i k = _mm_loadu_si128((const __m128i *)g->keys[0]);
+    for (int j = 0; j < 4; j++)
+        c[j] = _mm_xor_si128(c[j], k);
+    for (int r = 1; r < g->rounds; r++) {
+        k = _mm_loadu_si128((const __m128i *)g->keys[r]);
+        for (int j = 0; j < 4; j++)
+            c[j] = _mm_aesenc_si128(c[j], k);
+    }
+    k = _mm_loadu_si128((const __m128i *)g->keys[g->rounds]);
+    for (int j = 0; j < 4; j++)
+        c[j] = _mm_aesenclast_si128(c[j], k);
+}
+
 /* a * b, carry-less, unreduced: the 256-bit product added to (hi, lo). */
 TARGET static inline void
 clmul(__m128i a, __m128i b, __m128i *lo, __m128i *mid, __m128i *hi)
@@ -202,18 +219,12 @@ gcm_encrypt(const srtp_sender *g, const unsigned char iv[12], const unsigned cha
     for (; at + 64 <= length; at += 64, counter += 4) {
         __m128i c[4];
         for (int j = 0; j < 4; j++)
-            c[j] = _mm_xor_si128(_mm_insert_epi32(base, (int)__builtin_bswap32(counter + j), 3),
-                                 _mm_loadu_si128((const __m128i *)g->keys[0]));
-        for (int i = 1; i < g->rounds; i++) {
-            __m128i k = _mm_loadu_si128((const __m128i *)g->keys[i]);
-            for (int j = 0; j < 4; j++)
-                c[j] = _mm_aesenc_si128(c[j], k);
-        }
-        __m128i last = _mm_loadu_si128((const __m128i *)g->keys[g->rounds]);
+            c[j] = _mm_insert_epi32(base, (int)__builtin_bswap32(counter + j), 3);
+        encrypt4(g, c);
         __m128i lo = _mm_setzero_si128(), mid = lo, hi = lo;
         for (int j = 0; j < 4; j++) { /* x = (x + c0) h^4 + c1 h^3 + c2 h^2 + c3 h */
             __m128i *p = (__m128i *)(data + at + 16 * j);
-            __m128i out = _mm_xor_si128(_mm_aesenclast_si128(c[j], last), _mm_loadu_si128(p));
+            __m128i out = _mm_xor_si128(c[j], _mm_loadu_si128(p));
             _mm_storeu_si128(p, out);
             out = bswap(out);
             clmul(j ? out : _mm_xor_si128(x, out), powers[3 - j], &lo, &mid, &hi);
@@ -246,17 +257,11 @@ counter_mode(const srtp_sender *g, const unsigned char block[16], unsigned char 
     for (; at + 64 <= length; at += 64, i += 4) { /* four blocks side by side */
         __m128i c[4];
         for (int j = 0; j < 4; j++)
-            c[j] = _mm_xor_si128(_mm_insert_epi16(base, __builtin_bswap16((uint16_t)(i + j)), 7),
-                                 _mm_loadu_si128((const __m128i *)g->keys[0]));
-        for (int r = 1; r < g->rounds; r++) {
-            __m128i k = _mm_loadu_si128((const __m128i *)g->keys[r]);
-            for (int j = 0; j < 4; j++)
-                c[j] = _mm_aesenc_si128(c[j], k);
-        }
-        __m128i last = _mm_loadu_si128((const __m128i *)g->keys[g->rounds]);
+            c[j] = _mm_insert_epi16(base, __builtin_bswap16((uint16_t)(i + j)), 7);
+        encrypt4(g, c);
         for (int j = 0; j < 4; j++) {
             __m128i *p = (__m128i *)(data + at + 16 * j);
-            _mm_storeu_si128(p, _mm_xor_si128(_mm_aesenclast_si128(c[j], last), _mm_loadu_si128(p)));
+            _mm_storeu_si128(p, _mm_xor_si128(c[j], _mm_loadu_si128(p)));
         }
     }
     unsigned char stream[16];
