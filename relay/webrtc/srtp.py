@@ -49,11 +49,11 @@ try:
 except ImportError:  # not built: no C compiler where it was installed
     pass
 COMPILED = IN_PLACE and FrameSender is not None
-PROFILES = (  # what the compiled path can protect itself
-    Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
-    Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
-    Policy.SRTP_PROFILE_AEAD_AES_256_GCM,
-)
+PROFILES = {  # what the compiled path can protect itself: its master key and salt's length
+    Policy.SRTP_PROFILE_AES128_CM_SHA1_80: 30,
+    Policy.SRTP_PROFILE_AEAD_AES_128_GCM: 28,
+    Policy.SRTP_PROFILE_AEAD_AES_256_GCM: 44,
+}
 # Those this CPU protects there, unless VILLAGEWATCH_SRTP_CIPHER=libsrtp (to compare
 # them, or to step around it).
 HERE = frozenset(
@@ -86,8 +86,10 @@ class KeyedSession(Session):
         super().__init__(policy)
         self.profile = policy.srtp_profile if policy is not None else 0
         self.master: bytes | None = None
-        if policy is not None and outbound and policy.srtp_profile in PROFILES:
-            self.master = bytes(policy.key or b"") or None
+        if policy is not None and outbound:
+            master = bytes(policy.key or b"")
+            if len(master) == PROFILES.get(self.profile):  # libsrtp takes a longer key
+                self.master = master
 
 
 class FrameBuffer:

@@ -97,6 +97,9 @@ def test_only_an_outbound_session_keeps_its_key() -> None:
     assert keyed(profile, key, Policy.SSRC_ANY_INBOUND).master is None
     frames = FrameBuffer(keyed(profile, key, Policy.SSRC_ANY_OUTBOUND), mode="in-place")
     assert frames.cipher == "libsrtp", "only the compiled path protects itself"
+    longer = keyed(profile, key + b"more", Policy.SSRC_ANY_OUTBOUND)  # libsrtp reads 28 of it
+    assert longer.master is None and FrameBuffer(longer).cipher == "libsrtp"
+    assert FrameBuffer(longer).protect(0x90, 96, TAIL, PAYLOADS, 1) > 0
 
 
 def frames_of(sizes: list[int]) -> list[list[bytes]]:
