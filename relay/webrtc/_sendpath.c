@@ -671,6 +671,146 @@ static PyTypeObject FrameSenderType = {
     .tp_getset = sender_getset,
 };
 
+/* --- a frame's H.264 RTP payloads (relay/webrtc/codecs.py rtp_payloads) --------- */
+
+#define NAL_AUD 9
+#define NAL_STAP_A 24
+#define NAL_FU_A 28
+#define STAP_A_MOST 9 /* NAL units in one, as aiortc packs them */
+
+/* Where "00 00 01" is in data[from:length], or -1. */
+static Py_ssize_t
+start_code(const unsigned char *data, Py_ssize_t length, Py_ssize_t from)
+{
+    for (Py_ssize_t i = from; i + 3 <= length;) {
+        const unsigned char *one = memchr(data + i + 2, 1, (size_t)(length - i - 2));
+        if (one == NULL)
+            return -1;
+        Py_ssize_t at = one - data - 2;
+        if (one[-1] == 0 && one[-2] == 0)
+            return at;
+        i = at + 1;
+    }
+    return -1;
+}
+
+static int
+append_bytes(PyObject *list, const unsigned char *head, Py_ssize_t head_length,
+             const unsigned char *data, Py_ssize_t length)
+{
+    PyObject *item = PyBytes_FromStringAndSize(NULL, head_length + length);
+    if (item == NULL)
+        return -1;
+    memcpy(PyBytes_AS_STRING(item), head, head_length);
+    memcpy(PyBytes_AS_STRING(item) + head_length, data, length);
+    int failed = PyList_Append(list, item);
+    Py_DECREF(item);
+    return failed;
+}
+
+/* h264_payloads(frame, packet_max) -> list[bytes]: an Annex-B frame's NAL units
+ * (access unit delimiters left out) as RTP payloads, exactly as codecs.py's Python
+ * way (aiortc's packetization, FU-A fragments of equal size but the last). */
+static PyObject *
+h264_payloads(PyObject *module, PyObject *args)
+{
+    Py_buffer frame;
+    Py_ssize_t packet_max;
+    if (!PyArg_ParseTuple(args, "y*n", &frame, &packet_max))
+        return NULL;
+    const unsigned char *data = frame.buf;
+    Py_ssize_t length = frame.len, count = 0, cap = 0;
+    Py_ssize_t(*nals)[2] = NULL; /* each NAL unit's start and end */
+    PyObject *out = PyList_New(0);
+    if (out == NULL || packet_max < 8)
+        goto fail;
+    /* The NAL units, as aiortc's _split_bitstream finds them. */
+    for (Py_ssize_t i = start_code(data, length, 0); i >= 0;) {
+        Py_ssize_t begin = i + 3, next = start_code(data, length, begin), end = length;
+        if (next >= 0)
+            end = data[next - 1] == 0 ? next - 1 : next; /* a 4-byte start code */
+        if (end > begin && (data[begin] & 0x1f) != NAL_AUD) {
+            if (count == cap) {
+                cap = cap ? 2 * cap : 16;
+                Py_ssize_t(*more)[2] = PyMem_Realloc(nals, cap * sizeof(*nals));
+                if (more == NULL) {
+                    PyErr_NoMemory();
+                    goto fail;
+                }
+                nals = more;
+            }
+            nals[count][0] = begin, nals[count][1] = end;
+            count++;
+        }
+        i = next;
+    }
+    /* aiortc's _packetize: FU-A for a unit too big for a packet, else STAP-A of up
+     * to 9 that fit together, else the unit alone. */
+    for (Py_ssize_t n = 0; n < count;) {
+        const unsigned char *nal = data + nals[n][0];
+        Py_ssize_t size = nals[n][1] - nals[n][0];
+        if (size > packet_max) {
+            Py_ssize_t piece = packet_max - 2, last = (size - 2) / piece;
+            for (Py_ssize_t k = 0; k <= last; k++) {
+                Py_ssize_t from = 1 + k * piece, to = from + piece < size ? from + piece : size;
+                unsigned char head[2] = {(unsigned char)((nal[0] & 0xe0) | NAL_FU_A),
+                                         (unsigned char)((nal[0] & 0x1f) | (k == 0 ? 0x80 : 0) |
+                                                         (k == last ? 0x40 : 0))};
+                if (append_bytes(out, head, 2, nal + from, to - from) < 0)
+                    goto fail;
+            }
+            n++;
+            continue;
+        }
+        Py_ssize_t available = packet_max - 3, taken = 0, total = 1;
+        unsigned char header = (unsigned char)(NAL_STAP_A | (nal[0] & 0xe0));
+        while (n + taken < count && taken < STAP_A_MOST) {
+            const unsigned char *unit = data + nals[n + taken][0];
+            Py_ssize_t unit_size = nals[n + taken][1] - nals[n + taken][0];
+            if (unit_size > available)
+                break;
+            header |= unit[0] & 0x80;
+            if ((header & 0x60) < (unit[0] & 0x60))
+                header = (unsigned char)((header & 0x9f) | (unit[0] & 0x60));
+            available -= 2 + unit_size;
+            total += 2 + unit_size;
+            taken++;
+        }
+        if (taken <= 1) { /* alone */
+            if (append_bytes(out, NULL, 0, nal, size) < 0)
+                goto fail;
+            n++;
+            continue;
+        }
+        PyObject *item = PyBytes_FromStringAndSize(NULL, total);
+        if (item == NULL)
+            goto fail;
+        unsigned char *at = (unsigned char *)PyBytes_AS_STRING(item);
+        *at++ = header;
+        for (Py_ssize_t k = n; k < n + taken; k++) {
+            Py_ssize_t unit_size = nals[k][1] - nals[k][0];
+            *at++ = (unsigned char)(unit_size >> 8), *at++ = (unsigned char)unit_size;
+            memcpy(at, data + nals[k][0], unit_size);
+            at += unit_size;
+        }
+        int failed = PyList_Append(out, item);
+        Py_DECREF(item);
+        if (failed < 0)
+            goto fail;
+        n += taken;
+    }
+    PyMem_Free(nals);
+    PyBuffer_Release(&frame);
+    return out;
+fail:
+    if (out != NULL && !PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "packet_max too small");
+    PyMem_Free(nals);
+    PyBuffer_Release(&frame);
+    Py_XDECREF(out);
+    return NULL;
+}
+
 static PyObject *
 protects_here(PyObject *module, PyObject *args)
 {
@@ -681,6 +821,8 @@ protects_here(PyObject *module, PyObject *args)
 }
 
 static PyMethodDef module_methods[] = {
+    {"h264_payloads", h264_payloads, METH_VARARGS,
+     "h264_payloads(frame, packet_max) -> list[bytes]: an Annex-B frame's RTP payloads"},
     {"protects_here", protects_here, METH_VARARGS,
      "protects_here(profile) -> bool: whether this CPU protects that SRTP profile here"
      " (_srtp_protect.c)"},

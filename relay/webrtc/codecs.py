@@ -90,7 +90,25 @@ def rtp_payloads(packet: MediaPacket) -> list[bytes]:
     start every frame with one)."""
     payloads = packet.derived.get("h264-rtp")
     if payloads is None:
-        nal_units = _EvenFragments._split_bitstream(packet.data)
-        payloads = _EvenFragments._packetize(n for n in nal_units if n and n[0] & 0x1F != NAL_AUD)
-        packet.derived["h264-rtp"] = payloads
+        payloads = packet.derived["h264-rtp"] = h264_payloads(packet.data)
     return payloads  # type: ignore[return-value]
+
+
+def h264_payloads_python(frame: bytes) -> list[bytes]:
+    """An Annex-B frame's RTP payloads, by aiortc's packetization (and even FU-A)."""
+    nal_units = _EvenFragments._split_bitstream(frame)
+    return _EvenFragments._packetize(n for n in nal_units if n and n[0] & 0x1F != NAL_AUD)
+
+
+def _h264_payloads_compiled(frame: bytes) -> list[bytes]:
+    """The same in relay/webrtc/_sendpath.c: a frame's Python cost with a viewer."""
+    payloads: list[bytes] = _sendpath.h264_payloads(frame, PACKET_MAX)
+    return payloads
+
+
+try:
+    from relay.webrtc import _sendpath  # type: ignore[attr-defined]
+
+    h264_payloads = _h264_payloads_compiled
+except ImportError:  # not built (relay/webrtc/srtp.py)
+    h264_payloads = h264_payloads_python
