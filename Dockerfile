@@ -43,7 +43,7 @@ COPY ingest ingest
 COPY relay relay
 COPY camsim camsim
 RUN pip install . \
-    && python -c "from relay.webrtc import srtp; assert srtp.COMPILED, 'not compiled'" \
+    && python -P -c "from relay.webrtc import srtp; assert srtp.COMPILED, 'not compiled'" \
     && apt-get purge -y --auto-remove gcc libc6-dev \
     && useradd --system --home-dir /var/lib/villagewatch --create-home villagewatch
 # The node's state (alert history and the like) lives here; compose puts a volume on it.

@@ -3,9 +3,11 @@
  * A FrameSender holds a viewer's frame buffer and address and does, for a frame of
  * payloads, what relay/webrtc/srtp.py and relay/webrtc/udp_batch.py do in Python: each
  * packet's header written before its payload in one buffer, each protected in
- * place by libsrtp 2 (the srtp_protect pylibsrtp's own binding exports, handed in
- * by address with the session it protects for), then every run of equal datagrams
- * sent in one sendmsg() with UDP_SEGMENT (plain sendto() for a run of one).
+ * place (here, by _srtp_protect.c, for the profiles it knows; else by libsrtp 2,
+ * the srtp_protect pylibsrtp's own binding exports, handed in by address with the
+ * session it protects for), then every run of equal datagrams sent in one
+ * sendmsg() with UDP_SEGMENT (plain sendto() for a run of one). And a frame's
+ * H.264 RTP payloads, cut once for all its viewers (h264_payloads).
  * Nothing is allocated per packet or per frame.
  *
  * Built by setup.py (an optional extension); where it is not built, the same path runs in
@@ -108,6 +110,7 @@ sender_init(FrameSender *self, PyObject *args, PyObject *kwds)
 static void
 sender_dealloc(FrameSender *self)
 {
+    srtp_sender_wipe(&self->here);
     Py_XDECREF(self->session);
     Py_XDECREF(self->to);
     Py_XDECREF(self->sock);
@@ -611,7 +614,7 @@ static PyMethodDef sender_methods[] = {
      "send(fd, addr) -> bool: that frame, a call per run; False if a send stopped"},
     {"frame", (PyCFunction)sender_frame, METH_NOARGS, "frame() -> bytes: that frame"},
     {"protect_again", (PyCFunction)sender_protect_again, METH_VARARGS,
-     "protect_again(packet) -> bytes: a packet sent before, protected as then (AES-GCM here)"},
+     "protect_again(packet) -> bytes: a packet sent before, protected as then (SRTP here)"},
     {"join", (PyCFunction)sender_join, METH_VARARGS,
      "join(sock, addr, first, payload_type, tail, abs_at, origin, seq, clock, frame_ticks,"
      " offset, last, has_last): what fan_out needs of the viewer"},
@@ -701,7 +704,8 @@ append_bytes(PyObject *list, const unsigned char *head, Py_ssize_t head_length,
     PyObject *item = PyBytes_FromStringAndSize(NULL, head_length + length);
     if (item == NULL)
         return -1;
-    memcpy(PyBytes_AS_STRING(item), head, head_length);
+    if (head_length)
+        memcpy(PyBytes_AS_STRING(item), head, head_length);
     memcpy(PyBytes_AS_STRING(item) + head_length, data, length);
     int failed = PyList_Append(list, item);
     Py_DECREF(item);

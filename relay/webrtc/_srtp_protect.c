@@ -18,12 +18,14 @@
  * profile, every payload length about a block's edges, each header's shape,
  * rollover counters 0 to 2), and a viewer's libsrtp reads it.
  */
+#define _DEFAULT_SOURCE /* explicit_bzero */
 #include "_srtp_protect.h"
 
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define HAVE_HERE 1
+#include <cpuid.h>
 #include <immintrin.h>
 #define TARGET __attribute__((target("aes,pclmul,sha,ssse3,sse4.1")))
 #else
@@ -36,15 +38,18 @@ int
 srtp_sender_available(int profile)
 {
 #if HAVE_HERE
-    __builtin_cpu_init();
-    int aes = __builtin_cpu_supports("aes") && __builtin_cpu_supports("ssse3") &&
-              __builtin_cpu_supports("sse4.1");
+    unsigned int a, b, c, d; /* CPUID: leaf 1 for AES, PCLMULQDQ, SSSE3, SSE4.1; 7 for SHA */
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return 0;
+    int aes = (c >> 25 & 1) && (c >> 9 & 1) && (c >> 19 & 1);
+    int pclmul = c >> 1 & 1;
+    int sha = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (b >> 29 & 1);
     switch (profile) {
     case SRTP_AEAD_AES_128_GCM:
     case SRTP_AEAD_AES_256_GCM:
-        return aes && __builtin_cpu_supports("pclmul");
+        return aes && pclmul;
     case SRTP_AES128_CM_SHA1_80:
-        return aes && __builtin_cpu_supports("sha");
+        return aes && sha;
     }
 #endif
     return 0;
@@ -370,13 +375,17 @@ hmac_init(srtp_sender *g, const unsigned char *key, size_t length)
     sha1_blocks(g->outer, outer, 1);
 }
 
-TARGET int
-srtp_sender_init(srtp_sender *g, int profile, const unsigned char *master, size_t length)
+/* Wiped, in a way the compiler keeps. */
+static void
+wipe(void *at, size_t length)
 {
-    size_t key_length = profile == SRTP_AEAD_AES_256_GCM ? 32 : 16;
-    size_t salt_length = profile == SRTP_AES128_CM_SHA1_80 ? 14 : 12;
-    if (length != key_length + salt_length || !srtp_sender_available(profile))
-        return -1; /* another profile is not available either */
+    explicit_bzero(at, length);
+}
+
+TARGET static void
+init_here(srtp_sender *g, int profile, const unsigned char *master, size_t key_length,
+          size_t salt_length)
+{
     int gcm = profile != SRTP_AES128_CM_SHA1_80;
     srtp_sender kdf;
     kdf.rounds = expand(kdf.keys, master, key_length);
@@ -397,11 +406,28 @@ srtp_sender_init(srtp_sender *g, int profile, const unsigned char *master, size_
         g->tag = 10;
         derive(&kdf, salt, salt_length, 0x01, auth, sizeof(auth)); /* the HMAC key */
         hmac_init(g, auth, sizeof(auth));
-        memset(auth, 0, sizeof(auth));
+        wipe(auth, sizeof(auth));
     }
-    memset(key, 0, sizeof(key));
-    memset(&kdf, 0, sizeof(kdf));
+    wipe(key, sizeof(key));
+    wipe(&kdf, sizeof(kdf));
+}
+
+/* Checked here, outside code built for the instructions it checks for. */
+int
+srtp_sender_init(srtp_sender *g, int profile, const unsigned char *master, size_t length)
+{
+    size_t key_length = profile == SRTP_AEAD_AES_256_GCM ? 32 : 16;
+    size_t salt_length = profile == SRTP_AES128_CM_SHA1_80 ? 14 : 12;
+    if (length != key_length + salt_length || !srtp_sender_available(profile))
+        return -1; /* another profile is not available either */
+    init_here(g, profile, master, key_length, salt_length);
     return 0;
+}
+
+void
+srtp_sender_wipe(srtp_sender *g)
+{
+    wipe(g, sizeof(*g));
 }
 
 /* AES-CM and HMAC-SHA1-80 of a packet with `size` bytes of header, at `index`. */
@@ -444,7 +470,10 @@ read32(const unsigned char *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* The packet's index (RFC 3711 3.3.1 and appendix A) from the last one's. */
+/* The packet's index (RFC 3711 3.3.1 and appendix A) from the last one's. (In
+ * the first 32768 packets libsrtp takes any later sequence number as rollover
+ * counter 0; this takes no jump of more than half the numbers, which a sender that
+ * numbers its packets one after another never makes.) */
 static int64_t
 estimate(const srtp_sender *g, unsigned int seq)
 {
@@ -506,6 +535,11 @@ srtp_sender_protect_again(void *g, void *rtp, int *length)
 }
 
 #else /* not x86-64: never initialised, never called */
+
+void
+srtp_sender_wipe(srtp_sender *g)
+{
+}
 
 int
 srtp_sender_init(srtp_sender *g, int profile, const unsigned char *master, size_t length)

@@ -45,6 +45,9 @@ int srtp_sender_init(srtp_sender *s, int profile, const unsigned char *master, s
  * 10 (replay_fail) for a sequence number that does not come after the last. */
 int srtp_sender_protect(void *s, void *rtp, int *length);
 
+/* Its keys wiped. */
+void srtp_sender_wipe(srtp_sender *s);
+
 /* The same for a packet protected before (a retransmission without RTX): its
  * sequence number must not come after the last; the stream's state is unchanged. */
 int srtp_sender_protect_again(void *s, void *rtp, int *length);

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiortc import RTCRtpSender
 from aiortc.codecs.h264 import PACKET_MAX, H264Encoder
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
@@ -106,9 +108,11 @@ def _h264_payloads_compiled(frame: bytes) -> list[bytes]:
     return payloads
 
 
+h264_payloads: Callable[[bytes], list[bytes]] = h264_payloads_python
 try:
     from relay.webrtc import _sendpath  # type: ignore[attr-defined]
 
-    h264_payloads = _h264_payloads_compiled
+    if hasattr(_sendpath, "h264_payloads"):  # (not in one built from older code)
+        h264_payloads = _h264_payloads_compiled
 except ImportError:  # not built (relay/webrtc/srtp.py)
-    h264_payloads = h264_payloads_python
+    pass

@@ -19,8 +19,7 @@ pylibsrtp's private binding, and falls back to its public protect without it.)
   per answer from relay.webrtc.ice.CURRENT.
 - RTCPeerConnection.close: also for a connection an odd offer left half made.
 - aiortc's SRTP sessions: relay/webrtc/srtp.py's KeyedSession, which keeps an
-  outbound AES-GCM master key for the compiled path to protect with, and lets a
-  packet be protected again (a retransmission without RTX).
+  outbound master key (AES-GCM, AES-CM) for the compiled path to protect with.
 """
 
 from __future__ import annotations

@@ -376,7 +376,7 @@ class RtpWriter:
                 protected = dtls._tx_srtp.protect_rtcp(data)
             elif frames is not None and frames.session is dtls._tx_srtp:
                 protected = frames.protect_again(data)  # as the first time
-            else:
+            else:  # sent under keys since renewed: the new session's libsrtp
                 protected = dtls._tx_srtp.protect(data)
             batch_for(pair.protocol).sendto(protected, pair.remote_addr)
         except (pylibsrtp.Error, OSError):

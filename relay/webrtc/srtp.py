@@ -46,8 +46,8 @@ try:
 
     FrameSender, fan_out = _sendpath.FrameSender, _sendpath.fan_out
     protects_here = _sendpath.protects_here
-except ImportError:  # not built: no C compiler where it was installed
-    pass
+except (ImportError, AttributeError):  # not built (no C compiler), or built from older code
+    FrameSender = fan_out = protects_here = None
 COMPILED = IN_PLACE and FrameSender is not None
 PROFILES = {  # what the compiled path can protect itself: its master key and salt's length
     Policy.SRTP_PROFILE_AES128_CM_SHA1_80: 30,
@@ -75,14 +75,10 @@ MAX_TRAILER = 16 + 4  # libsrtp's SRTP_MAX_TRAILER_LEN (an AEAD tag, an MKI)
 class KeyedSession(Session):
     """A pylibsrtp Session that keeps an outbound policy's profile and master key
     and salt, for the compiled path to protect with; aiortc makes its sessions with
-    it (relay/webrtc/patches.py). Outbound, a packet may be protected again under
-    the index it was sent with (a retransmission without RTX): libsrtp refuses
-    that unless told."""
+    it (relay/webrtc/patches.py)."""
 
     def __init__(self, policy: Policy | None = None) -> None:
         outbound = policy is not None and policy.ssrc_type == Policy.SSRC_ANY_OUTBOUND
-        if policy is not None and outbound:
-            policy.allow_repeat_tx = True
         super().__init__(policy)
         self.profile = policy.srtp_profile if policy is not None else 0
         self.master: bytes | None = None

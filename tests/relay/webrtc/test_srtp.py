@@ -69,7 +69,10 @@ PROFILES = {  # what the compiled path protects itself: the profile, its master'
 
 
 def keyed(profile: int, key: bytes, direction: int) -> KeyedSession:
-    return KeyedSession(Policy(key=key, ssrc_type=direction, srtp_profile=profile))
+    """A session as aiortc makes them (rtcdtlstransport.py: repeats allowed out)."""
+    policy = Policy(key=key, ssrc_type=direction, srtp_profile=profile)
+    policy.allow_repeat_tx = direction == Policy.SSRC_ANY_OUTBOUND
+    return KeyedSession(policy)
 
 
 def cpu_flags() -> set[str]:
