@@ -26,23 +26,35 @@ from tests.helpers import free_port, node_process  # noqa: E402
 
 PLAYED_JS = """
 async (seconds) => {
+  // Frames decoded, and the protocol of the candidate pair they came over: the
+  // transport's selected pair (or a nominated one), polled until the stats have
+  // one, as they may lag the first frames.
   const deadline = performance.now() + seconds * 1000;
+  let frames = 0;
   while (performance.now() < deadline) {
     const stats = window.player && await window.player.stats();
-    if (stats && stats.framesDecoded > 0) {
+    frames = stats ? stats.framesDecoded : 0;
+    if (frames > 0) {
       const report = await window.player.pc.getStats();
-      let protocol = null;
+      let pair = null;
       report.forEach((s) => {
-        if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
-          const local = report.get(s.localCandidateId);
-          protocol = local ? local.protocol : null;
+        if (s.type === "transport" && s.selectedCandidatePairId) {
+          pair = report.get(s.selectedCandidatePairId) || pair;
         }
       });
-      return {frames: stats.framesDecoded, protocol};
+      report.forEach((s) => {
+        if (!pair && s.type === "candidate-pair" && s.nominated && s.state === "succeeded") {
+          pair = s;
+        }
+      });
+      const local = pair && report.get(pair.localCandidateId);
+      if (local && local.protocol) {
+        return {frames, protocol: local.protocol};
+      }
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  return {frames: 0, protocol: null};
+  return {frames, protocol: null};
 }
 """
 
