@@ -65,7 +65,7 @@ async def test_quota_deletes_the_oldest_first_never_an_alarm_clip_and_days_expir
     await wait_until(lambda: service.recorders["cam1"].state == "recording", 20, "recording")
     await watch(time.time() + 6)
     alarm = await api(node, "POST", "/api/events", {"type": "alarm", "camera": "cam1"})
-    await watch(time.time() + 25)
+    await watch(time.time() + 35)  # room for a stall under load: two deleted at least
     now = await watch(time.time())
     kept = {s.path for s in now}
     locked = [s for s in seen.values() if s.start < alarm["time"] + 3 and s.end > alarm["time"]]
