@@ -30,7 +30,7 @@ the node); otherwise ten viewers in one process would time each other's set-up.
 
     .venv/bin/python bench/whep_viewers.py [--viewers 1,10,50] [--seconds 10]
         [--systems villagewatch,one-port,baseline] [--settle 10] [--ramp 0]
-        [--size 1280x720] [--decode | --light] [--py-spy DIR]
+        [--size 1280x720] [--decode | --light] [--apart] [--py-spy DIR]
 
 The camera's bitrate is x264enc's default target (2048 kbit/s; MountSpec has no
 bitrate setting); what actually arrives (about 1.4 Mbit/s for this test pattern) is
@@ -58,6 +58,16 @@ the first whole one. A light viewer costs its process about 10 us per packet (10
 viewers: 16 % of a core for the lot), so a process takes 25: at 100 viewers, 10
 per process joined no faster and cost more; far more would queue every join
 (ICE and DTLS in Python) of a process behind each other in one event loop.
+
+On loopback the kernel delivers each datagram to its viewer's socket, and wakes the
+viewer, inside the sender's sendmsg(), and charges that work to the server: the
+viewers' receive path counts as the node's. `--apart` (root, 2 cores or more) runs
+the whole benchmark in a network namespace of its own (its own loopback, nothing of
+the machine's changed) whose loopback steers received packets to the other cores
+(RPS), with each server on core 0 and the viewers on the others (the camera on any:
+pinned, x264 would cut its frames into fewer slices, so fewer packets): a server
+then pays for its sends and not for its viewers' receiving, as with viewers on
+other machines.
 """
 
 from __future__ import annotations
@@ -71,6 +81,7 @@ import os
 import secrets
 import signal
 import struct
+import subprocess
 import sys
 import tempfile
 import time
@@ -127,6 +138,8 @@ NAL_IDR, NAL_SPS, NAL_PPS = 5, 7, 8
 TOKEN = secrets.token_urlsafe(24)
 TOKEN_VARIABLE = "WHEP_BENCH_TOKEN"
 SRTP_VARIABLE = "WHEP_BENCH_SRTP"  # --srtp, to the viewer processes
+APART_VARIABLE = "WHEP_BENCH_APART"  # set inside --apart's namespaces
+SERVER_CORE = 0  # --apart: the servers' core
 SRTP_OFFERS = {  # what the viewers' DTLS offers, by --srtp
     "aiortc": "AES-GCM first, as aiortc offers",
     "chromium": "AES_CM_128_HMAC_SHA1_80 only, as Chromium negotiates",
@@ -571,8 +584,14 @@ class Server:
                 env["VILLAGEWATCH_SRTP"] = "in-place"
             elif self.system == "libsrtp":
                 env["VILLAGEWATCH_SRTP_CIPHER"] = "libsrtp"
+            pinned = ["taskset", "-c", str(SERVER_CORE)] if os.environ.get(APART_VARIABLE) else []
             self.proc = await asyncio.create_subprocess_exec(
-                *self.args, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log, env=env
+                *pinned,
+                *self.args,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                env=env,
             )
         self.ps = psutil.Process(self.proc.pid)
         deadline = time.monotonic() + READY_TIMEOUT
@@ -1056,6 +1075,8 @@ async def orchestrate(args: argparse.Namespace) -> list[Result]:
         tempfile.TemporaryDirectory(prefix="whep-bench-") as tmp,
         CameraSimulator([mount]) as sim,
     ):
+        if os.environ.get(APART_VARIABLE):  # the viewers, made from here, off the servers' core
+            os.sched_setaffinity(0, set(range(os.cpu_count() or 1)) - {SERVER_CORE})
         for system in args.systems:
             results += await run_system(system, sim.url(CAMERA_ID), args, Path(tmp))
     return results
@@ -1151,6 +1172,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         f" (up to {LIGHT_VIEWERS_PER_PROCESS} per process): for 100 viewers and more",
     )
     parser.add_argument(
+        "--apart",
+        action="store_true",
+        help="the viewers' receive path on other cores than the server's: a network namespace"
+        " of its own whose loopback steers packets to them (root, 2 cores or more)",
+    )
+    parser.add_argument(
         "--srtp",
         choices=SRTP_OFFERS,
         default="aiortc",
@@ -1174,6 +1201,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error("--decode or --light, not both")
     if args.seconds <= 0 or args.ramp < 0 or args.settle < 0 or not 0 <= args.retries <= 10:
         parser.error("--seconds must be above 0, --ramp and --settle not negative, --retries 0-10")
+    if args.apart and (os.geteuid() != 0 or (os.cpu_count() or 1) < 2):
+        parser.error("--apart: needs root (a network namespace) and 2 cores or more")
     if args.py_spy:
         if not common.PY_SPY.exists():
             parser.error(f"--py-spy: no {common.PY_SPY} (pip install py-spy into the venv)")
@@ -1181,11 +1210,16 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     return args
 
 
+async def serve_baseline(camera_url: str, port: int) -> None:
+    """Made in the runner's context, where its IceSettings hold."""
+    await Baseline(camera_url).serve(port)
+
+
 def sub_command(argv: Sequence[str]) -> int:
     factory = common.loop_factory()
     if argv[0] == "_baseline":
         with asyncio.Runner(loop_factory=factory) as runner:
-            runner.run(Baseline(argv[1]).serve(int(argv[2])))
+            runner.run(serve_baseline(argv[1], int(argv[2])))
         return 0
     delays = [float(d) for d in argv[2].split(",")]
     with asyncio.Runner(loop_factory=factory) as runner:
@@ -1193,11 +1227,32 @@ def sub_command(argv: Sequence[str]) -> int:
     return 0
 
 
+def apart(argv: Sequence[str]) -> int:
+    """This benchmark again, in a network namespace and a mount namespace of its own
+    (sysfs mounted again, to reach the namespace's loopback): loopback up, its received
+    packets steered to every core but SERVER_CORE. Each server goes on SERVER_CORE, the
+    viewers on the others (orchestrate); the camera on any (x264 cuts a frame into a
+    slice per core it may use: pinned, it would send fewer, larger packets)."""
+    others = sorted(set(range(os.cpu_count() or 1)) - {SERVER_CORE})
+    mask = f"{sum(1 << core for core in others):x}"
+    setup = (
+        "mount -t sysfs sysfs /sys && ip link set lo up"
+        f" && echo {mask} > /sys/class/net/lo/queues/rx-0/rps_cpus"
+        ' && exec "$@"'
+    )
+    command = ["unshare", "--net", "--mount", "--", "sh", "-c", setup, "sh"]
+    env = {**os.environ, APART_VARIABLE: "1"}
+    inner = [*command, sys.executable, __file__, *argv]
+    return subprocess.run(inner, env=env, check=False).returncode
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] in ("_baseline", "_viewers"):
         return sub_command(argv)
     args = parse_args(argv)
+    if args.apart and not os.environ.get(APART_VARIABLE):
+        return apart(argv)
     print(common.command_line())
     print(
         f"whep viewers: one camsim camera, {args.size[0]}x{args.size[1]} H.264 Constrained"
@@ -1207,7 +1262,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" aiohttp {version('aiohttp')}, {common.loop_name()} loops;\nwindow {args.seconds:g} s,"
         f" viewers {','.join(map(str, args.viewers))} (up to {per_process(args)} per"
         f" process), offers {'at once' if not args.ramp else f'over {args.ramp:g} s'},"
-        f" viewers {VIEWER_MODES[viewer_mode(args)]}, SRTP {SRTP_OFFERS[args.srtp]}",
+        f" viewers {VIEWER_MODES[viewer_mode(args)]}, SRTP {SRTP_OFFERS[args.srtp]}"
+        + (
+            f";\n--apart: servers on core {SERVER_CORE}; the viewers and their received packets"
+            " (RPS) on the others"
+            if args.apart
+            else ""
+        ),
         flush=True,
     )
     with asyncio.Runner() as runner:
@@ -1242,7 +1303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "\nnode CPU % = the server process only (all its threads), % of one core, over the"
         " window;\nof which sys % = its kernel time: mostly sendmsg(), which on loopback also"
         " delivers each\npacket to the viewer's socket (this kernel charges that softirq work"
-        " to the sender)."
+        " to the sender;\nnot with --apart, where the viewers' cores receive it)."
         "\nCPU per viewer % = (node CPU % - the same system's idle row) / viewers."
         "\nRTP pkt/s per viewer = video packets a viewer received per second in the window;"
         "\nnode us per pkt = (node CPU - idle) / all the viewers' packets: the node's cost of"
