@@ -14,9 +14,10 @@ Python still does, for each viewer, what is not per frame: joining (from the
 writer's and track's state) and leaving (back to them), a check every
 AUDIT_FRAMES frames that the viewer can still be sent to (DTLS connected, the
 same ICE pair and SRTP session; else it leaves, and its writer's task finds out
-why), the counts for its sender reports and stats (RtpWriter.sync), and the
-rare frame the kernel did not take at once (a full socket buffer), which goes
-through the transport as udp_batch.py sends it.
+why), the counts for its sender reports and stats (RtpWriter.sync), the
+reports themselves (a round a second, with a frame: no timer per viewer wakes
+the node), and the rare frame the kernel did not take at once (a full socket
+buffer), which goes through the transport as udp_batch.py sends it.
 
 Viewers that cannot join stay on the per-viewer path: no compiled send path,
 no plain socket of their own (TURN, ICE-TCP), or GROUPS off.
@@ -42,6 +43,7 @@ NTP_EPOCH_OFFSET = 2_208_988_800  # s from 1900 (NTP's epoch) to 1970 (Unix's)
 GROUPS = True  # False: every viewer on the per-viewer path (tests compare them)
 KEPT = 128  # frames kept for NACKs, as many as _sendpath.c's senders keep
 AUDIT_FRAMES = 25  # a second of video
+REPORT_SECONDS = 1.0  # between a member's sender reports, as aiortc's on average
 
 
 def ticks(packet: MediaPacket, clock: int) -> int | None:
@@ -84,6 +86,8 @@ class ViewerGroup:
         self.frames: deque[list[bytes]] = deque(maxlen=KEPT)  # the newest frames' payloads
         self.sent = 0  # frames sent: frames[-1] is number sent - 1
         self._audit_in = AUDIT_FRAMES
+        self._report_at = 0.0  # monotonic time its members' next sender reports are due
+        self.reports = 0  # rounds of them sent
 
     @classmethod
     def of(cls, fanout: FanOut, kind: str, clock: int) -> ViewerGroup:
@@ -125,6 +129,18 @@ class ViewerGroup:
         if self._audit_in <= 0:
             self._audit_in = AUDIT_FRAMES
             self.audit()
+        now = time.monotonic()
+        if now >= self._report_at:
+            self._report_at = now + REPORT_SECONDS
+            self.report()
+
+    def report(self) -> None:
+        """Each member's sender report, sent with a frame: while it was just sent
+        one, rather than from a timer of its own that wakes the node (and, on a
+        host's loopback, its viewer) once more a second per viewer."""
+        self.reports += 1
+        for member in list(self.members.values()):
+            member.writer.report()
 
     def _python_way(self, member: Member) -> None:
         sender = member.sender

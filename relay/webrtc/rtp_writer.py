@@ -118,6 +118,9 @@ class RtpWriter:
         self._header = HeaderTemplate(0x80, 0, b"")
         self._payload_type = 0
         self._seq = self._origin = 0
+        self._sdes = b""  # the source description each report comes with
+        self._alone = asyncio.Event()  # set while not in a group: reports from here
+        self._alone.set()
 
     @classmethod
     def install(cls, sender: RTCRtpSender, counts: RtpCounts | None = None) -> RtpWriter:
@@ -268,6 +271,7 @@ class RtpWriter:
         )
         group = ViewerGroup.of(fanout, kind, retimer.clock)
         self._member = group.join(frames.compiled, self, pair, batch)
+        self._alone.clear()
         # What it sent before goes: once the group's sequence numbers wrap round, a
         # NACK would find an old packet under a number the group has used again.
         self._sent.clear()
@@ -300,6 +304,7 @@ class RtpWriter:
         group.leave(member)
         self.counts.grouped.discard(self)
         self._member = self._group = None
+        self._alone.set()
         left, self._left = self._left, None
         left()
 
@@ -326,38 +331,45 @@ class RtpWriter:
 
     async def run_reports(self) -> None:
         """In place of aiortc's RTCP loop: a sender report (SR, with the SDES) every
-        0.5 to 1.5 s, as aiortc times them, packed from the counts as they are
-        then (its group's brought up to date first), and a BYE at the end."""
+        0.5 to 1.5 s, as aiortc times them, while the viewer is not in a group (its
+        group sends them with its frames: ViewerGroup.publish), and a BYE at the end."""
         sender = self._sender
         self._get("rtcp_started").set()
         ssrc, cname = sender._ssrc, self._get("cname")
-        sdes = b""
         if cname is not None:
             source = RtcpSourceInfo(ssrc=ssrc, items=[(1, cname.encode())])
-            sdes = bytes(RtcpSdesPacket(chunks=[source]))
+            self._sdes = bytes(RtcpSdesPacket(chunks=[source]))
         try:
             while True:
+                await self._alone.wait()
                 await asyncio.sleep(0.5 + random.random())
-                self.sync()
-                ours = sender.__dict__
-                self._send_rtcp(
-                    _SR.pack(
-                        0x80,  # version 2, no report blocks: the node receives nothing
-                        RTCP_SR,
-                        _SR.size // 4 - 1,
-                        ssrc,
-                        ours[_NTP],
-                        ours[_RTP],
-                        ours[_PACKETS] & 0xFFFFFFFF,
-                        ours[_OCTETS] & 0xFFFFFFFF,
-                    )
-                    + sdes
-                )
+                if self._member is None:
+                    self.report()
         finally:
             try:
                 self._send_rtcp(bytes(RtcpByePacket(sources=[ssrc])))
             finally:  # aiortc's stop() waits for it
                 self._get("rtcp_exited").set()
+
+    def report(self) -> None:
+        """Sends a sender report, packed from the counts as they are now (its
+        group's brought up to date first)."""
+        self.sync()
+        sender = self._sender
+        ours = sender.__dict__
+        self._send_rtcp(
+            _SR.pack(
+                0x80,  # version 2, no report blocks: the node receives nothing
+                RTCP_SR,
+                _SR.size // 4 - 1,
+                sender._ssrc,
+                ours[_NTP],
+                ours[_RTP],
+                ours[_PACKETS] & 0xFFFFFFFF,
+                ours[_OCTETS] & 0xFFFFFFFF,
+            )
+            + self._sdes
+        )
 
     def _send_rtcp(self, data: bytes) -> None:
         """Protects and sends a compound RTCP packet."""

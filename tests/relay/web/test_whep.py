@@ -287,6 +287,9 @@ async def test_a_packet_the_viewer_reports_lost_comes_again(
             # The node handed the kernel each frame's packets in runs, not one by one.
             member = writer._member
             assert (member is not None) is groups, "live, a viewer is sent from its group"
+            if member is not None:  # whose frames bring its reports, not a timer of its own
+                assert writer._group is not None and writer._group.reports > 0
+                assert not writer._alone.is_set()
             writer.sync()
             pair = sender.transport.transport._connection._nominated[1]
             buffer = writer._frames

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -50,6 +51,7 @@ class Writer:
 
     left: list[Any] = field(default_factory=list)
     synced: int = 0
+    reports: int = 0
     group: ViewerGroup | None = None
     member: Any = None
 
@@ -58,6 +60,9 @@ class Writer:
 
     def sync(self) -> None:
         self.synced += 1
+
+    def report(self) -> None:
+        self.reports += 1
 
     def leave_group(self) -> None:
         assert self.group is not None
@@ -167,6 +172,24 @@ async def test_every_viewer_gets_each_frame_with_its_own_numbers_keys_and_time(
     viewers[0].writer.leave_group()
     viewers[2].writer.leave_group()
     assert fanout.taps == {}
+
+
+async def test_a_group_sends_its_viewers_reports_with_its_frames(viewers: list[Viewer]) -> None:
+    """A round of sender reports with the group's first frame, then with the first
+    frame once REPORT_SECONDS have gone by: no timer of each viewer's own."""
+    fanout = FanOut("cam/main", HubSettings())
+    group = ViewerGroup.of(fanout, "video", CLOCK)
+    for viewer in viewers:
+        join(group, viewer, Retimer(CLOCK, CLOCK // 25))
+    for i in range(3):
+        fanout.publish(packet(i))
+    assert [v.writer.reports for v in viewers] == [1, 1, 1]
+    assert group._report_at > time.monotonic(), "the next round a second on"
+    viewers[0].writer.leave_group()
+    group._report_at = time.monotonic()  # as if the second went by
+    fanout.publish(packet(3))
+    assert [v.writer.reports for v in viewers] == [1, 2, 2]
+    assert group.reports == 2
 
 
 async def test_a_viewer_whose_socket_is_gone_leaves_and_the_others_go_on(
