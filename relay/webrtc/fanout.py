@@ -140,7 +140,10 @@ class ViewerGroup:
         host's loopback, its viewer) once more a second per viewer."""
         self.reports += 1
         for member in list(self.members.values()):
-            member.writer.report()
+            try:
+                member.writer.report()
+            except Exception:  # the hub's publish is no place to raise; the others go on
+                logger.exception("a sender report to a viewer failed")
 
     def _python_way(self, member: Member) -> None:
         sender = member.sender

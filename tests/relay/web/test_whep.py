@@ -16,7 +16,7 @@ import psutil
 import pylibsrtp
 import pytest
 from aiortc import RTCRtpReceiver, clock
-from aiortc.rtp import RtcpPacket, RtcpSdesPacket, RtcpSrPacket, RtpPacket
+from aiortc.rtp import RtcpByePacket, RtcpPacket, RtcpSdesPacket, RtcpSrPacket, RtpPacket
 
 from camsim import CameraSimulator, MountSpec
 from relay.web.whep import WHEP
@@ -572,3 +572,75 @@ async def test_a_live_viewer_is_written_to_as_packets_come(
             assert video.delivered_directly > 0.5 * video.delivered
         finally:
             await client.close(http)
+
+
+async def test_a_grouped_viewer_gets_a_report_a_second_from_its_group(
+    start_node: NodeFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live in their group, viewers' sender reports (each with its SDES) come with
+    the group's frames about once a second, not twice (each writer's own loop
+    waits meanwhile); one taken out of the group has its writer's loop send them
+    again; and a session that ends while its viewer is in a group still says BYE."""
+    node = await start_node(
+        node_yaml("  - {id: gate, name: Gate, site: village, main: 'synthetic://160x120?fps=15'}\n")
+    )
+    async with aiohttp.ClientSession() as http:
+        clients = [WhepClient(f"{node.url}/whep/gate", token=ADMIN_TOKEN) for _ in range(2)]
+        try:
+            seen = []  # per viewer: what watch_reports sees
+            writers: list[Any] = []  # the node's for each, in the same order
+            sessions: list[Any] = []
+            for client in clients:
+                await client.connect(http)
+                seen.append(watch_reports(client))
+                (session,) = [s for s in node.app[WHEP].sessions.values() if s not in sessions]
+                sessions.append(session)
+                sender = session.pc.getTransceivers()[0].sender
+                writers.append(sender._run_rtp.__self__)  # type: ignore[attr-defined]
+            in_group = lambda: all(w._member is not None for w in writers)  # noqa: E731
+            await wait_until(in_group, 10, "both in the group")
+            group = writers[0]._group
+            assert group is not None and writers[1]._group is group
+            rounds = group.reports
+            for reports, _ in seen:
+                reports.clear()
+            await asyncio.sleep(5.0)  # a window to count what comes in it
+            for reports, _ in seen:
+                assert 3 <= len(reports) <= 7, f"about one a second, not two: {len(reports)} in 5 s"
+                assert all(reports), "each with its SDES"
+            assert group.reports - rounds >= 3
+            assert not any(w._alone.is_set() for w in writers), "their own loops wait"
+
+            # One taken out of the group (and kept out): its writer's own loop reports.
+            monkeypatch.setattr(fanout, "GROUPS", False)
+            alone, stays = writers
+            alone.leave_group()
+            before = len(seen[0][0])
+            await wait_until(lambda: len(seen[0][0]) >= before + 2, 6, "its writer's reports")
+            assert stays._member is not None and alone._member is None
+
+            # The other's session ends while it is in the group: BYE.
+            await sessions[1].pc.close()
+            await wait_until(lambda: bool(seen[1][1]), 5, "a BYE")
+        finally:
+            for client in clients:
+                await client.close(http)
+
+
+def watch_reports(client: WhepClient) -> tuple[list[bool], list[RtcpByePacket]]:
+    """What a client's video receiver gets of RTCP from here on: per compound packet
+    with a sender report, whether an SDES came with it; and BYEs."""
+    reports: list[bool] = []
+    byes: list[RtcpByePacket] = []
+    transport = client.pc.getTransceivers()[0].receiver.transport
+    handle_data = transport._handle_rtcp_data
+
+    async def watch(data: bytes) -> None:
+        packets = RtcpPacket.parse(data)
+        if any(isinstance(p, RtcpSrPacket) for p in packets):
+            reports.append(any(isinstance(p, RtcpSdesPacket) for p in packets))
+        byes.extend(p for p in packets if isinstance(p, RtcpByePacket))
+        await handle_data(data)
+
+    transport._handle_rtcp_data = watch  # type: ignore[method-assign]
+    return reports, byes

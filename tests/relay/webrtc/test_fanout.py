@@ -52,6 +52,7 @@ class Writer:
     left: list[Any] = field(default_factory=list)
     synced: int = 0
     reports: int = 0
+    failing: bool = False  # its reports raise
     group: ViewerGroup | None = None
     member: Any = None
 
@@ -63,6 +64,8 @@ class Writer:
 
     def report(self) -> None:
         self.reports += 1
+        if self.failing:
+            raise RuntimeError("no report")
 
     def leave_group(self) -> None:
         assert self.group is not None
@@ -176,11 +179,13 @@ async def test_every_viewer_gets_each_frame_with_its_own_numbers_keys_and_time(
 
 async def test_a_group_sends_its_viewers_reports_with_its_frames(viewers: list[Viewer]) -> None:
     """A round of sender reports with the group's first frame, then with the first
-    frame once REPORT_SECONDS have gone by: no timer of each viewer's own."""
+    frame once REPORT_SECONDS have gone by: no timer of each viewer's own. One
+    that fails leaves the others theirs, and the frames go on."""
     fanout = FanOut("cam/main", HubSettings())
     group = ViewerGroup.of(fanout, "video", CLOCK)
     for viewer in viewers:
         join(group, viewer, Retimer(CLOCK, CLOCK // 25))
+    viewers[0].writer.failing = True
     for i in range(3):
         fanout.publish(packet(i))
     assert [v.writer.reports for v in viewers] == [1, 1, 1]
@@ -190,6 +195,7 @@ async def test_a_group_sends_its_viewers_reports_with_its_frames(viewers: list[V
     fanout.publish(packet(3))
     assert [v.writer.reports for v in viewers] == [1, 2, 2]
     assert group.reports == 2
+    assert len(await viewers[1].packets(12)) == 12, "every frame sent"
 
 
 async def test_a_viewer_whose_socket_is_gone_leaves_and_the_others_go_on(
