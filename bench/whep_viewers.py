@@ -1076,7 +1076,7 @@ async def orchestrate(args: argparse.Namespace) -> list[Result]:
         CameraSimulator([mount]) as sim,
     ):
         if os.environ.get(APART_VARIABLE):  # the viewers, made from here, off the servers' core
-            os.sched_setaffinity(0, set(range(os.cpu_count() or 1)) - {SERVER_CORE})
+            os.sched_setaffinity(0, viewer_cores())
         for system in args.systems:
             results += await run_system(system, sim.url(CAMERA_ID), args, Path(tmp))
     return results
@@ -1227,14 +1227,18 @@ def sub_command(argv: Sequence[str]) -> int:
     return 0
 
 
+def viewer_cores() -> set[int]:
+    """--apart: every core but the servers'."""
+    return set(range(os.cpu_count() or 1)) - {SERVER_CORE}
+
+
 def apart(argv: Sequence[str]) -> int:
     """This benchmark again, in a network namespace and a mount namespace of its own
     (sysfs mounted again, to reach the namespace's loopback): loopback up, its received
     packets steered to every core but SERVER_CORE. Each server goes on SERVER_CORE, the
     viewers on the others (orchestrate); the camera on any (x264 cuts a frame into a
     slice per core it may use: pinned, it would send fewer, larger packets)."""
-    others = sorted(set(range(os.cpu_count() or 1)) - {SERVER_CORE})
-    mask = f"{sum(1 << core for core in others):x}"
+    mask = f"{sum(1 << core for core in viewer_cores()):x}"
     setup = (
         "mount -t sysfs sysfs /sys && ip link set lo up"
         f" && echo {mask} > /sys/class/net/lo/queues/rx-0/rps_cpus"
